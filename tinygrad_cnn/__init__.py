@@ -1,0 +1,11 @@
+"""tinygrad_cnn: a reverse-mode autodiff engine for convolutional networks, on NumPy."""
+
+from tinygrad_cnn.tensor import Tensor, detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad  # isort: skip
+from tinygrad_cnn.function import AnomalyError, Function
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AnomalyError", "Function", "Tensor", "detect_anomaly", "enable_grad", "grad", "is_grad_enabled",
+    "no_grad",
+]

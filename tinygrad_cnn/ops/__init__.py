@@ -1,0 +1,82 @@
+"""The engine's primitives, one family a module, and the thin functions that apply them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinygrad_cnn.ops._util import normalize_axes, unbroadcast
+from tinygrad_cnn.ops.elementwise import (
+    Abs, Add, Div, Exp, LeakyRelu, Mul, Neg, Relu, Softplus, Sqrt, Sub, Tanh, astype, log, pow_scalar,
+    sigmoid, where,
+)
+from tinygrad_cnn.ops.elementwise import Clip as _Clip
+from tinygrad_cnn.ops.elementwise import Pow as _Pow
+from tinygrad_cnn.ops.linalg import matmul
+from tinygrad_cnn.ops.movement import (
+    broadcast_to, concatenate, constant, getitem, pad, reshape, stack, transpose,
+)
+from tinygrad_cnn.ops.reduce import Max as _Max
+from tinygrad_cnn.ops.reduce import Min as _Min
+from tinygrad_cnn.ops.reduce import Sum as _Sum
+from tinygrad_cnn.tensor import Tensor, as_tensor
+
+__all__ = [
+    "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "constant", "div", "exp", "getitem",
+    "leaky_relu", "log", "matmul", "max", "mean", "min", "mul", "neg", "pad", "pow", "relu", "reshape",
+    "sigmoid", "softplus", "sqrt", "stack", "sub", "sum", "tanh", "transpose", "unbroadcast", "where",
+]
+
+
+def add(a, b): return Add.apply(a, b)
+def sub(a, b): return Sub.apply(a, b)
+def mul(a, b): return Mul.apply(a, b)
+def div(a, b): return Div.apply(a, b)
+def neg(x): return Neg.apply(x)
+def exp(x): return Exp.apply(x)
+def sqrt(x): return Sqrt.apply(x)
+def abs(x): return Abs.apply(x)  # noqa: A001
+def relu(x): return Relu.apply(x)
+def softplus(x): return Softplus.apply(x)
+def tanh(x): return Tanh.apply(x)
+
+
+def leaky_relu(x, negative_slope: float = 0.2):
+    return LeakyRelu.apply(x, negative_slope=float(negative_slope))
+
+
+def pow(x, p):  # noqa: A001
+    """x ** p: a constant exponent (a Python number) or an elementwise Tensor exponent."""
+    if isinstance(p, (int, float, np.number)) and not isinstance(p, bool):
+        return pow_scalar(x, p)
+    return _Pow.apply(x, as_tensor(p, like=x))
+
+
+def clip(x, a_min=None, a_max=None):
+    if a_min is None and a_max is None:
+        raise ValueError("clip: at least one of a_min and a_max must be given; got both None")
+    if a_min is not None and a_max is not None and a_min > a_max:
+        raise ValueError(f"clip: a_min={a_min} must be <= a_max={a_max}")
+    return _Clip.apply(x, a_min=a_min, a_max=a_max)
+
+
+def sum(x, axis=None, keepdims: bool = False):  # noqa: A001
+    axes = normalize_axes(axis, x.ndim, "sum")
+    return _Sum.apply(x, axes=axes, keepdims=bool(keepdims))
+
+
+def mean(x, axis=None, keepdims: bool = False):
+    """Sum over ``axis`` divided by the number of summed elements."""
+    axes = normalize_axes(axis, x.ndim, "mean")
+    count = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+    return sum(x, axes, keepdims) * (1.0 / count)
+
+
+def max(x, axis=None, keepdims: bool = False):  # noqa: A001
+    return _Max.apply(x, axes=normalize_axes(axis, x.ndim, "max"), keepdims=bool(keepdims))
+
+
+def min(x, axis=None, keepdims: bool = False):  # noqa: A001
+    return _Min.apply(x, axes=normalize_axes(axis, x.ndim, "min"), keepdims=bool(keepdims))
+
+
+_ = (Tensor,)
