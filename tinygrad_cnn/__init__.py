@@ -2,10 +2,11 @@
 
 from tinygrad_cnn.tensor import Tensor, detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad  # isort: skip
 from tinygrad_cnn.function import AnomalyError, Function
+from tinygrad_cnn.trace import trace
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AnomalyError", "Function", "Tensor", "detect_anomaly", "enable_grad", "grad", "is_grad_enabled",
-    "no_grad",
+    "no_grad", "trace",
 ]
