@@ -2,7 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import numpy as np
+
+
+class _Pinned(threading.local):
+    seed = None
+    count = 0
+
+
+_PINNED = _Pinned()
+
+
+@contextlib.contextmanager
+def fixed_seed(seed: int):
+    """Inside, the k-th draw made without a seed (``seed=None``) uses ``default_rng([seed, k])``.
+
+    Each entry restarts at k = 0, so running the same function twice inside
+    two ``fixed_seed(s)`` blocks draws the same numbers (``gradcheck`` uses
+    this to freeze dropout masks between its evaluations). Explicit seeds and
+    Generators passed by the caller are not affected.
+    """
+    previous = (_PINNED.seed, _PINNED.count)
+    _PINNED.seed, _PINNED.count = int(seed), 0
+    try:
+        yield
+    finally:
+        _PINNED.seed, _PINNED.count = previous
 
 
 def rng(seed) -> np.random.Generator:
@@ -11,6 +39,9 @@ def rng(seed) -> np.random.Generator:
         return seed
     if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
         raise TypeError(f"seed must be a non-negative int, a numpy Generator or None; got {seed!r}")
+    if seed is None and _PINNED.seed is not None:
+        _PINNED.count += 1
+        return np.random.default_rng([_PINNED.seed, _PINNED.count - 1])
     return np.random.default_rng(seed)
 
 
