@@ -1,0 +1,120 @@
+"""Shared pieces of the figure module: figures without pyplot, saving, image and channel handling.
+
+Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot global
+state, any backend, nothing to close); matplotlib is imported only when a
+figure is made.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tinygrad_cnn import validation
+
+REDUCTIONS = ("max_abs", "sum_abs", "sum")
+
+
+def new_figure(nrows: int, ncols: int, panel: float = 2.2, extra_width: float = 0.0, squeeze: bool = False):
+    """A constrained-layout Figure with a ``(nrows, ncols)`` array of Axes, ``panel`` inches per panel."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(panel * ncols + extra_width, panel * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=squeeze)
+    return fig, axes
+
+
+def save_figure(fig, path, dpi: int = 100) -> Path:
+    """Write ``fig`` to ``path`` (PNG unless the suffix says otherwise), creating folders; return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def to_display(image, data_format: str = "channels_last") -> np.ndarray:
+    """One image as ``(H, W)`` or ``(H, W, 3)`` for ``imshow``: a single channel is squeezed,
+    ``channels_first`` moved last; other channel counts are averaged to gray."""
+    img = np.asarray(image, dtype=np.float64)
+    data_format = validation.data_format("viz", data_format)
+    if img.ndim == 2:
+        return img
+    if img.ndim != 3:
+        raise ValueError(f"viz: an image must have shape (H, W) or (H, W, C); got shape {img.shape}")
+    if data_format == "channels_first":
+        img = np.moveaxis(img, 0, -1)
+    if img.shape[-1] == 1:
+        return img[..., 0]
+    if img.shape[-1] == 3:
+        lo, hi = img.min(), img.max()
+        return (img - lo) / (hi - lo) if hi > lo and (lo < 0 or hi > 1) else img
+    return img.mean(-1)
+
+
+def reduce_channels(attribution, how: str = "max_abs", data_format: str = "channels_last") -> np.ndarray:
+    """Collapse the channel axis of an attribution: ``(H, W, C) -> (H, W)``, ``(N, H, W, C) -> (N, H, W)``.
+
+    ``max_abs``: max_c |a_c| (how strongly any channel matters); ``sum_abs``:
+    sum_c |a_c|; ``sum``: sum_c a_c (keeps the sign, for diverging maps).
+    A 2-D map is returned unchanged. ``channels_first`` reads ``(C, H, W)``.
+    """
+    how = validation.choice("reduce_channels", "how", how, REDUCTIONS)
+    data_format = validation.data_format("reduce_channels", data_format)
+    a = np.asarray(attribution, dtype=np.float64)
+    if a.ndim == 2:
+        return a
+    if a.ndim not in (3, 4):
+        raise ValueError(f"reduce_channels: attribution must have shape (H, W), (H, W, C) or (N, H, W, C); "
+                         f"got shape {a.shape}")
+    axis = -1 if data_format == "channels_last" else a.ndim - 3
+    if how == "max_abs":
+        return np.abs(a).max(axis=axis)
+    if how == "sum_abs":
+        return np.abs(a).sum(axis=axis)
+    return a.sum(axis=axis)
+
+
+def clip_abs(amap: np.ndarray, percentile: float = 99.0) -> tuple[np.ndarray, float]:
+    """|amap| clipped at its ``percentile``-th percentile, and that bound (at least a tiny positive)."""
+    a = np.abs(amap)
+    vmax = float(np.percentile(a, percentile)) if a.size else 0.0
+    vmax = vmax if vmax > 0 else (float(a.max()) or 1e-12)
+    return np.minimum(a, vmax), vmax
+
+
+def show_heat(ax, amap, signed: bool, percentile: float = 99.0, alpha: float = 1.0, extent=None):
+    """Draw an attribution map on ``ax``: absolute (clipped at the percentile, sequential colormap) or
+    signed (diverging colormap, 0 at the centre, symmetric bound at the percentile of |a|)."""
+    from matplotlib.colors import TwoSlopeNorm
+
+    amap = np.asarray(amap, dtype=np.float64)
+    if signed:
+        _, bound = clip_abs(amap, percentile)
+        norm = TwoSlopeNorm(vcenter=0.0, vmin=-bound, vmax=bound)
+        return ax.imshow(np.clip(amap, -bound, bound), cmap="RdBu_r", norm=norm, alpha=alpha, extent=extent)
+    clipped, vmax = clip_abs(amap, percentile)
+    return ax.imshow(clipped, cmap="inferno", vmin=0.0, vmax=vmax, alpha=alpha, extent=extent)
+
+
+def show_image(ax, image, cmap="gray", data_format: str = "channels_last", title: str | None = None):
+    """``imshow`` one image without ticks; returns the AxesImage."""
+    img = to_display(image, data_format)
+    im = ax.imshow(img, cmap=cmap if img.ndim == 2 else None)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title, fontsize=9)
+    return im
+
+
+def extent_of(image, data_format: str = "channels_last") -> tuple[float, float, float, float]:
+    """imshow extent that makes a map of any resolution cover ``image`` exactly (for overlays)."""
+    h, w = to_display(image, data_format).shape[:2]
+    return (-0.5, w - 0.5, h - 0.5, -0.5)
+
+
+def hide_unused(axes, used: int) -> None:
+    """Switch off the panels after the first ``used`` ones."""
+    for ax in np.ravel(axes)[used:]:
+        ax.set_axis_off()
