@@ -148,6 +148,10 @@ class Tensor:
     def __len__(self) -> int:
         return len(self.data)
 
+    def __bool__(self) -> bool:
+        """Truth of a one-element Tensor; ambiguous (ValueError, as NumPy) for more elements."""
+        return bool(self.data)
+
     def __array__(self, dtype=None, copy=None):
         return self.data if dtype is None else self.data.astype(dtype)
 
@@ -329,7 +333,14 @@ def _backprop(root: Tensor, seed: Tensor, targets, create_graph: bool, retain_gr
                     node.grad = (g.data.astype(node.dtype, copy=True) if node.grad is None
                                  else node.grad + g.data)
                 continue
-            parent_grads = ctx.function.vjp(ctx, g)
+            if _ANOMALY.enabled:  # ops run inside a vjp are reported as this op's backward pass
+                _ANOMALY.enabled = False
+                try:
+                    parent_grads = ctx.function.vjp(ctx, g)
+                finally:
+                    _ANOMALY.enabled = True
+            else:
+                parent_grads = ctx.function.vjp(ctx, g)
             for parent, pg in zip(ctx.inputs, parent_grads):
                 if pg is None or not parent.requires_grad:
                     continue
@@ -361,7 +372,18 @@ def grad(output: Tensor, inputs, grad_output=None, create_graph: bool = False,
     seed = _seed_cotangent("grad", output, grad_output)
     retain = create_graph if retain_graph is None else retain_graph
     found = _backprop(output, seed, inputs, create_graph, retain) if output.requires_grad else {}
-    return [found.get(id(x)) if id(x) in found else Tensor(np.zeros_like(x.data)) for x in inputs]
+    results, seen = [], {id(seed)}
+    for x in inputs:
+        g = found.get(id(x))
+        if g is None:
+            g = Tensor(np.zeros_like(x.data))
+        elif not create_graph:  # a fresh array: never the caller's grad_output, never shared by two results
+            g = Tensor._from_op(g.data.copy(), None)
+        elif id(g) in seen:  # the same node reached two inputs (e.g. a + b): give each its own Tensor
+            g = _ops.add(g, Tensor._from_op(np.zeros((), g.dtype), None))
+        seen.add(id(g))
+        results.append(g)
+    return results
 
 
 def check_float(fn: str, arg: str, t: Tensor) -> None:
