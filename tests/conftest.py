@@ -1,0 +1,104 @@
+"""Shared test fixtures: JAX in float64 for the whole session and engine-vs-JAX vjp comparison.
+
+``check_vjp(engine_fn, jax_fn, *arrays)`` runs both functions on the same
+float64 arrays, draws a seeded random cotangent ``v`` over the whole output
+(never ones) and compares the outputs and every ``v^T J`` given by
+``tinygrad_cnn.grad`` and ``jax.vjp``. Integer arrays (labels, indices) are
+passed to both functions and not differentiated. It asserts the largest
+elementwise relative error ``|a - b| / max(1e-8, |a| + |b|)`` is below
+``tol`` and records it; the worst value seen in the session is printed in the
+terminal summary (run without xdist, ``-p no:xdist``, to see it).
+"""
+
+from __future__ import annotations
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import tinygrad_cnn as tg  # noqa: E402
+
+WORST = {"rel": 0.0, "where": "", "checks": 0}
+
+
+def max_rel_error(a, b) -> float:
+    """The largest ``|a - b| / max(1e-8, |a| + |b|)`` (inf if the shapes differ or a NaN appears)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    if a.size == 0:
+        return 0.0
+    same = (a == b) | (np.isnan(a) & np.isnan(b))  # equal infinities and NaN at the same place agree
+    with np.errstate(invalid="ignore"):
+        rel = np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))
+    rel = np.where(same, 0.0, np.where(np.isfinite(rel), rel, np.inf))
+    return float(rel.max())
+
+
+def _record(rel: float, where: str) -> None:
+    WORST["checks"] += 1
+    if rel > WORST["rel"]:
+        WORST["rel"], WORST["where"] = rel, where
+
+
+def check_vjp(engine_fn, jax_fn, *arrays, seed: int = 0, tol: float = 1e-9, name: str = "", record: bool = True):
+    """Assert engine and JAX agree on the output and on ``v^T J`` for every float argument; return max rel."""
+    arrays = [np.asarray(a) for a in arrays]
+    diff = [i for i, a in enumerate(arrays) if np.issubdtype(a.dtype, np.floating)]
+    tensors = [tg.Tensor(a.copy(), requires_grad=i in diff) for i, a in enumerate(arrays)]
+    out = engine_fn(*tensors)
+
+    def jax_of_floats(*floats):
+        args = list(arrays)
+        for i, f in zip(diff, floats, strict=True):
+            args[i] = f
+        return jax_fn(*args)
+
+    v = np.random.default_rng(seed).standard_normal(out.shape)
+
+    @jax.jit  # one XLA compilation for forward and vjp: ~3x cheaper than op-by-op dispatch on new shapes
+    def reference(floats, cotangent):
+        y, pullback = jax.vjp(jax_of_floats, *floats)
+        return y, pullback(cotangent.astype(y.dtype))
+
+    ref_out, ref = reference(tuple(jnp.asarray(arrays[i]) for i in diff), jnp.asarray(v))
+    rel = max_rel_error(out.data, ref_out)
+    assert rel <= tol, f"{name}: forward differs from JAX: max rel error {rel:.3e}"
+    mine = tg.grad(out, [tensors[i] for i in diff], grad_output=v.astype(out.dtype))
+    worst = rel
+    for i, m, r in zip(diff, mine, ref, strict=True):
+        e = max_rel_error(m.data, r)
+        assert e <= tol, (f"{name}: vjp wrt argument {i} differs from JAX: max rel error {e:.3e}\n"
+                          f"engine:\n{m.data}\njax:\n{np.asarray(r)}")
+        worst = max(worst, e)
+    if record:
+        _record(worst, name)
+    return worst
+
+
+@pytest.fixture(name="check_vjp")
+def check_vjp_fixture(request):
+    """``check_vjp(engine_fn, jax_fn, *arrays, seed=0, tol=1e-9)``, named after the running test."""
+
+    def run(engine_fn, jax_fn, *arrays, **kwargs):
+        kwargs.setdefault("name", request.node.name)
+        return check_vjp(engine_fn, jax_fn, *arrays, **kwargs)
+
+    return run
+
+
+@pytest.fixture
+def rng():
+    """A fixed-seed NumPy Generator (a fresh one per test)."""
+    return np.random.default_rng(1234)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if WORST["checks"]:
+        terminalreporter.write_line(
+            f"engine vs JAX: {WORST['checks']} vjp checks, largest relative error {WORST['rel']:.3e} "
+            f"({WORST['where']})")
