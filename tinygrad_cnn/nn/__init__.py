@@ -1,0 +1,31 @@
+"""Keras-style layers, the Sequential model, initializers, regularizers, constraints and activations."""
+
+from tinygrad_cnn.nn import activations, constraints, initializers, regularizers  # isort: skip
+from tinygrad_cnn.nn.layer import Layer  # isort: skip
+from tinygrad_cnn.nn.conv import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D, DepthwiseConv2D
+from tinygrad_cnn.nn.core import Activation, Dense, Dropout, Flatten, Input, InputLayer, ReLU
+from tinygrad_cnn.nn.initializers import set_random_seed
+from tinygrad_cnn.nn.pooling import (
+    AveragePooling1D,
+    AveragePooling2D,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
+    LPPooling2D,
+    MaxPooling1D,
+    MaxPooling2D,
+)
+from tinygrad_cnn.nn.sequential import Sequential
+from tinygrad_cnn.nn.training import History
+
+LAYER_CLASSES = (
+    "Activation", "AveragePooling1D", "AveragePooling2D", "Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose",
+    "Conv3D", "Dense", "DepthwiseConv2D", "Dropout", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
+    "InputLayer", "LPPooling2D", "MaxPooling1D", "MaxPooling2D", "ReLU",
+)
+
+__all__ = [
+    "Activation", "AveragePooling1D", "AveragePooling2D", "Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose",
+    "Conv3D", "Dense", "DepthwiseConv2D", "Dropout", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
+    "History", "Input", "InputLayer", "LAYER_CLASSES", "LPPooling2D", "Layer", "MaxPooling1D", "MaxPooling2D", "ReLU",
+    "Sequential", "activations", "constraints", "initializers", "regularizers", "set_random_seed",
+]

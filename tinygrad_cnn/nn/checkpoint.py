@@ -1,0 +1,97 @@
+"""Weights on disk as ``.npz``: atomic saves, validated loads, no pickle.
+
+``save_weights`` writes every weight under the key ``"{index:03d}_{LayerClass}/{weight}"``
+(e.g. ``"000_Conv2D/kernel"``) to a temporary file in the destination's
+directory, flushes it to disk and renames it over the destination with
+``os.replace`` (atomic on POSIX and Windows): an existing checkpoint survives
+any failure during the save, and the temporary file is removed on failure.
+
+``load_weights`` reads with ``allow_pickle=False`` and checks every array's
+name, shape and dtype against the model *before* changing anything; the first
+mismatch raises a ``ValueError`` naming the layer. A file whose keys are
+``arr_0, arr_1, ...`` (``np.savez(path, *keras_model.get_weights())``) is read
+positionally in Keras' order. A truncated or non-npz file is a ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+__all__ = ["load_weights", "save_weights", "weight_keys"]
+
+
+def weight_keys(model) -> list[tuple[str, object, str, object]]:
+    """``(key, layer, weight name, Tensor)`` for every weight, in Keras order."""
+    out = []
+    for i, layer in enumerate(model.layers):
+        for wname, t in zip(layer.weight_names, layer.weights, strict=True):
+            out.append((f"{i:03d}_{type(layer).__name__}/{wname}", layer, wname, t))
+    return out
+
+
+def save_weights(model, path) -> None:
+    """Write the model's weights to ``path`` (.npz) atomically (see the module docstring)."""
+    if not model.built:
+        raise ValueError(f"save_weights: the model {model.name!r} is not built; there are no weights to save")
+    path = os.fspath(path)
+    arrays = {key: t.data for key, _, _, t in weight_keys(model)}
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _read(path: str) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
+            return {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise ValueError(f"load_weights: {path!r} is not a readable .npz weights file (truncated, corrupt or "
+                         f"another format): {exc}") from exc
+
+
+def load_weights(model, path) -> None:
+    """Load weights saved by ``save_weights`` (or Keras-ordered ``arr_i`` arrays) into ``model``."""
+    path = os.fspath(path)
+    if not model.built:
+        raise ValueError(f"load_weights: build the model {model.name!r} before loading weights into it")
+    arrays = _read(path)
+    slots = weight_keys(model)
+    positional = bool(arrays) and all(k == f"arr_{i}" for i, k in enumerate(arrays))
+    if positional:
+        arrays = {key: arrays[f"arr_{i}"] for i, (key, _, _, _) in enumerate(slots) if f"arr_{i}" in arrays} | {
+            f"arr_{i}": a for i, a in enumerate(arrays.values()) if i >= len(slots)}
+    for key, layer, wname, t in slots:
+        where = f"load_weights: layer {layer.name!r} ({type(layer).__name__}) weight {wname!r}"
+        if key not in arrays:
+            raise ValueError(f"{where}: not found in {path!r} (expected key {key!r}; the file has "
+                             f"{sorted(arrays)[:6]}{'...' if len(arrays) > 6 else ''})")
+        a = arrays[key]
+        if a.shape != t.shape:
+            raise ValueError(f"{where}: the model expects shape {t.shape}, the file has {a.shape}")
+        if a.dtype != t.dtype:
+            raise ValueError(f"{where}: the model expects dtype {t.dtype}, the file has {a.dtype}")
+    extra = sorted(set(arrays) - {key for key, _, _, _ in slots})
+    if extra:
+        raise ValueError(f"load_weights: {path!r} holds {len(extra)} array(s) the model does not have, e.g. "
+                         f"{extra[0]!r} (the model has {len(slots)} weights)")
+    for key, _, _, t in slots:
+        t.data[...] = arrays[key]

@@ -1,0 +1,255 @@
+"""Convolution layers: Conv1D/2D/3D, DepthwiseConv2D, Conv1DTranspose/2DTranspose (Keras 3 arguments).
+
+Weights, in Keras' order and layout: ``kernel`` then ``bias``;
+conv kernel ``kernel_size + (in_channels // groups, filters)``; depthwise
+kernel ``kernel_size + (in_channels, depth_multiplier)`` with bias
+``in_channels * depth_multiplier``; transposed kernel ``kernel_size + (filters,
+in_channels)``. ``y = activation(conv(x, kernel) + bias)`` with the op from
+``tinygrad_cnn.functional``. Output sizes follow ``conv_arithmetic``:
+``"valid"`` floor((W - F_eff)/S) + 1, ``"same"`` ceil(W/S); a transposed conv
+inverts that (Keras' rule, ``(W - 1) S + F_eff + output_padding`` for
+``"valid"`` and ``W S`` for ``"same"``).
+"""
+
+from __future__ import annotations
+
+from tinygrad_cnn import functional as F
+from tinygrad_cnn import validation
+from tinygrad_cnn.conv_arithmetic import conv_output_size, effective_kernel_size
+from tinygrad_cnn.nn.core import WeightedMixin
+from tinygrad_cnn.nn.layer import Layer
+
+__all__ = ["Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "DepthwiseConv2D"]
+
+
+class _BaseConv(WeightedMixin, Layer):
+    """Shared argument checks, shapes and config of the convolution layers."""
+
+    rank = 2
+    _paddings = ("valid", "same")
+
+    def _init_geometry(self, kernel_size, strides, padding, data_format, dilation_rate, forbid_stride_dilation):
+        w = self._where()
+        self.kernel_size = validation.int_tuple(w, "kernel_size", kernel_size, self.rank)
+        self.strides = validation.int_tuple(w, "strides", strides, self.rank)
+        self.dilation_rate = validation.int_tuple(w, "dilation_rate", dilation_rate, self.rank)
+        self.padding = validation.choice(w, "padding", padding, self._paddings)
+        self.data_format = validation.data_format(w, data_format or "channels_last")
+        if forbid_stride_dilation and max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(f"{w}: strides > 1 together with dilation_rate > 1 is not supported (as in Keras); "
+                             f"got strides={self.strides}, dilation_rate={self.dilation_rate}")
+
+    def _channel_axis(self) -> int:
+        return -1 if self.data_format == "channels_last" else 1
+
+    def _spatial(self, shape) -> tuple:
+        return tuple(shape[1:-1]) if self.data_format == "channels_last" else tuple(shape[2:])
+
+    def _with_spatial(self, shape, spatial, channels) -> tuple:
+        if self.data_format == "channels_last":
+            return (shape[0], *spatial, channels)
+        return (shape[0], channels, *spatial)
+
+    def check_build_shape(self, shape):
+        if len(shape) != self.rank + 2:
+            layout = "spatial..., channels" if self.data_format == "channels_last" else "channels, spatial..."
+            raise ValueError(f"{self._where()}: expected an input of rank {self.rank + 2} (batch, {layout}); "
+                             f"got shape {tuple(shape)}")
+        if shape[self._channel_axis()] is None:
+            raise ValueError(f"{self._where()}: the channel axis of the input must be known; got {tuple(shape)}")
+        self.compute_output_shape(shape)
+
+    def _set_spec(self, input_shape):
+        c = self._channel_axis()
+        self.input_spec = {"ndim": self.rank + 2, "axes": {c % (self.rank + 2): input_shape[c]}}
+
+    def _out_size(self, size, k, s, d):
+        return None if size is None else conv_output_size(size, k, s, self.padding, d, fn=self._where())
+
+    def receptive_field(self):
+        return tuple((effective_kernel_size(k, d), s)
+                     for k, s, d in zip(self.kernel_size, self.strides, self.dilation_rate, strict=True))
+
+    def _geometry_config(self) -> dict:
+        return {"kernel_size": list(self.kernel_size), "strides": list(self.strides), "padding": self.padding,
+                "data_format": self.data_format, "dilation_rate": list(self.dilation_rate)}
+
+
+class _Conv(_BaseConv):
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
+                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        w = self._where()
+        self.filters = validation.positive_int(w, "filters", filters)
+        self.groups = validation.positive_int(w, "groups", groups)
+        if self.filters % self.groups:
+            raise ValueError(f"{w}: filters={self.filters} must be divisible by groups={self.groups}")
+        self._init_geometry(kernel_size, strides, padding, data_format, dilation_rate, True)
+        self._init_weight_args(activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                               bias_regularizer, kernel_constraint, bias_constraint)
+
+    def check_build_shape(self, shape):
+        super().check_build_shape(shape)
+        channels = shape[self._channel_axis()]
+        if channels % self.groups:
+            raise ValueError(f"{self._where()}: the input has {channels} channels, not divisible by "
+                             f"groups={self.groups} (input shape {tuple(shape)})")
+
+    def build(self, input_shape):
+        channels = input_shape[self._channel_axis()]
+        self._add_kernel_and_bias(self.kernel_size + (channels // self.groups, self.filters), self.filters)
+        self._set_spec(input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        spatial = tuple(self._out_size(n, k, s, d) for n, k, s, d in
+                        zip(self._spatial(input_shape), self.kernel_size, self.strides, self.dilation_rate,
+                            strict=True))
+        return self._with_spatial(input_shape, spatial, self.filters)
+
+    def call(self, x, training=False):
+        y = F.conv(x, self.kernel, self.bias, strides=self.strides, padding=self.padding,
+                   dilation_rate=self.dilation_rate, groups=self.groups, data_format=self.data_format)
+        return self.activation(y)
+
+    def get_config(self):
+        return {**Layer.get_config(self), "filters": self.filters, **self._geometry_config(), "groups": self.groups,
+                **self._weight_config()}
+
+
+class Conv1D(_Conv):
+    """1-D convolution over (batch, steps, channels); ``padding`` may also be ``"causal"``."""
+
+    rank = 1
+    _paddings = ("valid", "same", "causal")
+
+
+class Conv2D(_Conv):
+    """2-D convolution over (batch, rows, cols, channels)."""
+
+    rank = 2
+
+
+class Conv3D(_Conv):
+    """3-D convolution over (batch, d1, d2, d3, channels)."""
+
+    rank = 3
+
+
+class DepthwiseConv2D(_BaseConv):
+    """Each input channel convolved with its own ``depth_multiplier`` filters; output channels
+    in_channels * depth_multiplier, ordered channel-major (c * depth_multiplier + m)."""
+
+    rank = 2
+
+    def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, data_format=None,
+                 dilation_rate=(1, 1), activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
+                 bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.depth_multiplier = validation.positive_int(self._where(), "depth_multiplier", depth_multiplier)
+        self._init_geometry(kernel_size, strides, padding, data_format, dilation_rate, False)
+        self._init_weight_args(activation, use_bias, depthwise_initializer, bias_initializer, depthwise_regularizer,
+                               bias_regularizer, depthwise_constraint, bias_constraint, kernel_arg="depthwise")
+
+    def build(self, input_shape):
+        channels = input_shape[self._channel_axis()]
+        self._add_kernel_and_bias(self.kernel_size + (channels, self.depth_multiplier),
+                                  channels * self.depth_multiplier)
+        self._set_spec(input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        spatial = tuple(self._out_size(n, k, s, d) for n, k, s, d in
+                        zip(self._spatial(input_shape), self.kernel_size, self.strides, self.dilation_rate,
+                            strict=True))
+        return self._with_spatial(input_shape, spatial, input_shape[self._channel_axis()] * self.depth_multiplier)
+
+    def call(self, x, training=False):
+        y = F.depthwise_conv2d(x, self.kernel, self.bias, strides=self.strides, padding=self.padding,
+                               dilation_rate=self.dilation_rate, data_format=self.data_format)
+        return self.activation(y)
+
+    def get_config(self):
+        return {**Layer.get_config(self), **self._geometry_config(), "depth_multiplier": self.depth_multiplier,
+                **self._weight_config()}
+
+
+def transpose_output_size(size, kernel_size, stride, padding, output_padding, dilation):
+    """Keras' transposed-conv output size along one axis (None stays None).
+
+    ``"valid"``: (W - 1) S + F_eff + (output_padding if given, else max(F_eff, S) - F_eff);
+    ``"same"``: W S without output_padding, else (W - 1) S + F_eff % 2 + output_padding;
+    F_eff = d (F - 1) + 1.
+    """
+    if size is None:
+        return None
+    k = effective_kernel_size(kernel_size, dilation)
+    if padding == "valid":
+        extra = max(k, stride) - k if output_padding is None else output_padding
+        return (size - 1) * stride + k + extra
+    if output_padding is None:
+        return size * stride
+    return (size - 1) * stride + k % 2 + output_padding
+
+
+class _ConvTranspose(_BaseConv):
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None, data_format=None,
+                 dilation_rate=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        w = self._where()
+        self.filters = validation.positive_int(w, "filters", filters)
+        self._init_geometry(kernel_size, strides, padding, data_format, dilation_rate, True)
+        self.output_padding = (None if output_padding is None else
+                               validation.int_tuple(w, "output_padding", output_padding, self.rank, minimum=0))
+        if self.output_padding is not None:
+            for i, (op, s) in enumerate(zip(self.output_padding, self.strides, strict=True)):
+                if op >= s:
+                    raise ValueError(f"{w}: output_padding must be smaller than strides on every axis; at axis {i} "
+                                     f"output_padding={self.output_padding} and strides={self.strides}")
+        self._init_weight_args(activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                               bias_regularizer, kernel_constraint, bias_constraint)
+
+    def build(self, input_shape):
+        channels = input_shape[self._channel_axis()]
+        self._add_kernel_and_bias(self.kernel_size + (self.filters, channels), self.filters)
+        self._set_spec(input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        ops_ = self.output_padding or (None,) * self.rank
+        spatial = tuple(transpose_output_size(n, k, s, self.padding, op, d) for n, k, s, op, d in
+                        zip(self._spatial(input_shape), self.kernel_size, self.strides, ops_, self.dilation_rate,
+                            strict=True))
+        return self._with_spatial(input_shape, spatial, self.filters)
+
+    def receptive_field(self):
+        return tuple((-(-effective_kernel_size(k, d) // s), 1.0 / s)
+                     for k, s, d in zip(self.kernel_size, self.strides, self.dilation_rate, strict=True))
+
+    def call(self, x, training=False):
+        y = F.conv_transpose(x, self.kernel, self.bias, strides=self.strides, padding=self.padding,
+                             output_padding=self.output_padding, dilation_rate=self.dilation_rate,
+                             data_format=self.data_format)
+        return self.activation(y)
+
+    def get_config(self):
+        return {**Layer.get_config(self), "filters": self.filters, **self._geometry_config(),
+                "output_padding": None if self.output_padding is None else list(self.output_padding),
+                **self._weight_config()}
+
+
+class Conv1DTranspose(_ConvTranspose):
+    """Transposed 1-D convolution (the input-gradient of Conv1D), kernel ``(k, filters, in_channels)``."""
+
+    rank = 1
+
+
+class Conv2DTranspose(_ConvTranspose):
+    """Transposed 2-D convolution (the input-gradient of Conv2D), kernel ``(kh, kw, filters, in_channels)``."""
+
+    rank = 2

@@ -1,0 +1,218 @@
+"""The Layer base class: weights, lazy build, input checks, regularization losses, config.
+
+A layer owns named weights (Tensors with ``requires_grad=True``) created in
+``build(input_shape)`` through ``add_weight``, in Keras' order (kernel, then
+bias). ``layer(x, training=False)`` builds on first use, checks the input
+against what the layer was built for, runs ``call`` and records the activity
+regularization penalty ``activity_regularizer(y) / batch_size`` (Keras' rule).
+``layer.losses`` holds the weight penalties (recomputed from the current
+weights, so they are differentiable) plus the activity penalties of the last call.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from tinygrad_cnn import validation
+from tinygrad_cnn.nn import _serial, constraints, initializers, regularizers
+from tinygrad_cnn.tensor import Tensor, as_tensor
+
+__all__ = ["Layer"]
+
+_DTYPES = ("float32", "float64")
+
+
+class Layer:
+    """Base of every Keras-style layer (see the module docstring)."""
+
+    def __init__(self, name=None, dtype="float32", trainable=True, activity_regularizer=None, input_shape=None,
+                 **kwargs):
+        cls = type(self).__name__
+        if kwargs:
+            key = next(iter(kwargs))
+            allowed = [p for p in inspect.signature(type(self).__init__).parameters if p not in ("self", "kwargs")]
+            allowed += ["name", "dtype", "trainable", "input_shape"]
+            validation.choice(cls, "keyword argument", key, tuple(dict.fromkeys(allowed)))
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{cls}: name must be a string; got {name!r}")
+        self.name = name or _serial.unique_name(_serial.snake_case(cls))
+        self.dtype = validation.choice(cls, "dtype", str(np.dtype(dtype)) if dtype is not None else "float32",
+                                       _DTYPES)
+        self.trainable = bool(trainable)
+        self.activity_regularizer = regularizers.get(activity_regularizer, self._where(), "activity_regularizer")
+        self.input_shape_arg = None if input_shape is None else self._shape_arg("input_shape", input_shape)
+        self.built = False
+        self.input_spec: dict | None = None
+        self._weights: list[tuple[str, Tensor, object, object]] = []
+        self._activity_losses: list[Tensor] = []
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _where(self) -> str:
+        name = getattr(self, "name", None)
+        return f"{type(self).__name__} {name!r}" if name else type(self).__name__
+
+    def _shape_arg(self, arg, shape) -> tuple:
+        if not isinstance(shape, (tuple, list)) or not all(s is None or validation.is_int(s) and s > 0
+                                                           for s in shape):
+            raise ValueError(f"{self._where()}: {arg} must be a tuple of positive ints (None allowed); got {shape!r}")
+        return tuple(None if s is None else int(s) for s in shape)
+
+    def add_weight(self, name, shape, initializer="zeros", regularizer=None, constraint=None, trainable=True):
+        """Create, initialise and register a weight Tensor; returns it."""
+        init = initializers.get(initializer, self._where(), f"{name} initializer")
+        value = np.asarray(init(tuple(shape), self.dtype), dtype=self.dtype)
+        if value.shape != tuple(shape):
+            raise ValueError(f"{self._where()}: initializer for {name} gave shape {value.shape}, expected {shape}")
+        t = Tensor(value, requires_grad=trainable and self.trainable)
+        self._weights.append((name, t, regularizer, constraint))
+        return t
+
+    def _resolve(self, kind: str, arg: str, value):
+        """Look up an initializer/regularizer/constraint/activation argument, naming this layer on error."""
+        from tinygrad_cnn.nn import activations
+        module = {"initializer": initializers, "regularizer": regularizers, "constraint": constraints,
+                  "activation": activations}[kind]
+        return module.get(value, self._where(), arg)
+
+    # -- the protocol subclasses implement ----------------------------------------------------------
+    def build(self, input_shape) -> None:
+        """Create the weights for inputs of ``input_shape`` (batch axis first, may be None)."""
+        self.input_spec = {"ndim": len(input_shape), "axes": {}}
+        self.built = True
+
+    def compute_output_shape(self, input_shape) -> tuple:
+        return tuple(input_shape)
+
+    def call(self, x: Tensor, training: bool = False) -> Tensor:
+        raise NotImplementedError
+
+    def receptive_field(self):
+        """Per spatial axis ``(effective kernel, stride)`` for the summary; None if the layer does not move data
+        between positions; ``"global"`` if one output sees the whole input."""
+        return None
+
+    # -- calling ---------------------------------------------------------------------------------------
+    def check_input_shape(self, shape) -> None:
+        """Raise a ValueError naming this layer if ``shape`` does not fit what it was built for."""
+        spec = self.input_spec
+        if spec is None:
+            return
+        shape = tuple(shape)
+        built = getattr(self, "_build_shape", None)
+        what = f" (built for {_fmt_shape(built)})" if built is not None else ""
+        if spec.get("ndim") is not None and len(shape) != spec["ndim"]:
+            raise ValueError(f"{self._where()}: expected an input of rank {spec['ndim']}{what}; got shape "
+                             f"{_fmt_shape(shape)} (rank {len(shape)})")
+        if spec.get("min_ndim") is not None and len(shape) < spec["min_ndim"]:
+            raise ValueError(f"{self._where()}: expected an input of rank >= {spec['min_ndim']}; got shape "
+                             f"{_fmt_shape(shape)}")
+        for axis, size in spec.get("axes", {}).items():
+            if shape[axis] != size:
+                raise ValueError(f"{self._where()}: expected axis {axis} of the input to have size {size}{what}; "
+                                 f"got shape {_fmt_shape(shape)}")
+
+    def __call__(self, x, training: bool = False):
+        x = as_tensor(x)
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{self._where()}: input must be a Tensor or an array; got {type(x).__name__}")
+        if not self.built:
+            self.check_build_shape(x.shape)
+            self._build_shape = (None,) + tuple(x.shape[1:])
+            self.build(self._build_shape)
+        self.check_input_shape(x.shape)
+        out = self.call(x, training=bool(training))
+        self._activity_losses = []
+        if self.activity_regularizer is not None:
+            penalty = self.activity_regularizer(out)
+            if out.ndim > 0 and out.shape[0] > 0:
+                penalty = penalty * (1.0 / out.shape[0])
+            self._activity_losses.append(penalty)
+        return out
+
+    def check_build_shape(self, shape) -> None:
+        """Hook: validate a shape before building (rank etc.)."""
+
+    def build_from_shape(self, input_shape) -> tuple:
+        """Build (if needed) for ``input_shape`` and return the output shape."""
+        input_shape = (None,) + tuple(input_shape[1:])
+        if not self.built:
+            self.check_build_shape(input_shape)
+            self._build_shape = input_shape
+            self.build(input_shape)
+        else:
+            self.check_input_shape(input_shape)
+        return self.compute_output_shape(input_shape)
+
+    # -- weights ------------------------------------------------------------------------------------
+    @property
+    def weights(self) -> list[Tensor]:
+        """All weights in Keras order."""
+        return [t for _, t, _, _ in self._weights]
+
+    @property
+    def weight_names(self) -> list[str]:
+        return [n for n, _, _, _ in self._weights]
+
+    @property
+    def trainable_weights(self) -> list[Tensor]:
+        return [t for t in self.weights if t.requires_grad]
+
+    def parameters(self) -> list[Tensor]:
+        return self.trainable_weights
+
+    def count_params(self) -> int:
+        return int(sum(t.size for t in self.weights))
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the weights as arrays, in Keras order."""
+        return [t.data.copy() for t in self.weights]
+
+    def set_weights(self, arrays) -> None:
+        """Overwrite the weights (in place) from arrays in Keras order; checks count, shape, then copies."""
+        arrays = list(arrays)
+        if len(arrays) != len(self._weights):
+            raise ValueError(f"{self._where()}: set_weights expects {len(self._weights)} arrays "
+                             f"({', '.join(self.weight_names) or 'none'}); got {len(arrays)}")
+        checked = []
+        for (wname, t, _, _), a in zip(self._weights, arrays, strict=True):
+            a = np.asarray(a)
+            if a.shape != t.shape:
+                raise ValueError(f"{self._where()}: weight {wname!r} has shape {t.shape}; got an array of shape "
+                                 f"{a.shape}")
+            checked.append(a)
+        for t, a in zip(self.weights, checked, strict=True):
+            t.data[...] = a
+
+    def apply_constraints(self) -> None:
+        """Project every constrained weight in place (called after each optimizer step)."""
+        for _, t, _, c in self._weights:
+            if c is not None:
+                t.data[...] = c(t.data)
+
+    @property
+    def losses(self) -> list[Tensor]:
+        """Weight regularization penalties (from the current weights) and the last call's activity penalties."""
+        out = [reg(t) for _, t, reg, _ in self._weights if reg is not None]
+        return out + list(self._activity_losses)
+
+    # -- config ---------------------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        """A JSON-able dict of the constructor arguments (Keras' keys)."""
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+def _fmt_shape(shape) -> str:
+    return "(" + ", ".join("None" if s is None else str(s) for s in shape) + (",)" if len(shape) == 1 else ")")
+

@@ -1,0 +1,157 @@
+"""Pooling layers: Max/Average pooling 1-D and 2-D, LP (L2-norm) pooling 2-D, global max/average pooling 2-D.
+
+Windows of ``pool_size`` moved by ``strides`` (default: ``pool_size``), output
+sizes by ``conv_arithmetic`` (``"valid"`` floor((W - P)/S) + 1, ``"same"``
+ceil(W/S), padded cells ignored). Each layer calls the op of the same name in
+``tinygrad_cnn.functional``. ``LPPooling2D`` is not a Keras layer; it takes the
+pooling arguments plus ``p`` and computes (sum over the window of |x|^p)^(1/p).
+"""
+
+from __future__ import annotations
+
+from tinygrad_cnn import functional as F
+from tinygrad_cnn import validation
+from tinygrad_cnn.conv_arithmetic import conv_output_size
+from tinygrad_cnn.nn.layer import Layer
+
+__all__ = [
+    "AveragePooling1D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "LPPooling2D",
+    "MaxPooling1D", "MaxPooling2D",
+]
+
+
+class _Pool(Layer):
+    rank = 2
+
+    def __init__(self, pool_size=None, strides=None, padding="valid", data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        w = self._where()
+        pool_size = 2 if pool_size is None else pool_size
+        self.pool_size = validation.int_tuple(w, "pool_size", pool_size, self.rank)
+        self.strides = validation.int_tuple(w, "strides", self.pool_size if strides is None else strides, self.rank)
+        self.padding = validation.choice(w, "padding", padding, ("valid", "same"))
+        self.data_format = validation.data_format(w, data_format or "channels_last")
+
+    def _spatial_axes(self) -> range:
+        return range(1, self.rank + 1) if self.data_format == "channels_last" else range(2, self.rank + 2)
+
+    def check_build_shape(self, shape):
+        if len(shape) != self.rank + 2:
+            raise ValueError(f"{self._where()}: expected an input of rank {self.rank + 2}; got shape {tuple(shape)}")
+        self.compute_output_shape(shape)
+
+    def build(self, input_shape):
+        c = -1 if self.data_format == "channels_last" else 1
+        self.input_spec = {"ndim": self.rank + 2, "axes": {c % (self.rank + 2): input_shape[c]}}
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        out = list(input_shape)
+        for axis, k, s in zip(self._spatial_axes(), self.pool_size, self.strides, strict=True):
+            n = input_shape[axis]
+            out[axis] = None if n is None else conv_output_size(n, k, s, self.padding, fn=self._where())
+        return tuple(out)
+
+    def receptive_field(self):
+        return tuple(zip(self.pool_size, self.strides, strict=True))
+
+    def _kw(self) -> dict:
+        return {"strides": self.strides, "padding": self.padding, "data_format": self.data_format}
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": list(self.pool_size), "padding": self.padding,
+                "strides": list(self.strides), "data_format": self.data_format}
+
+
+class MaxPooling1D(_Pool):
+    """Maximum over windows of ``pool_size`` steps."""
+
+    rank = 1
+
+    def call(self, x, training=False):
+        return F.max_pool(x, self.pool_size, **self._kw())
+
+
+class MaxPooling2D(_Pool):
+    """Maximum over ``pool_size`` windows."""
+
+    def call(self, x, training=False):
+        return F.max_pool(x, self.pool_size, **self._kw())
+
+
+class AveragePooling1D(_Pool):
+    """Mean over windows of ``pool_size`` steps (``"same"``: over the cells inside the input)."""
+
+    rank = 1
+
+    def call(self, x, training=False):
+        return F.avg_pool(x, self.pool_size, **self._kw())
+
+
+class AveragePooling2D(_Pool):
+    """Mean over ``pool_size`` windows (``"same"``: over the cells inside the input)."""
+
+    def call(self, x, training=False):
+        return F.avg_pool(x, self.pool_size, **self._kw())
+
+
+class LPPooling2D(_Pool):
+    """(sum over the window of |x|^p)^(1/p); p=2 is L2-norm pooling (gradient 0 on an all-zero window)."""
+
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, p=2, **kwargs):
+        super().__init__(pool_size, strides, padding, data_format, **kwargs)
+        self.p = validation.number_in(self._where(), "p", p, 1.0, float("inf"))
+
+    def call(self, x, training=False):
+        return F.lp_pool(x, self.pool_size, p=self.p, **self._kw())
+
+    def get_config(self):
+        return {**super().get_config(), "p": self.p}
+
+
+class _GlobalPool(Layer):
+    rank = 2
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = validation.data_format(self._where(), data_format or "channels_last")
+        if not isinstance(keepdims, bool):
+            raise TypeError(f"{self._where()}: keepdims must be True or False; got {keepdims!r}")
+        self.keepdims = keepdims
+
+    def check_build_shape(self, shape):
+        if len(shape) != self.rank + 2:
+            raise ValueError(f"{self._where()}: expected an input of rank {self.rank + 2}; got shape {tuple(shape)}")
+
+    def build(self, input_shape):
+        c = -1 if self.data_format == "channels_last" else 1
+        self.input_spec = {"ndim": self.rank + 2, "axes": {c % (self.rank + 2): input_shape[c]}}
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        channels_last = self.data_format == "channels_last"
+        c = input_shape[-1] if channels_last else input_shape[1]
+        if not self.keepdims:
+            return (input_shape[0], c)
+        ones = (1,) * self.rank
+        return (input_shape[0], *ones, c) if channels_last else (input_shape[0], c, *ones)
+
+    def receptive_field(self):
+        return "global"
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format, "keepdims": self.keepdims}
+
+
+class GlobalMaxPooling2D(_GlobalPool):
+    """Maximum over all spatial positions, per channel."""
+
+    def call(self, x, training=False):
+        return F.global_max_pool(x, data_format=self.data_format, keepdims=self.keepdims)
+
+
+class GlobalAveragePooling2D(_GlobalPool):
+    """Mean over all spatial positions, per channel."""
+
+    def call(self, x, training=False):
+        return F.global_avg_pool(x, data_format=self.data_format, keepdims=self.keepdims)

@@ -1,0 +1,274 @@
+"""compile / fit / evaluate / predict for ``Sequential`` (Keras' meaning of the loss and metric names).
+
+Loss names (Keras meaning: the model outputs *probabilities* unless the loss
+is a callable such as ``F.cross_entropy``): ``sparse_categorical_crossentropy``
+(integer labels), ``categorical_crossentropy`` (one-hot), ``binary_crossentropy``,
+``mse``/``mean_squared_error``, ``mae``/``mean_absolute_error``. A callable
+``loss(outputs, targets) -> scalar Tensor`` is used as is. ``fit`` minimises
+loss + sum(model.losses) (the regularization penalties) and reports that total.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from tinygrad_cnn import functional as F
+from tinygrad_cnn import ops, optim, validation
+from tinygrad_cnn.tensor import Tensor, as_tensor, no_grad
+
+__all__ = ["History", "TrainingMixin", "get_loss", "get_metric"]
+
+
+def _prob_clip(p: Tensor) -> Tensor:
+    return ops.clip(p, 1e-7, 1 - 1e-7)
+
+
+def _sparse_cce(outputs, targets):
+    return F.cross_entropy(outputs, targets, from_logits=False)
+
+
+def _cce(outputs, targets):
+    return F.cross_entropy(outputs, np.asarray(targets, dtype=outputs.dtype), from_logits=False)
+
+
+def _match(outputs: Tensor, targets) -> Tensor:
+    t = as_tensor(np.asarray(targets.data if isinstance(targets, Tensor) else targets, dtype=outputs.dtype))
+    if t.ndim == outputs.ndim - 1 and outputs.shape[-1] == 1:
+        t = ops.reshape(t, t.shape + (1,))
+    return t
+
+
+def _bce(outputs, targets):
+    t = _match(outputs, targets)
+    p = _prob_clip(outputs)
+    per = -(t * ops.log(p) + (1.0 - t) * ops.log(1.0 - p))
+    return ops.mean(ops.mean(per, -1))
+
+
+def _mse(outputs, targets):
+    return F.mse(outputs, _match(outputs, targets))
+
+
+def _mae(outputs, targets):
+    return ops.mean(ops.mean(ops.abs(outputs - _match(outputs, targets)), -1))
+
+
+_LOSSES = {
+    "sparse_categorical_crossentropy": _sparse_cce, "categorical_crossentropy": _cce,
+    "binary_crossentropy": _bce, "mse": _mse, "mean_squared_error": _mse, "mae": _mae,
+    "mean_absolute_error": _mae,
+}
+
+
+def get_loss(loss):
+    """A loss callable from a Keras name or a callable."""
+    if callable(loss):
+        return loss
+    return _LOSSES[validation.choice("compile", "loss", loss, tuple(_LOSSES))]
+
+
+def _accuracy(out: np.ndarray, y: np.ndarray) -> float:
+    if np.issubdtype(y.dtype, np.integer) and out.ndim == y.ndim + 1 and out.shape[-1] > 1:
+        return float(np.mean(np.argmax(out, -1) == y))
+    if out.shape == y.shape and out.shape[-1] > 1:
+        return float(np.mean(np.argmax(out, -1) == np.argmax(y, -1)))
+    y = y.reshape(out.shape) if y.size == out.size else y
+    return float(np.mean((out > 0.5) == (y > 0.5)))
+
+
+def _metric_mse(out, y):
+    return float(np.mean((out - y.reshape(out.shape)) ** 2))
+
+
+def _metric_mae(out, y):
+    return float(np.mean(np.abs(out - y.reshape(out.shape))))
+
+
+_METRICS = {"accuracy": _accuracy, "acc": _accuracy, "sparse_categorical_accuracy": _accuracy,
+            "categorical_accuracy": _accuracy, "mse": _metric_mse, "mae": _metric_mae}
+
+
+def get_metric(metric):
+    """(name, fn(outputs ndarray, targets ndarray) -> batch mean) from a Keras name or a callable."""
+    if callable(metric):
+        return getattr(metric, "__name__", "metric"), metric
+    key = validation.choice("compile", "metrics", metric, tuple(_METRICS))
+    return ("accuracy" if key == "acc" else key), _METRICS[key]
+
+
+_OPTIMIZERS = {"sgd": (optim.SGD, 0.01), "adam": (optim.Adam, 1e-3), "adamw": (optim.AdamW, 1e-3),
+               "rmsprop": (optim.RMSprop, 1e-3)}
+
+
+class History:
+    """What ``fit`` returns: ``history`` (metric name -> list per epoch), ``epoch``, ``params``."""
+
+    def __init__(self, params: dict):
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+        self.params = params
+
+    def _append(self, epoch: int, logs: dict) -> None:
+        self.epoch.append(epoch)
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(v)
+
+    def __repr__(self) -> str:
+        return f"<History epochs={len(self.epoch)} keys={list(self.history)}>"
+
+
+def _arrays(fn: str, x, y=None):
+    x = np.asarray(x.data if isinstance(x, Tensor) else x)
+    if x.ndim < 1 or len(x) == 0:
+        raise ValueError(f"{fn}: x must be a non-empty array with a batch axis; got shape {x.shape}")
+    if y is None:
+        return x, None
+    y = np.asarray(y.data if isinstance(y, Tensor) else y)
+    if len(y) != len(x):
+        raise ValueError(f"{fn}: x has {len(x)} examples but y has {len(y)}")
+    return x, y
+
+
+class TrainingMixin:
+    """Keras' training API on top of ``__call__``, ``parameters()``, ``losses`` and ``apply_constraints``."""
+
+    def __init__(self):
+        self.optimizer = None
+        self.loss = None
+        self.metrics: list[tuple[str, object]] = []
+        self.compiled = False
+        self.history = None
+
+    def compile(self, optimizer="adam", loss=None, metrics=None) -> None:
+        """Choose the optimizer (instance, class or name; names use Keras' default learning rates), the loss
+        (callable or Keras name) and metrics (names such as ``"accuracy"`` or callables)."""
+        if loss is None:
+            raise ValueError(f"{self.name}: compile needs a loss (a callable or a name such as "
+                             f"'sparse_categorical_crossentropy')")
+        if isinstance(optimizer, str):
+            validation.choice("compile", "optimizer", optimizer, tuple(_OPTIMIZERS))
+        elif not (isinstance(optimizer, optim.Optimizer) or callable(optimizer)):
+            raise TypeError(f"compile: optimizer must be an optimizer, an optimizer class or a name; got {optimizer!r}")
+        self.optimizer = optimizer
+        self.loss = get_loss(loss)
+        self.metrics = [get_metric(m) for m in (metrics or [])]
+        self.compiled = True
+
+    def _make_optimizer(self):
+        opt = self.optimizer
+        if isinstance(opt, optim.Optimizer):
+            return opt
+        if isinstance(opt, str):
+            cls, lr = _OPTIMIZERS[opt.lower()]
+            opt = cls(self.parameters(), learning_rate=lr)
+        else:
+            opt = opt(self.parameters())
+        self.optimizer = opt
+        return opt
+
+    def _inputs(self, x: np.ndarray) -> np.ndarray:
+        dtype = self._layers[0].dtype if getattr(self, "_layers", None) else "float32"
+        return x.astype(dtype, copy=False) if np.issubdtype(x.dtype, np.number) else x
+
+    def _total_loss(self, outputs, targets):
+        loss = self.loss(outputs, targets)
+        for penalty in self.losses:
+            loss = loss + penalty
+        return loss
+
+    def train_step(self, xb: np.ndarray, yb: np.ndarray, opt) -> tuple[float, np.ndarray]:
+        """One update: zero_grad, forward (training=True), loss + penalties, backward, step, constraints."""
+        opt.zero_grad()
+        outputs = self(xb, training=True)
+        loss = self._total_loss(outputs, yb)
+        loss.backward()
+        opt.step()
+        self.apply_constraints()
+        return float(loss.item()), outputs.data
+
+    def fit(self, x, y, batch_size=32, epochs=1, validation_data=None, shuffle=True, seed=None, verbose=1):
+        """Train for ``epochs`` passes over (x, y) in mini-batches; returns a History.
+
+        ``seed`` fixes the shuffling and every Dropout mask: the same seed and
+        the same initial weights give bit-identical training.
+        """
+        if not self.compiled:
+            raise RuntimeError(f"{self.name}: call compile(optimizer, loss, metrics) before fit")
+        x, y = _arrays("fit", x, y)
+        batch_size = validation.positive_int("fit", "batch_size", batch_size)
+        epochs = validation.positive_int("fit", "epochs", epochs, minimum=0)
+        if validation_data is not None and (not isinstance(validation_data, (tuple, list))
+                                            or len(validation_data) != 2):
+            raise ValueError("fit: validation_data must be a pair (x_val, y_val)")
+        x = self._inputs(x)
+        if not self.built:
+            self.build((None,) + x.shape[1:])
+        opt = self._make_optimizer()
+        rng = np.random.default_rng(seed)
+        if seed is not None:
+            for layer in self._layers:
+                if hasattr(layer, "reseed"):
+                    layer.reseed(np.random.default_rng(rng.integers(2 ** 63)))
+        n = len(x)
+        steps = -(-n // batch_size)
+        history = History({"epochs": epochs, "steps": steps, "batch_size": batch_size, "verbose": verbose})
+        for epoch in range(epochs):
+            order = rng.permutation(n) if shuffle else np.arange(n)
+            sums = {"loss": 0.0, **{name: 0.0 for name, _ in self.metrics}}
+            seen = 0
+            bar = tqdm(total=steps, desc=f"Epoch {epoch + 1}/{epochs}", disable=not verbose, unit="batch",
+                       leave=True, dynamic_ncols=True)
+            for step in range(steps):
+                idx = order[step * batch_size:(step + 1) * batch_size]
+                loss, out = self.train_step(x[idx], y[idx], opt)
+                k = len(idx)
+                seen += k
+                sums["loss"] += loss * k
+                for name, fn in self.metrics:
+                    sums[name] += fn(out, y[idx]) * k
+                bar.update(1)
+                bar.set_postfix({k_: f"{v / seen:.4f}" for k_, v in sums.items()}, refresh=False)
+            logs = {k_: v / seen for k_, v in sums.items()}
+            if validation_data is not None:
+                val = self.evaluate(validation_data[0], validation_data[1], batch_size=batch_size, verbose=0,
+                                    return_dict=True)
+                logs.update({f"val_{k_}": v for k_, v in val.items()})
+            bar.set_postfix({k_: f"{v:.4f}" for k_, v in logs.items()})
+            bar.close()
+            history._append(epoch, logs)
+        self.history = history
+        return history
+
+    def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False):
+        """Mean loss (with penalties) and metrics over (x, y), batched, without recording a graph.
+
+        Returns the loss, or ``[loss, *metrics]`` when metrics were compiled (a dict with ``return_dict``)."""
+        if not self.compiled:
+            raise RuntimeError(f"{self.name}: call compile(optimizer, loss, metrics) before evaluate")
+        x, y = _arrays("evaluate", x, y)
+        batch_size = validation.positive_int("evaluate", "batch_size", batch_size)
+        x = self._inputs(x)
+        sums = {"loss": 0.0, **{name: 0.0 for name, _ in self.metrics}}
+        with no_grad():
+            for start in tqdm(range(0, len(x), batch_size), desc="evaluate", disable=not verbose, unit="batch"):
+                xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+                out = self(xb, training=False)
+                sums["loss"] += float(self._total_loss(out, yb).item()) * len(xb)
+                for name, fn in self.metrics:
+                    sums[name] += fn(out.data, yb) * len(xb)
+        logs = {k: v / len(x) for k, v in sums.items()}
+        if return_dict:
+            return logs
+        return logs["loss"] if not self.metrics else list(logs.values())
+
+    def predict(self, x, batch_size=32, verbose=0) -> np.ndarray:
+        """The model's outputs for x, computed in batches without recording a graph."""
+        x, _ = _arrays("predict", x)
+        batch_size = validation.positive_int("predict", "batch_size", batch_size)
+        x = self._inputs(x)
+        outs = []
+        with no_grad():
+            for start in tqdm(range(0, len(x), batch_size), desc="predict", disable=not verbose, unit="batch"):
+                outs.append(self(x[start:start + batch_size], training=False).data)
+        return np.concatenate(outs, axis=0)

@@ -1,0 +1,160 @@
+"""Optimizers with optax' hyperparameter names and update rules, applied in place to ``p.data``.
+
+With g the gradient, t the step count (1 for the first step) and lr the
+learning rate (a number, or a schedule ``lr(count)`` of the steps taken so far,
+as optax), each step computes an update u and sets ``p <- p - lr * u``:
+
+- ``SGD``: u = g; with momentum m: tr <- g + m tr, u = tr (nesterov: u = g + m tr)  (optax.sgd = trace)
+- ``Adam``: mu <- (1 - b1) g + b1 mu, nu <- (1 - b2) g^2 + b2 nu,
+  u = (mu / (1 - b1^t)) / (sqrt(nu / (1 - b2^t)) + eps)                            (optax.scale_by_adam)
+- ``AdamW``: the Adam update plus decoupled decay, u = u_adam + weight_decay * p  (optax.add_decayed_weights)
+- ``RMSprop``: nu <- (1 - decay) g^2 + decay nu (nu starts at 0), u = g / sqrt(nu + eps)  (optax.scale_by_rms:
+  eps *inside* the square root)
+
+State and arithmetic stay in each parameter's dtype (float32 for training).
+A parameter whose ``.grad`` is None is updated with a zero gradient, as optax
+does for a zero cotangent. Constraints are the model's business:
+``Sequential.fit`` projects the constrained weights after every ``step()``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinygrad_cnn import validation
+from tinygrad_cnn.tensor import Tensor
+
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSprop"]
+
+
+class Optimizer:
+    """Base: holds the parameters and the step count; ``step()`` updates every parameter from its ``.grad``."""
+
+    def __init__(self, params, learning_rate):
+        cls = type(self).__name__
+        if isinstance(params, Tensor):
+            params = [params]
+        params = list(params)
+        if not params:
+            raise ValueError(f"{cls}: params is empty; pass model.parameters() (build the model first)")
+        seen = set()
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{cls}: params[{i}] must be a Tensor; got {type(p).__name__}")
+            if not np.issubdtype(p.dtype, np.floating):
+                raise TypeError(f"{cls}: params[{i}] must have a floating dtype; got {p.dtype}")
+            if id(p) in seen:
+                raise ValueError(f"{cls}: params[{i}] appears twice in params")
+            seen.add(id(p))
+        self.params = params
+        if not callable(learning_rate):
+            learning_rate = validation.number_in(cls, "learning_rate", learning_rate, 0.0, float("inf"))
+        self.learning_rate = learning_rate
+        self.count = 0
+        self.state: list[dict] = [self._init_state(p) for p in params]
+
+    def _init_state(self, p: Tensor) -> dict:
+        return {}
+
+    def _lr(self) -> float:
+        return float(self.learning_rate(self.count)) if callable(self.learning_rate) else self.learning_rate
+
+    def zero_grad(self) -> None:
+        """Forget every parameter's gradient."""
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        """Apply one update to every parameter (in place) and advance the step count."""
+        lr = self._lr()
+        for p, state in zip(self.params, self.state, strict=True):
+            g = np.zeros_like(p.data) if p.grad is None else np.asarray(p.grad, dtype=p.dtype)
+            u = self._update(p.data, g, state)
+            u *= p.dtype.type(-lr)
+            p.data += u
+        self.count += 1
+
+    def _update(self, p: np.ndarray, g: np.ndarray, state: dict) -> np.ndarray:
+        raise NotImplementedError
+
+    def _check(self, arg, value, low=0.0, high=float("inf"), high_open=False) -> float:
+        return validation.number_in(type(self).__name__, arg, value, low, high, high_open=high_open)
+
+
+class SGD(Optimizer):
+    """optax.sgd(learning_rate, momentum, nesterov)."""
+
+    def __init__(self, params, learning_rate=0.01, momentum=None, nesterov=False):
+        self.momentum = None if momentum is None else validation.number_in("SGD", "momentum", momentum, 0.0, 1.0)
+        self.nesterov = bool(nesterov)
+        super().__init__(params, learning_rate)
+
+    def _init_state(self, p):
+        return {} if self.momentum is None else {"trace": np.zeros_like(p.data)}
+
+    def _update(self, p, g, state):
+        if self.momentum is None:
+            return g.copy()
+        m = p.dtype.type(self.momentum)
+        tr = state["trace"]
+        tr *= m
+        tr += g
+        return g + m * tr if self.nesterov else tr.copy()
+
+
+class Adam(Optimizer):
+    """optax.adam(learning_rate, b1, b2, eps)."""
+
+    def __init__(self, params, learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8):
+        self.b1 = self._check("b1", b1, 0.0, 1.0, high_open=True)
+        self.b2 = self._check("b2", b2, 0.0, 1.0, high_open=True)
+        self.eps = self._check("eps", eps)
+        super().__init__(params, learning_rate)
+
+    def _init_state(self, p):
+        return {"mu": np.zeros_like(p.data), "nu": np.zeros_like(p.data)}
+
+    def _update(self, p, g, state):
+        f = p.dtype.type
+        t = self.count + 1
+        mu, nu = state["mu"], state["nu"]
+        mu *= f(self.b1)
+        mu += f(1 - self.b1) * g
+        nu *= f(self.b2)
+        nu += f(1 - self.b2) * (g * g)
+        mu_hat = mu / (f(1) - f(self.b1) ** t)
+        nu_hat = nu / (f(1) - f(self.b2) ** t)
+        return mu_hat / (np.sqrt(nu_hat) + f(self.eps))
+
+
+class AdamW(Adam):
+    """optax.adamw: Adam plus weight_decay * p, both scaled by the learning rate."""
+
+    def __init__(self, params, learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4):
+        self.weight_decay = validation.number_in("AdamW", "weight_decay", weight_decay, 0.0, float("inf"))
+        super().__init__(params, learning_rate, b1, b2, eps)
+
+    def _update(self, p, g, state):
+        u = super()._update(p, g, state)
+        if self.weight_decay:
+            u += p.dtype.type(self.weight_decay) * p
+        return u
+
+
+class RMSprop(Optimizer):
+    """optax.rmsprop(learning_rate, decay, eps): u = g / sqrt(nu + eps), nu starting at 0."""
+
+    def __init__(self, params, learning_rate, decay=0.9, eps=1e-8):
+        self.decay = self._check("decay", decay, 0.0, 1.0)
+        self.eps = self._check("eps", eps)
+        super().__init__(params, learning_rate)
+
+    def _init_state(self, p):
+        return {"nu": np.zeros_like(p.data)}
+
+    def _update(self, p, g, state):
+        f = p.dtype.type
+        nu = state["nu"]
+        nu *= f(self.decay)
+        nu += f(1 - self.decay) * (g * g)
+        return g / np.sqrt(nu + f(self.eps))
