@@ -1,0 +1,84 @@
+"""Engine vs JAX, number by number: one op (``check_op``) or a whole model's gradients (``compare_gradients``).
+
+Both run in float64 by default (``jax_enable_x64`` switched on inside and
+restored afterwards). Gradients are vector-Jacobian products with a seeded
+random cotangent ``v`` (never all ones): for ``y = f(x_1, ..., x_n)`` the
+engine's ``grad(y, x_i, v)`` is compared with ``jax.vjp(f, ...)[1](v)[i]``.
+Errors and grades are those of ``jax_ref._report`` (the gradient checker's scale).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import tinygrad_cnn
+from jax_ref import ops as jops
+from jax_ref._report import Report, compare_arrays, float64
+from tinygrad_cnn import functional as F
+from tinygrad_cnn.tensor import Tensor
+
+# Arguments that are data, not differentiable inputs, on the engine's side.
+_NON_DIFFERENTIABLE = {"cross_entropy": {"labels"}}
+
+
+def _is_float_array(v) -> bool:
+    if isinstance(v, Tensor):
+        v = v.data
+    return isinstance(v, (np.ndarray, jax.Array)) and np.issubdtype(np.asarray(v).dtype, np.floating)
+
+
+def _config_text(bound: dict, diff: list) -> str:
+    parts = []
+    for k, v in bound.items():
+        if k in diff or _is_float_array(v):
+            parts.append(f"{k}{tuple(np.shape(v))}")
+        elif isinstance(v, np.ndarray):
+            parts.append(f"{k}=<{v.dtype}{v.shape}>")
+        else:
+            parts.append(f"{k}={v!r}")
+    return ", ".join(parts)
+
+
+def check_op(name: str, *args, dtype=np.float64, seed: int = 0, rtol: float | None = None, **kwargs) -> Report:
+    """Run ``tinygrad_cnn.functional.<name>`` and ``jax_ref.ops.<name>`` on the same arguments and compare.
+
+    Float arrays among the arguments (positional or keyword, e.g. ``x``,
+    ``kernel``, ``bias``) are differentiable inputs, cast to ``dtype``; other
+    arguments (ints, strings, integer labels) are passed unchanged to both.
+    Rows: the output, then ``d<v, y>/d<input>`` for every differentiable input,
+    with ``v`` a standard-normal cotangent drawn from ``seed``. Returns a
+    ``Report`` (``.max_rel_error``, ``.grade``, ``.passed``; prints a table).
+    """
+    if not hasattr(jops, name) or not hasattr(F, name):
+        have = sorted(set(jops.__all__) & set(getattr(F, "__all__", dir(F))))
+        raise ValueError(f"check_op: name={name!r} is not an op of both tinygrad_cnn.functional and jax_ref.ops; "
+                         f"have {have}")
+    engine_fn, twin_fn = getattr(F, name), getattr(jops, name)
+    bound = inspect.signature(twin_fn).bind(*args, **kwargs).arguments
+    skip = _NON_DIFFERENTIABLE.get(name, set())
+    diff = [k for k, v in bound.items() if k not in skip and _is_float_array(v)]
+    arrays = {k: np.asarray(bound[k].data if isinstance(bound[k], Tensor) else bound[k], dtype) for k in diff}
+    title = f"check_op {name}({_config_text(bound, diff)})"
+    with float64():
+        # engine
+        leaves = {k: Tensor(arrays[k].copy(), requires_grad=True) for k in diff}
+        y = engine_fn(**{**bound, **leaves})
+        v = np.random.default_rng(seed).standard_normal(y.shape).astype(y.dtype)
+        engine_grads = tinygrad_cnn.grad(y, [leaves[k] for k in diff], grad_output=v) if y.requires_grad else \
+            [Tensor(np.zeros_like(arrays[k])) for k in diff]
+
+        # twin
+        def f(*xs):
+            return twin_fn(**{**bound, **dict(zip(diff, xs, strict=True))})
+
+        y_twin, vjp = jax.vjp(f, *(jnp.asarray(arrays[k]) for k in diff))
+        twin_grads = vjp(jnp.asarray(v, y_twin.dtype))
+    report = Report(title) if rtol is None else Report(title, rtol=rtol)
+    report.entries.append(compare_arrays("output", "forward", y.data, np.asarray(y_twin)))
+    for k, ge, gt in zip(diff, engine_grads, twin_grads, strict=True):
+        report.entries.append(compare_arrays(f"d/d{k}", "vjp", ge.data, np.asarray(gt)))
+    return report

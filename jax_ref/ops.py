@@ -1,0 +1,148 @@
+"""The functional ops of ``tinygrad_cnn.functional``, name for name and argument for argument, on JAX.
+
+Every function takes arrays (NumPy or JAX) and returns ``jax.Array``s; all of
+them are pure and trace under ``jax.jit``/``jax.grad``. Tie conventions match
+the engine: ``relu'(0) = 0`` (``jax.nn.relu``), ``leaky_relu'(0) = 1``,
+softplus is ``logaddexp(x, 0)``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jax_ref._conv import conv, conv1d, conv2d, conv3d, conv_transpose, depthwise_conv2d
+from jax_ref._pool import avg_pool, global_avg_pool, global_max_pool, lp_pool, max_pool
+from tinygrad_cnn import validation
+
+__all__ = [
+    "avg_pool", "conv", "conv1d", "conv2d", "conv3d", "conv_transpose", "cross_entropy", "dense",
+    "depthwise_conv2d", "dropout", "global_avg_pool", "global_max_pool", "leaky_relu", "log_softmax",
+    "logsumexp", "lp_pool", "max_pool", "mse", "relu", "sigmoid", "softmax", "softplus", "tanh",
+]
+
+
+def relu(x):
+    """max(x, 0); relu'(0) = 0."""
+    return jax.nn.relu(jnp.asarray(x))
+
+
+def softplus(x):
+    """log(1 + e^x) = logaddexp(x, 0)."""
+    x = jnp.asarray(x)
+    return jnp.logaddexp(x, jnp.zeros((), x.dtype))
+
+
+def sigmoid(x):
+    """1 / (1 + e^-x)."""
+    return jax.nn.sigmoid(jnp.asarray(x))
+
+
+def tanh(x):
+    """(e^x - e^-x) / (e^x + e^-x)."""
+    return jnp.tanh(jnp.asarray(x))
+
+
+def leaky_relu(x, negative_slope: float = 0.2):
+    """x for x >= 0, negative_slope * x otherwise."""
+    validation.number_in("leaky_relu", "negative_slope", negative_slope, 0.0, float("inf"))
+    return jax.nn.leaky_relu(jnp.asarray(x), negative_slope)
+
+
+def logsumexp(x, axis: int = -1, keepdims: bool = False):
+    """log sum_i e^{x_i} over ``axis`` (stable)."""
+    return jax.nn.logsumexp(jnp.asarray(x), axis=axis, keepdims=keepdims)
+
+
+def log_softmax(x, axis: int = -1):
+    """x_i - logsumexp(x)."""
+    return jax.nn.log_softmax(jnp.asarray(x), axis=axis)
+
+
+def softmax(x, axis: int = -1):
+    """e^{x_i} / sum_j e^{x_j}."""
+    return jax.nn.softmax(jnp.asarray(x), axis=axis)
+
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce(fn, per_example, reduction):
+    reduction = validation.choice(fn, "reduction", reduction, _REDUCTIONS)
+    if reduction == "mean":
+        return jnp.mean(per_example)
+    if reduction == "sum":
+        return jnp.sum(per_example)
+    return per_example
+
+
+def _one_hot(labels, num_classes, dtype):
+    y = jnp.asarray(labels)
+    if jnp.issubdtype(y.dtype, jnp.integer):
+        return jax.nn.one_hot(y, num_classes, dtype=dtype)
+    return y.astype(dtype)
+
+
+def cross_entropy(logits, labels, from_logits: bool = True, reduction: str = "mean"):
+    """-sum_c y_c log p_c over the last axis; labels are class ids or one-hot rows.
+
+    With ``from_logits=False`` the inputs are probabilities, renormalised to sum
+    to 1 and clipped to [1e-7, 1 - 1e-7] before the log (as Keras and the engine).
+    """
+    logits = jnp.asarray(logits)
+    target = _one_hot(labels, logits.shape[-1], logits.dtype)
+    if from_logits:
+        log_p = jax.nn.log_softmax(logits, axis=-1)
+    else:
+        p = logits / jnp.sum(logits, axis=-1, keepdims=True)
+        log_p = jnp.log(jnp.clip(p, 1e-7, 1 - 1e-7))
+    return _reduce("cross_entropy", -jnp.sum(log_p * target, axis=-1), reduction)
+
+
+def mse(predictions, targets, reduction: str = "mean"):
+    """mean_j (p_j - t_j)^2 over the last axis, then reduced over examples."""
+    p = jnp.asarray(predictions)
+    diff = p - jnp.asarray(targets, p.dtype)
+    per_example = jnp.mean(diff * diff, axis=-1) if p.ndim else diff * diff
+    return _reduce("mse", per_example, reduction)
+
+
+def dense(x, kernel, bias=None):
+    """y = x @ kernel + bias, kernel of shape (in, out)."""
+    y = jnp.matmul(jnp.asarray(x), jnp.asarray(kernel), precision=jax.lax.Precision.HIGHEST)
+    return y if bias is None else y + jnp.asarray(bias)
+
+
+def prng_key(seed):
+    """A JAX PRNG key from an int seed, a NumPy Generator (one draw) or a key (returned as is); None draws one."""
+    if seed is None:
+        seed = int(np.random.default_rng().integers(2**31))
+    if isinstance(seed, np.random.Generator):
+        seed = int(seed.integers(2**31))
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return jax.random.key(int(seed))
+    if isinstance(seed, jax.Array):
+        return seed
+    raise TypeError(f"dropout: seed must be an int, a numpy Generator, a JAX PRNG key or None; got {seed!r}")
+
+
+def dropout(x, rate: float, training: bool, seed=None):
+    """Inverted dropout: zero each element with probability ``rate``, scale the rest by 1/(1-rate).
+
+    Identity when not training; ``rate = 1`` gives zeros (zero gradient). The
+    mask comes from the JAX key derived from ``seed`` (so it is reproducible
+    but is *not* the engine's NumPy mask for the same seed).
+    """
+    x = jnp.asarray(x)
+    rate = validation.number_in("dropout", "rate", rate, 0.0, 1.0)
+    if not training or rate == 0.0:
+        return x
+    if rate >= 1.0:
+        return jnp.zeros_like(x)
+    keep = jax.random.bernoulli(prng_key(seed), 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
+
+
+_CONV_OPS = (conv, conv1d, conv2d, conv3d, conv_transpose, depthwise_conv2d)
+_POOL_OPS = (avg_pool, global_avg_pool, global_max_pool, lp_pool, max_pool)
