@@ -1,6 +1,7 @@
 """tinygrad_cnn: a reverse-mode autodiff engine for convolutional networks, on NumPy."""
 
 from tinygrad_cnn.tensor import Tensor, detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad  # isort: skip
+from tinygrad_cnn.conv_arithmetic import conv_output_size, conv_padding, receptive_field
 from tinygrad_cnn.function import AnomalyError, Function
 from tinygrad_cnn.trace import trace
 
@@ -9,4 +10,5 @@ __version__ = "0.1.0"
 __all__ = [
     "AnomalyError", "Function", "Tensor", "detect_anomaly", "enable_grad", "grad", "is_grad_enabled",
     "no_grad", "trace",
+    "conv_output_size", "conv_padding", "receptive_field",
 ]

@@ -1,0 +1,276 @@
+"""The convolution family: conv, its input adjoint (conv_transpose) and its kernel gradient.
+
+Everything here is channels-last, ``x`` of shape ``(N, *S, C)`` with ``d = len(S)``
+spatial axes (1, 2 or 3), kernel ``w`` of shape ``(*K, C // G, C_out)`` (Keras'
+layout) with ``G`` groups, output ``y`` of shape ``(N, *O, C_out)``. With the
+input padded by ``pads[i] = (before, after)`` zeros (a negative amount crops),
+strides ``s`` and dilation ``r``, the op is a cross-correlation:
+
+    y[n, o, co] = b[co] + sum_{k, ci} xpad[n, o * s + k * r, G(co) * C/G + ci] * w[k, ci, co]
+
+where ``G(co) = co // (C_out / G)`` is the output channel's group.
+
+Three primitives, each a bilinear map, whose vjps are expressed with each other:
+
+* ``Conv(x, w[, b])``: the formula above. As a matrix, ``y = A_w x``.
+* ``ConvTranspose(g, w)``: the adjoint ``A_w^T g`` (x-shaped), the input gradient.
+* ``ConvKernelGrad(x, g)``: ``dw[k, ci, co] = sum_{n, o} xpad[n, o*s + k*r, .] g[n, o, co]``.
+
+From ``<A_w x, g> = <x, A_w^T g> = <w, KG(x, g)>``:
+Conv: dx = ConvTranspose(g, w), dw = ConvKernelGrad(x, g), db = sum of g over (N, *O);
+ConvTranspose(g, w) with cotangent c: dg = Conv(c, w), dw = ConvKernelGrad(c, g);
+ConvKernelGrad(x, g) with cotangent c: dx = ConvTranspose(g, c), dg = Conv(x, c).
+So ``grad(..., create_graph=True)`` through a conv gives gradients of any order.
+
+Speed: the forward is one im2col copy (an ``as_strided`` view of the padded input,
+``(N*prod(O), prod(K)*C)``) and one GEMM; the kernel gradient is one GEMM reusing
+the forward's columns; the input gradient is one GEMM ``g @ w^T`` giving a column
+per tap, added into the padded input gradient by one strided slice per kernel tap
+(no ``np.add.at``). Groups run as one batched matmul over the group axis.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from tinygrad_cnn.function import Function
+from tinygrad_cnn.ops import movement
+
+# ---------------------------------------------------------------------------------------------------
+# array helpers (channels-last, spatial axes 1..d)
+
+
+def pad_spatial(x: np.ndarray, pads, fill=0.0) -> np.ndarray:
+    """``x`` with ``pads[i] = (before, after)`` cells of ``fill`` around spatial axis ``i`` (negative crops)."""
+    if all(b == 0 and a == 0 for b, a in pads):
+        return x
+    d = len(pads)
+    sizes = tuple(n + b + a for n, (b, a) in zip(x.shape[1:1 + d], pads, strict=False))
+    out = np.full((x.shape[0],) + sizes + x.shape[1 + d:], fill, dtype=x.dtype) if fill else \
+        np.zeros((x.shape[0],) + sizes + x.shape[1 + d:], dtype=x.dtype)
+    src = tuple(slice(max(-b, 0), n - max(-a, 0)) for n, (b, a) in zip(x.shape[1:1 + d], pads, strict=False))
+    dst = tuple(slice(max(b, 0), m - max(a, 0)) for m, (b, a) in zip(sizes, pads, strict=False))
+    out[(slice(None),) + dst] = x[(slice(None),) + src]
+    return out
+
+
+def unpad_spatial(xp: np.ndarray, pads, shape) -> np.ndarray:
+    """Adjoint of :func:`pad_spatial` (fill 0): the cells of ``xp`` that came from ``x``; cropped cells get 0."""
+    if all(b == 0 and a == 0 for b, a in pads):
+        return xp
+    d = len(pads)
+    src = tuple(slice(max(b, 0), m - max(a, 0)) for m, (b, a) in zip(xp.shape[1:1 + d], pads, strict=False))
+    if all(b >= 0 and a >= 0 for b, a in pads):
+        return xp[(slice(None),) + src]
+    out = np.zeros(shape, dtype=xp.dtype)
+    dst = tuple(slice(max(-b, 0), n - max(-a, 0)) for n, (b, a) in zip(shape[1:1 + d], pads, strict=False))
+    out[(slice(None),) + dst] = xp[(slice(None),) + src]
+    return out
+
+
+def output_sizes(spatial, ksize, strides, dilation, pads) -> tuple[int, ...]:
+    """``floor((W + P_before + P_after - F_eff) / S) + 1`` per axis (see ``conv_arithmetic``)."""
+    return tuple((n + b + a - (r * (k - 1) + 1)) // s + 1
+                 for n, k, s, r, (b, a) in zip(spatial, ksize, strides, dilation, pads, strict=False))
+
+
+def windows(xp: np.ndarray, out, ksize, strides, dilation) -> np.ndarray:
+    """Read-only view ``(N, *O, *K, C...)`` of the padded input: ``view[n, o, k] = xp[n, o*s + k*r]``."""
+    d = len(out)
+    st = xp.strides
+    shape = (xp.shape[0],) + tuple(out) + tuple(ksize) + xp.shape[1 + d:]
+    strides = ((st[0],) + tuple(st[1 + i] * strides[i] for i in range(d))
+               + tuple(st[1 + i] * dilation[i] for i in range(d)) + st[1 + d:])
+    return as_strided(xp, shape, strides, writeable=False)
+
+
+def tap_slices(out, ksize, strides, dilation):
+    """For each kernel tap ``k`` (row-major), the index of ``xp`` cells ``o*s + k*r`` for all ``o``."""
+    for k in itertools.product(*(range(n) for n in ksize)):
+        yield k, (slice(None),) + tuple(slice(ki * r, ki * r + s * (o - 1) + 1, s)
+                                        for ki, o, s, r in zip(k, out, strides, dilation, strict=False))
+
+
+def _im2col(x, geo):
+    """Columns ``(M, T*C)`` for one group or ``(G, M, T*C/G)`` for several (M = N*prod(O), T = taps)."""
+    xp = pad_spatial(x, geo["pads"])
+    out = output_sizes(x.shape[1:-1], geo["ksize"], geo["strides"], geo["dilation"], geo["pads"])
+    view = windows(xp, out, geo["ksize"], geo["strides"], geo["dilation"])
+    m, taps, c, groups = x.shape[0] * math.prod(out), math.prod(geo["ksize"]), x.shape[-1], geo["groups"]
+    if groups == 1:
+        return view.reshape(m, taps * c), out
+    view = view.reshape(view.shape[:-1] + (groups, c // groups))
+    view = np.moveaxis(view, -2, 0)
+    return view.reshape(groups, m, taps * (c // groups)), out
+
+
+def _kernel_matrix(w, groups):
+    """``(*K, Cg, C_out)`` as ``(T*Cg, C_out)`` or, grouped, ``(G, T*Cg, C_out/G)``."""
+    if groups == 1:
+        return w.reshape(-1, w.shape[-1])
+    w3 = w.reshape(-1, groups, w.shape[-1] // groups)
+    return np.moveaxis(w3, 1, 0)
+
+
+def _out_matrix(g, groups):
+    """Output-shaped ``g`` as ``(M, C_out)`` or ``(G, M, C_out/G)``."""
+    g2 = g.reshape(-1, g.shape[-1])
+    if groups == 1:
+        return g2
+    return np.moveaxis(g2.reshape(g2.shape[0], groups, -1), 1, 0)
+
+
+def conv_forward(x, w, geo, cols=None):
+    """``y`` (channels-last) and the im2col columns it used."""
+    if cols is None:
+        cols, out = _im2col(x, geo)
+    else:
+        out = output_sizes(x.shape[1:-1], geo["ksize"], geo["strides"], geo["dilation"], geo["pads"])
+    y = np.matmul(cols, _kernel_matrix(w, geo["groups"]))
+    if geo["groups"] > 1:
+        y = np.moveaxis(y, 0, 1)
+    return y.reshape((x.shape[0],) + out + (w.shape[-1],)), cols
+
+
+def conv_input_adjoint(g, w, geo, x_shape):
+    """``A_w^T g``: one GEMM ``g @ w^T`` (a column per tap) then one strided add per tap into the padded input."""
+    groups, ksize, d = geo["groups"], geo["ksize"], len(geo["ksize"])
+    out = g.shape[1:-1]
+    c = x_shape[-1]
+    wm = _kernel_matrix(w, groups)
+    cols = np.matmul(_out_matrix(g, groups), np.swapaxes(wm, -1, -2))  # (M, T*Cg) or (G, M, T*Cg)
+    cg = c // groups
+    if groups == 1:
+        cols = cols.reshape((g.shape[0],) + tuple(out) + tuple(ksize) + (1, cg))
+    else:
+        cols = np.moveaxis(cols.reshape((groups, g.shape[0]) + tuple(out) + tuple(ksize) + (cg,)), 0, -2)
+    padded = tuple(n + b + a for n, (b, a) in zip(x_shape[1:1 + d], geo["pads"], strict=False))
+    dxp = np.zeros((x_shape[0],) + padded + (groups, cg), dtype=cols.dtype)
+    lead = (slice(None),) * (1 + d)
+    for k, index in tap_slices(out, ksize, geo["strides"], geo["dilation"]):
+        dxp[index] += cols[lead + k]
+    dxp = dxp.reshape((x_shape[0],) + padded + (c,))
+    return np.ascontiguousarray(unpad_spatial(dxp, geo["pads"], x_shape))
+
+
+def conv_kernel_grad(x, g, geo, w_shape, cols=None):
+    """``dw = columns^T @ g``: one GEMM (batched over groups)."""
+    if cols is None:
+        cols, _ = _im2col(x, geo)
+    gm = _out_matrix(g, geo["groups"])
+    dw = np.matmul(np.swapaxes(cols, -1, -2), gm)  # (T*Cg, C_out) or (G, T*Cg, C_out/G)
+    if geo["groups"] > 1:
+        dw = np.moveaxis(dw, 0, 1)
+    return dw.reshape(w_shape)
+
+
+# ---------------------------------------------------------------------------------------------------
+# primitives
+
+
+class Conv(Function):
+    """y = conv(x, w) + b (channels-last, see the module docstring).
+
+    vjp: dx = ConvTranspose(g, w), dw = ConvKernelGrad(x, g), db = sum of g over every axis but the last.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, *bias, geo):
+        y, cols = conv_forward(x, w, geo)
+        if ctx.needs_input_grad[1]:
+            ctx.save_for_backward(cols)
+        if bias:
+            if bias[0].dtype == y.dtype:
+                y += bias[0]
+            else:
+                y = y + bias[0]
+        return y
+
+    @staticmethod
+    def vjp(ctx, g):
+        x, w = ctx.inputs[:2]
+        geo = ctx.params["geo"]
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = ConvTranspose.apply(g, w, geo=geo, x_shape=x.shape)
+        if ctx.needs_input_grad[1]:
+            cols = ctx.saved[0] if ctx.saved else None
+            gw = ConvKernelGrad.apply(x, g, geo=geo, w_shape=w.shape, cols=cols)
+        if len(ctx.inputs) == 3:
+            gb = ChannelSum.apply(g) if ctx.needs_input_grad[2] else None
+            return gx, gw, gb
+        return gx, gw
+
+
+class ConvTranspose(Function):
+    """z = A_w^T g, the adjoint of ``Conv`` in its input (x-shaped, ``x_shape``).
+
+    vjp (cotangent c, x-shaped): dg = Conv(c, w), dw = ConvKernelGrad(c, g).
+    """
+
+    @staticmethod
+    def forward(ctx, g, w, geo, x_shape):
+        return conv_input_adjoint(g, w, geo, x_shape)
+
+    @staticmethod
+    def vjp(ctx, c):
+        g, w = ctx.inputs
+        geo = ctx.params["geo"]
+        dg = Conv.apply(c, w, geo=geo) if ctx.needs_input_grad[0] else None
+        dw = ConvKernelGrad.apply(c, g, geo=geo, w_shape=w.shape) if ctx.needs_input_grad[1] else None
+        return dg, dw
+
+
+class ConvKernelGrad(Function):
+    """dw = KG(x, g): dw[k, ci, co] = sum_{n, o} xpad[n, o*s + k*r, ci of group(co)] g[n, o, co].
+
+    ``cols`` (optional) are the forward's im2col columns of ``x``, reused to skip a copy.
+    vjp (cotangent c, kernel-shaped): dx = ConvTranspose(g, c), dg = Conv(x, c).
+    """
+
+    @staticmethod
+    def forward(ctx, x, g, geo, w_shape, cols=None):
+        return conv_kernel_grad(x, g, geo, w_shape, cols)
+
+    @staticmethod
+    def vjp(ctx, c):
+        x, g = ctx.inputs
+        geo = ctx.params["geo"]
+        dx = ConvTranspose.apply(g, c, geo=geo, x_shape=x.shape) if ctx.needs_input_grad[0] else None
+        dg = Conv.apply(x, c, geo=geo) if ctx.needs_input_grad[1] else None
+        return dx, dg
+
+
+class ChannelSum(Function):
+    """y[c] = sum of g[..., c] over every other axis (a GEMV with ones).   vjp: c broadcast to g's shape."""
+
+    @staticmethod
+    def forward(ctx, g):
+        g2 = g.reshape(-1, g.shape[-1])
+        return np.ones(g2.shape[0], dtype=g.dtype) @ g2
+
+    @staticmethod
+    def vjp(ctx, c):
+        return (movement.broadcast_to(c, ctx.inputs[0].shape),)
+
+
+def make_geometry(ksize, strides, dilation, pads, groups) -> dict:
+    """The parameters shared by the three primitives, as one hashable-free dict."""
+    return {"ksize": tuple(ksize), "strides": tuple(strides), "dilation": tuple(dilation),
+            "pads": tuple(tuple(p) for p in pads), "groups": int(groups)}
+
+
+def conv(x, w, b=None, *, strides, dilation, pads, groups=1):
+    """Channels-last convolution of Tensors ``x`` ``(N, *S, C)`` and ``w`` ``(*K, C/G, C_out)``, bias ``b``."""
+    geo = make_geometry(w.shape[:-2], strides, dilation, pads, groups)
+    return Conv.apply(x, w, geo=geo) if b is None else Conv.apply(x, w, b, geo=geo)
+
+
+def conv_transpose(g, w, x_shape, *, strides, dilation, pads, groups=1):
+    """The adjoint of :func:`conv` in its input: maps ``(N, *O, C_out)`` to ``x_shape``."""
+    geo = make_geometry(w.shape[:-2], strides, dilation, pads, groups)
+    return ConvTranspose.apply(g, w, geo=geo, x_shape=tuple(x_shape))

@@ -1,0 +1,226 @@
+"""Pooling primitives: max over a window, sum over a window (average and Lp pooling build on it).
+
+Channels-last: ``x`` of shape ``(N, *S, C)``, windows of ``pool`` cells moved by
+``strides``, the input padded by ``pads[i] = (before, after)`` cells that take no
+part in the result (max pooling pads with -inf, window sums with 0; average
+pooling divides by the number of real cells a window covered). Output
+``(N, *O, C)`` with ``O = floor((S + P - pool) / stride) + 1``.
+
+Every primitive is a loop over the window's taps (``prod(pool)`` iterations, 4 for
+a 2x2 pool), each touching one strided view of the padded input: no Python loop
+over pixels, batch or channels and no copy of the windows. With
+``strides == pool`` the views are disjoint, so the scatter in the vjp writes
+instead of adding.
+
+Max-pool ties: the window's gradient goes to ONE element, the first maximum in
+row-major window order. The forward keeps the first tap whose value is strictly
+greater than every earlier one, so the winner is the first maximum. This is what
+``jax.grad`` of ``lax.reduce_window(x, -inf, lax.max, ...)`` does: checked on a
+window of equal values (jax sends the whole gradient to the window's first cell,
+(0, 0), not an even split; ``tests/engine/test_pool.py::test_max_pool_ties_match_jax``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinygrad_cnn.function import Function
+from tinygrad_cnn.ops import elementwise
+from tinygrad_cnn.ops.conv import output_sizes, pad_spatial, tap_slices, unpad_spatial
+from tinygrad_cnn.ops.movement import constant
+
+
+def pool_geometry(pool, strides, pads) -> dict:
+    """The window parameters shared by the pooling primitives."""
+    return {"pool": tuple(pool), "strides": tuple(strides), "pads": tuple(tuple(p) for p in pads)}
+
+
+def _out(shape, geo):
+    d = len(geo["pool"])
+    return output_sizes(shape[1:1 + d], geo["pool"], geo["strides"], (1,) * d, geo["pads"])
+
+
+def _taps(out, geo):
+    return tap_slices(out, geo["pool"], geo["strides"], (1,) * len(out))
+
+
+def _disjoint(geo) -> bool:
+    return all(s >= p for s, p in zip(geo["strides"], geo["pool"], strict=False))
+
+
+def max_pool_forward(x, geo):
+    """The window maxima and, per output cell, the tap (row-major index) of the first maximum."""
+    xp = pad_spatial(x, geo["pads"], fill=-np.inf)
+    out = _out(x.shape, geo)
+    taps = list(_taps(out, geo))
+    best = xp[taps[0][1]].copy()
+    idx = np.zeros(best.shape, dtype=np.uint8 if len(taps) < 256 else np.int32)
+    greater = np.empty(best.shape, dtype=bool)
+    for t, (_, index) in enumerate(taps[1:], start=1):
+        view = xp[index]
+        np.greater(view, best, out=greater)
+        np.copyto(best, view, where=greater)
+        np.copyto(idx, t, where=greater, casting="unsafe")
+    return best, idx
+
+
+def scatter_taps(g, idx, geo, x_shape):
+    """dx: each output cell's ``g`` added at its window's winning tap (zero elsewhere)."""
+    d = len(geo["pool"])
+    padded = tuple(n + b + a for n, (b, a) in zip(x_shape[1:1 + d], geo["pads"], strict=False))
+    dxp = np.zeros((x_shape[0],) + padded + tuple(x_shape[1 + d:]), dtype=g.dtype)
+    disjoint = _disjoint(geo)
+    mask = np.empty(idx.shape, dtype=bool)
+    for t, (_, index) in enumerate(_taps(g.shape[1:1 + d], geo)):
+        np.equal(idx, t, out=mask)
+        view = dxp[index]
+        if disjoint:
+            np.copyto(view, g, where=mask)
+        else:
+            np.add(view, g, out=view, where=mask)
+    return unpad_spatial(dxp, geo["pads"], x_shape)
+
+
+def gather_taps(c, idx, geo):
+    """The adjoint of :func:`scatter_taps`: each output cell reads ``c`` at its window's winning tap."""
+    cp = pad_spatial(c, geo["pads"])
+    out = np.zeros(idx.shape, dtype=c.dtype)
+    mask = np.empty(idx.shape, dtype=bool)
+    for t, (_, index) in enumerate(_taps(idx.shape[1:-1], geo)):
+        np.equal(idx, t, out=mask)
+        np.copyto(out, cp[index], where=mask)
+    return out
+
+
+def window_sum(x, geo):
+    """y[n, o, c] = sum over the window's taps of xpad[n, o*s + k, c] (zero padding)."""
+    xp = pad_spatial(x, geo["pads"])
+    taps = list(_taps(_out(x.shape, geo), geo))
+    y = xp[taps[0][1]].copy()
+    for _, index in taps[1:]:
+        np.add(y, xp[index], out=y)
+    return y
+
+
+def window_sum_adjoint(g, geo, x_shape):
+    """The adjoint of :func:`window_sum`: every input cell gets the sum of ``g`` over the windows covering it."""
+    d = len(geo["pool"])
+    padded = tuple(n + b + a for n, (b, a) in zip(x_shape[1:1 + d], geo["pads"], strict=False))
+    dxp = np.zeros((x_shape[0],) + padded + tuple(x_shape[1 + d:]), dtype=g.dtype)
+    disjoint = _disjoint(geo)
+    for _, index in _taps(g.shape[1:1 + d], geo):
+        if disjoint:
+            dxp[index] = g
+        else:
+            dxp[index] += g
+    return unpad_spatial(dxp, geo["pads"], x_shape)
+
+
+def window_counts(spatial, geo, dtype) -> np.ndarray:
+    """How many real (unpadded) cells each window covers, shaped ``(1, *O, 1)``."""
+    ones = np.ones((1,) + tuple(spatial) + (1,), dtype=dtype)
+    return window_sum(ones, geo)
+
+
+# ---------------------------------------------------------------------------------------------------
+# primitives
+
+
+class MaxPool(Function):
+    """y[n, o, c] = max over the window of x (padding never wins).
+
+    vjp: g goes to the window's first maximum (row-major), MaxPoolScatter(g).
+    ``kink_state``: the winning tap of every window (changes when another element takes over).
+    """
+
+    @staticmethod
+    def forward(ctx, x, geo):
+        y, idx = max_pool_forward(x, geo)
+        ctx.save_for_backward(idx)
+        return y
+
+    @staticmethod
+    def vjp(ctx, g):
+        return (MaxPoolScatter.apply(g, idx=ctx.saved[0], geo=ctx.params["geo"], x_shape=ctx.inputs[0].shape),)
+
+    @staticmethod
+    def kink_state(x, geo):
+        return max_pool_forward(x, geo)[1]
+
+
+class MaxPoolScatter(Function):
+    """dx = g placed at each window's winning tap (``idx``), summed where windows overlap.   vjp: MaxPoolGather."""
+
+    @staticmethod
+    def forward(ctx, g, idx, geo, x_shape):
+        return scatter_taps(g, idx, geo, x_shape)
+
+    @staticmethod
+    def vjp(ctx, c):
+        return (MaxPoolGather.apply(c, idx=ctx.params["idx"], geo=ctx.params["geo"]),)
+
+
+class MaxPoolGather(Function):
+    """y = c read at each window's winning tap (``idx``).   vjp: MaxPoolScatter."""
+
+    @staticmethod
+    def forward(ctx, c, idx, geo):
+        return gather_taps(c, idx, geo)
+
+    @staticmethod
+    def vjp(ctx, g):
+        p = ctx.params
+        return (MaxPoolScatter.apply(g, idx=p["idx"], geo=p["geo"], x_shape=ctx.inputs[0].shape),)
+
+
+class WindowSum(Function):
+    """y = sum of x over each window (zero padding).   vjp: WindowSumAdjoint(g)."""
+
+    @staticmethod
+    def forward(ctx, x, geo):
+        return window_sum(x, geo)
+
+    @staticmethod
+    def vjp(ctx, g):
+        return (WindowSumAdjoint.apply(g, geo=ctx.params["geo"], x_shape=ctx.inputs[0].shape),)
+
+
+class WindowSumAdjoint(Function):
+    """dx[cell] = sum of g over the windows that cover the cell.   vjp: WindowSum(c)."""
+
+    @staticmethod
+    def forward(ctx, g, geo, x_shape):
+        return window_sum_adjoint(g, geo, x_shape)
+
+    @staticmethod
+    def vjp(ctx, c):
+        return (WindowSum.apply(c, geo=ctx.params["geo"]),)
+
+
+class SafeRoot(Function):
+    """y = s^(1/p) for s >= 0.   vjp: g * (1/p) s^(1/p - 1) where s > 0 and 0 where s = 0 (never NaN)."""
+
+    @staticmethod
+    def forward(ctx, s, p):
+        return np.sqrt(s) if p == 2 else np.power(s, 1.0 / p)
+
+    @staticmethod
+    def vjp(ctx, g):
+        s = ctx.inputs[0]
+        p = ctx.params["p"]
+        positive = s.data > 0
+        safe = elementwise.where(positive, s, constant(np.ones_like(s.data)))
+        slope = elementwise.pow_scalar(safe, 1.0 / p - 1.0) * (1.0 / p)
+        return (elementwise.where(positive, g * slope, constant(np.zeros_like(g.data))),)
+
+
+def max_pool(x, geo):
+    return MaxPool.apply(x, geo=geo)
+
+
+def window_sum_op(x, geo):
+    return WindowSum.apply(x, geo=geo)
+
+
+def safe_root(s, p):
+    return SafeRoot.apply(s, p=p)
