@@ -341,7 +341,10 @@ def _backprop(root: Tensor, seed: Tensor, targets, create_graph: bool, retain_gr
                     _ANOMALY.enabled = True
             else:
                 parent_grads = ctx.function.vjp(ctx, g)
-            for parent, pg in zip(ctx.inputs, parent_grads):
+            if len(parent_grads) != len(ctx.inputs):
+                raise RuntimeError(f"backward: {ctx.function.__name__}.vjp returned {len(parent_grads)} "
+                                   f"gradients for {len(ctx.inputs)} inputs (one Tensor or None per input)")
+            for parent, pg in zip(ctx.inputs, parent_grads, strict=True):
                 if pg is None or not parent.requires_grad:
                     continue
                 if _ANOMALY.enabled:
