@@ -126,7 +126,7 @@ class Flatten(Layer):
         self.data_format = validation.data_format(self._where(), data_format or "channels_last")
 
     def build(self, input_shape):
-        self.input_spec = {"min_ndim": 1, "axes": {i: s for i, s in enumerate(input_shape) if i and s is not None}}
+        self.input_spec = {"min_ndim": 1, "axes": {}}
         self.built = True
 
     def compute_output_shape(self, input_shape):

@@ -110,8 +110,15 @@ class Sequential(TrainingMixin):
             first = self._layers[0]._where() if self._layers else "the model"
             raise ValueError(f"Sequential {self.name!r}: expected inputs of shape {_fmt_shape(self.input_shape)} "
                              f"(rank {len(self.input_shape)}) for {first}; got shape {tuple(x.shape)}")
+        shape = tuple(x.shape)
         for layer in self._layers:
-            x = layer(x, training=training)
+            try:
+                x = layer(x, training=training)
+            except ValueError as exc:
+                if tuple(shape[1:]) == tuple(self.input_shape[1:]):
+                    raise
+                raise ValueError(f"{exc} (Sequential {self.name!r} was built for inputs "
+                                 f"{_fmt_shape(self.input_shape)} and called on shape {shape})") from exc
         return x
 
     # -- weights ---------------------------------------------------------------------------------------
