@@ -5,10 +5,12 @@ from tinygrad_cnn.conv_arithmetic import conv_output_size, conv_padding, recepti
 from tinygrad_cnn.function import AnomalyError, Function
 from tinygrad_cnn.trace import trace
 
+from tinygrad_cnn import nn, optim  # isort: skip  (layers and optimizers, after the engine)
+
 __version__ = "0.1.0"
 
 __all__ = [
     "AnomalyError", "Function", "Tensor", "detect_anomaly", "enable_grad", "grad", "is_grad_enabled",
     "no_grad", "trace",
-    "conv_output_size", "conv_padding", "receptive_field",
+    "conv_output_size", "conv_padding", "receptive_field", "nn", "optim",
 ]
