@@ -114,6 +114,16 @@ def test_sequential_config_is_json_and_rebuilds_the_same_model():
     np.testing.assert_array_equal(clone(x).numpy(), model(x).numpy())
 
 
+def test_layer_serialize_round_trip_with_class_name():
+    layer = nn.Conv1D(3, 2, padding="causal", kernel_initializer=nn.initializers.VarianceScaling(2.0, "fan_out"))
+    entry = json.loads(json.dumps(nn.serialize(layer)))
+    assert entry["class_name"] == "Conv1D"
+    clone = nn.deserialize(entry)
+    assert clone.get_config() == layer.get_config()
+    with pytest.raises(ValueError, match=r"class_name='Conv2x' .*did you mean 'conv2d'"):
+        nn.deserialize({"class_name": "Conv2x", "config": {}})
+
+
 def test_summary_lists_layers_params_and_receptive_fields():
     model = nn.Sequential([nn.Input((32, 32, 3)), nn.Conv2D(8, 3), nn.MaxPooling2D(), nn.Conv2D(8, 3, dilation_rate=2),
                            nn.GlobalMaxPooling2D(), nn.Dense(2)])

@@ -23,9 +23,29 @@ LAYER_CLASSES = (
     "InputLayer", "LPPooling2D", "MaxPooling1D", "MaxPooling2D", "ReLU",
 )
 
+
+
+def serialize(layer) -> dict:
+    """``{"class_name": "Conv2D", "config": layer.get_config()}``: everything needed to rebuild the layer."""
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def deserialize(config: dict):
+    """The layer described by ``serialize(layer)`` (fresh weights; copy them with ``set_weights``)."""
+    from tinygrad_cnn import validation
+
+    name = config.get("class_name") if isinstance(config, dict) else None
+    if name not in LAYER_CLASSES:
+        lowered = tuple(c.lower() for c in LAYER_CLASSES)
+        key = validation.choice("nn.deserialize", "class_name", name if isinstance(name, str) else repr(name), lowered)
+        name = LAYER_CLASSES[lowered.index(key)]
+    return globals()[name].from_config(dict(config.get("config") or {}))
+
+
 __all__ = [
     "Activation", "AveragePooling1D", "AveragePooling2D", "Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose",
     "Conv3D", "Dense", "DepthwiseConv2D", "Dropout", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
     "History", "Input", "InputLayer", "LAYER_CLASSES", "LPPooling2D", "Layer", "MaxPooling1D", "MaxPooling2D", "ReLU",
-    "Sequential", "activations", "constraints", "initializers", "regularizers", "set_random_seed",
+    "Sequential", "activations", "constraints", "deserialize", "initializers", "regularizers", "serialize",
+    "set_random_seed",
 ]

@@ -22,6 +22,10 @@ from tinygrad_cnn.tensor import Tensor, as_tensor
 __all__ = ["Sequential"]
 
 
+def nn_serialize(layer) -> dict:
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
 class Sequential(TrainingMixin):
     """``Sequential(layers, name=None)``: ``model(x, training=False)`` applies the layers in order."""
 
@@ -178,7 +182,7 @@ class Sequential(TrainingMixin):
         layers = []
         if self._input is not None:
             layers.append({"class_name": "InputLayer", "config": self._input.get_config()})
-        layers += [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in self._layers]
+        layers += [nn_serialize(layer) for layer in self._layers]
         return {"name": self.name, "layers": layers,
                 "build_input_shape": None if self.input_shape is None else list(self.input_shape)}
 
@@ -186,13 +190,7 @@ class Sequential(TrainingMixin):
     def from_config(cls, config: dict) -> "Sequential":
         """Rebuild a model (fresh weights) from ``get_config()``."""
         from tinygrad_cnn import nn
-        layers = []
-        for entry in config["layers"]:
-            name = entry["class_name"]
-            klass = getattr(nn, name, None) if name in nn.LAYER_CLASSES else None
-            if klass is None:
-                validation.choice("Sequential.from_config", "class_name", name, tuple(nn.LAYER_CLASSES))
-            layers.append(klass.from_config(dict(entry["config"])))
+        layers = [nn.deserialize(entry) for entry in config["layers"]]
         model = cls(layers, name=config.get("name"))
         if not model.built and config.get("build_input_shape") is not None:
             model.build(tuple(config["build_input_shape"]))
