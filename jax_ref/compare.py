@@ -82,3 +82,86 @@ def check_op(name: str, *args, dtype=np.float64, seed: int = 0, rtol: float | No
     for k, ge, gt in zip(diff, engine_grads, twin_grads, strict=True):
         report.entries.append(compare_arrays(f"d/d{k}", "vjp", ge.data, np.asarray(gt)))
     return report
+
+
+def _engine_gradients(engine, x, y, loss, training, regularization):
+    """Engine loss and gradients for every weight and every layer input, by one backward pass."""
+    from jax_ref.train import engine_loss_function
+
+    h = Tensor(x, requires_grad=True)
+    layer_inputs = []
+    for layer in engine.layers:
+        layer_inputs.append(h)
+        h = layer(h, training=training)
+    total = engine_loss_function(loss)(h, y)
+    if regularization:
+        for penalty in engine.losses:
+            total = total + penalty
+    weights = [w for layer in engine.layers for w in layer.weights]
+    grads = tinygrad_cnn.grad(total, weights + layer_inputs)
+    return float(total.item()), grads[:len(weights)], grads[len(weights):]
+
+
+def compare_gradients(model, x, y, loss="cross_entropy", dtype=np.float64, training=False, regularization=True,
+                      rtol: float | None = None) -> Report:
+    """Engine vs JAX gradients of ``loss(model(x), y)`` (+ penalties) for every weight and every layer's input.
+
+    The engine model is cloned and cast to ``dtype`` (float64 by default, with
+    ``jax_enable_x64`` on inside and restored afterwards); the user's model is
+    untouched. Rows run from the loss backwards: for each layer (last first)
+    its weights, then ``<layer> input`` = d loss / d (that layer's input),
+    the cotangent that layer's backward pass produced. ``report.suspect`` is
+    the first failing row in that order: where a wrong gradient enters.
+    """
+    from jax_ref.model import clone_engine, from_engine
+
+    if training and any(type(layer).__name__ == "Dropout" and layer.rate > 0 for layer in model.layers):
+        raise ValueError("compare_gradients: training=True with Dropout would compare different random masks "
+                         "(NumPy in the engine, jax.random in the twin); use training=False")
+    dtype = np.dtype(dtype)
+    ctx = float64() if dtype == np.float64 else _nullcontext()
+    with ctx:
+        engine = clone_engine(model, dtype)
+        x = np.asarray(x, dtype)
+        y = np.asarray(y) if np.issubdtype(np.asarray(y).dtype, np.integer) else np.asarray(y, dtype)
+        loss_value, w_grads, in_grads = _engine_gradients(engine, x, y, loss, training, regularization)
+        twin = from_engine(engine)
+        _, capture = twin.apply(twin.params, x, capture=True)
+        taps = {name: jnp.zeros_like(out) for name, out in capture["outputs"].items()}
+
+        def f(params, xx, tt):
+            return twin.loss(params, xx, y, loss, training, None, regularization, taps=tt)
+
+        twin_loss, (gp, gx, gt) = jax.value_and_grad(f, argnums=(0, 1, 2))(twin.params, jnp.asarray(x), taps)
+    report = Report(f"compare_gradients {getattr(model, 'name', 'model')} ({dtype}, loss={loss!r}, "
+                    f"batch {x.shape[0]})")
+    if rtol is not None:
+        report.rtol = rtol
+    report.entries.append(compare_arrays("loss", "forward", np.array(loss_value), np.asarray(twin_loss)))
+    slots = [(info, w) for info in twin.layers for w in info.weight_names]
+    w_by_slot = {(info.name, w): g for (info, w), g in zip(slots, w_grads, strict=True)}
+    for k in range(len(twin.layers) - 1, -1, -1):
+        info = twin.layers[k]
+        for w in info.weight_names:
+            report.entries.append(compare_arrays(f"{info.name}.{w}", "weight grad", w_by_slot[(info.name, w)].data,
+                                                 np.asarray(gp[info.name][w])))
+        ref = gx if k == 0 else gt[twin.layers[k - 1].name]
+        report.entries.append(compare_arrays(f"{info.name} input", f"{info.class_name} backward",
+                                             in_grads[k].data, np.asarray(ref)))
+    return report
+
+
+def assert_gradients_match(model, x, y, loss="cross_entropy", rtol: float | None = None, **kwargs) -> Report:
+    """``compare_gradients`` that raises ``AssertionError`` with the report's table unless every row passes."""
+    report = compare_gradients(model, x, y, loss, rtol=rtol, **kwargs)
+    if not report.passed:
+        raise AssertionError(str(report))
+    return report
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

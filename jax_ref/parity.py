@@ -1,0 +1,90 @@
+"""Side-by-side training: the engine (``tinygrad_cnn.optim``) and its JAX twin (optax) on the same batches.
+
+Both start from the same weights (the engine model is cloned, optionally cast
+to ``dtype``, so the user's model is untouched), see the batches of
+``batch_schedule(n, batch_size, steps, seed=seed)`` and minimise the same loss
+(plus regularization penalties); the engine projects constraints after each
+step as ``Sequential.fit`` does. Dropout is off (``training=False``) by
+default, because the engine draws its masks with NumPy and the twin with
+``jax.random``: with dropout on the two runs are different experiments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from jax_ref._report import float64
+from jax_ref.model import clone_engine, from_engine
+from jax_ref.train import batch_schedule, engine_loss_function, engine_optimizer, train
+
+
+@dataclass
+class ParityResult:
+    """Both loss curves, their largest relative deviation and the final parameters' largest relative deviation."""
+
+    engine_losses: np.ndarray
+    jax_losses: np.ndarray
+    max_rel_loss_deviation: float
+    max_rel_param_deviation: float
+    engine_params: list
+    jax_params: list
+
+    def __str__(self):
+        return (f"parity over {len(self.engine_losses)} steps: loss curves differ by at most "
+                f"{self.max_rel_loss_deviation:.2e} (relative), final parameters by "
+                f"{self.max_rel_param_deviation:.2e} (max |a-b| / max |b| per tensor)")
+
+
+def _rel(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-30)))
+
+
+def parity(model, x, y, optimizer="sgd", steps=50, batch_size=32, seed=0, learning_rate=0.01,
+           loss="cross_entropy", dtype=None, training=False, verbose=False, **optimizer_kwargs) -> ParityResult:
+    """Train a clone of ``model`` with the engine and its twin with optax; return both loss curves.
+
+    ``dtype`` (default: the model's) is used for weights and inputs on both
+    sides; ``float64`` enables ``jax_enable_x64`` for the run and restores it.
+    """
+    dtype = np.dtype(dtype or model.get_weights()[0].dtype)
+    if dtype == np.float64:
+        with float64():
+            return _parity(model, x, y, optimizer, steps, batch_size, seed, learning_rate, loss, dtype, training,
+                           verbose, optimizer_kwargs)
+    return _parity(model, x, y, optimizer, steps, batch_size, seed, learning_rate, loss, dtype, training, verbose,
+                   optimizer_kwargs)
+
+
+def _parity(model, x, y, optimizer, steps, batch_size, seed, learning_rate, loss, dtype, training, verbose, kw):
+    x = np.asarray(x, dtype)
+    y = np.asarray(y)
+    if not np.issubdtype(y.dtype, np.integer):
+        y = y.astype(dtype)
+    engine = clone_engine(model, dtype)
+    twin = from_engine(engine)
+    # engine
+    opt = engine_optimizer(optimizer, engine.parameters(), learning_rate, **kw)
+    loss_fn = engine_loss_function(loss)
+    engine_losses = []
+    for idx in batch_schedule(len(x), batch_size, steps, seed=seed):
+        out = engine(x[idx], training=training)
+        total = loss_fn(out, y[idx])
+        for penalty in engine.losses:
+            total = total + penalty
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        engine.apply_constraints()
+        engine_losses.append(float(total.item()))
+    # twin
+    result = train(twin, x, y, optimizer, learning_rate, batch_size, steps=steps, seed=seed, loss=loss,
+                   training=training, verbose=verbose, **kw)
+    engine_w = engine.get_weights()
+    jax_w = [np.asarray(result.params[layer.name][w]) for layer in twin.layers for w in layer.weight_names]
+    param_dev = max((float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30)) for a, b in
+                     zip(engine_w, jax_w, strict=True)), default=0.0)
+    engine_losses = np.asarray(engine_losses)
+    return ParityResult(engine_losses, result.losses, _rel(engine_losses, result.losses), param_dev, engine_w, jax_w)

@@ -1,0 +1,183 @@
+"""Optax training of a ``JaxModel`` (jitted step, tqdm), optionally data-parallel over every device.
+
+One step on a batch ``(x_b, y_b)`` minimises ``L(p) = loss(apply(p, x_b), y_b) + penalties(p)``:
+``g = dL/dp``; ``u, s = tx.update(g, s, p)``; ``p <- constrain(p + u)``, with
+``tx`` an optax transform (``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"`` with
+the engine's defaults, or any ``optax.GradientTransformation``).
+
+Batches: each epoch is a permutation of the examples drawn from
+``np.random.default_rng([seed, epoch])``, cut into ``batch_size`` pieces; a last
+incomplete piece is dropped (every step has the same shape, so one compile).
+``batch_schedule`` is shared with ``parity`` so the engine sees the same batches.
+
+``shard=True``: a ``jax.sharding.Mesh`` over ``jax.devices()`` with one axis
+``"data"``; every batch is placed with ``NamedSharding(mesh, P("data"))`` (split
+along its first axis), parameters and optimizer state are replicated
+(``P()``), and XLA inserts the all-reduce that averages the gradients. On
+several GPUs of one host this is all it takes; on several hosts call
+``jax.distributed.initialize()`` first in every process, so ``jax.devices()``
+lists the devices of all hosts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from jax_ref import ops
+
+# -- losses ---------------------------------------------------------------------------------------------
+
+_LOSSES = {
+    "cross_entropy": lambda out, y: ops.cross_entropy(out, y),
+    "sparse_categorical_crossentropy": lambda out, y: ops.cross_entropy(out, y, from_logits=False),
+    "categorical_crossentropy": lambda out, y: ops.cross_entropy(out, jnp.asarray(y, out.dtype), from_logits=False),
+    "mse": lambda out, y: ops.mse(out, y),
+    "mean_squared_error": lambda out, y: ops.mse(out, y),
+}
+
+
+def loss_function(loss):
+    """A JAX ``(outputs, targets) -> scalar`` from a name (``"cross_entropy"`` on logits, or a Keras loss name
+    on probabilities: ``sparse_categorical_crossentropy``, ``categorical_crossentropy``, ``mse``) or a callable."""
+    if callable(loss):
+        return loss
+    from tinygrad_cnn import validation
+    return _LOSSES[validation.choice("jax_ref", "loss", loss, tuple(_LOSSES))]
+
+
+def engine_loss_function(loss):
+    """The engine's loss for the same name (``"cross_entropy"`` is ``F.cross_entropy`` on logits)."""
+    from tinygrad_cnn import functional as F
+    from tinygrad_cnn.nn.training import get_loss
+    if loss == "cross_entropy":
+        return F.cross_entropy
+    if callable(loss):
+        raise TypeError("jax_ref: a callable loss is JAX-only; give a loss name to compare with the engine")
+    return get_loss(loss)
+
+
+# -- optimizers -----------------------------------------------------------------------------------------
+
+def make_optimizer(optimizer, learning_rate, **kwargs) -> optax.GradientTransformation:
+    """``optax.sgd/adam/adamw/rmsprop(learning_rate, **kwargs)`` by name, or a transform as is."""
+    if isinstance(optimizer, optax.GradientTransformation):
+        return optimizer
+    from tinygrad_cnn import validation
+    name = validation.choice("jax_ref.train", "optimizer", optimizer, ("sgd", "adam", "adamw", "rmsprop"))
+    if name == "rmsprop":
+        kwargs = {"decay": 0.9, "eps": 1e-8, **kwargs}
+    return getattr(optax, name)(learning_rate, **kwargs)
+
+
+def engine_optimizer(optimizer, params, learning_rate, **kwargs):
+    """The engine's optimizer of the same name and hyperparameters (``tinygrad_cnn.optim``)."""
+    from tinygrad_cnn import optim
+    classes = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSprop}
+    if not isinstance(optimizer, str) or optimizer.lower() not in classes:
+        raise ValueError(f"parity: optimizer must be one of {sorted(classes)} (an optax transform has no engine "
+                         f"twin); got {optimizer!r}")
+    return classes[optimizer.lower()](params, learning_rate=learning_rate, **kwargs)
+
+
+# -- batches --------------------------------------------------------------------------------------------
+
+def batch_schedule(n, batch_size, steps=None, epochs=1, seed=0):
+    """Index arrays of the batches: per epoch a permutation from ``default_rng([seed, epoch])``, full batches only.
+
+    ``steps`` (if given) takes precedence over ``epochs`` and runs as many epochs as needed.
+    """
+    per_epoch = n // batch_size
+    if per_epoch == 0:
+        raise ValueError(f"jax_ref.train: batch_size={batch_size} is larger than the {n} examples")
+    total = steps if steps is not None else per_epoch * epochs
+    out, epoch = [], 0
+    while len(out) < total:
+        perm = np.random.default_rng([seed, epoch]).permutation(n)
+        out += [perm[i * batch_size:(i + 1) * batch_size] for i in range(per_epoch)]
+        epoch += 1
+    return out[:total]
+
+
+def _trainable_labels(model, params):
+    frozen = {layer.name for layer in model.layers if not layer.trainable}
+    return {name: {w: ("freeze" if name in frozen else "train") for w in ws} for name, ws in params.items()}
+
+
+@dataclass
+class TrainResult:
+    """``params`` after training, per-step ``losses`` (the minimised total), ``opt_state``, device count, time."""
+
+    params: dict
+    losses: np.ndarray
+    opt_state: object
+    devices: int
+    seconds: float
+
+
+def make_step(model, tx, loss="cross_entropy", training=True, regularization=True):
+    """The un-jitted step ``(params, opt_state, x, y, key) -> (params, opt_state, loss)``."""
+
+    def step(params, opt_state, xb, yb, key):
+        value, grads = jax.value_and_grad(model.loss)(params, xb, yb, loss, training, key, regularization)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        params = model.constrain(optax.apply_updates(params, updates))
+        return params, opt_state, value
+
+    return step
+
+
+def train(jax_model, x, y, optimizer="sgd", learning_rate=0.01, batch_size=32, epochs=1, steps=None, seed=0,
+          shard=False, loss="cross_entropy", training=True, regularization=True, params=None, verbose=True,
+          **optimizer_kwargs) -> TrainResult:
+    """Train ``jax_model`` with optax (see the module docstring); ``jax_model.params`` is set to the result.
+
+    ``params`` defaults to ``jax_model.params``; ``optimizer_kwargs`` go to the
+    optax constructor (``momentum``, ``nesterov``, ``b1``, ``weight_decay``, ...).
+    Dropout keys: step ``t`` uses ``fold_in(key(seed), t)``.
+    """
+    params = jax_model.params if params is None else params
+    tx = make_optimizer(optimizer, learning_rate, **optimizer_kwargs)
+    labels = _trainable_labels(jax_model, params)
+    if any(v == "freeze" for ws in labels.values() for v in ws.values()):
+        tx = optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()}, labels)
+    x = np.asarray(x)
+    y = np.asarray(y)
+    batches = batch_schedule(len(x), batch_size, steps, epochs, seed)
+    step = make_step(jax_model, tx, loss, training, regularization)
+    opt_state = tx.init(params)
+    devices = 1
+    if shard:
+        from jax.sharding import Mesh, NamedSharding
+        from jax.sharding import PartitionSpec as P
+        mesh = Mesh(np.array(jax.devices()), ("data",))
+        devices = len(jax.devices())
+        if batch_size % devices:
+            raise ValueError(f"jax_ref.train: shard=True splits each batch over {devices} devices; batch_size="
+                             f"{batch_size} must be a multiple of {devices}")
+        data, replicated = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
+        params, opt_state = jax.device_put((params, opt_state), replicated)
+        jstep = jax.jit(step, out_shardings=(replicated, replicated, replicated))
+        put = lambda a: jax.device_put(a, data)  # noqa: E731
+    else:
+        jstep = jax.jit(step)
+        put = jnp.asarray
+    base = jax.random.key(seed)
+    losses = []
+    start = time.perf_counter()
+    bar = tqdm(batches, desc=f"jax_ref.train ({devices} device{'s' * (devices > 1)})", disable=not verbose,
+               leave=False)
+    for t, idx in enumerate(bar):
+        params, opt_state, value = jstep(params, opt_state, put(x[idx]), put(y[idx]), jax.random.fold_in(base, t))
+        losses.append(value)
+        if verbose and t % 10 == 0:
+            bar.set_postfix(loss=f"{float(value):.4f}")
+    losses = np.asarray(jax.device_get(losses))
+    jax_model.params = params
+    return TrainResult(params, losses, opt_state, devices, time.perf_counter() - start)
