@@ -55,12 +55,14 @@ def max_pool_forward(x, geo):
     taps = list(_taps(out, geo))
     best = xp[taps[0][1]].copy()
     idx = np.zeros(best.shape, dtype=np.uint8 if len(taps) < 256 else np.int32)
-    greater = np.empty(best.shape, dtype=bool)
+    greater, step = np.empty(best.shape, dtype=bool), np.empty_like(idx)
     for t, (_, index) in enumerate(taps[1:], start=1):
         view = xp[index]
-        np.greater(view, best, out=greater)
-        np.copyto(best, view, where=greater)
-        np.copyto(idx, t, where=greater, casting="unsafe")
+        np.greater(view, best, out=greater)  # strictly greater: the first maximum keeps its place
+        np.maximum(best, view, out=best)
+        np.subtract(idx.dtype.type(t), idx, out=step)  # idx += greater * (t - idx), modular in uint8
+        np.multiply(step, greater, out=step)
+        np.add(idx, step, out=idx)
     return best, idx
 
 
@@ -75,9 +77,9 @@ def scatter_taps(g, idx, geo, x_shape):
         np.equal(idx, t, out=mask)
         view = dxp[index]
         if disjoint:
-            np.copyto(view, g, where=mask)
+            np.multiply(g, mask, out=view)
         else:
-            np.add(view, g, out=view, where=mask)
+            view += g * mask
     return unpad_spatial(dxp, geo["pads"], x_shape)
 
 
@@ -88,7 +90,7 @@ def gather_taps(c, idx, geo):
     mask = np.empty(idx.shape, dtype=bool)
     for t, (_, index) in enumerate(_taps(idx.shape[1:-1], geo)):
         np.equal(idx, t, out=mask)
-        np.copyto(out, cp[index], where=mask)
+        out += cp[index] * mask
     return out
 
 
