@@ -124,7 +124,8 @@ def one_hot_targets(fn: str, labels, num_classes: int, batch_shape, dtype) -> np
 def cross_entropy(logits, labels, from_logits: bool = True, reduction: str = "mean"):
     """Softmax cross-entropy, -sum_c y_c log p_c, over the last axis.
 
-    ``labels``: integer class ids or one-hot (or soft) rows. With
+    ``labels``: integer class ids or one-hot (or soft) rows; a float Tensor
+    that requires a gradient receives one (-log p, as optax). With
     ``from_logits=False`` the inputs are probabilities: as in Keras they are
     renormalised to sum to 1 and clipped to [1e-7, 1 - 1e-7] before the log.
     ``reduction``: ``"mean"`` over examples, ``"sum"`` or ``"none"``.
@@ -134,6 +135,8 @@ def cross_entropy(logits, labels, from_logits: bool = True, reduction: str = "me
     if logits.ndim < 1:
         raise ValueError(f"{fn}: logits must have a class axis; got shape {logits.shape}")
     target = one_hot_targets(fn, labels, logits.shape[-1], logits.shape[:-1], logits.dtype)
+    if isinstance(labels, Tensor) and labels.requires_grad:  # soft labels in a graph: differentiate them too
+        target = labels
     if from_logits:
         log_p = log_softmax(logits, -1)
     else:
