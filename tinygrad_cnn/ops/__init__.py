@@ -6,14 +6,36 @@ import numpy as np
 
 from tinygrad_cnn.ops._util import normalize_axes, unbroadcast
 from tinygrad_cnn.ops.elementwise import (
-    Abs, Add, Div, Exp, LeakyRelu, Mul, Neg, Relu, Softplus, Sqrt, Sub, Tanh, astype, log, pow_scalar,
-    sigmoid, where,
+    Abs,
+    Add,
+    Div,
+    Exp,
+    LeakyRelu,
+    Mul,
+    Neg,
+    Relu,
+    Softplus,
+    Sqrt,
+    Sub,
+    Tanh,
+    astype,
+    log,
+    pow_scalar,
+    sigmoid,
+    where,
 )
 from tinygrad_cnn.ops.elementwise import Clip as _Clip
 from tinygrad_cnn.ops.elementwise import Pow as _Pow
 from tinygrad_cnn.ops.linalg import matmul
 from tinygrad_cnn.ops.movement import (
-    broadcast_to, concatenate, constant, getitem, pad, reshape, stack, transpose,
+    broadcast_to,
+    concatenate,
+    constant,
+    getitem,
+    pad,
+    reshape,
+    stack,
+    transpose,
 )
 from tinygrad_cnn.ops.reduce import Max as _Max
 from tinygrad_cnn.ops.reduce import Min as _Min

@@ -70,7 +70,7 @@ class Pad(Function):
     def vjp(ctx, g):
         shape = ctx.inputs[0].shape
         # explicit stops, never x[p:-p], which is empty for p = 0
-        index = tuple(slice(before, before + n) for (before, _), n in zip(ctx.params["pad_width"], shape))
+        index = tuple(slice(before, before + n) for (before, _), n in zip(ctx.params["pad_width"], shape, strict=True))
         return (getitem(g, index),)
 
 
