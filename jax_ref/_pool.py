@@ -4,12 +4,15 @@ Padded cells never count: max pooling pads with -inf (it never picks them),
 average pooling divides by the number of real cells each window covers, and
 L_p pooling pads with zeros (which add nothing to ``sum |x|^p``). The max-pool
 gradient goes to one element per window, the one ``lax.reduce_window``'s
-transpose picks (the first maximum in row-major window order).
+transpose picks (the first maximum in row-major window order). Init values are concrete NumPy
+scalars, so ``lax`` recognises the monoid (max/add) and the windows stay
+differentiable under ``jit``.
 """
 
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jax_ref._padding import conv_padding
@@ -37,17 +40,17 @@ def max_pool(x, pool_size, strides=None, padding="valid", data_format="channels_
     """y[o] = max over the window at o * s of the (unpadded) cells of x."""
     x = jnp.asarray(x)
     win, st, pads, _, _ = _window("max_pool", x, pool_size, strides, padding, data_format)
-    return lax.reduce_window(x, -jnp.inf, lax.max, win, st, pads)
+    return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, win, st, pads)
 
 
 def _window_sum(x, win, st, pads):
-    return lax.reduce_window(x, jnp.zeros((), x.dtype), lax.add, win, st, pads)
+    return lax.reduce_window(x, np.array(0, x.dtype), lax.add, win, st, pads)
 
 
 def _counts(spatial, rank_info, dtype):
     pool, strides, pads = rank_info
     ones = jnp.ones(spatial, dtype)
-    return lax.reduce_window(ones, jnp.zeros((), dtype), lax.add, pool, strides, pads)
+    return lax.reduce_window(ones, np.array(0, dtype), lax.add, pool, strides, pads)
 
 
 def avg_pool(x, pool_size, strides=None, padding="valid", data_format="channels_last"):

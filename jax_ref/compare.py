@@ -75,8 +75,12 @@ def check_op(name: str, *args, dtype=np.float64, seed: int = 0, rtol: float | No
         def f(*xs):
             return twin_fn(**{**bound, **dict(zip(diff, xs, strict=True))})
 
-        y_twin, vjp = jax.vjp(f, *(jnp.asarray(arrays[k]) for k in diff))
-        twin_grads = vjp(jnp.asarray(v, y_twin.dtype))
+        @jax.jit
+        def forward_and_vjp(xs, cotangent):  # one compile per configuration
+            out, pullback = jax.vjp(f, *xs)
+            return out, pullback(cotangent.astype(out.dtype))
+
+        y_twin, twin_grads = forward_and_vjp(tuple(jnp.asarray(arrays[k]) for k in diff), jnp.asarray(v))
     report = Report(title) if rtol is None else Report(title, rtol=rtol)
     report.entries.append(compare_arrays("output", "forward", y.data, np.asarray(y_twin)))
     for k, ge, gt in zip(diff, engine_grads, twin_grads, strict=True):
@@ -126,13 +130,13 @@ def compare_gradients(model, x, y, loss="cross_entropy", dtype=np.float64, train
         y = np.asarray(y) if np.issubdtype(np.asarray(y).dtype, np.integer) else np.asarray(y, dtype)
         loss_value, w_grads, in_grads = _engine_gradients(engine, x, y, loss, training, regularization)
         twin = from_engine(engine)
-        _, capture = twin.apply(twin.params, x, capture=True)
-        taps = {name: jnp.zeros_like(out) for name, out in capture["outputs"].items()}
+        shapes = jax.eval_shape(lambda p, xx: twin.apply(p, xx, capture=True)[1]["outputs"], twin.params, x)
+        taps = {name: jnp.zeros(s.shape, s.dtype) for name, s in shapes.items()}
 
         def f(params, xx, tt):
             return twin.loss(params, xx, y, loss, training, None, regularization, taps=tt)
 
-        twin_loss, (gp, gx, gt) = jax.value_and_grad(f, argnums=(0, 1, 2))(twin.params, jnp.asarray(x), taps)
+        twin_loss, (gp, gx, gt) = jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2)))(twin.params, jnp.asarray(x), taps)
     report = Report(f"compare_gradients {getattr(model, 'name', 'model')} ({dtype}, loss={loss!r}, "
                     f"batch {x.shape[0]})")
     if rtol is not None:

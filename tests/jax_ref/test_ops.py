@@ -19,7 +19,7 @@ from jax_ref import ops as jops
 EXAMPLES = int(os.environ.get("JAX_REF_EXAMPLES", "4"))
 _HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=_HEALTH)
-CHEAP = settings(max_examples=2 * EXAMPLES, deadline=None, derandomize=True, suppress_health_check=_HEALTH)
+CHEAP = settings(max_examples=3 * EXAMPLES // 2, deadline=None, derandomize=True, suppress_health_check=_HEALTH)
 SEEDS = st.integers(0, 2**16)
 
 
