@@ -112,13 +112,15 @@ def _trainable_labels(model, params):
 
 @dataclass
 class TrainResult:
-    """``params`` after training, per-step ``losses`` (the minimised total), ``opt_state``, device count, time."""
+    """``params`` after training, per-step ``losses`` (the minimised total), ``opt_state``, device count, time,
+    and the trained ``model`` (a JaxModel)."""
 
     params: dict
     losses: np.ndarray
     opt_state: object
     devices: int
     seconds: float
+    model: object = None
 
 
 def make_step(model, tx, loss="cross_entropy", training=True, regularization=True):
@@ -138,10 +140,16 @@ def train(jax_model, x, y, optimizer="sgd", learning_rate=0.01, batch_size=32, e
           **optimizer_kwargs) -> TrainResult:
     """Train ``jax_model`` with optax (see the module docstring); ``jax_model.params`` is set to the result.
 
+    An engine model is converted with ``from_engine`` first (the engine's
+    weights are not changed; ``result.model.to_engine()`` writes them back).
+
     ``params`` defaults to ``jax_model.params``; ``optimizer_kwargs`` go to the
     optax constructor (``momentum``, ``nesterov``, ``b1``, ``weight_decay``, ...).
     Dropout keys: step ``t`` uses ``fold_in(key(seed), t)``.
     """
+    from jax_ref.model import JaxModel, from_engine
+    if not isinstance(jax_model, JaxModel):  # an engine model: train its twin (write back with .to_engine)
+        jax_model = from_engine(jax_model)
     params = jax_model.params if params is None else params
     tx = make_optimizer(optimizer, learning_rate, **optimizer_kwargs)
     labels = _trainable_labels(jax_model, params)
@@ -180,4 +188,4 @@ def train(jax_model, x, y, optimizer="sgd", learning_rate=0.01, batch_size=32, e
             bar.set_postfix(loss=f"{float(value):.4f}")
     losses = np.asarray(jax.device_get(losses))
     jax_model.params = params
-    return TrainResult(params, losses, opt_state, devices, time.perf_counter() - start)
+    return TrainResult(params, losses, opt_state, devices, time.perf_counter() - start, jax_model)
