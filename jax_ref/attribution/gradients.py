@@ -1,0 +1,162 @@
+"""Gradient-based attribution: saliency, SmoothGrad (mean / squared / vargrad), integrated gradients.
+
+All three differentiate the score ``S(x)`` (the target logit, or its softmax
+probability with ``score="probability"``) with respect to the input. Many
+inputs are evaluated as one batch: since images do not interact in inference
+mode, ``d/dX sum_i S(X_i) = [dS(X_i)/dX_i]_i``, so one batched forward and
+backward gives every per-image gradient (no per-sample Python loop, no vmap
+of a batch-1 graph). ``batch_size`` bounds how many images are in flight at
+once (``lax.map`` over chunks); with several devices each chunk is sharded
+across them (see ``_sharding``). Compiled functions are cached per model and
+per static option, so repeated calls with the same shapes do not recompile.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jax_ref.attribution import _net, _sharding
+from tinygrad_cnn import validation
+
+__all__ = ["completeness", "integrated_gradients", "saliency", "smoothgrad"]
+
+KINDS = ("mean", "squared", "vargrad")
+
+
+def _batch_size(fn: str, batch_size):
+    return None if batch_size is None else validation.positive_int(fn, "batch_size", batch_size)
+
+
+def _input_grads(net, score: str):
+    """``g(params, xs, targets) -> dS/dxs``, one batched forward + backward."""
+    s = _net.score_fn(net, score)
+    return lambda params, xs, targets: jax.grad(lambda z: s(params, z, targets).sum())(xs)
+
+
+def saliency(model, x, target=None, score: str = "logit"):
+    """The gradient of the score with respect to the input: ``dS_target(x) / dx``, shaped like ``x``."""
+    net, params = _net.as_net(model)
+    score = _net.check_score("saliency", score)
+    xb, single = _net.prepare("saliency", net, x, params)
+    targets = _net.targets_for("saliency", net, params, xb, target)
+    fn = net.jit(("saliency", score), lambda: jax.jit(_input_grads(net, score)))
+    return _net.finish(fn(params, xb, targets), single)
+
+
+def _smoothgrad_fn(net, score, n, batch_size):
+    grads = _input_grads(net, score)
+
+    def run(params, xb, targets, key, level):
+        b, rest = xb.shape[0], xb.shape[1:]
+        flat = xb.reshape(b, -1)
+        sigma = (level * (flat.max(axis=1) - flat.min(axis=1))).reshape((1, b) + (1,) * len(rest))
+        eps = jax.random.normal(key, (n,) + xb.shape, xb.dtype)  # every sample from one key
+        noisy = (xb[None] + sigma.astype(xb.dtype) * eps).reshape((n * b,) + rest)
+        g = _sharding.map_batched(lambda z, t: grads(params, z, t), noisy, jnp.tile(targets, n), batch_size)
+        g = g.reshape((n,) + xb.shape)
+        # all three statistics at once (cheap next to the gradients): one compile serves every kind
+        return {"mean": g.mean(axis=0), "squared": (g * g).mean(axis=0), "vargrad": g.var(axis=0)}
+
+    return jax.jit(run)
+
+
+def smoothgrad(model, x, target=None, n: int = 50, noise_level: float = 0.15, kind: str = "mean", seed: int = 0,
+               batch_size: int | None = None, score: str = "logit"):
+    """SmoothGrad: statistics of the gradient over ``n`` noisy copies of each image.
+
+    ``g_k = dS(x + eps_k)/dx`` with ``eps_k ~ N(0, sigma^2 I)`` i.i.d., ``sigma =
+    noise_level * (max(x) - min(x))`` computed per image (over all its cells).
+    ``kind="mean"``: ``(1/n) sum_k g_k``; ``"squared"``: ``(1/n) sum_k g_k^2``;
+    ``"vargrad"``: the population variance ``(1/n) sum_k (g_k - mean)^2`` (two-pass).
+    All the noise comes from one key ``jax.random.PRNGKey(seed)`` (same seed,
+    same result); the ``n * B`` noisy images are differentiated as batches of
+    ``batch_size`` images (all at once when None). ``noise_level=0`` gives the
+    saliency map (``kind="mean"``).
+    """
+    fn_name = "smoothgrad"
+    net, params = _net.as_net(model)
+    score = _net.check_score(fn_name, score)
+    n = validation.positive_int(fn_name, "n", n)
+    noise_level = validation.number_in(fn_name, "noise_level", noise_level, 0.0, float("inf"))
+    kind = validation.choice(fn_name, "kind", kind, KINDS)
+    batch_size = _batch_size(fn_name, batch_size)
+    if not validation.is_int(seed):
+        raise TypeError(f"{fn_name}: seed must be an int; got {seed!r}")
+    xb, single = _net.prepare(fn_name, net, x, params)
+    targets = _net.targets_for(fn_name, net, params, xb, target)
+    fn = net.jit(("smoothgrad", score, n, batch_size), lambda: _smoothgrad_fn(net, score, n, batch_size))
+    out = fn(params, xb, targets, jax.random.PRNGKey(seed), jnp.asarray(noise_level, xb.dtype))
+    return _net.finish(out[kind], single)
+
+
+def _baseline(fn: str, baseline, xb):
+    if baseline is None:
+        return jnp.zeros_like(xb)
+    b = jnp.asarray(baseline, xb.dtype)
+    try:
+        return jnp.broadcast_to(b, xb.shape)
+    except ValueError:
+        raise ValueError(f"{fn}: baseline of shape {b.shape} does not broadcast to the input batch "
+                         f"{tuple(xb.shape)}") from None
+
+
+def _ig_fn(net, score, steps, batch_size):
+    grads = _input_grads(net, score)
+
+    def run(params, xb, base, targets):
+        alphas = jnp.linspace(0.0, 1.0, steps + 1, dtype=xb.dtype)
+        weights = jnp.full((steps + 1,), 1.0 / steps, xb.dtype).at[jnp.array([0, -1])].multiply(0.5)
+        shape = (steps + 1,) + (1,) * xb.ndim
+        path = (base[None] + alphas.reshape(shape) * (xb - base)[None]).reshape((-1,) + xb.shape[1:])
+        g = _sharding.map_batched(lambda z, t: grads(params, z, t), path, jnp.tile(targets, steps + 1),
+                                  batch_size)
+        avg = jnp.tensordot(weights, g.reshape((steps + 1,) + xb.shape), axes=1)
+        return (xb - base) * avg
+
+    return jax.jit(run)
+
+
+def integrated_gradients(model, x, target=None, baseline=None, steps: int = 50, batch_size: int | None = None,
+                         score: str = "logit"):
+    """Integrated gradients ``(x - x') * int_0^1 dS(x' + a (x - x'))/dx da`` by the trapezoid rule.
+
+    The integral is ``sum_{k=0..steps} w_k g(a_k)`` with ``a_k = k / steps``,
+    ``w_k = 1/steps`` and half that at both ends (``steps + 1`` gradients, one
+    batched evaluation). ``baseline`` ``x'`` defaults to zeros (a scalar or an
+    array broadcasting to ``x``). Completeness: the attributions of an image
+    sum to ``S(x) - S(x')`` up to the quadrature error, see ``completeness``.
+    """
+    fn_name = "integrated_gradients"
+    net, params = _net.as_net(model)
+    score = _net.check_score(fn_name, score)
+    steps = validation.positive_int(fn_name, "steps", steps)
+    batch_size = _batch_size(fn_name, batch_size)
+    xb, single = _net.prepare(fn_name, net, x, params)
+    base = _baseline(fn_name, baseline, xb)
+    targets = _net.targets_for(fn_name, net, params, xb, target)
+    fn = net.jit(("ig", score, steps, batch_size), lambda: _ig_fn(net, score, steps, batch_size))
+    return _net.finish(fn(params, xb, base, targets), single)
+
+
+def completeness(model, x, attributions, target=None, baseline=None, score: str = "logit"):
+    """Integrated gradients' completeness check, per image.
+
+    Returns ``(total, delta, rel_gap)`` arrays (one entry per image, scalars for
+    one image): ``total = sum(attributions)``, ``delta = S(x) - S(x')`` and
+    ``rel_gap = |total - delta| / max(|delta|, 1e-6)``. With the trapezoid rule
+    and ``steps=50`` on a ReLU CNN ``rel_gap`` is typically below 1e-2 (the
+    tests require <= 0.05; it shrinks as ``steps`` grows).
+    """
+    fn_name = "completeness"
+    net, params = _net.as_net(model)
+    score = _net.check_score(fn_name, score)
+    xb, single = _net.prepare(fn_name, net, x, params)
+    attr = jnp.asarray(attributions).reshape(xb.shape)
+    base = _baseline(fn_name, baseline, xb)
+    targets = _net.targets_for(fn_name, net, params, xb, target)
+    s = _net.score_fn(net, score)
+    delta = s(params, xb, targets) - s(params, base, targets)
+    total = attr.reshape(attr.shape[0], -1).sum(axis=1)
+    rel = jnp.abs(total - delta) / jnp.maximum(jnp.abs(delta), 1e-6)
+    return tuple(_net.finish(a, single) for a in (total, delta, rel))

@@ -1,0 +1,107 @@
+"""Looking inside: Grad-CAM, every layer's output (feature maps) and the learned filters.
+
+Layers are named as in the engine model (``model.layers[i].name``); an unknown
+name raises a ValueError suggesting the nearest one.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jax_ref.attribution import _net
+from tinygrad_cnn import validation
+
+__all__ = ["feature_maps", "filters", "grad_cam"]
+
+
+def _layer_index(fn: str, net, layer) -> int:
+    names = net.names
+    return names.index(validation.choice(fn, "layer", layer, names)) if layer not in names else names.index(layer)
+
+
+def _run(stages, params, h):
+    for _, stage in stages:
+        h = stage(params, h)
+    return h
+
+
+def _grad_cam_fn(net, idx, score, fmt, upsample):
+    head, tail = net.stages[:idx + 1], net.stages[idx + 1:]
+
+    def run(params, xb, targets):
+        a = _run(head, params, xb)
+        if a.ndim != xb.ndim:
+            raise ValueError(f"grad_cam: layer {net.names[idx]!r} outputs shape {a.shape[1:]} per image, with no "
+                             f"spatial axes; pick a convolution or pooling layer")
+
+        def s(act):
+            out = _run(tail, params, act)
+            if score == "probability":
+                out = jax.nn.softmax(out, axis=-1)
+            return jnp.take_along_axis(out, targets[:, None], axis=1)[:, 0].sum()
+
+        g = jax.grad(s)(a)
+        c = -1 if fmt == "channels_last" else 1
+        spatial = tuple(range(1, a.ndim - 1)) if fmt == "channels_last" else tuple(range(2, a.ndim))
+        alpha = g.mean(axis=spatial, keepdims=True)  # (B, 1.., C) or (B, C, 1..)
+        cam = jax.nn.relu((alpha * a).sum(axis=c))
+        if upsample:
+            size = tuple(xb.shape[i] for i in (range(1, xb.ndim - 1) if fmt == "channels_last"
+                                               else range(2, xb.ndim)))
+            cam = jax.image.resize(cam, (cam.shape[0],) + size, method="bilinear")
+        return cam
+
+    return jax.jit(run)
+
+
+def grad_cam(model, x, layer, target=None, score: str = "logit", upsample: bool = True):
+    """Grad-CAM at ``layer``: ``relu(sum_c alpha_c A_c)`` with ``A`` the layer's output and
+    ``alpha_c`` the spatial mean of ``dS/dA_c``.
+
+    Returns one spatial map per image (the channel axis has no meaning here):
+    ``(H, W)`` for one image or ``(B, H, W)``, bilinearly resized to the input's
+    spatial size (``upsample=False`` keeps the layer's own resolution).
+    """
+    fn = "grad_cam"
+    net, params = _net.as_net(model)
+    score = _net.check_score(fn, score)
+    idx = _layer_index(fn, net, layer)
+    xb, single = _net.prepare(fn, net, x, params)
+    targets = _net.targets_for(fn, net, params, xb, target)
+    run = net.jit(("grad_cam", idx, score, bool(upsample)),
+                  lambda: _grad_cam_fn(net, idx, score, net.data_format, bool(upsample)))
+    return _net.finish(run(params, xb, targets), single)
+
+
+def feature_maps(model, x) -> dict:
+    """Every layer's output for ``x``, ``{layer name: array}`` in layer order (inference mode).
+
+    For one image each array has no batch axis (e.g. ``(H, W, C)``).
+    """
+    net, params = _net.as_net(model)
+    xb, single = _net.prepare("feature_maps", net, x, params)
+
+    def build():
+        def run(params, xb):
+            outs, h = [], xb
+            for _, stage in net.stages:
+                h = stage(params, h)
+                outs.append(h)
+            return outs
+        return jax.jit(run)
+
+    outs = net.jit("feature_maps", build)(params, xb)
+    return {name: _net.finish(o, single) for name, o in zip(net.names, outs, strict=True)}
+
+
+def filters(model, layer) -> np.ndarray:
+    """The kernel of ``layer`` as a NumPy array in Keras layout (``kernel_size + (in, filters)`` for a conv)."""
+    fn = "filters"
+    net, params = _net.as_net(model)
+    name = net.names[_layer_index(fn, net, layer)]
+    with_kernel = [n for n in net.names if "kernel" in params.get(n, {})]
+    if name not in with_kernel:
+        raise ValueError(f"{fn}: layer {name!r} has no kernel; layers with one: {', '.join(with_kernel)}")
+    return np.asarray(params[name]["kernel"])

@@ -1,0 +1,101 @@
+"""Occlusion: how much the score drops when a window of the image is replaced by a baseline.
+
+Definition (captum's ``Occlusion``): along each spatial axis of size ``N``
+windows of length ``w`` start at ``0, s, 2s, ..., ceil((N - w) / s) * s``; the
+last one is cut off at the border, so every cell is covered. For window
+position ``p`` (a product of one start per axis) ``x_p`` is ``x`` with every
+cell of the window, in all channels, set to ``baseline``, and
+``d_p = S(x) - S(x_p)``. The attribution of a cell is the mean of ``d_p`` over
+the windows that cover it: ``A = (sum_p d_p M_p) / (sum_p M_p)`` with ``M_p``
+the window's 0/1 mask, the same value in every channel.
+
+All ``P`` occluded copies (and the image itself) go through one batched
+forward pass (in chunks of ``batch_size`` if given, sharded over devices
+when there are several); the averaging is one ``(B, P) @ (P, cells)`` product.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jax_ref.attribution import _net, _sharding
+from tinygrad_cnn import validation
+
+__all__ = ["occlusion", "window_masks"]
+
+
+def window_masks(spatial, window, stride) -> np.ndarray:
+    """0/1 masks ``(P, *spatial)`` of every window position (see the module docstring), row-major order."""
+    per_axis = []
+    for size, w, s in zip(spatial, window, stride, strict=True):
+        starts = np.arange(-(-(size - w) // s) + 1) * s
+        cells = np.arange(size)
+        per_axis.append((cells >= starts[:, None]) & (cells < starts[:, None] + w))
+    mask = per_axis[0]
+    for am in per_axis[1:]:  # outer product, one axis at a time: (P, ...) x (n, s) -> (P * n, ..., s)
+        mask = mask[:, None, ..., None] & am.reshape((1, am.shape[0]) + (1,) * (mask.ndim - 1) + (am.shape[1],))
+        mask = mask.reshape((-1,) + mask.shape[2:])
+    return mask
+
+
+def _spatial_axes(ndim: int, data_format: str) -> tuple[int, ...]:
+    """Spatial axes of a batch of rank ``ndim``."""
+    return tuple(range(1, ndim - 1)) if data_format == "channels_last" else tuple(range(2, ndim))
+
+
+def _occlusion_fn(net, score, fmt, window, stride, batch_size):
+    s = _net.score_fn(net, score)
+
+    def run(params, xb, base, targets):
+        b, axes = xb.shape[0], _spatial_axes(xb.ndim, fmt)
+        spatial = tuple(xb.shape[a] for a in axes)
+        masks = window_masks(spatial, window, stride)  # static: built at trace time
+        p = masks.shape[0]
+        m = masks.reshape((p,) + (spatial + (1,) if fmt == "channels_last" else (1,) + spatial))
+        copies = jnp.where(m[None], base[:, None], xb[:, None]).reshape((b * p,) + xb.shape[1:])
+        batch = jnp.concatenate([xb, copies])
+        t = jnp.concatenate([targets, jnp.repeat(targets, p)])
+        scores = _sharding.map_batched(lambda z, tt: s(params, z, tt), batch, t, batch_size)
+        drop = scores[:b, None] - scores[b:].reshape(b, p)
+        flat = masks.reshape(p, -1).astype(np.float64)
+        summed = drop @ jnp.asarray(flat, xb.dtype)
+        attr = (summed / jnp.asarray(flat.sum(axis=0), xb.dtype)).reshape((b,) + spatial)
+        attr = jnp.expand_dims(attr, -1 if fmt == "channels_last" else 1)
+        return jnp.broadcast_to(attr, xb.shape)
+
+    return jax.jit(run)
+
+
+def occlusion(model, x, target=None, window=4, stride=2, baseline=0.0, batch_size: int | None = None,
+              score: str = "logit", data_format: str | None = None):
+    """Occlusion map shaped like ``x`` (see the module docstring for the exact definition).
+
+    ``window`` and ``stride``: an int for every spatial axis or one int per
+    axis; ``baseline``: the value occluded cells take (a scalar, or an array
+    broadcasting to ``x``); ``data_format`` defaults to the model's.
+    """
+    fn = "occlusion"
+    net, params = _net.as_net(model)
+    score = _net.check_score(fn, score)
+    fmt = validation.data_format(fn, data_format or net.data_format)
+    batch_size = None if batch_size is None else validation.positive_int(fn, "batch_size", batch_size)
+    xb, single = _net.prepare(fn, net, x, params)
+    spatial = tuple(xb.shape[a] for a in _spatial_axes(xb.ndim, fmt))
+    window = validation.int_tuple(fn, "window", window, len(spatial))
+    stride = validation.int_tuple(fn, "stride", stride, len(spatial))
+    if any(w > n for w, n in zip(window, spatial, strict=True)):
+        raise ValueError(f"{fn}: window {window} is larger than the image's spatial size {spatial}")
+    if any(s > w for s, w in zip(stride, window, strict=True)):
+        raise ValueError(f"{fn}: stride {stride} is larger than window {window}; some cells would be covered by "
+                         f"no window")
+    try:
+        base = jnp.broadcast_to(jnp.asarray(baseline, xb.dtype), xb.shape)
+    except ValueError:
+        raise ValueError(f"{fn}: baseline of shape {np.shape(baseline)} does not broadcast to the input batch "
+                         f"{tuple(xb.shape)}") from None
+    targets = _net.targets_for(fn, net, params, xb, target)
+    run = net.jit(("occlusion", score, fmt, window, stride, batch_size),
+                  lambda: _occlusion_fn(net, score, fmt, window, stride, batch_size))
+    return _net.finish(run(params, xb, base, targets), single)
