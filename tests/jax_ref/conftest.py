@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.modules.pop("jax_ref", None) if getattr(sys.modules.get("jax_ref"), "__file__", "") is None else None
 
-OP_CHECKS = {"count": 0, "worst": 0.0, "where": ""}
+OP_CHECKS = {"count": 0, "worst": 0.0, "where": "", "per_op": {}}
 
 
 @pytest.fixture(name="record_op")
@@ -21,6 +21,9 @@ def record_op_fixture():
 
     def record(report, rtol=1e-6):
         OP_CHECKS["count"] += 1
+        op = report.title.split()[1].split("(")[0]
+        count, worst = OP_CHECKS["per_op"].get(op, (0, 0.0))
+        OP_CHECKS["per_op"][op] = (count + 1, max(worst, report.max_rel_error))
         if report.max_rel_error > OP_CHECKS["worst"]:
             OP_CHECKS["worst"], OP_CHECKS["where"] = report.max_rel_error, report.title
         assert report.max_rel_error <= rtol, str(report)
@@ -34,3 +37,5 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(
             f"jax_ref.check_op: {OP_CHECKS['count']} op configurations compared (forward + every vjp, float64), "
             f"worst relative error {OP_CHECKS['worst']:.3e} in {OP_CHECKS['where']}")
+        per_op = ", ".join(f"{op} {n} ({w:.1e})" for op, (n, w) in sorted(OP_CHECKS["per_op"].items()))
+        terminalreporter.write_line(f"  per op: configurations (worst relative error): {per_op}")
