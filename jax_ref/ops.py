@@ -142,7 +142,3 @@ def dropout(x, rate: float, training: bool, seed=None):
         return jnp.zeros_like(x)
     keep = jax.random.bernoulli(prng_key(seed), 1.0 - rate, x.shape)
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
-
-
-_CONV_OPS = (conv, conv1d, conv2d, conv3d, conv_transpose, depthwise_conv2d)
-_POOL_OPS = (avg_pool, global_avg_pool, global_max_pool, lp_pool, max_pool)
