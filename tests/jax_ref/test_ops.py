@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from jax_ref import check_op
@@ -37,6 +37,12 @@ def _act_shape(rank, n, cin, fmt, spatial):
        spatial=st.lists(st.integers(4, 6), min_size=3, max_size=3), k=st.integers(1, 3), strides=st.integers(1, 2),
        dilation=st.integers(1, 2), groups=st.sampled_from([1, 2]), bias=st.booleans(),
        padding=st.sampled_from(["valid", "same", "causal", "explicit"]))
+@example(seed=5, rank=3, fmt="channels_first", spatial=[5, 4, 6], k=2, strides=2, dilation=1, groups=2, bias=True,
+         padding="same")
+@example(seed=6, rank=3, fmt="channels_last", spatial=[4, 5, 4], k=2, strides=1, dilation=2, groups=1, bias=False,
+         padding="explicit")
+@example(seed=7, rank=1, fmt="channels_last", spatial=[6, 4, 4], k=3, strides=1, dilation=2, groups=1, bias=True,
+         padding="causal")
 def test_conv_matches_engine(record_op, seed, rank, fmt, spatial, k, strides, dilation, groups, bias, padding):
     if padding == "causal" and rank != 1:
         padding = "same"
@@ -81,6 +87,9 @@ def test_conv_transpose_matches_engine(record_op, seed, rank, fmt, size, k, stri
                                                                                    max_size=3),
        pool=st.integers(1, 3), strides=st.sampled_from([None, 1, 2]), padding=st.sampled_from(["valid", "same"]),
        p=st.sampled_from([2, 3]))
+@example(seed=8, op="max_pool", rank=3, fmt="channels_first", spatial=[4, 5, 3], pool=2, strides=1, padding="same",
+         p=2)
+@example(seed=9, op="lp_pool", rank=3, fmt="channels_last", spatial=[4, 5, 3], pool=3, strides=2, padding="same", p=3)
 def test_pools_match_engine(record_op, seed, op, rank, fmt, spatial, pool, strides, padding, p):
     x = _x(seed, _act_shape(rank, 2, 2, fmt, spatial))
     assume(min(spatial[:rank]) >= pool)
