@@ -106,7 +106,7 @@ def prepare(fn: str, net: Net, x, params=None):
         raise ValueError(f"{fn}: x is empty (shape {x.shape})")
     leaves = jax.tree_util.tree_leaves(params)
     dtype = leaves[0].dtype if leaves else x.dtype
-    xb = jnp.asarray(x[None] if single else x, dtype=dtype)
+    xb = (x[None] if single else x).astype(dtype, copy=False)  # NumPy: jit moves it once, no eager dispatch
     return xb, single
 
 
@@ -124,12 +124,15 @@ def check_score(fn: str, score) -> str:
     return validation.choice(fn, "score", score, SCORES)
 
 
-def targets_for(fn: str, net: Net, params, xb, target):
-    """Target class per image ``(B,)`` int32: the predicted class when ``target`` is None."""
-    n_classes = jax.eval_shape(lambda p, x: net.apply(p, x), params, xb).shape[-1]
+def targets_for(fn: str, net: Net, params, xb, target) -> np.ndarray:
+    """Target class per image ``(B,)`` int32, validated; -1 stands for the predicted class (resolved inside
+    the compiled function by ``resolve_targets``, so no separate forward pass is dispatched)."""
+    key = ("classes", xb.shape[1:], str(xb.dtype))
+    n_classes = net._jits.get(key)
+    if n_classes is None:  # traced once per input shape, not on every call
+        n_classes = net._jits[key] = jax.eval_shape(lambda p, x: net.apply(p, x), params, xb).shape[-1]
     if target is None:
-        predict = net.jit("argmax", lambda: jax.jit(lambda p, x: jnp.argmax(net.apply(p, x), axis=-1)))
-        return predict(params, xb).astype(jnp.int32)
+        return np.full(xb.shape[0], -1, np.int32)
     t = np.asarray(target)
     if not np.issubdtype(t.dtype, np.integer) or t.ndim > 1 or (t.ndim == 1 and t.shape[0] != xb.shape[0]):
         raise ValueError(f"{fn}: target must be None, an int class id or {xb.shape[0]} ids (one per image); "
@@ -137,7 +140,15 @@ def targets_for(fn: str, net: Net, params, xb, target):
     if t.size and (t.min() < 0 or t.max() >= n_classes):
         bad = t.min() if t.min() < 0 else t.max()
         raise ValueError(f"{fn}: target {int(bad)} is outside the model's classes 0..{n_classes - 1}")
-    return jnp.broadcast_to(jnp.asarray(t, jnp.int32), (xb.shape[0],))
+    return np.broadcast_to(t.astype(np.int32), (xb.shape[0],)).copy()
+
+
+def resolve_targets(net: Net, params, xb, targets):
+    """Inside a jitted function: replace -1 entries by the predicted class (a forward pass only if needed)."""
+    return jax.lax.cond(jnp.any(targets < 0),
+                        lambda: jnp.where(targets < 0, jnp.argmax(net.apply(params, xb), axis=-1).astype(jnp.int32),
+                                          targets),
+                        lambda: targets)
 
 
 def finish(result, single: bool) -> np.ndarray:

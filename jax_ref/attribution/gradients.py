@@ -6,8 +6,8 @@ inputs are evaluated as one batch: since images do not interact in inference
 mode, ``d/dX sum_i S(X_i) = [dS(X_i)/dX_i]_i``, so one batched forward and
 backward gives every per-image gradient (no per-sample Python loop, no vmap
 of a batch-1 graph). ``batch_size`` bounds how many images are in flight at
-once (``lax.map`` over chunks); with several devices each chunk is sharded
-across them (see ``_sharding``). Compiled functions are cached per model and
+once (a loop over chunks of a compiled batched gradient); with several devices
+every batch is sharded across them (see ``_sharding``). Compiled functions are cached per model and
 per static option, so repeated calls with the same shapes do not recompile.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jax_ref.attribution import _net, _sharding
 from tinygrad_cnn import validation
@@ -40,25 +41,32 @@ def saliency(model, x, target=None, score: str = "logit"):
     score = _net.check_score("saliency", score)
     xb, single = _net.prepare("saliency", net, x, params)
     targets = _net.targets_for("saliency", net, params, xb, target)
-    fn = net.jit(("saliency", score), lambda: jax.jit(_input_grads(net, score)))
+    def build():
+        grads = _input_grads(net, score)
+        return jax.jit(lambda p, xb, t: grads(p, xb, _net.resolve_targets(net, p, xb, t)))
+
+    fn = net.jit(("saliency", score), build)
     return _net.finish(fn(params, xb, targets), single)
 
 
-def _smoothgrad_fn(net, score, n, batch_size):
+def _smoothgrad_fn(net, score, n):
     grads = _input_grads(net, score)
 
-    def run(params, xb, targets, key, level):
+    def prepare(params, xb, targets, seed, level):
+        targets = _net.resolve_targets(net, params, xb, targets)
         b, rest = xb.shape[0], xb.shape[1:]
         flat = xb.reshape(b, -1)
         sigma = (level * (flat.max(axis=1) - flat.min(axis=1))).reshape((1, b) + (1,) * len(rest))
-        eps = jax.random.normal(key, (n,) + xb.shape, xb.dtype)  # every sample from one key
+        eps = jax.random.normal(jax.random.PRNGKey(seed), (n,) + xb.shape, xb.dtype)  # every sample, one key
         noisy = (xb[None] + sigma.astype(xb.dtype) * eps).reshape((n * b,) + rest)
-        g = _sharding.map_batched(lambda z, t: grads(params, z, t), noisy, jnp.tile(targets, n), batch_size)
-        g = g.reshape((n,) + xb.shape)
+        return noisy, jnp.tile(targets, n), None
+
+    def finish(params, ctx, g):
+        g = g.reshape((n, -1) + g.shape[1:])
         # all three statistics at once (cheap next to the gradients): one compile serves every kind
         return {"mean": g.mean(axis=0), "squared": (g * g).mean(axis=0), "vargrad": g.var(axis=0)}
 
-    return jax.jit(run)
+    return _sharding.Staged(prepare, grads, finish)
 
 
 def smoothgrad(model, x, target=None, n: int = 50, noise_level: float = 0.15, kind: str = "mean", seed: int = 0,
@@ -81,40 +89,41 @@ def smoothgrad(model, x, target=None, n: int = 50, noise_level: float = 0.15, ki
     noise_level = validation.number_in(fn_name, "noise_level", noise_level, 0.0, float("inf"))
     kind = validation.choice(fn_name, "kind", kind, KINDS)
     batch_size = _batch_size(fn_name, batch_size)
-    if not validation.is_int(seed):
-        raise TypeError(f"{fn_name}: seed must be an int; got {seed!r}")
+    if not validation.is_int(seed) or not 0 <= seed < 2**32:
+        raise ValueError(f"{fn_name}: seed must be an int in [0, 2**32); got {seed!r}")
     xb, single = _net.prepare(fn_name, net, x, params)
     targets = _net.targets_for(fn_name, net, params, xb, target)
-    fn = net.jit(("smoothgrad", score, n, batch_size), lambda: _smoothgrad_fn(net, score, n, batch_size))
-    out = fn(params, xb, targets, jax.random.PRNGKey(seed), jnp.asarray(noise_level, xb.dtype))
+    fn = net.jit(("smoothgrad", score, n), lambda: _smoothgrad_fn(net, score, n))
+    out = fn(params, xb, targets, np.uint32(seed), np.asarray(noise_level, xb.dtype), batch_size=batch_size)
     return _net.finish(out[kind], single)
 
 
 def _baseline(fn: str, baseline, xb):
     if baseline is None:
-        return jnp.zeros_like(xb)
-    b = jnp.asarray(baseline, xb.dtype)
+        return np.zeros_like(xb)
+    b = np.asarray(baseline, xb.dtype)
     try:
-        return jnp.broadcast_to(b, xb.shape)
+        return np.broadcast_to(b, xb.shape)
     except ValueError:
         raise ValueError(f"{fn}: baseline of shape {b.shape} does not broadcast to the input batch "
                          f"{tuple(xb.shape)}") from None
 
 
-def _ig_fn(net, score, steps, batch_size):
+def _ig_fn(net, score, steps):
     grads = _input_grads(net, score)
 
-    def run(params, xb, base, targets):
-        alphas = jnp.linspace(0.0, 1.0, steps + 1, dtype=xb.dtype)
-        weights = jnp.full((steps + 1,), 1.0 / steps, xb.dtype).at[jnp.array([0, -1])].multiply(0.5)
-        shape = (steps + 1,) + (1,) * xb.ndim
-        path = (base[None] + alphas.reshape(shape) * (xb - base)[None]).reshape((-1,) + xb.shape[1:])
-        g = _sharding.map_batched(lambda z, t: grads(params, z, t), path, jnp.tile(targets, steps + 1),
-                                  batch_size)
-        avg = jnp.tensordot(weights, g.reshape((steps + 1,) + xb.shape), axes=1)
-        return (xb - base) * avg
+    def prepare(params, xb, base, targets):
+        targets = _net.resolve_targets(net, params, xb, targets)
+        alphas = jnp.linspace(0.0, 1.0, steps + 1, dtype=xb.dtype).reshape((steps + 1,) + (1,) * xb.ndim)
+        path = (base[None] + alphas * (xb - base)[None]).reshape((-1,) + xb.shape[1:])
+        return path, jnp.tile(targets, steps + 1), (xb, base)
 
-    return jax.jit(run)
+    def finish(params, ctx, g):
+        xb, base = ctx
+        weights = jnp.full((steps + 1,), 1.0 / steps, xb.dtype).at[jnp.array([0, steps])].multiply(0.5)
+        return (xb - base) * jnp.tensordot(weights, g.reshape((steps + 1,) + xb.shape), axes=1)
+
+    return _sharding.Staged(prepare, grads, finish)
 
 
 def integrated_gradients(model, x, target=None, baseline=None, steps: int = 50, batch_size: int | None = None,
@@ -135,8 +144,8 @@ def integrated_gradients(model, x, target=None, baseline=None, steps: int = 50, 
     xb, single = _net.prepare(fn_name, net, x, params)
     base = _baseline(fn_name, baseline, xb)
     targets = _net.targets_for(fn_name, net, params, xb, target)
-    fn = net.jit(("ig", score, steps, batch_size), lambda: _ig_fn(net, score, steps, batch_size))
-    return _net.finish(fn(params, xb, base, targets), single)
+    fn = net.jit(("ig", score, steps), lambda: _ig_fn(net, score, steps))
+    return _net.finish(fn(params, xb, base, targets, batch_size=batch_size), single)
 
 
 def completeness(model, x, attributions, target=None, baseline=None, score: str = "logit"):
@@ -156,7 +165,8 @@ def completeness(model, x, attributions, target=None, baseline=None, score: str 
     base = _baseline(fn_name, baseline, xb)
     targets = _net.targets_for(fn_name, net, params, xb, target)
     s = _net.score_fn(net, score)
-    delta = s(params, xb, targets) - s(params, base, targets)
+    t = _net.resolve_targets(net, params, xb, jnp.asarray(targets))
+    delta = s(params, xb, t) - s(params, base, t)
     total = attr.reshape(attr.shape[0], -1).sum(axis=1)
     rel = jnp.abs(total - delta) / jnp.maximum(jnp.abs(delta), 1e-6)
     return tuple(_net.finish(a, single) for a in (total, delta, rel))

@@ -31,6 +31,7 @@ def _grad_cam_fn(net, idx, score, fmt, upsample):
     head, tail = net.stages[:idx + 1], net.stages[idx + 1:]
 
     def run(params, xb, targets):
+        targets = _net.resolve_targets(net, params, xb, targets)
         a = _run(head, params, xb)
         if a.ndim != xb.ndim:
             raise ValueError(f"grad_cam: layer {net.names[idx]!r} outputs shape {a.shape[1:]} per image, with no "

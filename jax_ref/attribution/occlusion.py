@@ -16,7 +16,6 @@ when there are several); the averaging is one ``(B, P) @ (P, cells)`` product.
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -45,27 +44,31 @@ def _spatial_axes(ndim: int, data_format: str) -> tuple[int, ...]:
     return tuple(range(1, ndim - 1)) if data_format == "channels_last" else tuple(range(2, ndim))
 
 
-def _occlusion_fn(net, score, fmt, window, stride, batch_size):
+def _occlusion_fn(net, score, fmt, window, stride):
     s = _net.score_fn(net, score)
 
-    def run(params, xb, base, targets):
+    def prepare(params, xb, base, targets):
+        targets = _net.resolve_targets(net, params, xb, targets)
         b, axes = xb.shape[0], _spatial_axes(xb.ndim, fmt)
         spatial = tuple(xb.shape[a] for a in axes)
         masks = window_masks(spatial, window, stride)  # static: built at trace time
         p = masks.shape[0]
         m = masks.reshape((p,) + (spatial + (1,) if fmt == "channels_last" else (1,) + spatial))
         copies = jnp.where(m[None], base[:, None], xb[:, None]).reshape((b * p,) + xb.shape[1:])
-        batch = jnp.concatenate([xb, copies])
-        t = jnp.concatenate([targets, jnp.repeat(targets, p)])
-        scores = _sharding.map_batched(lambda z, tt: s(params, z, tt), batch, t, batch_size)
-        drop = scores[:b, None] - scores[b:].reshape(b, p)
-        flat = masks.reshape(p, -1).astype(np.float64)
-        summed = drop @ jnp.asarray(flat, xb.dtype)
-        attr = (summed / jnp.asarray(flat.sum(axis=0), xb.dtype)).reshape((b,) + spatial)
+        batch = jnp.concatenate([xb, copies])  # the images themselves ride along in the same forward pass
+        return batch, jnp.concatenate([targets, jnp.repeat(targets, p)]), xb
+
+    def finish(params, xb, scores):
+        b, axes = xb.shape[0], _spatial_axes(xb.ndim, fmt)
+        spatial = tuple(xb.shape[a] for a in axes)
+        flat = window_masks(spatial, window, stride).reshape(-1, int(np.prod(spatial))).astype(np.float64)
+        drop = scores[:b, None] - scores[b:].reshape(b, flat.shape[0])
+        attr = ((drop @ jnp.asarray(flat, xb.dtype)) / jnp.asarray(flat.sum(axis=0), xb.dtype)).reshape(
+            (b,) + spatial)
         attr = jnp.expand_dims(attr, -1 if fmt == "channels_last" else 1)
         return jnp.broadcast_to(attr, xb.shape)
 
-    return jax.jit(run)
+    return _sharding.Staged(prepare, s, finish)
 
 
 def occlusion(model, x, target=None, window=4, stride=2, baseline=0.0, batch_size: int | None = None,
@@ -91,11 +94,10 @@ def occlusion(model, x, target=None, window=4, stride=2, baseline=0.0, batch_siz
         raise ValueError(f"{fn}: stride {stride} is larger than window {window}; some cells would be covered by "
                          f"no window")
     try:
-        base = jnp.broadcast_to(jnp.asarray(baseline, xb.dtype), xb.shape)
+        base = np.broadcast_to(np.asarray(baseline, xb.dtype), xb.shape)
     except ValueError:
         raise ValueError(f"{fn}: baseline of shape {np.shape(baseline)} does not broadcast to the input batch "
                          f"{tuple(xb.shape)}") from None
     targets = _net.targets_for(fn, net, params, xb, target)
-    run = net.jit(("occlusion", score, fmt, window, stride, batch_size),
-                  lambda: _occlusion_fn(net, score, fmt, window, stride, batch_size))
-    return _net.finish(run(params, xb, base, targets), single)
+    run = net.jit(("occlusion", score, fmt, window, stride), lambda: _occlusion_fn(net, score, fmt, window, stride))
+    return _net.finish(run(params, xb, base, targets, batch_size=batch_size), single)

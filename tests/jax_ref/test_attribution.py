@@ -192,7 +192,7 @@ def test_feature_maps_and_filters(model, images):
 def test_compiled_once_per_shape(model, images):
     net, _ = _net.as_net(model)
     A.smoothgrad(model, images, n=6)
-    fn = net._jits[("smoothgrad", "logit", 6, None)]
+    fn = net._jits[("smoothgrad", "logit", 6)].whole
     before = fn._cache_size()
     A.smoothgrad(model, images + 0.01, n=6, noise_level=0.1, seed=5)
     assert fn._cache_size() == before == 1

@@ -36,8 +36,9 @@ out = {
 }
 if _sharding.device_count() > 1:  # the batched inputs really are laid out over every device
     import jax.numpy as jnp
-    probe = jax.jit(lambda z: _sharding.map_batched(lambda a, t: a * 2, z, jnp.zeros(z.shape[0], jnp.int32), None))
-    y = probe(jnp.ones((8, 3)))
+    staged = _sharding.Staged(lambda p, z: (z, jnp.zeros(z.shape[0], jnp.int32), None), lambda p, z, t: z * 2,
+                              lambda p, ctx, out: out)
+    y = staged.chunk(None, jnp.ones((8, 3)), jnp.zeros(8, jnp.int32))
     out["shards"] = len({s.device for s in y.addressable_shards if s.data.shape[0] == 2})
 json.dump(out, sys.stdout)
 """
