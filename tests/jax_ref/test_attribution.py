@@ -35,6 +35,16 @@ def model():
     return small_cnn()
 
 
+_TWINS = {}
+
+
+def twin(engine_model):
+    """One JaxModel per engine model, so compiled functions are shared between tests."""
+    if engine_model not in _TWINS:
+        _TWINS[engine_model] = jax_ref.from_engine(engine_model)
+    return _TWINS[engine_model]
+
+
 @pytest.fixture(scope="module")
 def images():
     return np.random.default_rng(7).random((3, 8, 8, 2))
@@ -55,7 +65,7 @@ def ref_grad(jm, x, t, score="logit"):
 
 
 def test_saliency_matches_per_image_grad(model, images):
-    jm = jax_ref.from_engine(model)
+    jm = twin(model)
     pred = np.argmax(np.asarray(jm.apply(jm.params, images)), axis=-1)
     for score in ("logit", "probability"):
         got = A.saliency(jm, images, score=score)
@@ -64,7 +74,7 @@ def test_saliency_matches_per_image_grad(model, images):
     explicit = A.saliency(model, images, target=[1, 2, 3])
     ref = np.stack([ref_grad(jm, images[i], i + 1) for i in range(3)])
     np.testing.assert_allclose(explicit, ref, rtol=1e-10, atol=1e-13)
-    single = A.saliency(model, images[1], target=2)
+    single = A.saliency(jm, images[1], target=2)
     assert single.shape == images[1].shape and isinstance(single, np.ndarray)
     np.testing.assert_allclose(single, ref[1], rtol=1e-10, atol=1e-13)  # target 2 is image 1's target above
 
@@ -86,7 +96,7 @@ def noise_reference(x, n, level, seed):
 
 
 def test_smoothgrad_kinds_match_explicit_samples(model, images):
-    jm = jax_ref.from_engine(model)
+    jm = twin(model)
     n, level = 6, 0.2
     noisy = noise_reference(images, n, level, seed=3)
     g = np.stack([[ref_grad(jm, noisy[k, i], 4) for i in range(3)] for k in range(n)])
@@ -99,18 +109,19 @@ def test_smoothgrad_kinds_match_explicit_samples(model, images):
 
 
 def test_smoothgrad_seed_and_zero_noise(model, images):  # n=6 and target 4 reuse the compiles above
-    a = A.smoothgrad(model, images, target=4, n=6, seed=1)
-    np.testing.assert_array_equal(a, A.smoothgrad(model, images, target=4, n=6, seed=1))  # bit-identical
-    assert np.abs(a - A.smoothgrad(model, images, target=4, n=6, seed=2)).max() > 1e-6  # negative control
-    sal = A.saliency(model, images, target=4)
-    zero = {k: A.smoothgrad(model, images, target=4, n=6, noise_level=0.0, kind=k) for k in A.gradients.KINDS}
+    jm = twin(model)
+    a = A.smoothgrad(jm, images, target=4, n=6, seed=1)
+    np.testing.assert_array_equal(a, A.smoothgrad(jm, images, target=4, n=6, seed=1))  # bit-identical
+    assert np.abs(a - A.smoothgrad(jm, images, target=4, n=6, seed=2)).max() > 1e-6  # negative control
+    sal = A.saliency(jm, images, target=4)
+    zero = {k: A.smoothgrad(jm, images, target=4, n=6, noise_level=0.0, kind=k) for k in A.gradients.KINDS}
     np.testing.assert_allclose(zero["mean"], sal, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(zero["squared"], sal ** 2, rtol=1e-12, atol=1e-15)
     assert np.abs(zero["vargrad"]).max() < 1e-20
 
 
 def test_integrated_gradients_trapezoid_and_completeness(model, images):
-    jm = jax_ref.from_engine(model)
+    jm = twin(model)
     steps, base = 8, 0.3
     got = A.integrated_gradients(jm, images, target=2, baseline=base, steps=steps)
     alphas = np.linspace(0, 1, steps + 1)
@@ -120,11 +131,11 @@ def test_integrated_gradients_trapezoid_and_completeness(model, images):
         path = [base + a * (images[i] - base) for a in alphas]
         avg = sum(wk * ref_grad(jm, p, 2) for wk, p in zip(w, path, strict=True))
         np.testing.assert_allclose(got[i], (images[i] - base) * avg, rtol=1e-9, atol=1e-12)
-    ig = A.integrated_gradients(model, images, steps=64, batch_size=50)
-    total, delta, rel = A.completeness(model, images, ig)
+    ig = A.integrated_gradients(jm, images, steps=64, batch_size=50)
+    total, delta, rel = A.completeness(jm, images, ig)
     assert rel.shape == (3,) and np.all(rel <= 0.05), (total, delta, rel)
-    coarse = A.integrated_gradients(model, images, steps=1)  # negative control: 1 trapezoid is far off
-    assert A.completeness(model, images, coarse)[2].max() > rel.max()
+    coarse = A.integrated_gradients(jm, images, steps=1)  # negative control: 1 trapezoid is far off
+    assert A.completeness(jm, images, coarse)[2].max() > rel.max()
 
 
 def occlusion_reference(jm, x, t, window, stride, baseline):
@@ -144,7 +155,7 @@ def occlusion_reference(jm, x, t, window, stride, baseline):
 
 @pytest.mark.parametrize(("window", "stride"), [((3, 3), (2, 2)), ((2, 3), (2, 1)), ((8, 5), (1, 4))])
 def test_occlusion_matches_captum_definition(model, images, window, stride):
-    jm = jax_ref.from_engine(model)
+    jm = twin(model)
     got = A.occlusion(jm, images[:2], target=3, window=window, stride=stride, baseline=0.25)
     for i in range(2):
         np.testing.assert_allclose(got[i], occlusion_reference(jm, images[i], 3, window, stride, 0.25),
@@ -162,7 +173,7 @@ def test_occlusion_channels_first():
 
 
 def test_grad_cam_from_captured_activation_and_tap_gradient(model, images):
-    jm = jax_ref.from_engine(model)
+    jm = twin(model)
     name = model.layers[2].name  # the second conv, 4x4x5
     _, cap = jm.apply(jm.params, images, capture=True)
     a = np.asarray(cap["outputs"][name])
@@ -175,14 +186,14 @@ def test_grad_cam_from_captured_activation_and_tap_gradient(model, images):
     ref = np.maximum((g.mean(axis=(1, 2), keepdims=True) * a).sum(-1), 0)
     np.testing.assert_allclose(A.grad_cam(jm, images, name, target=1, upsample=False), ref, rtol=1e-10,
                                atol=1e-13)
-    up = A.grad_cam(model, images[0], name, target=1)
+    up = A.grad_cam(jm, images[0], name, target=1)
     assert up.shape == (8, 8) and np.all(up >= 0)
 
 
 def test_feature_maps_and_filters(model, images):
-    jm = jax_ref.from_engine(model)
+    jm = twin(model)
     _, cap = jm.apply(jm.params, images[:1], capture=True)
-    maps = A.feature_maps(model, images[0])
+    maps = A.feature_maps(jm, images[0])
     assert list(maps) == [layer.name for layer in model.layers]
     for name, value in maps.items():
         np.testing.assert_allclose(value, np.asarray(cap["outputs"][name])[0], rtol=1e-12, atol=1e-14)
@@ -190,11 +201,12 @@ def test_feature_maps_and_filters(model, images):
 
 
 def test_compiled_once_per_shape(model, images):
-    net, _ = _net.as_net(model)
-    A.smoothgrad(model, images, n=6)
+    jm = twin(model)
+    net, _ = _net.as_net(jm)
+    A.smoothgrad(jm, images, n=6)
     fn = net._jits[("smoothgrad", "logit", 6)].whole
     before = fn._cache_size()
-    A.smoothgrad(model, images + 0.01, n=6, noise_level=0.1, seed=5)
+    A.smoothgrad(jm, images + 0.01, n=6, noise_level=0.1, seed=5)
     assert fn._cache_size() == before == 1
 
 
