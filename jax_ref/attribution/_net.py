@@ -13,7 +13,6 @@ pre-softmax) or ``softmax(logits(x))[t]`` (``score="probability"``).
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
 
 import jax
@@ -25,7 +24,7 @@ from tinygrad_cnn import validation
 __all__ = ["Net", "as_net", "prepare", "score_fn"]
 
 SCORES = ("logit", "probability")
-_NETS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_ATTR = "_jax_ref_attribution_net"
 
 
 @dataclass(eq=False)
@@ -84,9 +83,10 @@ def as_net(model):
     if not is_jax and not (hasattr(model, "layers") and hasattr(model, "get_config")):
         raise TypeError(f"attribution: model must be a jax_ref JaxModel or an engine Sequential; got "
                         f"{type(model).__name__}")
-    net = _NETS.get(model)
+    net = model.__dict__.get(_ATTR)  # kept on the model: it lives exactly as long as the model does
     if net is None:
-        net = _NETS[model] = _build(model if is_jax else from_engine(model))
+        net = _build(model if is_jax else from_engine(model))
+        model.__dict__[_ATTR] = net
     return net, (model.params if is_jax else _engine_params(model))
 
 

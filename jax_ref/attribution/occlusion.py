@@ -16,6 +16,7 @@ when there are several); the averaging is one ``(B, P) @ (P, cells)`` product.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -45,30 +46,36 @@ def _spatial_axes(ndim: int, data_format: str) -> tuple[int, ...]:
 
 
 def _occlusion_fn(net, score, fmt, window, stride):
-    s = _net.score_fn(net, score)
+    def outputs(params, z, _):
+        out = net.apply(params, z)
+        return jax.nn.softmax(out, axis=-1) if score == "probability" else out
 
     def prepare(params, xb, base, targets):
-        targets = _net.resolve_targets(net, params, xb, targets)
         b, axes = xb.shape[0], _spatial_axes(xb.ndim, fmt)
         spatial = tuple(xb.shape[a] for a in axes)
         masks = window_masks(spatial, window, stride)  # static: built at trace time
         p = masks.shape[0]
         m = masks.reshape((p,) + (spatial + (1,) if fmt == "channels_last" else (1,) + spatial))
         copies = jnp.where(m[None], base[:, None], xb[:, None]).reshape((b * p,) + xb.shape[1:])
-        batch = jnp.concatenate([xb, copies])  # the images themselves ride along in the same forward pass
-        return batch, jnp.concatenate([targets, jnp.repeat(targets, p)]), xb
+        # the images themselves ride along in the same forward pass (their outputs give the predicted class)
+        batch = jnp.concatenate([xb, copies])
+        return batch, jnp.zeros(batch.shape[0], jnp.int32), (xb, targets)
 
-    def finish(params, xb, scores):
+    def finish(params, ctx, out):
+        xb, targets = ctx
         b, axes = xb.shape[0], _spatial_axes(xb.ndim, fmt)
         spatial = tuple(xb.shape[a] for a in axes)
         flat = window_masks(spatial, window, stride).reshape(-1, int(np.prod(spatial))).astype(np.float64)
-        drop = scores[:b, None] - scores[b:].reshape(b, flat.shape[0])
+        targets = jnp.where(targets < 0, jnp.argmax(out[:b], axis=-1).astype(jnp.int32), targets)
+        full = jnp.take_along_axis(out[:b], targets[:, None], axis=1)  # (b, 1)
+        occluded = jnp.take_along_axis(out[b:].reshape(b, flat.shape[0], -1), targets[:, None, None], axis=2)[..., 0]
+        drop = full - occluded
         attr = ((drop @ jnp.asarray(flat, xb.dtype)) / jnp.asarray(flat.sum(axis=0), xb.dtype)).reshape(
             (b,) + spatial)
         attr = jnp.expand_dims(attr, -1 if fmt == "channels_last" else 1)
         return jnp.broadcast_to(attr, xb.shape)
 
-    return _sharding.Staged(prepare, s, finish)
+    return _sharding.Staged(prepare, outputs, finish)
 
 
 def occlusion(model, x, target=None, window=4, stride=2, baseline=0.0, batch_size: int | None = None,
