@@ -71,15 +71,15 @@ def logsumexp(x, axis: int = -1, keepdims: bool = False):
     return out if keepdims else ops.reshape(out, np.delete(np.array(out.shape), axis % x.ndim))
 
 
-def log_softmax(x, axis: int = -1):
+def log_softmax(x, axis: int = -1, _fn: str = "log_softmax"):
     """x_i - logsumexp(x), computed as s_i - log sum_j e^{s_j} with s = x - max x (a constant).
 
     Finite for logits of +-1000, and accurate: adding max x back before
     subtracting (x - (m + log sum e^{x - m})) would lose the low bits of the
     result to rounding at |x| ~ 1000 (an error of ~3e-5 in float32).
     """
-    x = _float_tensor("log_softmax", "x", x)
-    axis = _axis("log_softmax", x, axis)
+    x = _float_tensor(_fn, "x", x)
+    axis = _axis(_fn, x, axis)
     m = np.max(x.data, axis=axis, keepdims=True)
     shifted = x - np.where(np.isfinite(m), m, 0).astype(x.dtype)
     return shifted - ops.log(ops.sum(ops.exp(shifted), axis, True))
@@ -87,7 +87,7 @@ def log_softmax(x, axis: int = -1):
 
 def softmax(x, axis: int = -1):
     """e^{x_i} / sum_j e^{x_j}, computed as exp(log_softmax(x))."""
-    return ops.exp(log_softmax(x, axis))
+    return ops.exp(log_softmax(x, axis, _fn="softmax"))
 
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -131,6 +131,7 @@ def cross_entropy(logits, labels, from_logits: bool = True, reduction: str = "me
     ``reduction``: ``"mean"`` over examples, ``"sum"`` or ``"none"``.
     """
     fn = "cross_entropy"
+    from_logits = validation.boolean(fn, "from_logits", from_logits)
     logits = _float_tensor(fn, "logits", logits)
     if logits.ndim < 1:
         raise ValueError(f"{fn}: logits must have a class axis; got shape {logits.shape}")
@@ -181,6 +182,7 @@ def dropout(x, rate: float, training: bool, seed=None):
     """
     x = _float_tensor("dropout", "x", x)
     rate = validation.number_in("dropout", "rate", rate, 0.0, 1.0)
+    training = validation.boolean("dropout", "training", training)
     if not training or rate == 0.0:
         return x
     return x * ops.constant(dropout_mask(x.shape, rate, x.dtype, seed))

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tinygrad_cnn import validation
 from tinygrad_cnn.ops.random import fixed_seed
 from tinygrad_cnn.tensor import Tensor, grad, no_grad, record_kinks
 
@@ -217,6 +218,12 @@ def gradcheck(fn, inputs, params=(), eps: float = 1e-6, seed: int = 0, max_full:
         raise TypeError(f"gradcheck: fn must be callable; got {type(fn).__name__}")
     if not (isinstance(eps, float) and eps > 0):
         raise ValueError(f"gradcheck: eps must be a positive float; got {eps!r}")
+    validation.positive_int("gradcheck", "seed", seed, minimum=0)
+    validation.positive_int("gradcheck", "max_full", max_full, minimum=0)
+    validation.positive_int("gradcheck", "n_projections", n_projections)
+    validation.number_in("gradcheck", "rtol", rtol, 0.0, float("inf"))
+    if atol is not None:
+        validation.number_in("gradcheck", "atol", atol, 0.0, float("inf"))
     start = time.perf_counter()
     args, checked = _prepare_inputs(inputs)
     named = _named_params(params)

@@ -34,7 +34,13 @@ class Optimizer:
         cls = type(self).__name__
         if isinstance(params, Tensor):
             params = [params]
-        params = list(params)
+        if not isinstance(params, (list, tuple, dict)) and hasattr(params, "parameters"):
+            raise TypeError(f"{cls}: params must be a list of Tensors; got a {type(params).__name__}: pass "
+                            f"model.parameters()")
+        try:
+            params = list(params)
+        except TypeError as exc:
+            raise TypeError(f"{cls}: params must be a list of Tensors; got {type(params).__name__}") from exc
         if not params:
             raise ValueError(f"{cls}: params is empty; pass model.parameters() (build the model first)")
         seen = set()
@@ -67,6 +73,10 @@ class Optimizer:
     def step(self) -> None:
         """Apply one update to every parameter (in place) and advance the step count."""
         lr = self._lr()
+        for i, p in enumerate(self.params):
+            if p.grad is not None and np.shape(p.grad) != p.shape:
+                raise ValueError(f"{type(self).__name__}.step: params[{i}] has shape {p.shape} but its .grad has "
+                                 f"shape {np.shape(p.grad)}")
         for p, state in zip(self.params, self.state, strict=True):
             g = np.zeros_like(p.data) if p.grad is None else np.asarray(p.grad, dtype=p.dtype)
             u = self._update(p.data, g, state)

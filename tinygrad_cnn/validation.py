@@ -91,3 +91,30 @@ def float_array(fn: str, arg: str, array: np.ndarray) -> None:
     """Raise unless ``array`` has a floating dtype (gradients only flow through floats)."""
     if not np.issubdtype(array.dtype, np.floating):
         raise TypeError(f"{fn}: {arg} must have a floating dtype; got {array.dtype}")
+
+
+def boolean(fn: str, arg: str, value) -> bool:
+    """Return ``value`` as a bool if it is True/False (Python or NumPy), else raise (``"yes"`` is not a flag)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}: {arg} must be True or False; got {value!r} of type {type(value).__name__}")
+    return bool(value)
+
+
+def seed(fn: str, arg: str, value, allow_generator: bool = True):
+    """``None``, a non-negative int or (if allowed) a ``np.random.Generator``; returned unchanged."""
+    ok = value is None or (is_int(value) and value >= 0) or (allow_generator and isinstance(value, np.random.Generator))
+    if not ok:
+        what = "a non-negative int, a numpy Generator or None" if allow_generator else "a non-negative int or None"
+        raise TypeError(f"{fn}: {arg} must be {what}; got {value!r} of type {type(value).__name__}")
+    return value
+
+
+def dtype_choice(fn: str, arg: str, value, choices: Sequence[str]) -> str:
+    """A dtype given as a string, type or np.dtype, as its name, if it is one of ``choices`` (with did-you-mean)."""
+    if isinstance(value, str):
+        return choice(fn, arg, value, choices)
+    try:
+        name = str(np.dtype(value))
+    except TypeError as exc:
+        raise TypeError(f"{fn}: {arg} must be one of {_fmt(choices)}; got {value!r}") from exc
+    return choice(fn, arg, name, choices)

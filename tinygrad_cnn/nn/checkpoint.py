@@ -40,9 +40,18 @@ def save_weights(model, path) -> None:
     path = os.fspath(path)
     arrays = {key: t.data for key, _, _, t in weight_keys(model)}
     directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"save_weights: the directory {directory!r} of {path!r} does not exist")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"save_weights: {path!r} is a directory; give a file name such as 'weights.npz'")
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "wb") as f:
+        try:
+            f = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)  # fdopen failed: the descriptor is still ours to close
+            raise
+        with f:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())

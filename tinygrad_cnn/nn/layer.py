@@ -38,8 +38,7 @@ class Layer:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"{cls}: name must be a string; got {name!r}")
         self.name = name or _serial.unique_name(_serial.snake_case(cls))
-        self.dtype = validation.choice(cls, "dtype", str(np.dtype(dtype)) if dtype is not None else "float32",
-                                       _DTYPES)
+        self.dtype = validation.dtype_choice(cls, "dtype", "float32" if dtype is None else dtype, _DTYPES)
         self.trainable = bool(trainable)
         self.activity_regularizer = regularizers.get(activity_regularizer, self._where(), "activity_regularizer")
         self.input_shape_arg = None if input_shape is None else self._shape_arg("input_shape", input_shape)

@@ -198,6 +198,10 @@ class TrainingMixin:
         x, y = _arrays("fit", x, y)
         batch_size = validation.positive_int("fit", "batch_size", batch_size)
         epochs = validation.positive_int("fit", "epochs", epochs, minimum=0)
+        validation.seed("fit", "seed", seed, allow_generator=False)
+        shuffle = validation.boolean("fit", "shuffle", shuffle)
+        if verbose not in (0, 1, 2, "auto"):  # Keras' values (True/False are 1/0)
+            raise ValueError(f"fit: verbose must be 0, 1, 2 or 'auto'; got {verbose!r}")
         if validation_data is not None and (not isinstance(validation_data, (tuple, list))
                                             or len(validation_data) != 2):
             raise ValueError("fit: validation_data must be a pair (x_val, y_val)")

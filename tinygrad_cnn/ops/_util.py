@@ -25,10 +25,13 @@ def normalize_axes(axis, ndim: int, fn: str) -> tuple[int, ...]:
     """``axis`` (None, an int or a tuple, negatives allowed) as a sorted tuple of non-negative axes."""
     if axis is None:
         return tuple(range(ndim))
+    if not isinstance(axis, (int, tuple, list)) or isinstance(axis, bool):
+        raise TypeError(f"{fn}: axis must be None, an int or a tuple of ints; got {axis!r} of type "
+                        f"{type(axis).__name__}")
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     out = []
     for a in axes:
-        if not isinstance(a, int) or not -ndim <= a < max(ndim, 1):
+        if not isinstance(a, int) or isinstance(a, bool) or not -ndim <= a < max(ndim, 1):
             raise ValueError(f"{fn}: axis {a!r} is out of range for an array of rank {ndim}")
         out.append(a % ndim if ndim else 0)
     if len(set(out)) != len(out):

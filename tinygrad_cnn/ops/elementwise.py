@@ -328,8 +328,18 @@ def sigmoid(x: Tensor) -> Tensor:
 
 
 def where(condition, a: Tensor, b: Tensor) -> Tensor:
-    return Where.apply(a, b, condition=np.asarray(condition, dtype=bool))
+    condition = np.asarray(condition, dtype=bool)
+    try:
+        np.broadcast_shapes(condition.shape, a.shape, b.shape)
+    except ValueError as exc:
+        raise ValueError(f"where: condition, a and b with shapes {condition.shape}, {a.shape} and {b.shape} cannot "
+                         f"be broadcast together") from exc
+    return Where.apply(a, b, condition=condition)
 
 
 def astype(x: Tensor, dtype) -> Tensor:
-    return AsType.apply(x, dtype=np.dtype(dtype))
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"astype: dtype={dtype!r} is not a NumPy dtype (e.g. 'float32', 'float64')") from exc
+    return AsType.apply(x, dtype=dtype)

@@ -134,6 +134,11 @@ class Concatenate(Function):
 
 
 def reshape(x: Tensor, shape) -> Tensor:
+    from tinygrad_cnn import validation
+    shape = tuple(shape)
+    if not all(validation.is_int(n) and n >= -1 for n in shape) or sum(n == -1 for n in shape) > 1:
+        raise ValueError(f"reshape: shape={shape!r} must hold non-negative ints and at most one -1 (input shape "
+                         f"{x.shape})")
     shape = tuple(int(n) for n in shape)
     if shape == x.shape:
         return x

@@ -33,12 +33,12 @@ def fixed_seed(seed: int):
         _PINNED.seed, _PINNED.count = previous
 
 
-def rng(seed) -> np.random.Generator:
+def rng(seed, fn: str = "rng") -> np.random.Generator:
     """A NumPy Generator from a seed (int or None) or an existing Generator (returned as is)."""
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
-        raise TypeError(f"seed must be a non-negative int, a numpy Generator or None; got {seed!r}")
+        raise TypeError(f"{fn}: seed must be a non-negative int, a numpy Generator or None; got {seed!r}")
     if seed is None and _PINNED.seed is not None:
         _PINNED.count += 1
         return np.random.default_rng([_PINNED.seed, _PINNED.count - 1])
@@ -47,6 +47,6 @@ def rng(seed) -> np.random.Generator:
 
 def dropout_mask(shape, rate: float, dtype, seed) -> np.ndarray:
     """The inverted-dropout multiplier: 0 with probability ``rate``, else 1 / (1 - rate) (all 0 when rate = 1)."""
-    keep = rng(seed).random(shape) >= rate
+    keep = rng(seed, "dropout").random(shape) >= rate
     scale = 0.0 if rate >= 1.0 else 1.0 / (1.0 - rate)
     return (keep * scale).astype(dtype)
