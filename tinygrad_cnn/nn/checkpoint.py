@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import zipfile
 
 import numpy as np
 
@@ -66,15 +65,16 @@ def save_weights(model, path) -> None:
 
 def _read(path: str) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):  # a bare .npy array (no context manager, nothing to close)
+            raise ValueError(f"not an .npz archive (np.load gave a {type(data).__name__})")
+        with data:
             return {k: data[k] for k in data.files}
-    except FileNotFoundError:
+    except (FileNotFoundError, PermissionError):
         raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except Exception as exc:  # noqa: BLE001  (zipfile, zlib, struct, npy-header and pickle refusals all mean "bad file")
         raise ValueError(f"load_weights: {path!r} is not a readable .npz weights file (truncated, corrupt or "
-                         f"another format): {exc}") from exc
+                         f"another format): {type(exc).__name__}: {exc}") from exc
 
 
 def load_weights(model, path) -> None:
