@@ -1,0 +1,139 @@
+"""08: what the network sees: feature maps, filters, occlusion, saliency, SmoothGrad, integrated gradients, Grad-CAM.
+
+A trained CNN is not a black box: we can read every layer's output, look at
+the filters it learned, and ask which pixels its decision depends on. We do
+it twice: on the 8x8 digits and on 32x32 synthetic shapes, whose object
+masks are known, so we can also measure whether an explanation points at the
+object. Every map comes from jax_ref.attribution (the JAX twin of the engine
+model, jit-compiled and batched) as a raw array; tinygrad_cnn.viz draws it.
+"""
+
+import numpy as np
+from _common import Run, section, table
+
+from jax_ref import attribution as A
+from jax_ref.attribution import quality as Q
+from tinygrad_cnn import data, nn, optim, viz
+from tinygrad_cnn import functional as F
+
+run = Run(__file__, __doc__.splitlines()[0])
+
+
+def conv_layers(model):
+    return [layer.name for layer in model.layers if type(layer).__name__ == "Conv2D"]
+
+
+def explain(tag, model, images, labels, class_names, window, stride):
+    """Every picture for ``images[0]`` of one trained model (files prefixed with ``tag``); returns the attribution
+    maps of the whole batch, each image explained for its true class ``labels``."""
+    convs = conv_layers(model)
+    image, label = images[0], int(labels[0])
+    logits = model.predict(image[None])[0]
+    pred = int(logits.argmax())
+    print(f"image 0 is a {class_names[label]}; the model says {class_names[pred]} "
+          f"(logit {logits[pred]:.2f}, next best {np.sort(logits)[-2]:.2f})")
+
+    # 1. Feature maps: each layer's output for this image. Averaged over channels they show how the picture is
+    # turned into coarser and coarser maps (pooling halves the size); channel by channel they show what each
+    # filter of one layer responds to.
+    maps = A.feature_maps(model, image)
+    table([[name, "x".join(map(str, a.shape)), float(a.mean()), float((a > 0).mean())] for name, a in maps.items()],
+          ["layer", "output shape", "mean", "fraction > 0"])
+    run.save(viz.feature_map_grid(maps, image=image), f"{tag}_feature_maps.png")
+    for name in convs:
+        run.save(viz.feature_map_grid(maps, layer=name), f"{tag}_channels_{name}.png")
+
+    # 2. Filters: the first layer's kernels are small images (3x3 here) one can read as edge or blob detectors.
+    run.save(viz.filter_grid(A.filters(model, convs[0]), title=f"{tag}: learned {convs[0]} filters"),
+             f"{tag}_filters.png")
+
+    # 3. Attribution, for the whole batch at once (one compiled function per method). The score S is the logit
+    # of the target class (before softmax).
+    #    saliency       dS/dx: how the score changes per pixel, to first order
+    #    SmoothGrad     the mean of dS/dx over 50 copies x + eps, eps ~ N(0, sigma^2), sigma = 15% of the value range
+    #    integrated g.  (x - 0) * the average of dS/dx along the straight path from a black image to x
+    #    occlusion      S(x) - S(x with a window blanked), averaged over the windows covering the cell
+    #    Grad-CAM       relu(sum_c alpha_c A_c) at the last conv layer, alpha_c = mean of dS/dA_c
+    found = {
+        "saliency": A.saliency(model, images, labels),
+        "smoothgrad": A.smoothgrad(model, images, labels, n=50, noise_level=0.15, seed=0),
+        "integrated_gradients": A.integrated_gradients(model, images, labels, steps=50),
+        "occlusion": A.occlusion(model, images, labels, window=window, stride=stride),
+        "grad_cam": A.grad_cam(model, images, convs[-1], labels),
+    }
+    first = {k: v[0] for k, v in found.items()}
+    # Completeness: integrated gradients add up to S(x) - S(baseline). We check it with the engine's own forward.
+    black = model.predict(np.zeros_like(images[:1]))[0, label]
+    print(f"integrated gradients of image 0 sum to {first['integrated_gradients'].sum():.4f}; "
+          f"S(x) - S(black) = {logits[label] - black:.4f} (the completeness property, up to the trapezoid rule)")
+    run.save(viz.method_comparison(image, dict(zip(["saliency", "SmoothGrad", "integrated gradients", "occlusion",
+                                                    "Grad-CAM"], first.values(), strict=True)),
+                                   title=f"{tag}: why '{class_names[label]}'?"), f"{tag}_methods.png")
+    run.save(viz.attribution_heatmap(image, first["saliency"], title=f"{tag}: saliency |dS/dx|"),
+             f"{tag}_saliency.png")
+    run.save(viz.occlusion_map(image, first["occlusion"], title=f"{tag}: occlusion, window {window}, stride {stride}"),
+             f"{tag}_occlusion.png")
+
+    # 4. SmoothGrad as the number of samples grows. One call with n=1 on 50 copies of the image gives 50 gradients
+    # at 50 independent noisy copies; the mean of the first n of them is SmoothGrad with n samples.
+    copies = np.repeat(image[None], 50, axis=0)
+    g = A.smoothgrad(model, copies, label, n=1, noise_level=0.15, seed=0)
+    run.save(viz.smoothgrad_convergence(image, {n: g[:n].mean(axis=0) for n in (1, 5, 25, 50)}),
+             f"{tag}_smoothgrad_convergence.png")
+    # ... and as the noise grows: 0 is the plain gradient; a lot of noise blurs the map.
+    levels = (0.0, 0.05, 0.1, 0.2, 0.3)
+    sweep = {s: A.smoothgrad(model, copies, label, n=1, noise_level=s, seed=1).mean(axis=0) for s in levels}
+    run.save(viz.noise_sweep(image, sweep), f"{tag}_noise_sweep.png")
+    corr = [float(np.corrcoef(np.abs(sweep[s]).ravel(), np.abs(first["saliency"]).ravel())[0, 1]) for s in levels]
+    print("correlation of |SmoothGrad| with |saliency| as the noise grows: "
+          + ", ".join(f"{100 * s:.0f}%: {c:.2f}" for s, c in zip(levels, corr, strict=True)))
+    return found
+
+
+section("digits: train the CNN with the engine")
+x_train, y_train, x_test, y_test = data.load_digits(seed=0)
+if run.quick:
+    x_train, y_train = x_train[:300], y_train[:300]
+nn.set_random_seed(0)
+digits_model = nn.Sequential([
+    nn.Input((8, 8, 1)),
+    nn.Conv2D(16, 3, padding="same", activation="relu"), nn.MaxPooling2D(2),
+    nn.Conv2D(32, 3, padding="same", activation="relu"), nn.MaxPooling2D(2),
+    nn.Flatten(), nn.Dense(10),
+], name="digits_cnn")
+digits_model.compile(optim.Adam(digits_model.parameters(), learning_rate=5e-3), F.cross_entropy, ["accuracy"])
+digits_model.fit(x_train, y_train, batch_size=32, epochs=2 if run.quick else 6, seed=0, verbose=0)
+_, acc = digits_model.evaluate(x_test, y_test)
+print(f"test accuracy {acc:.3f}")
+
+if not run.quick:  # --quick explains the shapes only: each method compiles once per model, which takes a while
+    section("digits: one test image, every view")
+    explain("digits", digits_model, x_test[:16], y_test[:16], [str(d) for d in range(10)], window=2, stride=1)
+
+section("shapes: train the CNN on squares, discs, triangles and crosses")
+# make_shapes draws one shape per image at a random place and size on a noisy background, with its mask.
+size = 16 if run.quick else 32
+shapes_model, history = Q.train_shapes_cnn(n_train=300 if run.quick else 1000, size=size,
+                                           epochs=3 if run.quick else 6, width=4 if run.quick else 8,
+                                           learning_rate=5e-3)
+x_held, y_held, masks = data.make_shapes(16 if run.quick else 64, size=size, seed=10_000)
+print(f"train accuracy {history.history['accuracy'][-1]:.3f}, held-out accuracy "
+      f"{(shapes_model.predict(x_held).argmax(-1) == y_held).mean():.3f}")
+run.save(viz.image_grid(list(x_held[:8]) + list(masks[:8]), ncols=8, panel=1.2,
+                        titles=[data.SHAPE_NAMES[c] for c in y_held[:8]] + ["mask"] * 8), "shapes_data.png")
+
+section("shapes: one held-out image, every view")
+found = explain("shapes", shapes_model, x_held, y_held, data.SHAPE_NAMES, window=4, stride=2)
+
+section("shapes: does the explanation point at the object?")
+# The masks say where the object is. Mass inside: the fraction of sum |a| that lies inside the mask (a uniform
+# map scores the mask's area). Pointing game: is the largest |a| inside the mask? Averaged over held-out images,
+# each explained for its true class.
+rows = []
+for method, maps in found.items():
+    a = np.abs(maps).max(axis=-1) if maps.ndim == 4 else np.abs(maps)  # |a| per pixel (max over channels)
+    rows.append([method, float(Q.mass_inside(a, masks).mean()), float(Q.pointing_game(a, masks).mean())])
+table(rows, ["method", "mass inside mask", "pointing game"])
+print(f"a uniform map would put {masks.mean():.3f} of its mass inside the mask; "
+      "`python -m jax_ref.attribution.quality` adds the model-randomisation sanity check.")
+run.done()
