@@ -15,11 +15,12 @@ from pathlib import Path
 class Run:
     """Parsed flags plus helpers: ``run.out`` (a Path), ``run.quick``, ``run.save(fig, name)``."""
 
-    def __init__(self, script: str, description: str, argv=None):
+    def __init__(self, script: str, description: str, argv=None, default_out=None):
         name = Path(script).stem
+        default_out = Path(default_out) if default_out is not None else Path("out") / name
         parser = argparse.ArgumentParser(prog=Path(script).name, description=description)
-        parser.add_argument("--out", type=Path, default=Path("out") / name,
-                            help=f"folder for the figures (default: ./out/{name}/)")
+        parser.add_argument("--out", type=Path, default=default_out,
+                            help=f"folder for the figures (default: ./{default_out}/)")
         parser.add_argument("--quick", action="store_true", help="smaller data and fewer steps (a few seconds)")
         args = parser.parse_args(argv)
         self.name, self.out, self.quick = name, args.out, args.quick
