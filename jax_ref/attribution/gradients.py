@@ -77,8 +77,9 @@ def smoothgrad(model, x, target=None, n: int = 50, noise_level: float = 0.15, ki
     noise_level * (max(x) - min(x))`` computed per image (over all its cells).
     ``kind="mean"``: ``(1/n) sum_k g_k``; ``"squared"``: ``(1/n) sum_k g_k^2``;
     ``"vargrad"``: the population variance ``(1/n) sum_k (g_k - mean)^2`` (two-pass).
-    All the noise comes from one key ``jax.random.PRNGKey(seed)`` (same seed,
-    same result); the ``n * B`` noisy images are differentiated as batches of
+    All the noise comes from one key: ``eps = jax.random.normal(PRNGKey(seed),
+    (n, B) + image shape)`` (same seed and batch shape, bit-identical result);
+    the ``n * B`` noisy images are differentiated as batches of
     ``batch_size`` images (all at once when None). ``noise_level=0`` gives the
     saliency map (``kind="mean"``).
     """
@@ -153,9 +154,14 @@ def completeness(model, x, attributions, target=None, baseline=None, score: str 
 
     Returns ``(total, delta, rel_gap)`` arrays (one entry per image, scalars for
     one image): ``total = sum(attributions)``, ``delta = S(x) - S(x')`` and
-    ``rel_gap = |total - delta| / max(|delta|, 1e-6)``. With the trapezoid rule
-    and ``steps=50`` on a ReLU CNN ``rel_gap`` is typically below 1e-2 (the
-    tests require <= 0.05; it shrinks as ``steps`` grows).
+    ``rel_gap = |total - delta| / max(|delta|, 1e-6)``. The gap is the
+    quadrature error of the trapezoid rule (ReLU kinks along the path make it
+    first order). Measured on the trained shapes CNN (``quality.py``, 200
+    held-out images, zero baseline): median / 95th percentile ``rel_gap``
+    9.7e-3 / 8.7e-2 at ``steps=20``, 4.3e-3 / 2.5e-2 at 50, 9.5e-4 / 6.5e-3 at
+    200; an image whose ``delta`` is near 0 can show a large relative gap with
+    a small absolute one. Stated tolerance: ``rel_gap <= 0.05`` for
+    ``steps >= 50`` on typical images (the tests check it on a small CNN).
     """
     fn_name = "completeness"
     net, params = _net.as_net(model)
