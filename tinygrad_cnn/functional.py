@@ -210,7 +210,7 @@ def _bias(fn: str, bias, filters: int, like: Tensor):
 
 
 def conv(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
-         data_format="channels_last", _fn="conv", _rank=None):
+         data_format="channels_last", _fn="conv", _rank=None, _relu=False):
     """N-d convolution (cross-correlation, as Keras and lax.conv_general_dilated), spatial rank = kernel.ndim - 2.
 
     ``y[n, o, f] = bias[f] + sum_{k, c} xpad[n, o*strides + k*dilation_rate, c] * kernel[k, c, f]`` with
@@ -218,6 +218,8 @@ def conv(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, grou
     group's channels. Output size per axis: ``floor((W + P - F_eff) / S) + 1`` (see ``conv_arithmetic``).
     ``padding``: ``"valid"``, ``"same"`` (extra pad after), ``"causal"`` (1-D) or explicit ints/pairs.
     Gradients: input by the adjoint conv (conv_transpose), kernel by one GEMM; differentiable to any order.
+    (``_relu=True``, used by the layers with ``activation="relu"``, returns ``relu(conv(...))`` from one fused
+    primitive.)
     """
     x, kernel = _float_tensor(_fn, "x", x), _float_tensor(_fn, "kernel", kernel)
     from tinygrad_cnn.ops import conv as conv_ops
@@ -226,7 +228,7 @@ def conv(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, grou
         _fn, x.shape, kernel.shape, strides, padding, dilation_rate, groups, data_format, rank=_rank)
     bias = _bias(_fn, bias, kernel.shape[-1], x)
     y = conv_ops.conv(_to_last(x, data_format), kernel, bias, strides=strides, dilation=dilation, pads=pads,
-                      groups=groups)
+                      groups=groups, relu=_relu)
     return _from_last(y, data_format)
 
 

@@ -38,7 +38,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from tinygrad_cnn.function import Function
-from tinygrad_cnn.ops import movement
+from tinygrad_cnn.ops import elementwise, movement
 
 # ---------------------------------------------------------------------------------------------------
 # array helpers (channels-last, spatial axes 1..d)
@@ -136,10 +136,38 @@ def conv_forward(x, w, geo, cols=None):
     return y.reshape((x.shape[0],) + out + (w.shape[-1],)), cols
 
 
+def flipped_kernel(w):
+    """``wf[k', co, ci] = w[K-1-k', ci, co]``: the kernel of the adjoint of a stride-1 conv (contiguous copy)."""
+    d = w.ndim - 2
+    return np.ascontiguousarray(np.swapaxes(w[(slice(None, None, -1),) * d], -1, -2))
+
+
+def adjoint_geometry(geo, out, x_shape) -> dict:
+    """For stride 1 and one group, ``A_w^T g = conv(g, flipped w)`` with these pads and the same dilation.
+
+    ``dx[i] = sum_k g[i + b - k r] w[k]``; with ``k' = K-1-k`` that reads ``g`` at ``i + k' r - ((K-1) r - b)``,
+    a cross-correlation of ``g`` padded by ``(K-1) r - b`` before and ``X - O + b`` after (negative crops).
+    """
+    d = len(geo["ksize"])
+    pads = tuple(((k - 1) * r - b, n - o + b) for k, r, (b, _), n, o in
+                 zip(geo["ksize"], geo["dilation"], geo["pads"], x_shape[1:1 + d], out, strict=False))
+    return {**geo, "pads": pads}
+
+
+def _adjoint_as_conv(geo) -> bool:
+    return geo["groups"] == 1 and all(s == 1 for s in geo["strides"])
+
+
 def conv_input_adjoint(g, w, geo, x_shape):
-    """``A_w^T g``: one GEMM ``g @ w^T`` (a column per tap) then one strided add per tap into the padded input."""
+    """``A_w^T g``, the x-shaped input gradient.
+
+    Stride 1, one group: one im2col of the padded ``g`` and one GEMM with the flipped kernel (a conv).
+    Otherwise: one GEMM ``g @ w^T`` (a column per tap) then one strided add per tap into the padded input.
+    """
     groups, ksize, d = geo["groups"], geo["ksize"], len(geo["ksize"])
     out = g.shape[1:-1]
+    if _adjoint_as_conv(geo):
+        return conv_forward(g, flipped_kernel(w), adjoint_geometry(geo, out, x_shape))[0]
     c = x_shape[-1]
     wm = _kernel_matrix(w, groups)
     cols = np.matmul(_out_matrix(g, groups), np.swapaxes(wm, -1, -2))  # (M, T*Cg) or (G, M, T*Cg)
@@ -173,37 +201,56 @@ def conv_kernel_grad(x, g, geo, w_shape, cols=None):
 
 
 class Conv(Function):
-    """y = conv(x, w) + b (channels-last, see the module docstring).
+    """y = conv(x, w) + b (channels-last, see the module docstring); with ``relu=True``, y = max(that, 0).
 
-    vjp: dx = ConvTranspose(g, w), dw = ConvKernelGrad(x, g), db = sum of g over every axis but the last.
+    vjp: with relu, first g <- g * [y > 0] (relu'(0) = 0; the mask is a constant, so higher orders stay
+    right); then dx = ConvTranspose(g, w), dw = ConvKernelGrad(x, g), db = sum of g over every axis but
+    the last. ``kink_state``: the sign pattern of the pre-activation when ``relu`` (empty otherwise).
     """
 
     @staticmethod
-    def forward(ctx, x, w, *bias, geo):
+    def forward(ctx, x, w, *bias, geo, relu=False):
         y, cols = conv_forward(x, w, geo)
-        if ctx.needs_input_grad[1]:
-            ctx.save_for_backward(cols)
         if bias:
             if bias[0].dtype == y.dtype:
                 y += bias[0]
             else:
                 y = y + bias[0]
+        if relu:
+            np.maximum(y, 0, out=y)
+        saved = ()
+        if ctx.needs_input_grad[1]:
+            saved = (cols,)
+        if relu and any(ctx.needs_input_grad):
+            saved = saved + (y > 0,)
+        ctx.save_for_backward(*saved)
         return y
 
     @staticmethod
     def vjp(ctx, g):
         x, w = ctx.inputs[:2]
         geo = ctx.params["geo"]
+        saved = ctx.saved
+        if ctx.params.get("relu"):
+            g = elementwise.Mul.apply(g, movement.constant(saved[-1]))
+            saved = saved[:-1]
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
             gx = ConvTranspose.apply(g, w, geo=geo, x_shape=x.shape)
         if ctx.needs_input_grad[1]:
-            cols = ctx.saved[0] if ctx.saved else None
+            cols = saved[0] if saved else None
             gw = ConvKernelGrad.apply(x, g, geo=geo, w_shape=w.shape, cols=cols)
         if len(ctx.inputs) == 3:
             gb = ChannelSum.apply(g) if ctx.needs_input_grad[2] else None
             return gx, gw, gb
         return gx, gw
+
+    @staticmethod
+    def kink_state(x, w, *bias, geo, relu=False):
+        if not relu:
+            return np.zeros(0, dtype=bool)
+        y = conv_forward(x, w, geo)[0]
+        return (y + bias[0] if bias else y) > 0
 
 
 class ConvTranspose(Function):
@@ -264,10 +311,12 @@ def make_geometry(ksize, strides, dilation, pads, groups) -> dict:
             "pads": tuple(tuple(p) for p in pads), "groups": int(groups)}
 
 
-def conv(x, w, b=None, *, strides, dilation, pads, groups=1):
-    """Channels-last convolution of Tensors ``x`` ``(N, *S, C)`` and ``w`` ``(*K, C/G, C_out)``, bias ``b``."""
+def conv(x, w, b=None, *, strides, dilation, pads, groups=1, relu=False):
+    """Channels-last convolution of Tensors ``x`` ``(N, *S, C)`` and ``w`` ``(*K, C/G, C_out)``, bias ``b``;
+    ``relu=True`` applies max(., 0) inside the same primitive (no separate activation pass)."""
     geo = make_geometry(w.shape[:-2], strides, dilation, pads, groups)
-    return Conv.apply(x, w, geo=geo) if b is None else Conv.apply(x, w, b, geo=geo)
+    extra = {"relu": True} if relu else {}
+    return Conv.apply(x, w, geo=geo, **extra) if b is None else Conv.apply(x, w, b, geo=geo, **extra)
 
 
 def conv_transpose(g, w, x_shape, *, strides, dilation, pads, groups=1):

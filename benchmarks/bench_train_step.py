@@ -1,0 +1,333 @@
+"""One training step of the reference CNN: the engine against jax.jit and PyTorch (when installed), side by side.
+
+Model (Keras words, float32, NHWC): input 28x28x1; Conv2D(32, 3, same, relu); MaxPooling2D(2);
+Conv2D(64, 3, same, relu); MaxPooling2D(2); Flatten; Dense(128, relu); Dense(10); softmax
+cross-entropy (mean over the batch); plain SGD (learning rate 0.01). One step = forward, loss,
+backward, update. The three frameworks start from the same weights and see the same batch.
+
+* engine: ``tinygrad_cnn.nn.Sequential`` + ``F.cross_entropy`` + ``tinygrad_cnn.optim.SGD``.
+* JAX: the twin ``jax_ref.from_engine(model)`` and ``optax.sgd``, the whole step under one ``jax.jit``.
+* PyTorch (optional): ``torch.nn`` with ``channels_last`` activations (its fastest CPU layout here),
+  ``torch.optim.SGD``; eager mode. Skipped, with a note, when torch cannot be imported.
+
+Steps are interleaved (engine, JAX, torch, engine, ...) so machine noise hits all alike; each
+figure is the median of ``--repeats`` steps after warm-up. Memory: every framework runs a few
+steps in its own fresh subprocess that imports only that framework; we report its peak RSS
+(VmHWM: what the process needed in all, framework and data included) and the rise of the peak
+during the steps above the RSS just before them (the step's own working memory; the peak is
+reset through /proc/self/clear_refs). For the engine, tracemalloc's peak of NumPy allocations
+during one step is given too. The engine profile comes from ``tinygrad_cnn.profiler``.
+
+    python benchmarks/bench_train_step.py [--batches 64 256] [--repeats 20] [--json out.json]
+
+OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (set on some machines for old OpenBLAS builds) slow a current
+NumPy; for a benchmark, unset both in that one command. The kernel in use is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+LR = 0.01
+
+
+# -- the model and its weights --------------------------------------------------------------------------
+def engine_model(seed: int = 0):
+    from tinygrad_cnn import nn
+
+    model = nn.Sequential([
+        nn.Input((28, 28, 1)),
+        nn.Conv2D(32, 3, padding="same", activation="relu"),
+        nn.MaxPooling2D(2),
+        nn.Conv2D(64, 3, padding="same", activation="relu"),
+        nn.MaxPooling2D(2),
+        nn.Flatten(),
+        nn.Dense(128, activation="relu"),
+        nn.Dense(10),
+    ])
+    model.build((None, 28, 28, 1))
+    rng = np.random.default_rng(seed)
+    # nonzero biases so that a wrong bias path cannot hide
+    model.set_weights([w + (0.01 * rng.standard_normal(w.shape)).astype(w.dtype) if w.ndim == 1 else w
+                       for w in model.get_weights()])
+    return model
+
+
+def make_batch(batch: int, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((batch, 28, 28, 1)).astype(np.float32), rng.integers(0, 10, batch)
+
+
+def engine_step_fn(model, x, y):
+    import tinygrad_cnn as tg
+    from tinygrad_cnn import functional as F
+    from tinygrad_cnn.optim import SGD
+
+    opt = SGD(model.parameters(), learning_rate=LR)
+    xt = tg.Tensor(x)
+
+    def step():
+        loss = F.cross_entropy(model(xt, training=True), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        return loss.item()
+    return step
+
+
+def jax_step_fn(model, x, y):
+    import jax
+    import optax
+
+    import jax_ref
+
+    twin = jax_ref.from_engine(model)
+    tx = optax.sgd(LR)
+    state = {"params": twin.params, "opt": tx.init(twin.params)}
+
+    def loss_fn(params, xb, yb):
+        logits = twin.apply(params, xb, training=True)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+
+    @jax.jit
+    def train_step(params, opt_state, xb, yb):
+        loss, grads = jax.value_and_grad(loss_fn)(params, xb, yb)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    xj, yj = jax.device_put(x), jax.device_put(y.astype(np.int32))
+
+    def step():
+        state["params"], state["opt"], loss = train_step(state["params"], state["opt"], xj, yj)
+        return float(jax.block_until_ready(loss))
+    return step
+
+
+def torch_step_fn(model, x, y):
+    import torch
+
+    weights = model.get_weights()  # k1 b1 k2 b2 d1 db1 d2 db2 (Keras layouts)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        _torch_flatten_cls()(), torch.nn.Linear(7 * 7 * 64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
+    with torch.no_grad():
+        for conv, (k, b) in ((net[0], weights[0:2]), (net[3], weights[2:4])):
+            conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(k.transpose(3, 2, 0, 1))))
+            conv.bias.copy_(torch.from_numpy(b))
+        for lin, (k, b) in ((net[7], weights[4:6]), (net[9], weights[6:8])):
+            lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(k.T)))
+            lin.bias.copy_(torch.from_numpy(b))
+    net = net.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(net.parameters(), lr=LR)
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).contiguous(
+        memory_format=torch.channels_last)
+    yt = torch.from_numpy(y.astype(np.int64))
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(net(xt), yt)
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step
+
+
+def _torch_flatten_cls():
+    import torch
+
+    class NhwcFlatten(torch.nn.Module):
+        """Flatten in (H, W, C) order, as Keras' Flatten on NHWC (so the dense weights are the same)."""
+
+        def forward(self, h):
+            return h.permute(0, 2, 3, 1).reshape(h.shape[0], -1)
+    return NhwcFlatten
+
+
+def torch_available() -> str | None:
+    try:
+        import torch
+    except Exception as exc:  # noqa: BLE001 (any import failure means: no torch)
+        return f"torch not importable ({type(exc).__name__}: {exc}); PyTorch columns skipped"
+    torch.set_num_threads(os.cpu_count() or 1)
+    return None
+
+
+MAKERS = {"engine": engine_step_fn, "jax": jax_step_fn, "torch": torch_step_fn}
+
+
+# -- timing -----------------------------------------------------------------------------------------------
+def time_interleaved(steps: dict, repeats: int, warmup: int = 3) -> dict:
+    for fn in steps.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, fn in steps.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: float(np.median(ts) * 1e3) for name, ts in times.items()}
+
+
+def check_losses_agree(steps: dict) -> dict:
+    """The first step's loss of every framework (same weights, same batch: they must agree)."""
+    return {name: fn() for name, fn in steps.items()}
+
+
+# -- memory ------------------------------------------------------------------------------------------------
+def _status_kb(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def memory_child(framework: str, batch: int, steps: int = 3) -> dict:
+    """Run in a fresh process: peak RSS in all, and the step's rise of the peak above the RSS before it."""
+    if framework == "torch":
+        torch_available()
+    model = engine_model()
+    x, y = make_batch(batch)
+    fn = MAKERS[framework](model, x, y)
+    fn()  # compile / first-touch
+    before = _status_kb("VmRSS")
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset VmHWM to the current RSS
+        reset = True
+    except OSError:
+        reset = False
+    for _ in range(steps):
+        fn()
+    peak = _status_kb("VmHWM")
+    out = {"peak_rss_mb": peak / 1024, "step_rise_mb": (peak - before) / 1024 if reset else None}
+    if framework == "engine":
+        tracemalloc.start()
+        fn()
+        out["tracemalloc_peak_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    return out
+
+
+def memory(framework: str, batch: int) -> dict | None:
+    cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", framework, "--batches", str(batch)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if proc.returncode:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# -- engine profile ----------------------------------------------------------------------------------------
+def engine_profile(batch: int, steps: int = 5) -> tuple[str, dict]:
+    from tinygrad_cnn import profiler
+
+    model = engine_model()
+    x, y = make_batch(batch)
+    fn = engine_step_fn(model, x, y)
+    fn()
+    with profiler.profile() as prof:
+        for _ in range(steps):
+            fn()
+    figures = {name: {"forward_calls": s.forward_calls / steps, "forward_ms": s.forward_s * 1e3 / steps,
+                      "vjp_calls": s.vjp_calls / steps, "vjp_ms": s.vjp_s * 1e3 / steps}
+               for name, s in prof.stats.items()}
+    return prof.table(steps), figures
+
+
+def blas_info() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "threadpoolctl not installed"
+    return "; ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} "
+                     f"threads={i.get('num_threads')}" for i in threadpool_info())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
+    parser.add_argument("--no-memory", action="store_true", help="skip the per-framework memory subprocesses")
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--frameworks", nargs="+", default=["engine", "jax", "torch"])
+    parser.add_argument("--memory-child", metavar="FRAMEWORK", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        print(json.dumps(memory_child(args.memory_child, args.batches[0])))
+        return
+
+    frameworks = list(args.frameworks)
+    if "torch" in frameworks:
+        note = torch_available()
+        if note:
+            print(note)
+            frameworks.remove("torch")
+    env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS")}
+    print(f"numpy {np.__version__}; BLAS: {blas_info()}; env {env}")
+    report = {"frameworks": frameworks, "batches": {}, "blas": blas_info(), "env": env}
+    for batch in args.batches:
+        model = engine_model()
+        x, y = make_batch(batch)
+        steps = {name: MAKERS[name](model, x, y) for name in frameworks}
+        losses = check_losses_agree(steps)
+        times = time_interleaved(steps, args.repeats)
+        entry = {"ms": times, "first_loss": losses}
+        if "torch" in times:
+            entry["engine/torch"] = times["engine"] / times["torch"]
+        if "jax" in times:
+            entry["engine/jax"] = times["engine"] / times["jax"]
+        report["batches"][batch] = entry
+        print(f"\nbatch {batch}: median of {args.repeats} interleaved steps (ms); first-step losses "
+              + ", ".join(f"{k} {v:.5f}" for k, v in losses.items()))
+        for name, t in times.items():
+            print(f"  {name:<7} {t:8.2f} ms")
+        for key in ("engine/torch", "engine/jax"):
+            if key in entry:
+                print(f"  {key:<13} {entry[key]:.2f}")
+    if len(args.batches) > 1:
+        b0, b1 = min(args.batches), max(args.batches)
+        print(f"\nlinearity: time({b1}) / time({b0}) against the batch ratio {b1 / b0:.1f}")
+        report["linearity"] = {}
+        for name in frameworks:
+            r = report["batches"][b1]["ms"][name] / report["batches"][b0]["ms"][name]
+            report["linearity"][name] = r
+            print(f"  {name:<7} {r:5.2f}  (per-example time ratio {r / (b1 / b0):.2f})")
+    if not args.no_memory:
+        print("\nmemory (fresh subprocess per framework): peak RSS in all | rise of the peak during a step")
+        report["memory"] = {}
+        for batch in args.batches:
+            for name in frameworks:
+                m = memory(name, batch)
+                report["memory"].setdefault(batch, {})[name] = m
+                if "error" in m:
+                    print(f"  batch {batch} {name:<7} failed: {m['error']}")
+                    continue
+                rise = "n/a" if m["step_rise_mb"] is None else f"{m['step_rise_mb']:7.1f} MB"
+                extra = f" | tracemalloc peak {m['tracemalloc_peak_mb']:.1f} MB" if "tracemalloc_peak_mb" in m else ""
+                print(f"  batch {batch:<4} {name:<7} {m['peak_rss_mb']:7.1f} MB | {rise}{extra}")
+    if not args.no_profile:
+        report["profile"] = {}
+        for batch in args.batches:
+            table, figures = engine_profile(batch)
+            report["profile"][batch] = figures
+            print(f"\nengine profile, batch {batch}, per step (vjp times include the ops they run):\n{table}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1, default=str)
+        print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
