@@ -282,8 +282,12 @@ def _seed_cotangent(fn: str, output: Tensor, grad) -> Tensor:
     return seed
 
 
-def _toposort(root: Tensor) -> list[Tensor]:
-    """Nodes that require a gradient, parents before children (iterative: no recursion limit)."""
+def graph_order(root: Tensor, include_constants: bool = False, caller: str = "backward") -> list[Tensor]:
+    """The Tensors of ``root``'s graph, inputs before the ops that use them (iterative: no recursion limit).
+
+    Only nodes that require a gradient, unless ``include_constants``. Raises
+    ``RuntimeError`` (naming ``caller``) if a backward pass released the graph.
+    """
     order: list[Tensor] = []
     visited: set[int] = set()
     stack: list[tuple[Tensor, bool]] = [(root, False)]
@@ -299,9 +303,10 @@ def _toposort(root: Tensor) -> list[Tensor]:
         ctx = node._ctx
         if ctx is not None:
             if ctx.released:
-                raise RuntimeError("backward: the graph of this Tensor was released by an earlier backward; "
-                                   "pass retain_graph=True to the first call to backpropagate twice")
-            stack.extend((p, False) for p in ctx.inputs if p.requires_grad and id(p) not in visited)
+                raise RuntimeError(f"{caller}: the graph of this Tensor was released by an earlier backward; "
+                                   f"pass retain_graph=True to that backward to keep it")
+            stack.extend((p, False) for p in reversed(ctx.inputs)
+                         if (include_constants or p.requires_grad) and id(p) not in visited)
     return order
 
 
@@ -309,7 +314,7 @@ def _backprop(root: Tensor, seed: Tensor, targets, create_graph: bool, retain_gr
     """Propagate ``seed`` from ``root``; fill leaves' ``.grad`` or, with ``targets``, return their cotangents."""
     from tinygrad_cnn.function import check_finite
 
-    order = _toposort(root)
+    order = graph_order(root)
     wanted = None
     if targets is not None:
         target_ids = {id(t) for t in targets}

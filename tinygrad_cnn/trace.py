@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinygrad_cnn.tensor import Tensor, _seed_cotangent, _SetGradMode
+from tinygrad_cnn.tensor import Tensor, _seed_cotangent, _SetGradMode, graph_order
 
 __all__ = ["TraceStep", "graph_nodes", "trace"]
 
@@ -65,31 +65,8 @@ def _name_table(names) -> dict[int, str]:
 
 
 def graph_nodes(output: Tensor, include_constants: bool = True) -> list[Tensor]:
-    """Every Tensor of ``output``'s graph, inputs before the ops that use them (iterative).
-
-    With ``include_constants`` the inputs that need no gradient (constants) are
-    listed too. Raises if the graph was released by a backward pass.
-    """
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(output, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        ctx = node._ctx
-        if ctx is not None:
-            if ctx.released:
-                raise RuntimeError("trace: the graph of this Tensor was released by an earlier backward; "
-                                   "trace before calling backward, or call backward(retain_graph=True)")
-            stack.extend((p, False) for p in reversed(ctx.inputs)
-                         if (include_constants or p.requires_grad) and id(p) not in seen)
-    return order
+    """Every Tensor of ``output``'s graph, inputs before the ops that use them (constants too by default)."""
+    return graph_order(output, include_constants=include_constants, caller="trace")
 
 
 def _rule(function) -> str:
