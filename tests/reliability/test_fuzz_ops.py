@@ -1,0 +1,333 @@
+"""Differential fuzzing: every engine op and its vjp vs JAX (jax.numpy / jax_ref.ops) in float64.
+
+Hypothesis draws shapes and arguments; values come from a seeded NumPy generator, kept away from kinks and
+ties (random normals never hit 0 or repeat; domains of log/sqrt/div/pow are shifted away from 0). Profiles
+and case counts: see ``fuzzing.py`` (``TINYGRAD_CNN_FUZZ=long`` for the long run).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from fuzzing import DIMS, SEEDS, differential, examples, shapes
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from jax_ref import ops as J
+from tinygrad_cnn import functional as F
+from tinygrad_cnn import ops
+from tinygrad_cnn.conv_arithmetic import effective_kernel_size
+
+
+def _normal(seed, shape, k=0):
+    return np.random.default_rng([seed, k]).standard_normal(shape)
+
+
+def _away_from_zero(seed, shape, k=0):
+    x = _normal(seed, shape, k)
+    return np.sign(x) * (np.abs(x) + 0.5) + np.where(x == 0, 0.5, 0.0)
+
+
+def _positive(seed, shape, k=0):
+    return np.abs(_normal(seed, shape, k)) + 0.5
+
+
+# -- elementwise -------------------------------------------------------------------------------------------------
+UNARY = {
+    "neg": (ops.neg, jnp.negative, _normal), "exp": (ops.exp, jnp.exp, _normal),
+    "log": (ops.log, jnp.log, _positive), "sqrt": (ops.sqrt, jnp.sqrt, _positive),
+    "abs": (ops.abs, jnp.abs, _away_from_zero), "relu": (ops.relu, jax.nn.relu, _away_from_zero),
+    "softplus": (ops.softplus, J.softplus, _normal), "sigmoid": (ops.sigmoid, jax.nn.sigmoid, _normal),
+    "tanh": (ops.tanh, jnp.tanh, _normal),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+@examples(2)
+@given(shape=shapes(), seed=SEEDS, scale=st.sampled_from([1.0, 30.0]))
+def test_unary(name, shape, seed, scale):
+    engine, twin, draw = UNARY[name]
+    differential(name, engine, twin, draw(seed, shape) * (scale if name not in ("exp",) else 1.0), seed=seed)
+
+
+@examples(3)
+@given(shape=shapes(), seed=SEEDS, slope=st.sampled_from([0.0, 0.01, 0.2, 3.0]))
+def test_leaky_relu(shape, seed, slope):
+    differential("leaky_relu", lambda x: ops.leaky_relu(x, slope), lambda x: jax.nn.leaky_relu(x, slope),
+                 _away_from_zero(seed, shape), seed=seed)
+
+
+def _broadcast_pair(draw, base):
+    """A shape that broadcasts against ``base``: a suffix of it with some axes set to 1."""
+    cut = draw(st.integers(0, len(base)))
+    return tuple(1 if draw(st.booleans()) else n for n in base[cut:])
+
+
+BINARY = {
+    "add": (ops.add, jnp.add, _normal), "sub": (ops.sub, jnp.subtract, _normal),
+    "mul": (ops.mul, jnp.multiply, _normal), "div": (ops.div, jnp.divide, _away_from_zero),
+    "pow": (lambda a, b: ops.pow(a, b), jnp.power, _normal),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@examples(2)
+@given(base=shapes(), seed=SEEDS, data=st.data(), swap=st.booleans())
+def test_binary_with_broadcasting(name, base, seed, data, swap):
+    other = _broadcast_pair(data.draw, base)
+    sa, sb = (other, base) if swap else (base, other)
+    engine, twin, draw_b = BINARY[name]
+    a = _positive(seed, sa) if name == "pow" else _normal(seed, sa)
+    b = draw_b(seed, sb, 1)
+    differential(name, engine, twin, a, b, seed=seed)
+
+
+@examples(4)
+@given(shape=shapes(), seed=SEEDS, p=st.sampled_from([-2.0, -0.5, 0.5, 1.5, 2.0, 3, 0]))
+def test_pow_scalar(shape, seed, p):
+    x = _positive(seed, shape) if not float(p).is_integer() else _away_from_zero(seed, shape)
+    differential("pow_scalar", lambda t: t ** p, lambda t: t ** p, x, seed=seed)
+
+
+@examples(3)
+@given(shape=shapes(), seed=SEEDS, lo=st.sampled_from([None, -0.7, 0.1]), hi=st.sampled_from([None, 0.3, 1.1]))
+def test_clip(shape, seed, lo, hi):
+    assume(lo is not None or hi is not None)
+    differential("clip", lambda t: t.clip(lo, hi), lambda t: jnp.clip(t, lo, hi), _normal(seed, shape), seed=seed)
+
+
+@examples(3)
+@given(base=shapes(), seed=SEEDS, data=st.data())
+def test_where(base, seed, data):
+    cond = np.random.default_rng(seed).random(_broadcast_pair(data.draw, base)) > 0.5
+    sb = _broadcast_pair(data.draw, base)
+    differential("where", lambda a, b: ops.where(cond, a, b), lambda a, b: jnp.where(cond, a, b),
+                 _normal(seed, base), _normal(seed, sb, 1), seed=seed)
+
+
+# -- reductions --------------------------------------------------------------------------------------------------
+def _axes(draw, ndim):
+    kind = draw(st.sampled_from(["none", "int", "tuple"]))
+    if kind == "none" or ndim == 0:
+        return None
+    if kind == "int":
+        return draw(st.integers(-ndim, ndim - 1))
+    return tuple(draw(st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True)))
+
+
+@examples(8)
+@given(name=st.sampled_from(["sum", "mean", "max", "min"]), shape=shapes(), seed=SEEDS, data=st.data(),
+       keepdims=st.booleans())
+def test_reductions(name, shape, seed, data, keepdims):
+    axis = _axes(data.draw, len(shape))
+    differential(name, lambda t: getattr(t, name)(axis=axis, keepdims=keepdims),
+                 lambda t: getattr(jnp, name)(t, axis=axis, keepdims=keepdims), _normal(seed, shape), seed=seed)
+
+
+@pytest.mark.parametrize("name", ["logsumexp", "softmax", "log_softmax"])
+@examples(1)
+@given(shape=shapes(1), seed=SEEDS, data=st.data(),
+       scale=st.sampled_from([1.0, 50.0]))
+def test_softmax_family(name, shape, seed, data, scale):
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    differential(name, lambda t: getattr(F, name)(t, axis), lambda t: getattr(J, name)(t, axis),
+                 _normal(seed, shape) * scale, seed=seed)
+
+
+# -- movement ----------------------------------------------------------------------------------------------------
+@examples(3)
+@given(shape=shapes(), seed=SEEDS, data=st.data())
+def test_reshape_and_transpose(shape, seed, data):
+    perm = tuple(data.draw(st.permutations(range(len(shape)))))
+    new = tuple(reversed(shape)) + (1,) if data.draw(st.booleans()) else (-1,)
+    differential("reshape+transpose", lambda t: t.transpose(perm).reshape(new),
+                 lambda t: jnp.reshape(jnp.transpose(t, perm), new), _normal(seed, shape), seed=seed)
+
+
+@examples(3)
+@given(shape=shapes(), seed=SEEDS, data=st.data())
+def test_broadcast_to(shape, seed, data):
+    small = tuple(1 if data.draw(st.booleans()) else n for n in shape)
+    target = (data.draw(DIMS),) + shape
+    differential("broadcast_to", lambda t: ops.broadcast_to(t, target), lambda t: jnp.broadcast_to(t, target),
+                 _normal(seed, small), seed=seed)
+
+
+@examples(3)
+@given(shape=shapes(1), seed=SEEDS, data=st.data())
+def test_pad(shape, seed, data):
+    widths = tuple((data.draw(st.integers(0, 2)), data.draw(st.integers(0, 2))) for _ in shape)
+    differential("pad", lambda t: t.pad(widths), lambda t: jnp.pad(t, widths), _normal(seed, shape), seed=seed)
+
+
+@examples(5)
+@given(shape=shapes(1), seed=SEEDS, data=st.data())
+def test_getitem(shape, seed, data):
+    if data.draw(st.booleans()):  # basic: a slice (maybe reversed or strided) per axis, an int on the first
+        index = tuple(slice(data.draw(st.integers(0, n - 1)), None, data.draw(st.sampled_from([1, 2, -1])))
+                      for n in shape)
+        if data.draw(st.booleans()):
+            index = (data.draw(st.integers(-shape[0], shape[0] - 1)),) + index[1:]
+    else:  # advanced: repeated integer indices on one axis add up in the gradient
+        axis = data.draw(st.integers(0, len(shape) - 1))
+        idx = np.array(data.draw(st.lists(st.integers(0, shape[axis] - 1), min_size=1, max_size=5)))
+        index = (slice(None),) * axis + (idx,)
+    differential("getitem", lambda t: t[index], lambda t: t[index], _normal(seed, shape), seed=seed)
+
+
+@examples(3)
+@given(shape=shapes(1), seed=SEEDS, data=st.data(), n=st.integers(1, 3), stack=st.booleans())
+def test_concatenate_and_stack(shape, seed, data, n, stack):
+    axis = data.draw(st.integers(0, len(shape) - (0 if stack else 1)))
+    arrays = [_normal(seed, shape, k) for k in range(n)]
+    if stack:
+        differential("stack", lambda *ts: ops.stack(ts, axis), lambda *ts: jnp.stack(ts, axis), *arrays, seed=seed)
+    else:
+        arrays = [a.repeat(k + 1, axis=axis) for k, a in enumerate(arrays)]  # different extents along the axis
+        differential("concatenate", lambda *ts: ops.concatenate(ts, axis), lambda *ts: jnp.concatenate(ts, axis),
+                     *arrays, seed=seed)
+
+
+# -- matmul and dense --------------------------------------------------------------------------------------------
+@examples(5)
+@given(m=DIMS, k=DIMS, n=DIMS, batch=shapes(0, 2), seed=SEEDS, data=st.data(),
+       kind=st.sampled_from(["mm", "vec-mat", "mat-vec", "vec-vec", "batched"]))
+def test_matmul(m, k, n, batch, seed, data, kind):
+    sa, sb = {"mm": ((m, k), (k, n)), "vec-mat": ((k,), (k, n)), "mat-vec": ((m, k), (k,)), "vec-vec": ((k,), (k,)),
+              "batched": (batch + (m, k), _broadcast_pair(data.draw, batch) + (k, n))}[kind]
+    differential("matmul", ops.matmul, lambda a, b: jnp.matmul(a, b, precision="highest"),
+                 _normal(seed, sa), _normal(seed, sb, 1), seed=seed)
+
+
+@examples(3)
+@given(lead=shapes(0, 2), k=DIMS, n=DIMS, seed=SEEDS, bias=st.booleans())
+def test_dense(lead, k, n, seed, bias):
+    args = [_normal(seed, lead + (k,)), _normal(seed, (k, n), 1)] + ([_normal(seed, (n,), 2)] if bias else [])
+    differential("dense", F.dense, J.dense, *args, seed=seed)
+
+
+# -- losses ------------------------------------------------------------------------------------------------------
+@examples(4)
+@given(batch=shapes(0, 2), classes=st.integers(2, 4), seed=SEEDS, labels=st.sampled_from(["int", "onehot", "soft"]),
+       reduction=st.sampled_from(["mean", "sum", "none"]), from_logits=st.booleans())
+def test_cross_entropy(batch, classes, seed, labels, reduction, from_logits):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, classes, batch)
+    y = {"int": ids, "onehot": np.eye(classes)[ids], "soft": rng.dirichlet(np.ones(classes), batch)}[labels]
+    logits = _normal(seed, batch + (classes,)) if from_logits else rng.dirichlet(np.ones(classes) * 5, batch) + 0.01
+    differential("cross_entropy", lambda t: F.cross_entropy(t, y, from_logits, reduction),
+                 lambda t: J.cross_entropy(t, y, from_logits, reduction), logits, seed=seed)
+
+
+@examples(3)
+@given(shape=shapes(), seed=SEEDS, reduction=st.sampled_from(["mean", "sum", "none"]))
+def test_mse(shape, seed, reduction):
+    differential("mse", lambda p, t: F.mse(p, t, reduction), lambda p, t: J.mse(p, t, reduction),
+                 _normal(seed, shape), _normal(seed, shape, 1), seed=seed)
+
+
+# -- conv family -------------------------------------------------------------------------------------------------
+def _geometry(draw, rank, allow_stride_and_dilation=True):
+    ks = tuple(draw(st.integers(1, 3)) for _ in range(rank))
+    strides = tuple(draw(st.integers(1, 2)) for _ in range(rank))
+    dil = tuple(draw(st.integers(1, 2)) for _ in range(rank))
+    if not allow_stride_and_dilation and max(strides) > 1:
+        dil = (1,) * rank
+    return ks, strides, dil
+
+
+def _spatial(draw, ks, dil, padding):
+    """Spatial sizes that give every axis at least one output cell for ``padding``."""
+    out = []
+    for k, d in zip(ks, dil, strict=True):
+        need = 1 if padding in ("same", "causal") else effective_kernel_size(k, d)
+        if isinstance(padding, tuple):
+            need = max(1, effective_kernel_size(k, d) - sum(padding[len(out)]))
+        out.append(need + draw(st.integers(0, 2)))
+    return tuple(out)
+
+
+def _layout(shape_spatial, batch, channels, fmt):
+    return (batch, *shape_spatial, channels) if fmt == "channels_last" else (batch, channels, *shape_spatial)
+
+
+@examples(6)
+@given(rank=st.sampled_from([1, 2, 2, 3]), seed=SEEDS, data=st.data(),
+       fmt=st.sampled_from(["channels_last", "channels_first"]), bias=st.booleans())
+def test_conv(rank, seed, data, fmt, bias):
+    ks, strides, dil = _geometry(data.draw, rank)
+    modes = ["valid", "same"] + (["causal"] if rank == 1 else []) + ["explicit"]
+    padding = data.draw(st.sampled_from(modes))
+    if padding == "explicit":
+        padding = tuple((data.draw(st.integers(0, 1)), data.draw(st.integers(0, 1))) for _ in range(rank))
+    groups = data.draw(st.sampled_from([1, 2]))
+    cin, filters = groups * data.draw(st.integers(1, 2)), groups * data.draw(st.integers(1, 2))
+    x = _normal(seed, _layout(_spatial(data.draw, ks, dil, padding), data.draw(st.integers(1, 2)), cin, fmt))
+    args = [x, _normal(seed, ks + (cin // groups, filters), 1)] + ([_normal(seed, (filters,), 2)] if bias else [])
+    kw = dict(strides=strides, padding=padding, dilation_rate=dil, groups=groups, data_format=fmt)
+    if not bias:
+        kw["bias"] = None
+    differential(f"conv{rank}d", lambda *t: F.conv(*t, **kw), lambda *t: J.conv(*t, **kw), *args, seed=seed)
+
+
+@examples(2)
+@given(seed=SEEDS, data=st.data(), fmt=st.sampled_from(["channels_last", "channels_first"]))
+def test_depthwise_conv2d(seed, data, fmt):
+    ks, strides, dil = _geometry(data.draw, 2)
+    padding = data.draw(st.sampled_from(["valid", "same"]))
+    cin, mult = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 2))
+    x = _normal(seed, _layout(_spatial(data.draw, ks, dil, padding), 2, cin, fmt))
+    kw = dict(strides=strides, padding=padding, dilation_rate=dil, data_format=fmt)
+    differential("depthwise_conv2d", lambda a, k, b: F.depthwise_conv2d(a, k, b, **kw),
+                 lambda a, k, b: J.depthwise_conv2d(a, k, b, **kw),
+                 x, _normal(seed, ks + (cin, mult), 1), _normal(seed, (cin * mult,), 2), seed=seed)
+
+
+@examples(3)
+@given(rank=st.sampled_from([1, 2]), seed=SEEDS, data=st.data(),
+       fmt=st.sampled_from(["channels_last", "channels_first"]))
+def test_conv_transpose(rank, seed, data, fmt):
+    ks, strides, dil = _geometry(data.draw, rank, allow_stride_and_dilation=False)
+    padding = data.draw(st.sampled_from(["valid", "same"]))
+    output_padding = None
+    if data.draw(st.booleans()):
+        output_padding = tuple(data.draw(st.integers(0, s - 1)) for s in strides)
+    cin, filters = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    x = _normal(seed, _layout(tuple(data.draw(DIMS) for _ in range(rank)), 2, cin, fmt))
+    kw = dict(strides=strides, padding=padding, output_padding=output_padding, dilation_rate=dil, data_format=fmt)
+    try:
+        F.conv_transpose(x, _normal(seed, ks + (filters, cin), 1), **kw)
+    except ValueError:
+        assume(False)  # an output with no cells (e.g. 'same' with output_padding 0 and a 1-cell input)
+    differential(f"conv{rank}d_transpose", lambda a, k, b: F.conv_transpose(a, k, b, **kw),
+                 lambda a, k, b: J.conv_transpose(a, k, b, **kw),
+                 x, _normal(seed, ks + (filters, cin), 1), _normal(seed, (filters,), 2), seed=seed)
+
+
+# -- pooling -----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["max_pool", "avg_pool", "lp_pool"])
+@examples(2)
+@given(rank=st.sampled_from([1, 2, 2, 3]), seed=SEEDS,
+       data=st.data(), fmt=st.sampled_from(["channels_last", "channels_first"]))
+def test_pools(name, rank, seed, data, fmt):
+    pool = tuple(data.draw(st.integers(1, 3)) for _ in range(rank))
+    strides = None if data.draw(st.booleans()) else tuple(data.draw(st.integers(1, 3)) for _ in range(rank))
+    padding = data.draw(st.sampled_from(["valid", "same"]))
+    spatial = _spatial(data.draw, pool, (1,) * rank, padding)
+    x = _normal(seed, _layout(spatial, 2, data.draw(st.integers(1, 2)), fmt))
+    kw = dict(strides=strides, padding=padding, data_format=fmt)
+    if name == "lp_pool":
+        kw["p"] = data.draw(st.sampled_from([1, 2, 3, 1.5]))
+    differential(f"{name}{rank}d", lambda t: getattr(F, name)(t, pool, **kw),
+                 lambda t: getattr(J, name)(t, pool, **kw), x, seed=seed)
+
+
+@examples(3)
+@given(name=st.sampled_from(["global_max_pool", "global_avg_pool"]), rank=st.sampled_from([1, 2, 3]), seed=SEEDS,
+       data=st.data(), fmt=st.sampled_from(["channels_last", "channels_first"]), keepdims=st.booleans())
+def test_global_pools(name, rank, seed, data, fmt, keepdims):
+    x = _normal(seed, _layout(tuple(data.draw(DIMS) for _ in range(rank)), 2, data.draw(DIMS), fmt))
+    differential(name, lambda t: getattr(F, name)(t, fmt, keepdims), lambda t: getattr(J, name)(t, fmt, keepdims),
+                 x, seed=seed)
