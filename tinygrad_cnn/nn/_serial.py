@@ -31,6 +31,20 @@ def unique_name(base: str) -> str:
     return base if count == 0 else f"{base}_{count}"
 
 
+class Configurable:
+    """Keras' config protocol: ``get_config()`` returns the constructor's arguments, ``from_config`` inverts it."""
+
+    def get_config(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"
+
+
 def serialize(obj):
     """``{"class_name": ..., "config": ...}`` for an object with ``get_config``; ``None`` stays ``None``."""
     if obj is None:

@@ -35,21 +35,11 @@ def _norms(w: np.ndarray, axis) -> np.ndarray:
     return np.sqrt(np.sum(np.square(w), axis=ax, keepdims=True))
 
 
-class Constraint:
+class Constraint(_serial.Configurable):
     """Base class: ``c(w: ndarray) -> ndarray`` of the same shape and dtype."""
 
     def __call__(self, w: np.ndarray) -> np.ndarray:
         return w
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"
 
 
 class MaxNorm(Constraint):

@@ -51,21 +51,11 @@ def compute_fans(shape) -> tuple[int, int]:
     return shape[-2] * field, shape[-1] * field
 
 
-class Initializer:
+class Initializer(_serial.Configurable):
     """Base class: ``init(shape, dtype="float32") -> np.ndarray``."""
 
     def __call__(self, shape, dtype="float32") -> np.ndarray:
         raise NotImplementedError
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"
 
 
 class _Random(Initializer):

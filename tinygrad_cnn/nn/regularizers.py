@@ -19,21 +19,11 @@ def _factor(cls: str, arg: str, value) -> float:
     return validation.number_in(cls, arg, 0.0 if value is None else value, 0.0, float("inf"))
 
 
-class Regularizer:
+class Regularizer(_serial.Configurable):
     """Base class: ``reg(weight_tensor) -> scalar Tensor``."""
 
     def __call__(self, x):
         raise NotImplementedError
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in self.get_config().items())})"
 
 
 class L1L2(Regularizer):
