@@ -161,24 +161,32 @@ def _adjoint_as_conv(geo) -> bool:
 def conv_input_adjoint(g, w, geo, x_shape):
     """``A_w^T g``, the x-shaped input gradient.
 
-    Stride 1, one group: one im2col of the padded ``g`` and one GEMM with the flipped kernel (a conv).
-    Otherwise: one GEMM ``g @ w^T`` (a column per tap) then one strided add per tap into the padded input.
+    Stride 1, one group and ``C_out < C_in``: one im2col of the padded ``g`` and one GEMM with the flipped
+    kernel (a conv; its columns are ``T*C_out`` wide, narrower than the ``T*C_in`` of the other way).
+    One group otherwise: one batched GEMM ``g @ w_k^T`` giving a contiguous ``(M, C_in)`` slab per tap ``k``,
+    then one strided add per tap into the padded input. Groups: one GEMM ``g @ w^T`` (a column per tap)
+    then one strided add per tap.
     """
     groups, ksize, d = geo["groups"], geo["ksize"], len(geo["ksize"])
     out = g.shape[1:-1]
-    if _adjoint_as_conv(geo):
+    if _adjoint_as_conv(geo) and w.shape[-1] < w.shape[-2]:
         return conv_forward(g, flipped_kernel(w), adjoint_geometry(geo, out, x_shape))[0]
     c = x_shape[-1]
-    wm = _kernel_matrix(w, groups)
-    cols = np.matmul(_out_matrix(g, groups), np.swapaxes(wm, -1, -2))  # (M, T*Cg) or (G, M, T*Cg)
     cg = c // groups
-    if groups == 1:
-        cols = cols.reshape((g.shape[0],) + tuple(out) + tuple(ksize) + (1, cg))
-    else:
-        cols = np.moveaxis(cols.reshape((groups, g.shape[0]) + tuple(out) + tuple(ksize) + (cg,)), 0, -2)
     padded = tuple(n + b + a for n, (b, a) in zip(x_shape[1:1 + d], geo["pads"], strict=False))
-    dxp = np.zeros((x_shape[0],) + padded + (groups, cg), dtype=cols.dtype)
     lead = (slice(None),) * (1 + d)
+    if groups == 1:
+        taps = math.prod(ksize)
+        wt = np.ascontiguousarray(np.swapaxes(w.reshape(taps, c, w.shape[-1]), 1, 2))  # (T, C_out, C_in)
+        slabs = np.matmul(g.reshape(-1, g.shape[-1]), wt).reshape((taps, g.shape[0]) + tuple(out) + (c,))
+        dxp = np.zeros((x_shape[0],) + padded + (c,), dtype=slabs.dtype)
+        for t, (_, index) in enumerate(tap_slices(out, ksize, geo["strides"], geo["dilation"])):
+            dxp[index] += slabs[t]
+        return np.ascontiguousarray(unpad_spatial(dxp, geo["pads"], x_shape))
+    wm = _kernel_matrix(w, groups)
+    cols = np.matmul(_out_matrix(g, groups), np.swapaxes(wm, -1, -2))  # (G, M, T*Cg)
+    cols = np.moveaxis(cols.reshape((groups, g.shape[0]) + tuple(out) + tuple(ksize) + (cg,)), 0, -2)
+    dxp = np.zeros((x_shape[0],) + padded + (groups, cg), dtype=cols.dtype)
     for k, index in tap_slices(out, ksize, geo["strides"], geo["dilation"]):
         dxp[index] += cols[lead + k]
     dxp = dxp.reshape((x_shape[0],) + padded + (c,))
