@@ -48,6 +48,11 @@ def _disjoint(geo) -> bool:
     return all(s >= p for s, p in zip(geo["strides"], geo["pool"], strict=False))
 
 
+def _tiles(geo, out, padded) -> bool:
+    """Windows that tile the padded input exactly (stride == pool, sizes divisible): each cell written once."""
+    return all(s == p and o * s == n for s, p, o, n in zip(geo["strides"], geo["pool"], out, padded, strict=False))
+
+
 def max_pool_forward(x, geo):
     """The window maxima and, per output cell, the tap (row-major index) of the first maximum."""
     xp = pad_spatial(x, geo["pads"], fill=-np.inf)
@@ -70,8 +75,9 @@ def scatter_taps(g, idx, geo, x_shape):
     """dx: each output cell's ``g`` added at its window's winning tap (zero elsewhere)."""
     d = len(geo["pool"])
     padded = tuple(n + b + a for n, (b, a) in zip(x_shape[1:1 + d], geo["pads"], strict=False))
-    dxp = np.zeros((x_shape[0],) + padded + tuple(x_shape[1 + d:]), dtype=g.dtype)
     disjoint = _disjoint(geo)
+    dxp = (np.empty if _tiles(geo, g.shape[1:1 + d], padded) else np.zeros)(
+        (x_shape[0],) + padded + tuple(x_shape[1 + d:]), dtype=g.dtype)
     mask = np.empty(idx.shape, dtype=bool)
     for t, (_, index) in enumerate(_taps(g.shape[1:1 + d], geo)):
         np.equal(idx, t, out=mask)
@@ -108,7 +114,8 @@ def window_sum_adjoint(g, geo, x_shape):
     """The adjoint of :func:`window_sum`: every input cell gets the sum of ``g`` over the windows covering it."""
     d = len(geo["pool"])
     padded = tuple(n + b + a for n, (b, a) in zip(x_shape[1:1 + d], geo["pads"], strict=False))
-    dxp = np.zeros((x_shape[0],) + padded + tuple(x_shape[1 + d:]), dtype=g.dtype)
+    dxp = (np.empty if _tiles(geo, g.shape[1:1 + d], padded) else np.zeros)(
+        (x_shape[0],) + padded + tuple(x_shape[1 + d:]), dtype=g.dtype)
     disjoint = _disjoint(geo)
     for _, index in _taps(g.shape[1:1 + d], geo):
         if disjoint:
