@@ -42,6 +42,20 @@ class Run:
               f"({time.perf_counter() - self._start:.1f} s{', quick mode' if self.quick else ''})")
 
 
+def quick_xla_compiles() -> None:
+    """Ask XLA for quick, lightly optimised compiles (``--xla_backend_optimization_level=0``).
+
+    For scripts that compile many small JAX functions and run each on little data, compiling dominates the
+    run time; this roughly halves it. XLA reads the flag when JAX first computes something, so call this
+    before any JAX computation. A user's own ``XLA_FLAGS`` are kept.
+    """
+    import os
+
+    flag = "--xla_backend_optimization_level=0"
+    if flag not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
+
+
 def section(title: str) -> None:
     """Print a section heading."""
     print(f"\n== {title} " + "=" * max(0, 72 - len(title)))
