@@ -72,8 +72,8 @@ def differential(name: str, engine_fn, jax_fn, *arrays, seed: int = 0, tol: floa
     """Engine vs JAX (eager ``jax.vjp``, so compilations are cached per primitive and shape) on float64 arrays:
     the output and ``v^T J`` for every float argument, with a seeded random cotangent ``v``.
 
-    A vjp's error is relative to ``max(max|reference|, 1e-5 max|v|)``: where the true gradient is far below
-    the cotangent's scale (tanh'(20) ~ 1e-17) only an absolute error above ~1e-15 |v| counts. JAX's own
+    A vjp's error is relative to ``max(max|reference|, 1e-4 max|v|)``: where the true gradient is far below
+    the cotangent's scale (tanh'(20) ~ 1e-17) only an absolute error above ~1e-14 |v| counts. JAX's own
     rounding lives there (it computes tanh' as 1 - y^2; the engine's (1 - y)(1 + y) is the more accurate)."""
     arrays = [np.asarray(a) for a in arrays]
     diff = [i for i, a in enumerate(arrays) if np.issubdtype(a.dtype, np.floating)]
@@ -94,7 +94,7 @@ def differential(name: str, engine_fn, jax_fn, *arrays, seed: int = 0, tol: floa
     else:
         mine = [tg.Tensor(np.zeros_like(arrays[i])) for i in diff]
     for i, m, r in zip(diff, mine, pullback(v), strict=True):
-        errors[f"d/darg{i}"] = normwise_error(m.data, r, floor=1e-5 * float(np.max(np.abs(v), initial=0.0)))
+        errors[f"d/darg{i}"] = normwise_error(m.data, r, floor=1e-4 * float(np.max(np.abs(v), initial=0.0)))
     CASES[name] += 1
     worst = max(errors.values())
     if worst > WORST["err"]:
