@@ -170,9 +170,17 @@ def completeness(model, x, attributions, target=None, baseline=None, score: str 
     attr = jnp.asarray(attributions).reshape(xb.shape)
     base = _baseline(fn_name, baseline, xb)
     targets = _net.targets_for(fn_name, net, params, xb, target)
-    s = _net.score_fn(net, score)
-    t = _net.resolve_targets(net, params, xb, jnp.asarray(targets))
-    delta = s(params, xb, t) - s(params, base, t)
-    total = attr.reshape(attr.shape[0], -1).sum(axis=1)
-    rel = jnp.abs(total - delta) / jnp.maximum(jnp.abs(delta), 1e-6)
-    return tuple(_net.finish(a, single) for a in (total, delta, rel))
+
+    def build():
+        s = _net.score_fn(net, score)
+
+        def gaps(params, xb, base, attr, targets):
+            t = _net.resolve_targets(net, params, xb, targets)
+            delta = s(params, xb, t) - s(params, base, t)
+            total = attr.reshape(attr.shape[0], -1).sum(axis=1)
+            return total, delta, jnp.abs(total - delta) / jnp.maximum(jnp.abs(delta), 1e-6)
+
+        return jax.jit(gaps)
+
+    results = net.jit(("completeness", score), build)(params, xb, base, attr, jnp.asarray(targets))
+    return tuple(_net.finish(a, single) for a in results)
