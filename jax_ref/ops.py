@@ -15,6 +15,7 @@ import numpy as np
 from jax_ref._conv import conv, conv1d, conv2d, conv3d, conv_transpose, depthwise_conv2d
 from jax_ref._pool import avg_pool, global_avg_pool, global_max_pool, lp_pool, max_pool
 from tinygrad_cnn import validation
+from tinygrad_cnn.functional import one_hot_targets
 
 __all__ = [
     "avg_pool", "conv", "conv1d", "conv2d", "conv3d", "conv_transpose", "cross_entropy", "dense",
@@ -77,7 +78,10 @@ def _reduce(fn, per_example, reduction):
     return per_example
 
 
-def _one_hot(labels, num_classes, dtype):
+def _one_hot(labels, num_classes, dtype, batch_shape):
+    if not isinstance(labels, jax.core.Tracer):  # concrete labels: the engine's checks (range, count, dtype)
+        return jnp.asarray(one_hot_targets("cross_entropy", np.asarray(labels), num_classes, batch_shape,
+                                           np.dtype(dtype)))
     y = jnp.asarray(labels)
     if jnp.issubdtype(y.dtype, jnp.integer):
         return jax.nn.one_hot(y, num_classes, dtype=dtype)
@@ -91,7 +95,7 @@ def cross_entropy(logits, labels, from_logits: bool = True, reduction: str = "me
     to 1 and clipped to [1e-7, 1 - 1e-7] before the log (as Keras and the engine).
     """
     logits = jnp.asarray(logits)
-    target = _one_hot(labels, logits.shape[-1], logits.dtype)
+    target = _one_hot(labels, logits.shape[-1], logits.dtype, logits.shape[:-1])
     if from_logits:
         log_p = jax.nn.log_softmax(logits, axis=-1)
     else:
@@ -110,7 +114,11 @@ def mse(predictions, targets, reduction: str = "mean"):
 
 def dense(x, kernel, bias=None):
     """y = x @ kernel + bias, kernel of shape (in, out)."""
-    y = jnp.matmul(jnp.asarray(x), jnp.asarray(kernel), precision=jax.lax.Precision.HIGHEST)
+    x, kernel = jnp.asarray(x), jnp.asarray(kernel)
+    if kernel.ndim != 2 or x.ndim < 1 or x.shape[-1] != kernel.shape[0]:
+        raise ValueError(f"dense: input has shape {x.shape} and kernel has shape {kernel.shape}; the kernel must "
+                         f"be (in, out) with in = the input's last axis")
+    y = jnp.matmul(x, kernel, precision=jax.lax.Precision.HIGHEST)
     return y if bias is None else y + jnp.asarray(bias)
 
 

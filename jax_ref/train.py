@@ -56,6 +56,8 @@ def engine_loss_function(loss):
     """The engine's loss for the same name (``"cross_entropy"`` is ``F.cross_entropy`` on logits)."""
     from tinygrad_cnn import functional as F
     from tinygrad_cnn.nn.training import get_loss
+    if isinstance(loss, str):
+        loss_function(loss)  # the name must exist on both sides: checked against the twin's list
     if loss == "cross_entropy":
         return F.cross_entropy
     if callable(loss):

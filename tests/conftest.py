@@ -12,7 +12,15 @@ terminal summary (run without xdist, ``-p no:xdist``, to see it).
 
 from __future__ import annotations
 
-import jax
+import os
+
+# Tests are compile-bound (many small shapes, each run once or twice): XLA's cheapest backend optimisation
+# level compiles several times faster and changes no result beyond rounding. Example scripts run as
+# subprocesses inherit it. A flag already set by the user wins.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
