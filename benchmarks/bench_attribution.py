@@ -32,9 +32,7 @@ from tinygrad_cnn import nn
 def reference_cnn():
     """The 28x28 reference CNN of the speed anchors."""
     nn.set_random_seed(0)
-    return nn.Sequential([nn.Input((28, 28, 1)), nn.Conv2D(32, 3, padding="same", activation="relu"),
-                          nn.MaxPooling2D(2), nn.Conv2D(64, 3, padding="same", activation="relu"), nn.MaxPooling2D(2),
-                          nn.Flatten(), nn.Dense(128, activation="relu"), nn.Dense(10)])
+    return nn.reference_cnn()
 
 
 def digits_cnn():

@@ -49,17 +49,7 @@ LR = 0.01
 def engine_model(seed: int = 0):
     from tinygrad_cnn import nn
 
-    model = nn.Sequential([
-        nn.Input((28, 28, 1)),
-        nn.Conv2D(32, 3, padding="same", activation="relu"),
-        nn.MaxPooling2D(2),
-        nn.Conv2D(64, 3, padding="same", activation="relu"),
-        nn.MaxPooling2D(2),
-        nn.Flatten(),
-        nn.Dense(128, activation="relu"),
-        nn.Dense(10),
-    ])
-    model.build((None, 28, 28, 1))
+    model = nn.reference_cnn()
     rng = np.random.default_rng(seed)
     # nonzero biases so that a wrong bias path cannot hide
     model.set_weights([w + (0.01 * rng.standard_normal(w.shape)).astype(w.dtype) if w.ndim == 1 else w

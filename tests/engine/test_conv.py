@@ -7,6 +7,7 @@ import math
 import jax
 import numpy as np
 import pytest
+from agreement import Tally, rel_err
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from jax import lax
@@ -18,21 +19,10 @@ from tinygrad_cnn.gradcheck import assert_gradcheck
 jax.config.update("jax_enable_x64", True)
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-STATS = {"configs": 0, "worst": 0.0}
+STATS = Tally("conv (vs JAX/keras)")
+record = STATS.record
 SPEC = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}
 SPEC_FIRST = {1: ("NCW", "WIO", "NCW"), 2: ("NCHW", "HWIO", "NCHW"), 3: ("NCDHW", "DHWIO", "NCDHW")}
-
-
-def rel_err(a, b) -> float:
-    a, b = np.asarray(a), np.asarray(b)
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12)) if a.size else 0.0
-
-
-def record(*errors) -> None:
-    STATS["configs"] += 1
-    STATS["worst"] = max(STATS["worst"], *errors)
-    assert max(errors) < 1e-10, errors
 
 
 def jax_conv(x, w, b, strides, pads, dilation, groups, fmt):
@@ -215,6 +205,4 @@ def test_bad_input_messages(call, message):
 
 def test_zz_report():
     """Prints how many configurations were compared with JAX and the worst relative error (run with -s)."""
-    print(f"\nconv: {STATS['configs']} configurations compared with JAX/keras, worst relative error "
-          f"{STATS['worst']:.2e}")
-    assert STATS["worst"] < 1e-10
+    STATS.report()

@@ -86,23 +86,8 @@ def test_fused_relu_matches_separate_relu():
         np.testing.assert_allclose(f, a, rtol=1e-12, atol=1e-12)
 
 
-def _reference_cnn():
-    model = nn.Sequential([
-        nn.Input((28, 28, 1)),
-        nn.Conv2D(32, 3, padding="same", activation="relu"),
-        nn.MaxPooling2D(2),
-        nn.Conv2D(64, 3, padding="same", activation="relu"),
-        nn.MaxPooling2D(2),
-        nn.Flatten(),
-        nn.Dense(128, activation="relu"),
-        nn.Dense(10),
-    ])
-    model.build((None, 28, 28, 1))
-    return model
-
-
 def _train_step_counts(batch):
-    model = _reference_cnn()
+    model = nn.reference_cnn()
     opt = SGD(model.parameters(), learning_rate=0.01)
     rng = np.random.default_rng(batch)
     x = rng.standard_normal((batch, 28, 28, 1)).astype(np.float32)

@@ -5,6 +5,7 @@ from tinygrad_cnn.nn.layer import Layer  # isort: skip
 from tinygrad_cnn.nn.conv import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D, DepthwiseConv2D
 from tinygrad_cnn.nn.core import Activation, Dense, Dropout, Flatten, Input, InputLayer, ReLU
 from tinygrad_cnn.nn.initializers import set_random_seed
+from tinygrad_cnn.nn.models import reference_cnn
 from tinygrad_cnn.nn.pooling import (
     AveragePooling1D,
     AveragePooling2D,
@@ -46,6 +47,6 @@ __all__ = [
     "Activation", "AveragePooling1D", "AveragePooling2D", "Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose",
     "Conv3D", "Dense", "DepthwiseConv2D", "Dropout", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
     "History", "Input", "InputLayer", "LAYER_CLASSES", "LPPooling2D", "Layer", "MaxPooling1D", "MaxPooling2D", "ReLU",
-    "Sequential", "activations", "constraints", "deserialize", "initializers", "regularizers", "serialize",
-    "set_random_seed",
+    "Sequential", "activations", "constraints", "deserialize", "initializers", "reference_cnn", "regularizers",
+    "serialize", "set_random_seed",
 ]
