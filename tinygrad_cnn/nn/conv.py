@@ -67,6 +67,13 @@ class _BaseConv(WeightedMixin, Layer):
     def _out_size(self, size, k, s, d):
         return None if size is None else conv_output_size(size, k, s, self.padding, d, fn=self._where())
 
+    def _conv_output_shape(self, input_shape, channels) -> tuple:
+        """``input_shape`` with each spatial size mapped by the conv arithmetic and ``channels`` channels."""
+        spatial = tuple(self._out_size(n, k, s, d) for n, k, s, d in
+                        zip(self._spatial(input_shape), self.kernel_size, self.strides, self.dilation_rate,
+                            strict=True))
+        return self._with_spatial(input_shape, spatial, channels)
+
     def receptive_field(self):
         return tuple((effective_kernel_size(k, d), s)
                      for k, s, d in zip(self.kernel_size, self.strides, self.dilation_rate, strict=True))
@@ -105,10 +112,7 @@ class _Conv(_BaseConv):
         self.built = True
 
     def compute_output_shape(self, input_shape):
-        spatial = tuple(self._out_size(n, k, s, d) for n, k, s, d in
-                        zip(self._spatial(input_shape), self.kernel_size, self.strides, self.dilation_rate,
-                            strict=True))
-        return self._with_spatial(input_shape, spatial, self.filters)
+        return self._conv_output_shape(input_shape, self.filters)
 
     def call(self, x, training=False):
         fused = self.activation is activations.relu  # relu inside the conv primitive: one pass fewer each way
@@ -164,10 +168,7 @@ class DepthwiseConv2D(_BaseConv):
         self.built = True
 
     def compute_output_shape(self, input_shape):
-        spatial = tuple(self._out_size(n, k, s, d) for n, k, s, d in
-                        zip(self._spatial(input_shape), self.kernel_size, self.strides, self.dilation_rate,
-                            strict=True))
-        return self._with_spatial(input_shape, spatial, input_shape[self._channel_axis()] * self.depth_multiplier)
+        return self._conv_output_shape(input_shape, input_shape[self._channel_axis()] * self.depth_multiplier)
 
     def call(self, x, training=False):
         y = F.depthwise_conv2d(x, self.kernel, self.bias, strides=self.strides, padding=self.padding,
