@@ -3,7 +3,8 @@
 A conv's forward + backward must stay a fixed, small number of GEMM calls
 whatever the image size and batch (no Python loop over pixels, batch or
 channels sneaking in), and a training step of the reference CNN must record
-the same graph nodes at every batch size. Timing lives only in
+the same graph nodes at every batch size; the im2col buffer stays within 2x (input
+bytes x kernel taps), measured in bytes with tracemalloc. Timing lives only in
 ``benchmarks/bench_train_step.py``.
 """
 
@@ -119,3 +120,76 @@ def test_profiler_restores_the_primitives():
         pass
     assert Function.__dict__["apply"] is apply_before and Conv.__dict__["vjp"] is vjp_before
     assert "total" in profiler.Profile().table()
+
+
+# -- memory: the im2col buffer (tracemalloc sees every NumPy data buffer; byte counts, never seconds) ---------
+_MEMORY_CASES = [  # x shape, kernel shape, strides, padding, dilation, groups
+    ((4, 28, 28, 1), (3, 3, 1, 32), 1, "same", 1, 1),  # the reference CNN's conv1 (the per-tap copy, C = 1)
+    ((4, 14, 14, 32), (3, 3, 32, 64), 1, "same", 1, 1),  # its conv2 (the window-view copy)
+    ((3, 11, 11, 3), (5, 5, 3, 4), 2, "valid", 1, 1),
+    ((2, 12, 12, 4), (3, 3, 4, 6), 1, "same", 2, 1),
+    ((2, 9, 9, 6), (3, 3, 3, 4), 1, "same", 1, 2),  # grouped
+    ((2, 10, 10, 8), (3, 3, 8, 4), 1, "same", 1, 1),  # C_out < C_in: the input gradient is an im2col of g
+    ((2, 6, 7, 5, 2), (3, 2, 3, 2, 3), 1, "same", 1, 1),  # 3-D
+]
+
+
+def _im2col_peaks(monkeypatch, x, k, b, strides, padding, dilation, groups, backward):
+    """Run a conv (forward, optionally + backward) and return, per ``_im2col`` call, the bytes it added at
+    its peak (tracemalloc peak during the call minus the traced memory before it), and the output shape.
+    The input gradient (``conv_input_adjoint``: a column per tap, im2col's transpose) is measured the same way.
+    """
+    import tracemalloc
+
+    from tinygrad_cnn.ops import conv as conv_ops
+    peaks = []
+
+    def measured(original):
+        def wrapper(*args, **kwargs):
+            before = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            result = original(*args, **kwargs)
+            peaks.append(tracemalloc.get_traced_memory()[1] - before)
+            return result
+        return wrapper
+    for name in ("_im2col", "conv_input_adjoint"):
+        monkeypatch.setattr(conv_ops, name, measured(getattr(conv_ops, name)))
+    ts = [tg.Tensor(a, requires_grad=True) for a in (x, k, b)]
+    tracemalloc.start()
+    try:
+        y = F.conv(*ts, strides=strides, padding=padding, dilation_rate=dilation, groups=groups, _relu=True)
+        if backward:
+            y.backward(np.full(y.shape, 0.5, dtype=y.data.dtype))
+    finally:
+        tracemalloc.stop()
+    return peaks, y.shape
+
+
+@pytest.mark.parametrize("backward", [False, True], ids=["forward", "forward+backward"])
+@pytest.mark.parametrize("case", _MEMORY_CASES, ids=lambda c: f"x{c[0]}-k{c[1]}")
+def test_im2col_peak_memory_within_twice_input_times_taps(monkeypatch, case, backward):
+    x_shape, k_shape, strides, padding, dilation, groups = case
+    rng = np.random.default_rng(0)
+    x, k, b = (rng.standard_normal(s).astype(np.float32) for s in (x_shape, k_shape, k_shape[-1:]))
+    peaks, y_shape = _im2col_peaks(monkeypatch, x, k, b, strides, padding, dilation, groups, backward)
+    assert peaks, "the conv did not go through _im2col"
+    bound = 2 * x.nbytes * int(np.prod(k_shape[:-2]))  # the requirement: 2 x (input bytes x kernel taps)
+    assert all(p <= bound for p in peaks), (peaks, bound)  # forward columns and the input gradient's
+    assert len(peaks) == (2 + (k_shape[-1] < x_shape[-1] and groups == 1) if backward else 1), peaks
+    # positive check that the measure sees the buffer: the forward's (M, T*C) columns were allocated in the call
+    assert peaks[0] >= int(np.prod(y_shape[:-1])) * int(np.prod(k_shape[:-2])) * x_shape[-1] * 4
+
+
+def test_negative_control_im2col_memory_measure_sees_a_wasteful_copy(monkeypatch):
+    from tinygrad_cnn.ops import conv as conv_ops
+    original = conv_ops._im2col
+
+    def wasteful(x, geo, ones=False):  # a float64 detour: 2x the columns' bytes on top of them
+        cols, out = original(x, geo, ones)
+        return cols.astype(np.float64).astype(cols.dtype), out
+    monkeypatch.setattr(conv_ops, "_im2col", wasteful)
+    x_shape, k_shape, strides, padding, dilation, groups = _MEMORY_CASES[1]
+    rng = np.random.default_rng(0)
+    x, k, b = (rng.standard_normal(s).astype(np.float32) for s in (x_shape, k_shape, k_shape[-1:]))
+    peaks, _ = _im2col_peaks(monkeypatch, x, k, b, strides, padding, dilation, groups, backward=False)
+    assert peaks[0] > 2 * x.nbytes * 9, peaks

@@ -23,7 +23,8 @@ ConvKernelGrad(x, g) with cotangent c: dx = ConvTranspose(g, c), dg = Conv(x, c)
 So ``grad(..., create_graph=True)`` through a conv gives gradients of any order.
 
 Speed: the forward is one im2col copy (an ``as_strided`` view of the padded input,
-``(N*prod(O), prod(K)*C)``) and one GEMM; the kernel gradient is one GEMM reusing
+``(N*prod(O), prod(K)*C)``, plus a ones column that carries the bias through the GEMM) and one
+GEMM; the kernel gradient is one GEMM reusing
 the forward's columns; the input gradient is one GEMM ``g @ w^T`` giving a column
 per tap, added into the padded input gradient by one strided slice per kernel tap
 (no ``np.add.at``). Groups run as one batched matmul over the group axis.
@@ -95,14 +96,29 @@ def tap_slices(out, ksize, strides, dilation):
                                         for ki, o, s, r in zip(k, out, strides, dilation, strict=False))
 
 
-def _im2col(x, geo):
-    """Columns ``(M, T*C)`` for one group or ``(G, M, T*C/G)`` for several (M = N*prod(O), T = taps)."""
+def _im2col(x, geo, ones=False):
+    """Columns ``(M, T*C)`` for one group or ``(G, M, T*C/G)`` for several (M = N*prod(O), T = taps).
+
+    One group and ``ones=True``: ``(M, T*C + 1)`` with a last column of ones, so that one GEMM with the
+    kernel matrix stacked on the bias row gives ``conv + b`` (no separate bias pass over the output).
+    With one input channel the copy goes one tap at a time (a plain 2-D strided copy, about half the
+    time of copying the window view, whose innermost axis is a single element).
+    """
     xp = pad_spatial(x, geo["pads"])
     out = output_sizes(x.shape[1:-1], geo["ksize"], geo["strides"], geo["dilation"], geo["pads"])
-    view = windows(xp, out, geo["ksize"], geo["strides"], geo["dilation"])
     m, taps, c, groups = x.shape[0] * math.prod(out), math.prod(geo["ksize"]), x.shape[-1], geo["groups"]
     if groups == 1:
-        return view.reshape(m, taps * c), out
+        cols = np.empty((x.shape[0],) + tuple(out) + (taps * c + int(ones),), dtype=x.dtype)
+        if c == 1:
+            for t, (_, index) in enumerate(tap_slices(out, geo["ksize"], geo["strides"], geo["dilation"])):
+                cols[..., t] = xp[index][..., 0]
+        else:
+            view = windows(xp, out, geo["ksize"], geo["strides"], geo["dilation"])
+            np.copyto(np.reshape(cols[..., :taps * c], view.shape, copy=False), view)
+        if ones:
+            cols[..., -1] = 1
+        return cols.reshape(m, -1), out
+    view = windows(xp, out, geo["ksize"], geo["strides"], geo["dilation"])
     view = view.reshape(view.shape[:-1] + (groups, c // groups))
     view = np.moveaxis(view, -2, 0)
     return view.reshape(groups, m, taps * (c // groups)), out
@@ -124,16 +140,32 @@ def _out_matrix(g, groups):
     return np.moveaxis(g2.reshape(g2.shape[0], groups, -1), 1, 0)
 
 
-def conv_forward(x, w, geo, cols=None):
-    """``y`` (channels-last) and the im2col columns it used."""
+def _folds_bias(x, w, bias, groups) -> bool:
+    """The bias rides in the GEMM (a ones column) when there is one group and all dtypes agree."""
+    return groups == 1 and bias is not None and x.dtype == w.dtype == bias.dtype
+
+
+def conv_forward(x, w, geo, cols=None, bias=None):
+    """``y`` (channels-last, ``+ bias`` when given) and the im2col columns it used.
+
+    With :func:`_folds_bias` the columns carry a last column of ones and the kernel matrix a last row
+    ``bias``; :func:`conv_kernel_grad` ignores that column.
+    """
+    fold = _folds_bias(x, w, bias, geo["groups"])
     if cols is None:
-        cols, out = _im2col(x, geo)
+        cols, out = _im2col(x, geo, ones=fold)
     else:
         out = output_sizes(x.shape[1:-1], geo["ksize"], geo["strides"], geo["dilation"], geo["pads"])
-    y = np.matmul(cols, _kernel_matrix(w, geo["groups"]))
+    wm = _kernel_matrix(w, geo["groups"])
+    if fold:
+        wm = np.concatenate([wm, bias.reshape(1, -1)])
+    y = np.matmul(cols, wm)
     if geo["groups"] > 1:
         y = np.moveaxis(y, 0, 1)
-    return y.reshape((x.shape[0],) + out + (w.shape[-1],)), cols
+    y = y.reshape((x.shape[0],) + out + (w.shape[-1],))
+    if bias is not None and not fold:
+        y = y + bias
+    return y, cols
 
 
 def flipped_kernel(w):
@@ -197,6 +229,8 @@ def conv_kernel_grad(x, g, geo, w_shape, cols=None):
     """``dw = columns^T @ g``: one GEMM (batched over groups)."""
     if cols is None:
         cols, _ = _im2col(x, geo)
+    elif geo["groups"] == 1 and cols.shape[-1] != math.prod(geo["ksize"]) * x.shape[-1]:
+        cols = cols[:, :-1]  # the forward's ones column (bias folded into its GEMM)
     gm = _out_matrix(g, geo["groups"])
     dw = np.matmul(np.swapaxes(cols, -1, -2), gm)  # (T*Cg, C_out) or (G, T*Cg, C_out/G)
     if geo["groups"] > 1:
@@ -218,12 +252,7 @@ class Conv(Function):
 
     @staticmethod
     def forward(ctx, x, w, *bias, geo, relu=False):
-        y, cols = conv_forward(x, w, geo)
-        if bias:
-            if bias[0].dtype == y.dtype:
-                y += bias[0]
-            else:
-                y = y + bias[0]
+        y, cols = conv_forward(x, w, geo, bias=bias[0] if bias else None)
         if relu:
             np.maximum(y, 0, out=y)
         saved = ()
