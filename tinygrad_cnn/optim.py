@@ -13,7 +13,13 @@ as optax), each step computes an update u and sets ``p <- p - lr * u``:
 
 State and arithmetic stay in each parameter's dtype (float32 for training).
 A parameter whose ``.grad`` is None is updated with a zero gradient, as optax
-does for a zero cotangent. Constraints are the model's business:
+does for a zero cotangent (so momentum and AdamW's decay still move it).
+Every parameter must have ``requires_grad=True``: a frozen tensor (a layer
+built with ``trainable=False``) is refused with a ValueError naming its index
+and shape, at construction and at ``step()`` (if it was frozen in between),
+rather than silently moved by momentum or weight decay. ``model.parameters()``
+lists only the trainable weights, so passing it is always right.
+Constraints are the model's business:
 ``Sequential.fit`` projects the constrained weights after every ``step()``.
 """
 
@@ -52,12 +58,21 @@ class Optimizer:
             if id(p) in seen:
                 raise ValueError(f"{cls}: params[{i}] appears twice in params")
             seen.add(id(p))
+        self._check_trainable(cls, params)
         self.params = params
         if not callable(learning_rate):
             learning_rate = validation.number_in(cls, "learning_rate", learning_rate, 0.0, float("inf"))
         self.learning_rate = learning_rate
         self.count = 0
         self.state: list[dict] = [self._init_state(p) for p in params]
+
+    @staticmethod
+    def _check_trainable(where: str, params) -> None:
+        for i, p in enumerate(params):
+            if not p.requires_grad:
+                raise ValueError(f"{where}: params[{i}] (shape {p.shape}) has requires_grad=False; an optimizer "
+                                 f"updates only trainable tensors: pass model.parameters() (frozen layers are left "
+                                 f"out) or build the optimizer without it")
 
     def _init_state(self, p: Tensor) -> dict:
         return {}
@@ -73,6 +88,7 @@ class Optimizer:
     def step(self) -> None:
         """Apply one update to every parameter (in place) and advance the step count."""
         lr = self._lr()
+        self._check_trainable(f"{type(self).__name__}.step", self.params)
         for i, p in enumerate(self.params):
             if p.grad is not None and np.shape(p.grad) != p.shape:
                 raise ValueError(f"{type(self).__name__}.step: params[{i}] has shape {p.shape} but its .grad has "

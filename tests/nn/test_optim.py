@@ -105,3 +105,36 @@ def test_schedule_learning_rate_is_called_with_step_count():
 def test_bad_hyperparameters(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
         make([Tensor(np.zeros(2, np.float32), requires_grad=True)])
+
+
+@pytest.mark.parametrize("make", [lambda p: optim.SGD(p, momentum=0.9), optim.Adam, optim.AdamW,
+                                  lambda p: optim.RMSprop(p, 1e-2)], ids=["sgd", "adam", "adamw", "rmsprop"])
+def test_frozen_tensor_is_refused_naming_index_and_shape(make):
+    live = Tensor(np.ones(2, np.float32), requires_grad=True)
+    frozen = Tensor(np.ones((3, 4), np.float32))
+    with pytest.raises(ValueError, match=r"params\[1\] \(shape \(3, 4\)\) has requires_grad=False"):
+        make([live, frozen])
+    opt = make([live])
+    live.requires_grad = False  # frozen after construction: step refuses rather than decaying it
+    live.grad = np.ones(2, np.float32)
+    with pytest.raises(ValueError, match=r"\.step: params\[0\] \(shape \(2,\)\) has requires_grad=False"):
+        opt.step()
+    np.testing.assert_array_equal(live.data, 1.0)
+
+
+def test_frozen_layer_is_left_out_of_parameters_and_not_moved_by_fit():
+    from tinygrad_cnn import functional as F
+    from tinygrad_cnn import nn
+    nn.set_random_seed(0)
+    model = nn.Sequential([nn.Input(shape=(4,)), nn.Dense(3, trainable=False), nn.Dense(2)])
+    frozen = model.layers[0].get_weights()
+    assert [tuple(p.shape) for p in model.parameters()] == [(3, 2), (2,)]
+    model.compile(optim.AdamW(model.parameters(), learning_rate=0.1, weight_decay=0.5), F.cross_entropy)
+    x = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32)
+    before = model.layers[1].get_weights()
+    model.fit(x, np.arange(8) % 2, batch_size=4, epochs=2, verbose=0)
+    for w, f in zip(model.layers[0].get_weights(), frozen, strict=True):
+        np.testing.assert_array_equal(w, f)
+    assert not np.allclose(model.layers[1].get_weights()[0], before[0])
+    with pytest.raises(ValueError, match=r"params\[0\] \(shape \(4, 3\)\) has requires_grad=False"):
+        optim.Adam([w for layer in model.layers for w in layer.weights])
