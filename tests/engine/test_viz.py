@@ -107,3 +107,41 @@ def test_viz_bad_inputs():
         viz.loss_comparison([1, 2], [1, 2, 3])
     with pytest.raises(TypeError, match="history"):
         viz.training_curves([1, 2])
+
+
+def _texts(ax):
+    return " ".join(t.get_text() for t in ax.texts)
+
+
+def test_loss_comparison_log_panel_counts_what_it_cannot_draw():
+    same = viz.loss_comparison([1.0, 0.5, 0.3], [1.0, 0.5, 0.3], labels=["ours", "theirs"])
+    top, bottom = same.axes
+    assert [t.get_text() for t in top.get_legend().get_texts()] == ["ours", "theirs"]
+    assert bottom.get_ylabel() == "|ours - theirs|" and bottom.get_yscale() == "log"
+    assert "equal at 3 of 3 steps" in _texts(bottom) and list(bottom.get_yticks()) == [] and not bottom.lines
+    mixed = viz.loss_comparison([1.0, np.inf, 0.3, 0.2], [1.0, 0.5, 0.31, 0.2])
+    bottom = mixed.axes[1]
+    assert "equal at 2 of 4 steps" in _texts(bottom) and "not finite at 1 of 4 steps" in _texts(bottom)
+    shown = bottom.lines[0].get_ydata()
+    np.testing.assert_allclose(shown[2], 0.01)
+    assert np.isnan(shown[[0, 1, 3]]).all()
+    assert not viz.loss_comparison([1.0, 0.5], [0.9, 0.4]).axes[1].texts
+
+
+def test_line_plot_logy_names_the_hidden_values():
+    fig = viz.line_plot({"a": [1.0, 0.0, -1.0, 2.0], "b": [1.0, np.inf], "c": [1.0, 2.0]}, logy=True)
+    assert fig.axes[0].get_legend_handles_labels()[1] == ["a (2 values <= 0: not shown)",
+                                                          "b (1 not finite: not shown)", "c"]
+    assert fig.axes[0].get_yscale() == "log"
+    assert viz.line_plot({"a": [0.0, -1.0]}).axes[0].get_legend_handles_labels()[1] == ["a"]
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(curve_a=[1, 2], curve_b=[1, 2, 3]), r"curve_a and curve_b .* equal length; got shapes \(2,\) and \(3,\)"),
+    (dict(curve_a=[], curve_b=[]), "non-empty"),
+    (dict(labels=("a",)), r"labels must be two strings, one per curve; got \('a',\)"),
+    (dict(labels="ab"), "labels must be two strings"),
+])
+def test_loss_comparison_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        viz.loss_comparison(**{"curve_a": [1.0, 2.0], "curve_b": [1.0, 2.0], **kwargs})

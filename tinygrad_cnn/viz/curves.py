@@ -36,25 +36,53 @@ def training_curves(history, title: str | None = None):
     return fig
 
 
+def _log_visible(values: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """``values`` with the entries a log axis cannot show (``v <= 0`` or not finite) set to NaN, so they leave a
+    gap instead of vanishing silently, and the counts ``(non-positive, non-finite)`` of those entries."""
+    finite = np.isfinite(values)
+    nonpositive = finite & (values <= 0)
+    return np.where(finite & ~nonpositive, values, np.nan), int(nonpositive.sum()), int((~finite).sum())
+
+
 def loss_comparison(curve_a, curve_b, labels=("engine", "JAX"), xlabel: str = "step",
                     title: str = "loss curves"):
-    """Two loss curves on one plot (top) and their absolute difference on a log scale (bottom)."""
+    """Two loss curves a, b against the step 0, 1, ... (top) and ``|a - b|`` per step on a log scale (bottom).
+
+    Steps where ``a == b`` exactly, or where the difference is not finite, cannot
+    appear on a log scale: they are left as gaps and counted in a note on the
+    bottom panel (which says so when the curves are equal at every step).
+    """
+    fn = "loss_comparison"
+    if not isinstance(labels, (tuple, list)) or len(labels) != 2 or not all(isinstance(s, str) for s in labels):
+        raise ValueError(f"{fn}: labels must be two strings, one per curve; got {labels!r}")
+    label_a, label_b = labels
     a, b = np.asarray(curve_a, dtype=float), np.asarray(curve_b, dtype=float)
-    if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"loss_comparison: curves must be 1-D of equal length; got {a.shape} and {b.shape}")
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"{fn}: curve_a and curve_b must be non-empty 1-D curves of equal length; got shapes "
+                         f"{a.shape} and {b.shape}")
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 4.5), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
     steps = np.arange(len(a))
-    top.plot(steps, a, label=labels[0])
-    top.plot(steps, b, "--", label=labels[1])
+    top.plot(steps, a, label=label_a)
+    top.plot(steps, b, "--", label=label_b)
     top.set_ylabel("loss")
     top.legend()
     top.grid(alpha=0.3)
-    diff = np.abs(a - b)
-    bottom.semilogy(steps, np.where(diff > 0, diff, np.nan), color="k", lw=1)
-    bottom.set_ylabel(f"|{labels[0]} - {labels[1]}|")
+    with np.errstate(invalid="ignore"):  # inf - inf: a non-finite difference, counted below
+        diff, equal, nonfinite = _log_visible(np.abs(a - b))
+    bottom.set_yscale("log")
+    notes = [f"equal at {equal} of {len(a)} steps"] * bool(equal) + \
+        [f"difference not finite at {nonfinite} of {len(a)} steps"] * bool(nonfinite)
+    if np.isfinite(diff).any():
+        bottom.plot(steps, diff, color="k", lw=1)
+    else:  # nothing to draw: no made-up log ticks
+        bottom.set_yticks([])
+    if notes:
+        bottom.text(0.01, 0.95, "; ".join(notes) + " (gaps on the log scale)", transform=bottom.transAxes,
+                    ha="left", va="top", fontsize=8)
+    bottom.set_ylabel(f"|{label_a} - {label_b}|")
     bottom.set_xlabel(xlabel)
     bottom.grid(alpha=0.3)
     fig.suptitle(title)
@@ -62,13 +90,24 @@ def loss_comparison(curve_a, curve_b, labels=("engine", "JAX"), xlabel: str = "s
 
 
 def line_plot(curves: dict, xlabel: str = "", ylabel: str = "", title: str = "", logy: bool = False, x=None):
-    """Several named curves ``{label: values}`` on one axes (optionally log-scaled y)."""
+    """Several named curves ``{label: values}`` on one axes (optionally log-scaled y).
+
+    With ``logy`` a value ``<= 0`` or not finite cannot be drawn: it is left as a
+    gap and the curve's legend entry says how many values are not shown.
+    """
     fig, axes = new_figure(1, 1, 4.0)
     ax = axes[0, 0]
+    if logy:
+        ax.set_yscale("log")
     for label, ys in curves.items():
-        ys = np.asarray(ys, dtype=float)
+        ys, label = np.asarray(ys, dtype=float), str(label)
         xs = np.arange(len(ys)) if x is None else np.asarray(x)
-        (ax.semilogy if logy else ax.plot)(xs, ys, "o-" if len(ys) < 30 else "-", ms=3, label=str(label))
+        if logy:
+            ys, nonpositive, nonfinite = _log_visible(ys)
+            hidden = [f"{nonpositive} values <= 0"] * bool(nonpositive) + [f"{nonfinite} not finite"] * bool(nonfinite)
+            if hidden:
+                label += f" ({', '.join(hidden)}: not shown)"
+        ax.plot(xs, ys, "o-" if len(ys) < 30 else "-", ms=3, label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
