@@ -25,9 +25,9 @@ So ``grad(..., create_graph=True)`` through a conv gives gradients of any order.
 Speed: the forward is one im2col copy (an ``as_strided`` view of the padded input,
 ``(N*prod(O), prod(K)*C)``, plus a ones column that carries the bias through the GEMM) and one
 GEMM; the kernel gradient is one GEMM reusing
-the forward's columns; the input gradient is one GEMM ``g @ w^T`` giving a column
-per tap, added into the padded input gradient by one strided slice per kernel tap
-(no ``np.add.at``). Groups run as one batched matmul over the group axis.
+the forward's columns; the input gradient is, per kernel tap, one GEMM ``g @ w_k^T``
+into one reused buffer, added into the input gradient by one strided slice (no
+``np.add.at``, no column matrix). Groups run as batched matmuls over the group axis.
 """
 
 from __future__ import annotations
@@ -94,6 +94,28 @@ def tap_slices(out, ksize, strides, dilation):
     for k in itertools.product(*(range(n) for n in ksize)):
         yield k, (slice(None),) + tuple(slice(ki * r, ki * r + s * (o - 1) + 1, s)
                                         for ki, o, s, r in zip(k, out, strides, dilation, strict=False))
+
+
+def tap_overlaps(out, spatial, geo):
+    """For each kernel tap ``k`` (row-major), the output cells whose tap lands inside the unpadded input.
+
+    Along each axis the tap reads input cell ``i = o*s + k*r - b`` (``b`` the padding before); it is a real
+    cell for ``o`` in ``[ceil((b - k*r) / s), floor((X - 1 - k*r + b) / s)]`` clipped to ``[0, O - 1]``.
+    Yields ``(output index, input index)`` (``(None, None)`` when the tap only ever reads padding).
+    """
+    lead = (slice(None),)
+    for k in itertools.product(*(range(n) for n in geo["ksize"])):
+        o_index, x_index = lead, lead
+        for ki, o, n, s, r, (b, _) in zip(k, out, spatial, geo["strides"], geo["dilation"], geo["pads"],
+                                          strict=False):
+            offset = ki * r - b
+            lo, hi = max(0, -(offset // s)), min(o - 1, (n - 1 - offset) // s)
+            if hi < lo:
+                o_index = x_index = None
+                break
+            o_index += (slice(lo, hi + 1),)
+            x_index += (slice(lo * s + offset, hi * s + offset + 1, s),)
+        yield o_index, x_index
 
 
 def _im2col(x, geo, ones=False):
@@ -191,38 +213,32 @@ def _adjoint_as_conv(geo) -> bool:
 
 
 def conv_input_adjoint(g, w, geo, x_shape):
-    """``A_w^T g``, the x-shaped input gradient.
+    """``A_w^T g``, the x-shaped input gradient: ``dx[n, o*s + k*r - b, ci] += sum_co g[n, o, co] w[k, ci, co]``.
 
     Stride 1, one group and ``C_out < C_in``: one im2col of the padded ``g`` and one GEMM with the flipped
     kernel (a conv; its columns are ``T*C_out`` wide, narrower than the ``T*C_in`` of the other way).
-    One group otherwise: one batched GEMM ``g @ w_k^T`` giving a contiguous ``(M, C_in)`` slab per tap ``k``,
-    then one strided add per tap into the padded input. Groups: one GEMM ``g @ w^T`` (a column per tap)
-    then one strided add per tap.
+    Otherwise, per kernel tap ``k``: one GEMM ``g @ w_k^T`` (batched over groups) into one reused
+    ``(M, C_in)`` buffer, then one strided add of the cells that land inside the input (see
+    :func:`tap_overlaps`), straight into ``dx``: no padded copy, no column matrix ``T`` times the input.
     """
-    groups, ksize, d = geo["groups"], geo["ksize"], len(geo["ksize"])
+    groups, d = geo["groups"], len(geo["ksize"])
     out = g.shape[1:-1]
     if _adjoint_as_conv(geo) and w.shape[-1] < w.shape[-2]:
         return conv_forward(g, flipped_kernel(w), adjoint_geometry(geo, out, x_shape))[0]
-    c = x_shape[-1]
-    cg = c // groups
-    padded = tuple(n + b + a for n, (b, a) in zip(x_shape[1:1 + d], geo["pads"], strict=False))
-    lead = (slice(None),) * (1 + d)
-    if groups == 1:
-        taps = math.prod(ksize)
-        wt = np.ascontiguousarray(np.swapaxes(w.reshape(taps, c, w.shape[-1]), 1, 2))  # (T, C_out, C_in)
-        slabs = np.matmul(g.reshape(-1, g.shape[-1]), wt).reshape((taps, g.shape[0]) + tuple(out) + (c,))
-        dxp = np.zeros((x_shape[0],) + padded + (c,), dtype=slabs.dtype)
-        for t, (_, index) in enumerate(tap_slices(out, ksize, geo["strides"], geo["dilation"])):
-            dxp[index] += slabs[t]
-        return np.ascontiguousarray(unpad_spatial(dxp, geo["pads"], x_shape))
-    wm = _kernel_matrix(w, groups)
-    cols = np.matmul(_out_matrix(g, groups), np.swapaxes(wm, -1, -2))  # (G, M, T*Cg)
-    cols = np.moveaxis(cols.reshape((groups, g.shape[0]) + tuple(out) + tuple(ksize) + (cg,)), 0, -2)
-    dxp = np.zeros((x_shape[0],) + padded + (groups, cg), dtype=cols.dtype)
-    for k, index in tap_slices(out, ksize, geo["strides"], geo["dilation"]):
-        dxp[index] += cols[lead + k]
-    dxp = dxp.reshape((x_shape[0],) + padded + (c,))
-    return np.ascontiguousarray(unpad_spatial(dxp, geo["pads"], x_shape))
+    dtype = np.result_type(g.dtype, w.dtype)
+    cg, co = w.shape[-2], w.shape[-1] // groups
+    taps = math.prod(geo["ksize"])
+    wt = np.ascontiguousarray(np.transpose(w.reshape(taps, cg, groups, co), (0, 2, 3, 1)), dtype=dtype)
+    gm = np.ascontiguousarray(np.moveaxis(g.reshape(-1, groups, co), 1, 0), dtype=dtype)  # (G, M, C_out/G)
+    slab = np.empty((groups,) + g.shape[:-1] + (cg,), dtype=dtype)  # one tap's (G, N, *O, Cg), reused
+    dx = np.zeros(x_shape, dtype=dtype)
+    dx_groups = dx.reshape(x_shape[:-1] + (groups, cg))
+    slab_groups = np.moveaxis(slab, 0, -2)  # (N, *O, G, Cg) view
+    for t, (o_index, x_index) in enumerate(tap_overlaps(out, x_shape[1:1 + d], geo)):
+        if o_index is not None:
+            np.matmul(gm, wt[t], out=slab.reshape(groups, -1, cg))
+            dx_groups[x_index] += slab_groups[o_index]
+    return dx
 
 
 def conv_kernel_grad(x, g, geo, w_shape, cols=None):
