@@ -36,7 +36,8 @@ def _prepare(fn: str, model, net, x, params):
     want = _built_for(model)
     axis = -1 if net.data_format == "channels_last" else 0
     if want is not None and want[axis] is not None and xb.shape[1:][axis] != want[axis]:
-        raise ValueError(f"{fn}: x has {xb.shape[1:][axis]} channels per image (image shape {xb.shape[1:]}) but "
+        got = xb.shape[1:][axis]
+        raise ValueError(f"{fn}: x has {got} channel{'s' * (got != 1)} per image (image shape {xb.shape[1:]}) but "
                          f"the model takes {want[axis]} (images of shape {want}, {net.data_format})")
     return xb, single
 

@@ -356,7 +356,11 @@ ROWS = [
     ("grad-cam-layer-typo", lambda: _attr().grad_cam(_model(), IMG, "c2"), ValueError,
      r"grad_cam: layer='c2' is not one of 'c1', 'flat', 'out'; did you mean 'c1'\?"),
     ("filters-no-kernel", lambda: _attr().filters(_model(), "flat"), ValueError,
-     r"filters: layer 'flat' has no kernel; layers with one: c1, out"),
+     r"filters: layer='flat' has no kernel; choose one of 'c1', 'out'"),
+    ("feature-maps-channels", lambda: _attr().feature_maps(_model(), np.zeros((6, 6, 1), np.float32)), ValueError,
+     r"feature_maps: x has 1 channel per image \(image shape \(6, 6, 1\)\) but the model takes 3"),
+    ("optimizer-frozen-param", lambda: optim.SGD([_param(), T(np.zeros(2))]), ValueError,
+     r"SGD: params\[1\] \(shape \(2,\)\) has requires_grad=False"),
 ]
 
 MIN_ROWS = 60
