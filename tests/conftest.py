@@ -27,8 +27,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
-import tinygrad_cnn as tg  # noqa: E402
+from vjp_pair import vjp_pair  # noqa: E402
 
 WORST = {"rel": 0.0, "where": "", "checks": 0}
 
@@ -55,33 +54,23 @@ def _record(rel: float, where: str) -> None:
 
 def check_vjp(engine_fn, jax_fn, *arrays, seed: int = 0, tol: float = 1e-9, name: str = "", record: bool = True):
     """Assert engine and JAX agree on the output and on ``v^T J`` for every float argument; return max rel."""
-    arrays = [np.asarray(a) for a in arrays]
-    diff = [i for i, a in enumerate(arrays) if np.issubdtype(a.dtype, np.floating)]
-    tensors = [tg.Tensor(a.copy(), requires_grad=i in diff) for i, a in enumerate(arrays)]
-    out = engine_fn(*tensors)
-
-    def jax_of_floats(*floats):
-        args = list(arrays)
-        for i, f in zip(diff, floats, strict=True):
-            args[i] = f
-        return jax_fn(*args)
-
+    pair = vjp_pair(engine_fn, jax_fn, arrays)
+    out = pair.out
     v = np.random.default_rng(seed).standard_normal(out.shape)
 
     @jax.jit  # one XLA compilation for forward and vjp: ~3x cheaper than op-by-op dispatch on new shapes
     def reference(floats, cotangent):
-        y, pullback = jax.vjp(jax_of_floats, *floats)
+        y, pullback = jax.vjp(pair.jax_of_floats, *floats)
         return y, pullback(cotangent.astype(y.dtype))
 
-    ref_out, ref = reference(tuple(jnp.asarray(arrays[i]) for i in diff), jnp.asarray(v))
+    ref_out, ref = reference(tuple(jnp.asarray(pair.arrays[i]) for i in pair.floats), jnp.asarray(v))
     rel = max_rel_error(out.data, ref_out)
     assert rel <= tol, f"{name}: forward differs from JAX: max rel error {rel:.3e}"
-    mine = tg.grad(out, [tensors[i] for i in diff], grad_output=v.astype(out.dtype))
     worst = rel
-    for i, m, r in zip(diff, mine, ref, strict=True):
-        e = max_rel_error(m.data, r)
+    for i, m, r in zip(pair.floats, pair.engine_vjp(v), ref, strict=True):
+        e = max_rel_error(m, r)
         assert e <= tol, (f"{name}: vjp wrt argument {i} differs from JAX: max rel error {e:.3e}\n"
-                          f"engine:\n{m.data}\njax:\n{np.asarray(r)}")
+                          f"engine:\n{m}\njax:\n{np.asarray(r)}")
         worst = max(worst, e)
     if record:
         _record(worst, name)

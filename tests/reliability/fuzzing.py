@@ -14,8 +14,7 @@ import jax
 import numpy as np
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-
-import tinygrad_cnn as tg
+from vjp_pair import vjp_pair
 
 jax.config.update("jax_enable_x64", True)
 
@@ -75,26 +74,12 @@ def differential(name: str, engine_fn, jax_fn, *arrays, seed: int = 0, tol: floa
     A vjp's error is relative to ``max(max|reference|, 1e-4 max|v|)``: where the true gradient is far below
     the cotangent's scale (tanh'(20) ~ 1e-17) only an absolute error above ~1e-14 |v| counts. JAX's own
     rounding lives there (it computes tanh' as 1 - y^2; the engine's (1 - y)(1 + y) is the more accurate)."""
-    arrays = [np.asarray(a) for a in arrays]
-    diff = [i for i, a in enumerate(arrays) if np.issubdtype(a.dtype, np.floating)]
-    tensors = [tg.Tensor(a.copy(), requires_grad=i in diff) for i, a in enumerate(arrays)]
-    out = engine_fn(*tensors)
-
-    def of_floats(*floats):
-        args = list(arrays)
-        for i, f in zip(diff, floats, strict=True):
-            args[i] = f
-        return jax_fn(*args)
-
-    ref, pullback = jax.vjp(of_floats, *(arrays[i] for i in diff))
-    errors = {"output": normwise_error(out.data, ref)}
-    v = np.random.default_rng(seed).standard_normal(out.shape)
-    if out.requires_grad:
-        mine = tg.grad(out, [tensors[i] for i in diff], grad_output=v)
-    else:
-        mine = [tg.Tensor(np.zeros_like(arrays[i])) for i in diff]
-    for i, m, r in zip(diff, mine, pullback(v), strict=True):
-        errors[f"d/darg{i}"] = normwise_error(m.data, r, floor=1e-4 * float(np.max(np.abs(v), initial=0.0)))
+    pair = vjp_pair(engine_fn, jax_fn, arrays)
+    ref, pullback = jax.vjp(pair.jax_of_floats, *(pair.arrays[i] for i in pair.floats))
+    errors = {"output": normwise_error(pair.out.data, ref)}
+    v = np.random.default_rng(seed).standard_normal(pair.out.shape)
+    for i, m, r in zip(pair.floats, pair.engine_vjp(v), pullback(v), strict=True):
+        errors[f"d/darg{i}"] = normwise_error(m, r, floor=1e-4 * float(np.max(np.abs(v), initial=0.0)))
     CASES[name] += 1
     worst = max(errors.values())
     if worst > WORST["err"]:

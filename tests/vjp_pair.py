@@ -1,0 +1,41 @@
+"""One engine call and its JAX twin over the same arrays: the common start of every engine-vs-JAX vjp comparison
+(``conftest.check_vjp``, jitted, and the fuzzers' ``fuzzing.differential``, eager).
+
+Floating arrays are the differentiated arguments: each becomes an engine leaf with ``requires_grad=True`` and a
+positional argument of ``jax_of_floats``; integer arrays (labels, indices) are passed to both sides unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+import tinygrad_cnn as tg
+
+
+class VjpPair(NamedTuple):
+    arrays: list          # every argument, as NumPy arrays
+    floats: list          # indices of the differentiated (floating) arguments
+    out: tg.Tensor        # the engine's output, with its graph
+    jax_of_floats: Callable  # f(*float arrays) = jax_fn(*arrays with the floats replaced)
+    engine_vjp: Callable  # v -> [v^T d out / d arrays[i] for i in floats] (zeros where out does not depend on it)
+
+
+def vjp_pair(engine_fn, jax_fn, arrays) -> VjpPair:
+    """Run ``engine_fn`` on fresh leaves made from ``arrays`` and wrap ``jax_fn`` over the floating ones."""
+    arrays = [np.asarray(a) for a in arrays]
+    floats = [i for i, a in enumerate(arrays) if np.issubdtype(a.dtype, np.floating)]
+    leaves = [tg.Tensor(a.copy(), requires_grad=i in floats) for i, a in enumerate(arrays)]
+    out = engine_fn(*leaves)
+
+    def jax_of_floats(*values):
+        args = list(arrays)
+        for i, value in zip(floats, values, strict=True):
+            args[i] = value
+        return jax_fn(*args)
+
+    def engine_vjp(v):
+        return [g.data for g in tg.grad(out, [leaves[i] for i in floats], grad_output=np.asarray(v, out.dtype))]
+
+    return VjpPair(arrays, floats, out, jax_of_floats, engine_vjp)
