@@ -2,7 +2,8 @@
 
 ``as_net(model)`` accepts a ``JaxModel`` (``jax_ref.from_engine``) or an engine
 ``Sequential`` (converted once with ``from_engine``) and returns ``(net, params)``:
-``net`` holds the pure functions and a cache of compiled ones
+``net`` holds the pure functions (the layers in inference mode, max pooling with
+non-overlapping windows given a fast but identical gradient, see ``_maxpool``) and a cache of compiled ones
 (kept per model, so a second call with the same shapes does not
 recompile), ``params`` the current weights (read afresh on every call, so a
 model trained between two calls is seen as it is now).
@@ -19,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax_ref.attribution._maxpool import max_pool_stage
 from tinygrad_cnn import validation
 
 __all__ = ["Net", "as_net", "prepare", "score_fn"]
@@ -55,14 +57,22 @@ def _engine_format(layers) -> str:
 
 
 def _stage(info):
+    """The layer in inference mode (Dropout is the identity); non-overlapping max pooling with a fast gradient."""
+    if info.class_name.startswith("MaxPooling"):
+        fast = max_pool_stage(info.config)
+        if fast is not None:
+            return fast
     return lambda params, h: info.fn(params.get(info.name, {}), h, False, None)
 
 
 def _build(jax_model) -> Net:
     stages = tuple((info.name, _stage(info)) for info in jax_model.layers)
 
-    def apply(params, x):  # inference mode: Dropout is the identity
-        return jax_model.apply(params, x, training=False)
+    def apply(params, x):  # the model's forward pass: the stages in order
+        h = jnp.asarray(x)
+        for _, f in stages:
+            h = f(params, h)
+        return h
 
     engine = getattr(jax_model, "engine_model", None)
     shape = jax_model.input_shape

@@ -210,6 +210,32 @@ def test_compiled_once_per_shape(model, images):
     assert fn._cache_size() == before == 1
 
 
+@pytest.mark.parametrize(("shape", "config"), [
+    ((2, 7, 7, 3), {"pool_size": [2, 2], "padding": "valid", "data_format": "channels_last"}),  # cropped edge
+    ((2, 8, 7, 3), {"pool_size": [3, 2], "padding": "same", "data_format": "channels_last"}),  # -inf padding
+    ((2, 3, 8, 6), {"pool_size": [2, 3], "padding": "valid", "data_format": "channels_first"}),
+    ((2, 9, 2), {"pool_size": [2], "padding": "same", "data_format": "channels_last"}),
+])
+def test_max_pool_gradient_is_reduce_windows(shape, config):
+    """The fast max-pool gradient sends each window's cotangent to the cell lax.reduce_window's transpose picks
+    (the first maximum in row-major window order): exactly equal, also with many ties (small integers, zeros)."""
+    from jax_ref import ops
+    from jax_ref.attribution._maxpool import max_pool_stage
+
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(np.maximum(rng.integers(-2, 3, shape), 0).astype(np.float64))
+    config = dict(config, strides=config["pool_size"])
+    fast = max_pool_stage(config)
+    plain = lambda h: ops.max_pool(h, tuple(config["pool_size"]), strides=tuple(config["strides"]),  # noqa: E731
+                                   padding=config["padding"], data_format=config["data_format"])
+    y, vjp = jax.vjp(plain, x)
+    y_fast, vjp_fast = jax.vjp(lambda h: fast({}, h), x)
+    g = jnp.asarray(rng.standard_normal(y.shape))
+    np.testing.assert_array_equal(y_fast, y)
+    np.testing.assert_array_equal(jax.jit(vjp_fast)(g)[0], vjp(g)[0])
+    assert max_pool_stage(dict(config, strides=[1] * len(shape[1:-1]))) is None  # overlapping: the plain op
+
+
 @pytest.mark.parametrize(("call", "message"), [
     (lambda m, x: A.saliency(m, x, target=6), "outside the model's classes 0..5"),
     (lambda m, x: A.saliency(m, x, target=-1), "outside"),
