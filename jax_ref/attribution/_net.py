@@ -134,15 +134,20 @@ def check_score(fn: str, score) -> str:
     return validation.choice(fn, "score", score, SCORES)
 
 
-def targets_for(fn: str, net: Net, params, xb, target) -> np.ndarray:
-    """Target class per image ``(B,)`` int32, validated; -1 stands for the predicted class (resolved inside
-    the compiled function by ``resolve_targets``, so no separate forward pass is dispatched)."""
-    key = ("classes", xb.shape[1:], str(xb.dtype))
+def targets_for(fn: str, net: Net, params, xb, target) -> np.ndarray | None:
+    """Target class per image ``(B,)`` int32, validated; None (``target=None``) stands for the predicted
+    class, resolved inside the compiled function by ``resolve_targets`` (jit traces None separately from an
+    array, so each case compiles without a runtime branch and no separate forward pass is dispatched)."""
+    key = ("classes", xb.shape[1:], xb.dtype)
     n_classes = net._jits.get(key)
     if n_classes is None:  # traced once per input shape, not on every call
         n_classes = net._jits[key] = jax.eval_shape(lambda p, x: net.apply(p, x), params, xb).shape[-1]
     if target is None:
-        return np.full(xb.shape[0], -1, np.int32)
+        return None
+    if validation.is_int(target):  # the common case, without NumPy round trips
+        if not 0 <= target < n_classes:
+            raise ValueError(f"{fn}: target {int(target)} is outside the model's classes 0..{n_classes - 1}")
+        return np.full(xb.shape[0], target, np.int32)
     t = np.asarray(target)
     if not np.issubdtype(t.dtype, np.integer) or t.ndim > 1 or (t.ndim == 1 and t.shape[0] != xb.shape[0]):
         raise ValueError(f"{fn}: target must be None, an int class id or {xb.shape[0]} ids (one per image); "
@@ -154,11 +159,9 @@ def targets_for(fn: str, net: Net, params, xb, target) -> np.ndarray:
 
 
 def resolve_targets(net: Net, params, xb, targets):
-    """Inside a jitted function: replace -1 entries by the predicted class (a forward pass only if needed)."""
-    return jax.lax.cond(jnp.any(targets < 0),
-                        lambda: jnp.where(targets < 0, jnp.argmax(net.apply(params, xb), axis=-1).astype(jnp.int32),
-                                          targets),
-                        lambda: targets)
+    """Inside a jitted function: the given targets, or the predicted classes ``argmax`` of the output (int32)
+    if ``targets`` is None."""
+    return jnp.argmax(net.apply(params, xb), axis=-1).astype(jnp.int32) if targets is None else targets
 
 
 def finish(result, single: bool) -> np.ndarray:

@@ -66,7 +66,8 @@ def _occlusion_fn(net, score, fmt, window, stride):
         b, axes = xb.shape[0], _spatial_axes(xb.ndim, fmt)
         spatial = tuple(xb.shape[a] for a in axes)
         flat = window_masks(spatial, window, stride).reshape(-1, int(np.prod(spatial))).astype(np.float64)
-        targets = jnp.where(targets < 0, jnp.argmax(out[:b], axis=-1).astype(jnp.int32), targets)
+        if targets is None:  # the predicted class, from the images' own outputs
+            targets = jnp.argmax(out[:b], axis=-1).astype(jnp.int32)
         full = jnp.take_along_axis(out[:b], targets[:, None], axis=1)  # (b, 1)
         occluded = jnp.take_along_axis(out[b:].reshape(b, flat.shape[0], -1), targets[:, None, None], axis=2)[..., 0]
         drop = full - occluded

@@ -203,11 +203,14 @@ def test_feature_maps_and_filters(model, images):
 def test_compiled_once_per_shape(model, images):
     jm = twin(model)
     net, _ = _net.as_net(jm)
-    A.smoothgrad(jm, images, n=6)
-    fn = net._jits[("smoothgrad", "logit", 6)].whole
-    before = fn._cache_size()
-    A.smoothgrad(jm, images + 0.01, n=6, noise_level=0.1, seed=5)
-    assert fn._cache_size() == before == 1
+    A.smoothgrad(jm, images, n=11)
+    fn = net._jits[("smoothgrad", "logit", 11, "mean")].whole
+    assert fn._cache_size() == 1
+    A.smoothgrad(jm, images + 0.01, n=11, noise_level=0.1, seed=5)
+    assert fn._cache_size() == 1
+    A.smoothgrad(jm, images, target=2, n=11)  # given targets compile once more (no runtime branch) ...
+    A.smoothgrad(jm, images, target=[1, 2, 3], n=11, seed=7)  # ... and only once
+    assert fn._cache_size() == 2
 
 
 @pytest.mark.parametrize(("shape", "config"), [
