@@ -138,11 +138,14 @@ _MEMORY_CASES = [  # x shape, kernel shape, strides, padding, dilation, groups
 def _im2col_peaks(monkeypatch, x, k, b, strides, padding, dilation, groups, backward):
     """Run a conv (forward, optionally + backward) and return, per ``_im2col`` call, the bytes it added at
     its peak (tracemalloc peak during the call minus the traced memory before it), and the output shape.
-    The input gradient (``conv_input_adjoint``: a column per tap, im2col's transpose) is measured the same way.
+    The input gradient (``conv_input_adjoint``: a slab per tap) is measured the same way. The buffer cache
+    is emptied first, so that every buffer is a fresh allocation that tracemalloc sees.
     """
     import tracemalloc
 
+    from tinygrad_cnn.ops import buffers
     from tinygrad_cnn.ops import conv as conv_ops
+    buffers.clear()
     peaks = []
 
     def measured(original):

@@ -39,7 +39,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from tinygrad_cnn.function import Function
-from tinygrad_cnn.ops import elementwise, movement
+from tinygrad_cnn.ops import buffers, elementwise, movement
 
 # ---------------------------------------------------------------------------------------------------
 # array helpers (channels-last, spatial axes 1..d)
@@ -51,8 +51,7 @@ def pad_spatial(x: np.ndarray, pads, fill=0.0) -> np.ndarray:
         return x
     d = len(pads)
     sizes = tuple(n + b + a for n, (b, a) in zip(x.shape[1:1 + d], pads, strict=False))
-    out = np.full((x.shape[0],) + sizes + x.shape[1 + d:], fill, dtype=x.dtype) if fill else \
-        np.zeros((x.shape[0],) + sizes + x.shape[1 + d:], dtype=x.dtype)
+    out = buffers.full((x.shape[0],) + sizes + x.shape[1 + d:], fill, x.dtype)
     src = tuple(slice(max(-b, 0), n - max(-a, 0)) for n, (b, a) in zip(x.shape[1:1 + d], pads, strict=False))
     dst = tuple(slice(max(b, 0), m - max(a, 0)) for m, (b, a) in zip(sizes, pads, strict=False))
     out[(slice(None),) + dst] = x[(slice(None),) + src]
@@ -130,7 +129,7 @@ def _im2col(x, geo, ones=False):
     out = output_sizes(x.shape[1:-1], geo["ksize"], geo["strides"], geo["dilation"], geo["pads"])
     m, taps, c, groups = x.shape[0] * math.prod(out), math.prod(geo["ksize"]), x.shape[-1], geo["groups"]
     if groups == 1:
-        cols = np.empty((x.shape[0],) + tuple(out) + (taps * c + int(ones),), dtype=x.dtype)
+        cols = buffers.empty((x.shape[0],) + tuple(out) + (taps * c + int(ones),), x.dtype)
         if c == 1:
             for t, (_, index) in enumerate(tap_slices(out, geo["ksize"], geo["strides"], geo["dilation"])):
                 cols[..., t] = xp[index][..., 0]
@@ -181,9 +180,10 @@ def conv_forward(x, w, geo, cols=None, bias=None):
     wm = _kernel_matrix(w, geo["groups"])
     if fold:
         wm = np.concatenate([wm, bias.reshape(1, -1)])
-    y = np.matmul(cols, wm)
-    if geo["groups"] > 1:
-        y = np.moveaxis(y, 0, 1)
+    if geo["groups"] == 1:
+        y = np.matmul(cols, wm, out=buffers.empty((cols.shape[0], wm.shape[-1]), np.result_type(cols, wm)))
+    else:
+        y = np.moveaxis(np.matmul(cols, wm), 0, 1)
     y = y.reshape((x.shape[0],) + out + (w.shape[-1],))
     if bias is not None and not fold:
         y = y + bias
@@ -230,8 +230,8 @@ def conv_input_adjoint(g, w, geo, x_shape):
     taps = math.prod(geo["ksize"])
     wt = np.ascontiguousarray(np.transpose(w.reshape(taps, cg, groups, co), (0, 2, 3, 1)), dtype=dtype)
     gm = np.ascontiguousarray(np.moveaxis(g.reshape(-1, groups, co), 1, 0), dtype=dtype)  # (G, M, C_out/G)
-    slab = np.empty((groups,) + g.shape[:-1] + (cg,), dtype=dtype)  # one tap's (G, N, *O, Cg), reused
-    dx = np.zeros(x_shape, dtype=dtype)
+    slab = buffers.empty((groups,) + g.shape[:-1] + (cg,), dtype)  # one tap's (G, N, *O, Cg), reused
+    dx = buffers.zeros(x_shape, dtype)
     dx_groups = dx.reshape(x_shape[:-1] + (groups, cg))
     slab_groups = np.moveaxis(slab, 0, -2)  # (N, *O, G, Cg) view
     for t, (o_index, x_index) in enumerate(tap_overlaps(out, x_shape[1:1 + d], geo)):
@@ -275,7 +275,7 @@ class Conv(Function):
         if ctx.needs_input_grad[1]:
             saved = (cols,)
         if relu and any(ctx.needs_input_grad):
-            saved = saved + (y > 0,)
+            saved = saved + (np.greater(y, 0, out=buffers.empty(y.shape, bool)),)
         ctx.save_for_backward(*saved)
         return y
 

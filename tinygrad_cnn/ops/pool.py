@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinygrad_cnn.function import Function
-from tinygrad_cnn.ops import elementwise
+from tinygrad_cnn.ops import buffers, elementwise
 from tinygrad_cnn.ops.conv import output_sizes, pad_spatial, tap_slices, unpad_spatial
 from tinygrad_cnn.ops.movement import constant
 
@@ -53,14 +53,20 @@ def _tiles(geo, out, padded) -> bool:
     return all(s == p and o * s == n for s, p, o, n in zip(geo["strides"], geo["pool"], out, padded, strict=False))
 
 
+def _copy(view):
+    out = buffers.empty(view.shape, view.dtype)
+    np.copyto(out, view)
+    return out
+
+
 def max_pool_forward(x, geo):
     """The window maxima and, per output cell, the tap (row-major index) of the first maximum."""
     xp = pad_spatial(x, geo["pads"], fill=-np.inf)
     out = _out(x.shape, geo)
     taps = list(_taps(out, geo))
-    best = xp[taps[0][1]].copy()
-    idx = np.zeros(best.shape, dtype=np.uint8 if len(taps) < 256 else np.int32)
-    greater, step = np.empty(best.shape, dtype=bool), np.empty_like(idx)
+    best = _copy(xp[taps[0][1]])
+    idx = buffers.zeros(best.shape, np.uint8 if len(taps) < 256 else np.int32)
+    greater, step = buffers.empty(best.shape, bool), buffers.empty(idx.shape, idx.dtype)
     for t, (_, index) in enumerate(taps[1:], start=1):
         view = xp[index]
         np.greater(view, best, out=greater)  # strictly greater: the first maximum keeps its place
@@ -76,9 +82,9 @@ def scatter_taps(g, idx, geo, x_shape):
     d = len(geo["pool"])
     padded = tuple(n + b + a for n, (b, a) in zip(x_shape[1:1 + d], geo["pads"], strict=False))
     disjoint = _disjoint(geo)
-    dxp = (np.empty if _tiles(geo, g.shape[1:1 + d], padded) else np.zeros)(
-        (x_shape[0],) + padded + tuple(x_shape[1 + d:]), dtype=g.dtype)
-    mask = np.empty(idx.shape, dtype=bool)
+    dxp = (buffers.empty if _tiles(geo, g.shape[1:1 + d], padded) else buffers.zeros)(
+        (x_shape[0],) + padded + tuple(x_shape[1 + d:]), g.dtype)
+    mask = buffers.empty(idx.shape, bool)
     for t, (_, index) in enumerate(_taps(g.shape[1:1 + d], geo)):
         np.equal(idx, t, out=mask)
         view = dxp[index]
@@ -92,8 +98,8 @@ def scatter_taps(g, idx, geo, x_shape):
 def gather_taps(c, idx, geo):
     """The adjoint of :func:`scatter_taps`: each output cell reads ``c`` at its window's winning tap."""
     cp = pad_spatial(c, geo["pads"])
-    out = np.zeros(idx.shape, dtype=c.dtype)
-    mask = np.empty(idx.shape, dtype=bool)
+    out = buffers.zeros(idx.shape, c.dtype)
+    mask = buffers.empty(idx.shape, bool)
     for t, (_, index) in enumerate(_taps(idx.shape[1:-1], geo)):
         np.equal(idx, t, out=mask)
         out += cp[index] * mask
@@ -104,7 +110,7 @@ def window_sum(x, geo):
     """y[n, o, c] = sum over the window's taps of xpad[n, o*s + k, c] (zero padding)."""
     xp = pad_spatial(x, geo["pads"])
     taps = list(_taps(_out(x.shape, geo), geo))
-    y = xp[taps[0][1]].copy()
+    y = _copy(xp[taps[0][1]])
     for _, index in taps[1:]:
         np.add(y, xp[index], out=y)
     return y
@@ -114,8 +120,8 @@ def window_sum_adjoint(g, geo, x_shape):
     """The adjoint of :func:`window_sum`: every input cell gets the sum of ``g`` over the windows covering it."""
     d = len(geo["pool"])
     padded = tuple(n + b + a for n, (b, a) in zip(x_shape[1:1 + d], geo["pads"], strict=False))
-    dxp = (np.empty if _tiles(geo, g.shape[1:1 + d], padded) else np.zeros)(
-        (x_shape[0],) + padded + tuple(x_shape[1 + d:]), dtype=g.dtype)
+    dxp = (buffers.empty if _tiles(geo, g.shape[1:1 + d], padded) else buffers.zeros)(
+        (x_shape[0],) + padded + tuple(x_shape[1 + d:]), g.dtype)
     disjoint = _disjoint(geo)
     for _, index in _taps(g.shape[1:1 + d], geo):
         if disjoint:
