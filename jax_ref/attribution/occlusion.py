@@ -56,6 +56,7 @@ def _occlusion_fn(net, score, fmt, window, stride):
         masks = window_masks(spatial, window, stride)  # static: built at trace time
         p = masks.shape[0]
         m = masks.reshape((p,) + (spatial + (1,) if fmt == "channels_last" else (1,) + spatial))
+        base = jnp.broadcast_to(base, xb.shape)
         copies = jnp.where(m[None], base[:, None], xb[:, None]).reshape((b * p,) + xb.shape[1:])
         # the images themselves ride along in the same forward pass (their outputs give the predicted class)
         batch = jnp.concatenate([xb, copies])
@@ -101,11 +102,14 @@ def occlusion(model, x, target=None, window=4, stride=2, baseline=0.0, batch_siz
     if any(s > w for s, w in zip(stride, window, strict=True)):
         raise ValueError(f"{fn}: stride {stride} is larger than window {window}; some cells would be covered by "
                          f"no window")
+    base = np.asarray(baseline, xb.dtype)  # broadcast inside the compiled function (no full-size transfer)
     try:
-        base = np.broadcast_to(np.asarray(baseline, xb.dtype), xb.shape)
+        fits = np.broadcast_shapes(base.shape, xb.shape) == xb.shape
     except ValueError:
+        fits = False
+    if not fits:
         raise ValueError(f"{fn}: baseline of shape {np.shape(baseline)} does not broadcast to the input batch "
-                         f"{tuple(xb.shape)}") from None
+                         f"{tuple(xb.shape)}")
     targets = _net.targets_for(fn, net, params, xb, target)
     run = net.jit(("occlusion", score, fmt, window, stride), lambda: _occlusion_fn(net, score, fmt, window, stride))
     return _net.finish(run(params, xb, base, targets, batch_size=batch_size), single)
