@@ -53,14 +53,16 @@ def block(out):
 
 
 def interleaved(fns: dict, rounds: int) -> dict:
-    """``{variant: (median, min)}`` seconds, every variant run once per round (after one warm-up call each)."""
+    """``{variant: (median, min)}`` seconds, every variant run once per round (after one warm-up call each),
+    in an order rotated every round so that no variant always follows the same one (caches, idle threads)."""
     for f in fns.values():
         block(f())
     times = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, f in fns.items():
+    keys = list(fns)
+    for r in range(rounds):
+        for k in keys[r % len(keys):] + keys[:r % len(keys)]:
             t0 = time.perf_counter()
-            block(f())
+            block(fns[k]())
             times[k].append(time.perf_counter() - t0)
     return {k: (float(np.median(v)), float(np.min(v))) for k, v in times.items()}
 
