@@ -78,14 +78,17 @@ def output_sizes(spatial, ksize, strides, dilation, pads) -> tuple[int, ...]:
                  for n, k, s, r, (b, a) in zip(spatial, ksize, strides, dilation, pads, strict=False))
 
 
-def windows(xp: np.ndarray, out, ksize, strides, dilation) -> np.ndarray:
-    """Read-only view ``(N, *O, *K, C...)`` of the padded input: ``view[n, o, k] = xp[n, o*s + k*r]``."""
+def windows(xp: np.ndarray, out, ksize, strides, dilation, writeable=False) -> np.ndarray:
+    """View ``(N, *O, *K, C...)`` of the padded input: ``view[n, o, k] = xp[n, o*s + k*r]``.
+
+    Read-only unless ``writeable``, which is safe only when no two windows share a cell (stride >= kernel).
+    """
     d = len(out)
     st = xp.strides
     shape = (xp.shape[0],) + tuple(out) + tuple(ksize) + xp.shape[1 + d:]
     strides = ((st[0],) + tuple(st[1 + i] * strides[i] for i in range(d))
                + tuple(st[1 + i] * dilation[i] for i in range(d)) + st[1 + d:])
-    return as_strided(xp, shape, strides, writeable=False)
+    return as_strided(xp, shape, strides, writeable=writeable)
 
 
 def tap_slices(out, ksize, strides, dilation):

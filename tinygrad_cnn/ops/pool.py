@@ -7,10 +7,12 @@ pooling divides by the number of real cells a window covered). Output
 ``(N, *O, C)`` with ``O = floor((S + P - pool) / stride) + 1``.
 
 Every primitive is a loop over the window's taps (``prod(pool)`` iterations, 4 for
-a 2x2 pool), each touching one strided view of the padded input: no Python loop
-over pixels, batch or channels and no copy of the windows. With
-``strides == pool`` the views are disjoint, so the scatter in the vjp writes
-instead of adding.
+a 2x2 pool): no Python loop over pixels, batch or channels. When the windows are
+disjoint (``strides >= pool``, the usual case) the taps are first gathered by one
+strided copy into a contiguous tap-major stack (at most the input's size), and the
+vjp builds its stack the same way and puts it in place with one strided copy;
+overlapping windows work on strided views of the padded input, which costs no
+copy ``prod(pool)`` times the output.
 
 Max-pool ties: the window's gradient goes to ONE element, the first maximum in
 row-major window order. The forward keeps the first tap whose value is strictly
@@ -26,7 +28,7 @@ import numpy as np
 
 from tinygrad_cnn.function import Function
 from tinygrad_cnn.ops import buffers, elementwise
-from tinygrad_cnn.ops.conv import output_sizes, pad_spatial, tap_slices, unpad_spatial
+from tinygrad_cnn.ops.conv import output_sizes, pad_spatial, tap_slices, unpad_spatial, windows
 from tinygrad_cnn.ops.movement import constant
 
 
@@ -53,6 +55,29 @@ def _tiles(geo, out, padded) -> bool:
     return all(s == p and o * s == n for s, p, o, n in zip(geo["strides"], geo["pool"], out, padded, strict=False))
 
 
+def _tap_major(a, out, geo, writeable=False):
+    """View ``(*K, N, *O, C)`` of the padded ``a``'s windows: ``view[k, n, o] = a[n, o*s + k]``."""
+    d = len(out)
+    view = windows(a, out, geo["pool"], geo["strides"], (1,) * d, writeable)
+    return np.moveaxis(view, tuple(range(1 + d, 1 + 2 * d)), tuple(range(d)))
+
+
+def tap_arrays(xp, out, geo) -> list:
+    """One ``(N, *O, C)`` array per window tap (row-major), ``xp[n, o*s + k]``.
+
+    Disjoint windows: slices of ONE contiguous copy (one strided copy, at most the input's size; the
+    ufuncs that follow then run over contiguous memory, about twice as fast as over strided views whose
+    inner runs are only ``C`` long). Overlapping windows: strided views (no copy ``prod(pool)`` times the
+    output).
+    """
+    if not _disjoint(geo):
+        return [xp[index] for _, index in _taps(out, geo)]
+    view = _tap_major(xp, out, geo)
+    stack = buffers.empty(view.shape, xp.dtype)
+    np.copyto(stack, view)
+    return list(stack.reshape((-1,) + stack.shape[len(out):]))
+
+
 def _copy(view):
     out = buffers.empty(view.shape, view.dtype)
     np.copyto(out, view)
@@ -63,12 +88,11 @@ def max_pool_forward(x, geo):
     """The window maxima and, per output cell, the tap (row-major index) of the first maximum."""
     xp = pad_spatial(x, geo["pads"], fill=-np.inf)
     out = _out(x.shape, geo)
-    taps = list(_taps(out, geo))
-    best = _copy(xp[taps[0][1]])
+    taps = tap_arrays(xp, out, geo)
+    best = _copy(taps[0])
     idx = buffers.zeros(best.shape, np.uint8 if len(taps) < 256 else np.int32)
     greater, step = buffers.empty(best.shape, bool), buffers.empty(idx.shape, idx.dtype)
-    for t, (_, index) in enumerate(taps[1:], start=1):
-        view = xp[index]
+    for t, view in enumerate(taps[1:], start=1):
         np.greater(view, best, out=greater)  # strictly greater: the first maximum keeps its place
         np.maximum(best, view, out=best)
         np.subtract(idx.dtype.type(t), idx, out=step)  # idx += greater * (t - idx), modular in uint8
@@ -81,17 +105,21 @@ def scatter_taps(g, idx, geo, x_shape):
     """dx: each output cell's ``g`` added at its window's winning tap (zero elsewhere)."""
     d = len(geo["pool"])
     padded = tuple(n + b + a for n, (b, a) in zip(x_shape[1:1 + d], geo["pads"], strict=False))
-    disjoint = _disjoint(geo)
-    dxp = (buffers.empty if _tiles(geo, g.shape[1:1 + d], padded) else buffers.zeros)(
+    out = g.shape[1:1 + d]
+    dxp = (buffers.empty if _tiles(geo, out, padded) else buffers.zeros)(
         (x_shape[0],) + padded + tuple(x_shape[1 + d:]), g.dtype)
     mask = buffers.empty(idx.shape, bool)
-    for t, (_, index) in enumerate(_taps(g.shape[1:1 + d], geo)):
-        np.equal(idx, t, out=mask)
-        view = dxp[index]
-        if disjoint:
-            np.multiply(g, mask, out=view)
-        else:
-            view += g * mask
+    if _disjoint(geo):  # every tap's share into one contiguous stack, then one strided copy into place
+        target = _tap_major(dxp, out, geo, writeable=True)
+        stack = buffers.empty(target.shape, g.dtype)
+        for t, share in enumerate(stack.reshape((-1,) + g.shape)):
+            np.equal(idx, t, out=mask)
+            np.multiply(g, mask, out=share)
+        np.copyto(target, stack)
+    else:
+        for t, (_, index) in enumerate(_taps(out, geo)):
+            np.equal(idx, t, out=mask)
+            dxp[index] += g * mask
     return unpad_spatial(dxp, geo["pads"], x_shape)
 
 
@@ -108,11 +136,10 @@ def gather_taps(c, idx, geo):
 
 def window_sum(x, geo):
     """y[n, o, c] = sum over the window's taps of xpad[n, o*s + k, c] (zero padding)."""
-    xp = pad_spatial(x, geo["pads"])
-    taps = list(_taps(_out(x.shape, geo), geo))
-    y = _copy(xp[taps[0][1]])
-    for _, index in taps[1:]:
-        np.add(y, xp[index], out=y)
+    taps = tap_arrays(pad_spatial(x, geo["pads"]), _out(x.shape, geo), geo)
+    y = _copy(taps[0])
+    for view in taps[1:]:
+        np.add(y, view, out=y)
     return y
 
 
@@ -120,13 +147,13 @@ def window_sum_adjoint(g, geo, x_shape):
     """The adjoint of :func:`window_sum`: every input cell gets the sum of ``g`` over the windows covering it."""
     d = len(geo["pool"])
     padded = tuple(n + b + a for n, (b, a) in zip(x_shape[1:1 + d], geo["pads"], strict=False))
-    dxp = (buffers.empty if _tiles(geo, g.shape[1:1 + d], padded) else buffers.zeros)(
+    out = g.shape[1:1 + d]
+    dxp = (buffers.empty if _tiles(geo, out, padded) else buffers.zeros)(
         (x_shape[0],) + padded + tuple(x_shape[1 + d:]), g.dtype)
-    disjoint = _disjoint(geo)
-    for _, index in _taps(g.shape[1:1 + d], geo):
-        if disjoint:
-            dxp[index] = g
-        else:
+    if _disjoint(geo):  # one broadcast copy into every tap of every window
+        np.copyto(_tap_major(dxp, out, geo, writeable=True), g)
+    else:
+        for _, index in _taps(out, geo):
             dxp[index] += g
     return unpad_spatial(dxp, geo["pads"], x_shape)
 
