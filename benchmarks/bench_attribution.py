@@ -6,8 +6,11 @@ SmoothGrad n=50 on one image, for the 28x28 reference CNN and a digits-sized
       (precomputed, so the floor does no noise drawing and no reduction);
   (b) a per-sample loop as PAIR's ``saliency`` library runs SmoothGrad: per
       sample, draw the noise with NumPy, call the same jitted gradient on the
-      one noisy image, bring the gradient to the host and add it up there;
+      one noisy image, bring the gradient to the host and add it up there
+      (so every sample waits for its gradient);
 and with itself chunked (``batch_size`` = n/5) to show what bounding memory costs.
+For reference (no target) the same loop is also timed without the host round
+trip: gradients summed on the device, dispatched asynchronously.
 All three differentiate the same function (the library's network, float32)
 for the same, given target class. Occlusion is compared with one jitted
 batched forward over all the occluded copies (precomputed). Runs are
@@ -80,18 +83,19 @@ def bench_smoothgrad(engine_model, n: int, rounds: int) -> dict:
     batched_grad = jax.jit(lambda p, z, t: jax.grad(lambda u: score(p, u, t).sum())(z))
     one = np.full(1, target, np.int32)
 
-    def loop():  # PAIR saliency's GetSmoothedMask: noise, gradient and sum per sample, on the host
-        rng, total = np.random.default_rng(1), np.zeros_like(x)
+    def loop(host=True):  # PAIR saliency's GetSmoothedMask: noise, gradient and sum per sample, on the host
+        rng, total = np.random.default_rng(1), np.zeros_like(x) if host else 0.0
         for _ in range(n):
-            noisy_x = x + sigma * rng.standard_normal(shape, np.float32)
-            total += np.asarray(batched_grad(params, noisy_x[None], one))[0]
-        return total / n
+            g = batched_grad(params, (x + sigma * rng.standard_normal(shape, np.float32))[None], one)
+            total = total + (np.asarray(g)[0] if host else g)
+        return (total if host else total[0]) / n
 
     fns = {
         "smoothgrad": lambda: A.smoothgrad(jm, x, target, n=n),
         f"smoothgrad batch_size={n // 5}": lambda: A.smoothgrad(jm, x, target, n=n, batch_size=n // 5),
         "floor: one batched fwd+bwd": lambda: batched_grad(params, noisy, targets),
         "per-sample loop": loop,
+        "(loop, device sum, async)": lambda: loop(host=False),
     }
     return interleaved(fns, rounds)
 
