@@ -27,23 +27,9 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from vjp_pair import vjp_pair  # noqa: E402
+from vjp_pair import max_rel_error, vjp_pair  # noqa: E402
 
 WORST = {"rel": 0.0, "where": "", "checks": 0}
-
-
-def max_rel_error(a, b) -> float:
-    """The largest ``|a - b| / max(1e-8, |a| + |b|)`` (inf if the shapes differ or a NaN appears)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.shape != b.shape:
-        return float("inf")
-    if a.size == 0:
-        return 0.0
-    same = (a == b) | (np.isnan(a) & np.isnan(b))  # equal infinities and NaN at the same place agree
-    with np.errstate(invalid="ignore"):
-        rel = np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))
-    rel = np.where(same, 0.0, np.where(np.isfinite(rel), rel, np.inf))
-    return float(rel.max())
 
 
 def _record(rel: float, where: str) -> None:

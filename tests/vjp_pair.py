@@ -1,5 +1,9 @@
 """One engine call and its JAX twin over the same arrays: the common start of every engine-vs-JAX vjp comparison
-(``conftest.check_vjp``, jitted, and the fuzzers' ``fuzzing.differential``, eager).
+(``conftest.check_vjp``, jitted, and the fuzzers' ``fuzzing.differential``, eager), and ``max_rel_error``, the
+elementwise relative error such comparisons are graded by.
+
+Tests import these helpers from here, never from ``conftest``: each test directory may have its own
+``conftest.py``, and ``from conftest import ...`` picks whichever of them was imported first.
 
 Floating arrays are the differentiated arguments: each becomes an engine leaf with ``requires_grad=True`` and a
 positional argument of ``jax_of_floats``; integer arrays (labels, indices) are passed to both sides unchanged.
@@ -39,3 +43,17 @@ def vjp_pair(engine_fn, jax_fn, arrays) -> VjpPair:
         return [g.data for g in tg.grad(out, [leaves[i] for i in floats], grad_output=np.asarray(v, out.dtype))]
 
     return VjpPair(arrays, floats, out, jax_of_floats, engine_vjp)
+
+
+def max_rel_error(a, b) -> float:
+    """The largest ``|a - b| / max(1e-8, |a| + |b|)`` (inf if the shapes differ or a NaN appears)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    if a.size == 0:
+        return 0.0
+    same = (a == b) | (np.isnan(a) & np.isnan(b))  # equal infinities and NaN at the same place agree
+    with np.errstate(invalid="ignore"):
+        rel = np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))
+    rel = np.where(same, 0.0, np.where(np.isfinite(rel), rel, np.inf))
+    return float(rel.max())

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import max_rel_error
+from vjp_pair import max_rel_error
 
 import tinygrad_cnn as tg
 from tinygrad_cnn import functional as F
