@@ -18,7 +18,7 @@ during the steps above the RSS just before them (the step's own working memory; 
 reset through /proc/self/clear_refs). For the engine, tracemalloc's peak of NumPy allocations
 during one step is given too. The engine profile comes from ``tinygrad_cnn.profiler``.
 
-    python benchmarks/bench_train_step.py [--batches 64 256] [--repeats 20] [--json out.json] [--keep-freed-memory]
+    python benchmarks/bench_train_step.py [--batches 64 256] [--repeats 20] [--json out.json]
 
 OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (set on some machines for old OpenBLAS builds) slow a current
 NumPy; for a benchmark, unset both in that one command. The kernel in use is printed.
@@ -210,6 +210,9 @@ def memory_child(framework: str, batch: int, steps: int = 3) -> dict:
     peak = _status_kb("VmHWM")
     out = {"peak_rss_mb": peak / 1024, "step_rise_mb": (peak - before) / 1024 if reset else None}
     if framework == "engine":
+        from tinygrad_cnn.ops import buffers
+
+        buffers.clear()  # the cached buffers are allocated again inside the traced step: its whole working set
         tracemalloc.start()
         fn()
         out["tracemalloc_peak_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
@@ -254,10 +257,10 @@ def blas_info() -> str:
 def keep_freed_memory() -> bool:
     """Ask glibc malloc to keep freed memory for reuse (``mallopt``: trim threshold 1 GB, mmap threshold 32 MB).
 
-    By default, every large NumPy temporary is a fresh ``mmap`` that the kernel zero-fills page by page (the
-    engine's batch-64 step took ~7,000 minor page faults, ~20 ms of system time); with this the step reuses
-    the same memory. Process-wide, so it applies to every framework in this process alike. Returns False
-    where glibc is not available.
+    By default, every large temporary is a fresh ``mmap`` that the kernel zero-fills page by page (the
+    engine's batch-64 step took ~7,000 minor page faults, ~20 ms of system time, before its conv and pooling
+    primitives cached their buffers in ``tinygrad_cnn.ops.buffers``; now 0 without this option). Process-wide,
+    so it applies to every framework in this process alike. Returns False where glibc is not available.
     """
     import ctypes
     import ctypes.util
