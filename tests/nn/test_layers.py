@@ -136,6 +136,47 @@ def test_summary_lists_layers_params_and_receptive_fields():
     assert model.count_params() == (3 * 3 * 3 * 8 + 8) + (3 * 3 * 8 * 8 + 8) + (8 * 2 + 2)
 
 
+class _ScaledDense(nn.Dense):
+    """Dense with an extra weight added with ``trainable=False`` (frozen whatever the layer's flag)."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.scale = self.add_weight("scale", (self.units,), "ones", trainable=False)
+
+
+def _ids(tensors):
+    return [id(t) for t in tensors]
+
+
+def _counts(model):
+    rows = model.summary(print_fn=None).splitlines()
+    return [int(r.split(": ")[1].replace(",", "")) for r in rows if r.startswith(("Trainable", "Non-trainable"))]
+
+
+def test_trainable_set_after_build_freezes_and_releases_the_weights():
+    dense, scaled = nn.Dense(3), _ScaledDense(2)
+    model = nn.Sequential([nn.Input((4,)), dense, scaled])
+    all_params = (4 * 3 + 3) + (3 * 2 + 2)
+    assert _ids(model.parameters()) == _ids(dense.weights + [scaled.kernel, scaled.bias])
+    assert not scaled.scale.requires_grad and _ids(scaled.non_trainable_weights) == [id(scaled.scale)]
+    assert _counts(model) == [all_params, 2]
+    dense.trainable = False
+    assert not any(w.requires_grad for w in dense.weights) and dense.trainable_weights == []
+    assert _ids(model.parameters()) == _ids([scaled.kernel, scaled.bias])
+    assert _counts(model) == [3 * 2 + 2, 4 * 3 + 3 + 2]
+    assert dense.get_config()["trainable"] is False
+    assert nn.deserialize(nn.serialize(dense)).trainable is False
+    model.trainable = False
+    assert not model.trainable and model.parameters() == [] and _counts(model) == [0, all_params + 2]
+    model.trainable = True  # releases every layer; the weight added with trainable=False stays frozen
+    assert model.trainable and _ids(model.parameters()) == _ids(dense.weights + [scaled.kernel, scaled.bias])
+    assert not scaled.scale.requires_grad and _counts(model) == [all_params, 2]
+    with pytest.raises(TypeError, match=r"Dense 'dense\w*': trainable must be True or False; got 'no'"):
+        dense.trainable = "no"
+    with pytest.raises(TypeError, match=r"Sequential 'sequential\w*': trainable must be True or False; got 0"):
+        model.trainable = 0
+
+
 # -- losses ------------------------------------------------------------------------------------------------
 def test_weight_and_activity_penalties_in_losses():
     layer = nn.Dense(3, kernel_regularizer=nn.regularizers.L2(0.1), bias_regularizer="l1",

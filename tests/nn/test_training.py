@@ -94,6 +94,60 @@ def test_fit_minimises_loss_plus_penalties_and_applies_constraints():
     assert len(hist.history["loss"]) == 3
 
 
+def _two_dense(seed=0):
+    nn.set_random_seed(seed)
+    return nn.Sequential([nn.Input((4,)), nn.Dense(5, activation="tanh"), nn.Dense(3)])
+
+
+_XY = (np.random.default_rng(5).standard_normal((16, 4)).astype(np.float32), np.arange(16) % 3)
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd", optim.Adam])
+def test_freezing_a_layer_between_fits_rebuilds_a_named_optimizer(optimizer):
+    model = _two_dense()
+    first, second = model.layers
+    model.compile(optimizer, F.cross_entropy)
+    model.fit(*_XY, batch_size=8, epochs=1, seed=0, verbose=0)
+    state = model.optimizer.state[2]  # the second layer's kernel
+    frozen, before = first.get_weights(), second.get_weights()
+    first.trainable = False
+    model.fit(*_XY, batch_size=8, epochs=1, seed=1, verbose=0)
+    for w, f in zip(first.get_weights(), frozen, strict=True):
+        np.testing.assert_array_equal(w, f)  # bit for bit, even under AdamW's decay
+    assert all(not np.array_equal(w, b) for w, b in zip(second.get_weights(), before, strict=True))
+    # the optimizer now holds only the second layer; its state and the step count carried on
+    assert [id(p) for p in model.optimizer.params] == [id(w) for w in second.weights]
+    assert model.optimizer.state[0] is state
+    assert model.optimizer.count == 4
+    first.trainable = True
+    model.fit(*_XY, batch_size=8, epochs=1, seed=2, verbose=0)
+    assert all(not np.array_equal(w, f) for w, f in zip(first.get_weights(), frozen, strict=True))
+    assert [id(p) for p in model.optimizer.params] == [id(p) for p in model.parameters()]
+    assert model.optimizer.count == 6
+    model.trainable = False
+    with pytest.raises(ValueError, match="fit has nothing to train"):
+        model.fit(*_XY, verbose=0)
+
+
+def test_freezing_a_layer_under_an_optimizer_instance_asks_to_compile_again():
+    model = _two_dense()
+    first = model.layers[0]
+    model.compile(optim.Adam(model.parameters()), F.cross_entropy)
+    first.trainable = False
+    name = first.name
+    with pytest.raises(ValueError, match=rf"changed since compile \(frozen: {name}/bias, {name}/kernel\).*"
+                                         r"call compile again"):
+        model.fit(*_XY, verbose=0)
+    model.compile(optim.Adam(model.parameters()), F.cross_entropy)
+    frozen = first.get_weights()
+    model.fit(*_XY, batch_size=8, verbose=0)
+    for w, f in zip(first.get_weights(), frozen, strict=True):
+        np.testing.assert_array_equal(w, f)
+    first.trainable = True  # an instance over the second layer alone would leave the first one untrained
+    with pytest.raises(ValueError, match=rf"\(newly trainable: {name}/bias, {name}/kernel\)"):
+        model.fit(*_XY, verbose=0)
+
+
 def test_predict_is_batched_and_records_no_graph():
     model = nn.Sequential([nn.Input((5,)), nn.Dense(3)])
     x = np.random.default_rng(3).standard_normal((70, 5)).astype(np.float32)

@@ -7,6 +7,12 @@ against what the layer was built for, runs ``call`` and records the activity
 regularization penalty ``activity_regularizer(y) / batch_size`` (Keras' rule).
 ``layer.losses`` holds the weight penalties (recomputed from the current
 weights, so they are differentiable) plus the activity penalties of the last call.
+
+``layer.trainable`` (Keras' flag) may be changed at any time: a weight's
+``requires_grad`` is ``layer.trainable and w`` where ``w`` is the ``trainable``
+argument the weight was added with, so setting the flag freezes or releases
+the layer's weights at once (``parameters()``, the summary counts and ``fit``
+follow it) while a weight added with ``trainable=False`` stays frozen.
 """
 
 from __future__ import annotations
@@ -39,12 +45,13 @@ class Layer:
             raise TypeError(f"{cls}: name must be a string; got {name!r}")
         self.name = name or _serial.unique_name(_serial.snake_case(cls))
         self.dtype = validation.dtype_choice(cls, "dtype", "float32" if dtype is None else dtype, _DTYPES)
-        self.trainable = bool(trainable)
+        self._weights: list[tuple[str, Tensor, object, object]] = []
+        self._frozen_weights: set[int] = set()  # ids of the weights added with trainable=False
+        self.trainable = trainable
         self.activity_regularizer = regularizers.get(activity_regularizer, self._where(), "activity_regularizer")
         self.input_shape_arg = None if input_shape is None else self._shape_arg("input_shape", input_shape)
         self.built = False
         self.input_spec: dict | None = None
-        self._weights: list[tuple[str, Tensor, object, object]] = []
         self._activity_losses: list[Tensor] = []
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -58,13 +65,28 @@ class Layer:
             raise ValueError(f"{self._where()}: {arg} must be a tuple of positive ints (None allowed); got {shape!r}")
         return tuple(None if s is None else int(s) for s in shape)
 
+    @property
+    def trainable(self) -> bool:
+        """Keras' flag: whether ``fit`` may update this layer's weights (see the module docstring)."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        self._trainable = validation.boolean(self._where(), "trainable", value)
+        for _, t, _, _ in self._weights:
+            t.requires_grad = self._trainable and id(t) not in self._frozen_weights
+
     def add_weight(self, name, shape, initializer="zeros", regularizer=None, constraint=None, trainable=True):
-        """Create, initialise and register a weight Tensor; returns it."""
+        """Create, initialise and register a weight Tensor; returns it. ``trainable=False`` freezes this weight
+        for good; otherwise it follows ``layer.trainable``."""
+        trainable = validation.boolean(self._where(), f"{name} trainable", trainable)
         init = initializers.get(initializer, self._where(), f"{name} initializer")
         value = np.asarray(init(tuple(shape), self.dtype), dtype=self.dtype)
         if value.shape != tuple(shape):
             raise ValueError(f"{self._where()}: initializer for {name} gave shape {value.shape}, expected {shape}")
         t = Tensor(value, requires_grad=trainable and self.trainable)
+        if not trainable:
+            self._frozen_weights.add(id(t))
         self._weights.append((name, t, regularizer, constraint))
         return t
 
@@ -156,7 +178,13 @@ class Layer:
 
     @property
     def trainable_weights(self) -> list[Tensor]:
+        """The weights an optimizer may update now (``requires_grad``), in Keras order."""
         return [t for t in self.weights if t.requires_grad]
+
+    @property
+    def non_trainable_weights(self) -> list[Tensor]:
+        """The frozen weights (the layer's flag is off, or they were added with ``trainable=False``)."""
+        return [t for t in self.weights if not t.requires_grad]
 
     def parameters(self) -> list[Tensor]:
         return self.trainable_weights

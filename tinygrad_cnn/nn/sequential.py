@@ -130,6 +130,19 @@ class Sequential(TrainingMixin):
     def weights(self) -> list[Tensor]:
         return [w for layer in self._layers for w in layer.weights]
 
+    @property
+    def trainable(self) -> bool:
+        """True if some layer is trainable. Setting it sets every layer's ``trainable`` (freezing or releasing the
+        whole model); a layer's own flag can be changed afterwards and is what counts (unlike Keras, where a
+        frozen model also hides the weights of a layer set trainable again)."""
+        return any(layer.trainable for layer in self._layers)
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        value = validation.boolean(f"Sequential {self.name!r}", "trainable", value)
+        for layer in self._layers:
+            layer.trainable = value
+
     def parameters(self) -> list[Tensor]:
         """The trainable weight Tensors, in Keras order (for the optimizers)."""
         return [w for layer in self._layers for w in layer.trainable_weights]

@@ -139,10 +139,21 @@ class TrainingMixin:
         self.metrics: list[tuple[str, object]] = []
         self.compiled = False
         self.history = None
+        self._optimizer_factory = None  # the name or class given to compile (None for an instance)
+        self._compiled_trainable = None  # ids of the trainable weights an optimizer instance was compiled with
 
     def compile(self, optimizer="adam", loss=None, metrics=None) -> None:
         """Choose the optimizer (instance, class or name; names use Keras' default learning rates), the loss
-        (callable or Keras name) and metrics (names such as ``"accuracy"`` or callables)."""
+        (callable or Keras name) and metrics (names such as ``"accuracy"`` or callables).
+
+        Freezing or releasing layers (``layer.trainable``) between ``fit`` calls: with a name or a class, ``fit``
+        builds the optimizer over ``parameters()`` and, when that list has changed since the last ``fit``,
+        rebuilds it over the new list, keeping the step count and the state (moments) of the weights still
+        trained (newly trainable weights start from zero state, like new slots of a Keras optimizer; Keras itself
+        asks for compile again). An optimizer instance updates exactly the tensors it was built with, so ``fit``
+        refuses to run when the set of trainable weights differs from the one at ``compile``: compile again (with
+        an instance over ``model.parameters()``, or a name or class).
+        """
         if loss is None:
             raise ValueError(f"{self.name}: compile needs a loss (a callable or a name such as "
                              f"'sparse_categorical_crossentropy')")
@@ -150,22 +161,59 @@ class TrainingMixin:
             validation.choice("compile", "optimizer", optimizer, tuple(_OPTIMIZERS))
         elif not (isinstance(optimizer, optim.Optimizer) or callable(optimizer)):
             raise TypeError(f"compile: optimizer must be an optimizer, an optimizer class or a name; got {optimizer!r}")
-        self.optimizer = optimizer
         self.loss = get_loss(loss)
         self.metrics = [get_metric(m) for m in (metrics or [])]
+        self.optimizer = optimizer
+        is_instance = isinstance(optimizer, optim.Optimizer)
+        self._optimizer_factory = None if is_instance else optimizer
+        self._compiled_trainable = self._trainable_ids() if is_instance and self.built else None
         self.compiled = True
 
+    def _trainable_ids(self) -> frozenset:
+        return frozenset(id(p) for p in self.parameters())
+
+    def _weight_label(self, tensor_id: int) -> str:
+        for layer in getattr(self, "_layers", ()):
+            for name, t in zip(layer.weight_names, layer.weights, strict=True):
+                if id(t) == tensor_id:
+                    return f"{layer.name}/{name}"
+        return "a weight no longer in the model"
+
     def _make_optimizer(self):
+        """The optimizer ``fit`` steps, over the current trainable weights (the rules are in ``compile``)."""
+        params = self.parameters()
+        ids = self._trainable_ids()
         opt = self.optimizer
-        if isinstance(opt, optim.Optimizer):
+        if self._optimizer_factory is None:
+            if self._compiled_trainable is None:
+                self._compiled_trainable = ids
+            elif ids != self._compiled_trainable:
+                frozen = sorted(self._weight_label(i) for i in self._compiled_trainable - ids)
+                released = sorted(self._weight_label(i) for i in ids - self._compiled_trainable)
+                change = "; ".join(f"{what}: {', '.join(names)}" for what, names in
+                                   (("frozen", frozen), ("newly trainable", released)) if names)
+                raise ValueError(f"{self.name}: the trainable weights changed since compile ({change}); the "
+                                 f"optimizer instance given to compile updates only the tensors it was built with: "
+                                 f"call compile again with an optimizer over model.parameters(), or with an "
+                                 f"optimizer name or class (fit then follows trainable changes)")
             return opt
-        if isinstance(opt, str):
-            cls, lr = _OPTIMIZERS[opt.lower()]
-            opt = cls(self.parameters(), learning_rate=lr)
+        if isinstance(opt, optim.Optimizer) and [id(p) for p in opt.params] == [id(p) for p in params]:
+            return opt
+        if not params:
+            raise ValueError(f"{self.name}: fit has nothing to train: no layer has trainable weights (set "
+                             f"layer.trainable = True on a layer with weights)")
+        factory = self._optimizer_factory
+        if isinstance(factory, str):
+            cls, lr = _OPTIMIZERS[factory.lower()]
+            new = cls(params, learning_rate=lr)
         else:
-            opt = opt(self.parameters())
-        self.optimizer = opt
-        return opt
+            new = factory(params)
+        if isinstance(opt, optim.Optimizer) and type(new) is type(opt):
+            kept = {id(p): state for p, state in zip(opt.params, opt.state, strict=True)}
+            new.state = [kept.get(id(p), state) for p, state in zip(params, new.state, strict=True)]
+            new.count = opt.count
+        self.optimizer = new
+        return new
 
     def _inputs(self, x: np.ndarray) -> np.ndarray:
         dtype = self._layers[0].dtype if getattr(self, "_layers", None) else "float32"
