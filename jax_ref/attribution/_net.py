@@ -10,10 +10,19 @@ model trained between two calls is seen as it is now).
 
 The score of image ``x`` for class ``t`` is ``logits(x)[t]`` (``score="logit"``,
 pre-softmax) or ``softmax(logits(x))[t]`` (``score="probability"``).
+
+``prepare`` checks that the images fit the model before anything is compiled: a
+wrong channel count, or an image size some layer cannot take, raises a
+ValueError naming the calling function, ``x``, its image shape, the layer and
+the image shape the model was built for (never an internal op's label alone).
+The check runs once per image shape and dtype (on shapes, by ``jax.eval_shape``);
+later calls with that shape only look it up.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 from dataclasses import dataclass, field
 
 import jax
@@ -23,7 +32,7 @@ import numpy as np
 from jax_ref.attribution._maxpool import max_pool_stage
 from tinygrad_cnn import validation
 
-__all__ = ["Net", "as_net", "prepare", "score_fn"]
+__all__ = ["Net", "as_net", "outputs", "prepare", "run", "score_fn", "stage_shapes"]
 
 SCORES = ("logit", "probability")
 _ATTR = "_jax_ref_attribution_net"
@@ -37,7 +46,7 @@ class Net:
     apply: object
     stages: tuple
     data_format: str
-    input_rank: int | None
+    image_shape: tuple | None  # the per-image shape the model was built for
     _jits: dict = field(default_factory=dict)
 
     def jit(self, key, build):
@@ -65,19 +74,26 @@ def _stage(info):
     return lambda params, h: info.fn(params.get(info.name, {}), h, False, None)
 
 
+def run(stages, params, h):
+    """``stage_n(... stage_1(h))``: the last of ``stages``' outputs (``h`` itself when there are none)."""
+    return functools.reduce(lambda a, stage: stage[1](params, a), stages, h)
+
+
+def outputs(stages, params, h) -> list:
+    """Every stage's output in order: ``[stage_1(h), stage_2(stage_1(h)), ...]``."""
+    return list(itertools.accumulate(stages, lambda a, stage: stage[1](params, a), initial=h))[1:]
+
+
 def _build(jax_model) -> Net:
     stages = tuple((info.name, _stage(info)) for info in jax_model.layers)
 
     def apply(params, x):  # the model's forward pass: the stages in order
-        h = jnp.asarray(x)
-        for _, f in stages:
-            h = f(params, h)
-        return h
+        return run(stages, params, jnp.asarray(x))
 
     engine = getattr(jax_model, "engine_model", None)
     shape = jax_model.input_shape
     return Net(apply, stages, _engine_format(getattr(engine, "layers", [])),
-               len(shape) if shape is not None else None)
+               None if shape is None else tuple(shape[1:]))
 
 
 def _engine_params(model):
@@ -105,11 +121,12 @@ def prepare(fn: str, net: Net, x, params=None):
     float32, float64 weights in float64), and whether a batch axis was added."""
     x = np.asarray(x)
     validation.float_array(fn, "x", x)
-    if net.input_rank is not None:
-        if x.ndim not in (net.input_rank, net.input_rank - 1):
-            raise ValueError(f"{fn}: x must be one image of rank {net.input_rank - 1} or a batch of rank "
-                             f"{net.input_rank}; got shape {x.shape}")
-        single = x.ndim == net.input_rank - 1
+    if net.image_shape is not None:
+        rank = len(net.image_shape)
+        if x.ndim not in (rank, rank + 1):
+            raise ValueError(f"{fn}: x must be one image of rank {rank} or a batch of rank {rank + 1}; got shape "
+                             f"{x.shape}")
+        single = x.ndim == rank
     else:
         single = x.ndim == 3
     if x.size == 0:
@@ -117,7 +134,49 @@ def prepare(fn: str, net: Net, x, params=None):
     leaves = jax.tree_util.tree_leaves(params)
     dtype = leaves[0].dtype if leaves else x.dtype
     xb = (x[None] if single else x).astype(dtype, copy=False)  # NumPy: jit moves it once, no eager dispatch
+    stage_shapes(fn, net, params, xb)
     return xb, single
+
+
+def _check_channels(fn: str, net: Net, image: tuple):
+    """The image's channel axis must hold as many channels as the model's input."""
+    want = net.image_shape
+    axis = -1 if net.data_format == "channels_last" else 0
+    if want is not None and want[axis] is not None and image[axis] != want[axis]:
+        got = image[axis]
+        raise ValueError(f"{fn}: x has {got} channel{'s' * (got != 1)} per image (image shape {image}) but the "
+                         f"model takes {want[axis]} (images of shape {want}, {net.data_format})")
+
+
+def _traced_shapes(fn: str, net: Net, params, xb) -> tuple:
+    """Each stage's output shape per image, by abstract evaluation; a stage that cannot take its input is
+    reported in terms of ``x``."""
+    image = tuple(xb.shape[1:])
+    built = "" if net.image_shape is None else f" (the model was built for images of shape {net.image_shape})"
+
+    def trace(params, h):
+        shapes = []
+        for name, stage in net.stages:
+            try:
+                h = stage(params, h)
+            except ValueError as exc:
+                raise ValueError(f"{fn}: x holds images of shape {image} that layer {name!r} cannot take{built}: "
+                                 f"{exc}") from exc
+            shapes.append(h)
+        return shapes
+
+    return tuple(tuple(s.shape[1:]) for s in jax.eval_shape(trace, params, xb))
+
+
+def stage_shapes(fn: str, net: Net, params, xb) -> tuple:
+    """Each stage's output shape per image for the batch ``xb``, after checking that its images fit the model
+    (see the module docstring); computed once per image shape and dtype, then looked up."""
+    key = ("shapes", xb.shape[1:], xb.dtype)
+    shapes = net._jits.get(key)
+    if shapes is None:
+        _check_channels(fn, net, tuple(xb.shape[1:]))
+        shapes = net._jits[key] = _traced_shapes(fn, net, params, xb)
+    return shapes
 
 
 def score_fn(net: Net, score: str):
@@ -138,12 +197,10 @@ def targets_for(fn: str, net: Net, params, xb, target) -> np.ndarray | None:
     """Target class per image ``(B,)`` int32, validated; None (``target=None``) stands for the predicted
     class, resolved inside the compiled function by ``resolve_targets`` (jit traces None separately from an
     array, so each case compiles without a runtime branch and no separate forward pass is dispatched)."""
-    key = ("classes", xb.shape[1:], xb.dtype)
-    n_classes = net._jits.get(key)
-    if n_classes is None:  # traced once per input shape, not on every call
-        n_classes = net._jits[key] = jax.eval_shape(lambda p, x: net.apply(p, x), params, xb).shape[-1]
     if target is None:
         return None
+    shapes = stage_shapes(fn, net, params, xb)
+    n_classes = shapes[-1][-1] if shapes else xb.shape[-1]
     if validation.is_int(target):  # the common case, without NumPy round trips
         if not 0 <= target < n_classes:
             raise ValueError(f"{fn}: target {int(target)} is outside the model's classes 0..{n_classes - 1}")

@@ -2,9 +2,7 @@
 
 Layers are named as in the engine model (``model.layers[i].name``); an unknown
 name raises a ValueError suggesting the nearest one. Images that do not fit the
-model (wrong channel count, or a size a later layer cannot take) raise a
-ValueError naming ``x``, its image shape, the layer and the shape the model was
-built for, never an internal op's label.
+model are reported as by every attribution tool (``_net.prepare``).
 """
 
 from __future__ import annotations
@@ -24,58 +22,15 @@ def _layer_index(fn: str, net, layer) -> int:
     return names.index(validation.choice(fn, "layer", layer, names)) if layer not in names else names.index(layer)
 
 
-def _built_for(model) -> tuple | None:
-    """The per-image shape the model was built for (None when unknown)."""
-    shape = getattr(model, "input_shape", None)
-    return None if shape is None else tuple(shape[1:])
-
-
-def _prepare(fn: str, model, net, x, params):
-    """``_net.prepare`` plus the channel check: x's channel axis must match the model's input channels."""
-    xb, single = _net.prepare(fn, net, x, params)
-    want = _built_for(model)
-    axis = -1 if net.data_format == "channels_last" else 0
-    if want is not None and want[axis] is not None and xb.shape[1:][axis] != want[axis]:
-        got = xb.shape[1:][axis]
-        raise ValueError(f"{fn}: x has {got} channel{'s' * (got != 1)} per image (image shape {xb.shape[1:]}) but "
-                         f"the model takes {want[axis]} (images of shape {want}, {net.data_format})")
-    return xb, single
-
-
-def _outputs(fn: str, stages, params, h, want):
-    """Each stage's output in turn; a stage that cannot take its input is reported in terms of ``x``."""
-    image = tuple(h.shape[1:])
-    for name, stage in stages:
-        try:
-            h = stage(params, h)
-        except ValueError as exc:
-            raise ValueError(f"{fn}: x holds images of shape {image} that layer {name!r} cannot take (the model "
-                             f"was built for images of shape {want}): {exc}") from exc
-        yield h
-
-
-def _run(fn: str, stages, params, h, want):
-    """The last stage's output (``h`` itself when there are no stages)."""
-    outs = list(_outputs(fn, stages, params, h, want))
-    return outs[-1] if outs else h
-
-
-def _grad_cam_fn(net, idx, score, fmt, upsample, want):
-    fn = "grad_cam"
+def _grad_cam_fn(net, idx, score, fmt, upsample):
     head, tail = net.stages[:idx + 1], net.stages[idx + 1:]
 
     def run(params, xb, targets):
         targets = _net.resolve_targets(net, params, xb, targets)
-        a = _run(fn, head, params, xb, want)
-        if a.ndim != xb.ndim:
-            outs = _outputs(fn, net.stages, params, xb, want)
-            spatial = [name for name, h in zip(net.names, outs, strict=True) if h.ndim == xb.ndim]
-            raise ValueError(f"grad_cam: layer={net.names[idx]!r} outputs shape {a.shape[1:]} per image, with no "
-                             f"spatial axes; choose a layer with spatial output: "
-                             f"{', '.join(map(repr, spatial)) or 'none in this model'}")
+        a = _net.run(head, params, xb)
 
         def s(act):
-            out = _run(fn, tail, params, act, want)
+            out = _net.run(tail, params, act)
             if score == "probability":
                 out = jax.nn.softmax(out, axis=-1)
             return jnp.take_along_axis(out, targets[:, None], axis=1)[:, 0].sum()
@@ -106,10 +61,16 @@ def grad_cam(model, x, layer, target=None, score: str = "logit", upsample: bool 
     net, params = _net.as_net(model)
     score = _net.check_score(fn, score)
     idx = _layer_index(fn, net, layer)
-    xb, single = _prepare(fn, model, net, x, params)
+    xb, single = _net.prepare(fn, net, x, params)
+    shapes = _net.stage_shapes(fn, net, params, xb)
+    if len(shapes[idx]) != xb.ndim - 1:
+        spatial = [name for name, shape in zip(net.names, shapes, strict=True) if len(shape) == xb.ndim - 1]
+        raise ValueError(f"{fn}: layer={net.names[idx]!r} outputs shape {shapes[idx]} per image, with no spatial "
+                         f"axes; choose a layer with spatial output: "
+                         f"{', '.join(map(repr, spatial)) or 'none in this model'}")
     targets = _net.targets_for(fn, net, params, xb, target)
     run = net.jit(("grad_cam", idx, score, bool(upsample)),
-                  lambda: _grad_cam_fn(net, idx, score, net.data_format, bool(upsample), _built_for(model)))
+                  lambda: _grad_cam_fn(net, idx, score, net.data_format, bool(upsample)))
     return _net.finish(run(params, xb, targets), single)
 
 
@@ -120,13 +81,8 @@ def feature_maps(model, x) -> dict:
     """
     fn = "feature_maps"
     net, params = _net.as_net(model)
-    xb, single = _prepare(fn, model, net, x, params)
-    want = _built_for(model)
-
-    def build():
-        return jax.jit(lambda params, xb: list(_outputs(fn, net.stages, params, xb, want)))
-
-    outs = net.jit("feature_maps", build)(params, xb)
+    xb, single = _net.prepare(fn, net, x, params)
+    outs = net.jit("feature_maps", lambda: jax.jit(lambda p, xb: _net.outputs(net.stages, p, xb)))(params, xb)
     return {name: _net.finish(o, single) for name, o in zip(net.names, outs, strict=True)}
 
 

@@ -1,5 +1,5 @@
-"""jax_ref.attribution's layer tools (feature_maps, grad_cam, filters) on bad input: the messages name the
-argument, its value and the valid choices in the model's terms, never an internal op's label."""
+"""jax_ref.attribution on bad input (images that do not fit the model, layer names): the messages name the
+function, the argument, its value and the valid choices in the model's terms, never an internal op's label."""
 
 from __future__ import annotations
 
@@ -26,20 +26,30 @@ def _image(model, channels, size=8):
     return np.zeros((size, size, channels) if fmt == "channels_last" else (channels, size, size), np.float32)
 
 
-@pytest.mark.parametrize("call", [lambda m, x: A.feature_maps(m, x), lambda m, x: A.grad_cam(m, x, "conv")],
-                         ids=["feature_maps", "grad_cam"])
-def test_wrong_channel_count_names_x_and_the_models_image_shape(model, call):
+CALLS = {
+    "saliency": lambda m, x: A.saliency(m, x),
+    "smoothgrad": lambda m, x: A.smoothgrad(m, x, n=2),
+    "integrated_gradients": lambda m, x: A.integrated_gradients(m, x, steps=2),
+    "occlusion": lambda m, x: A.occlusion(m, x, window=2),
+    "grad_cam": lambda m, x: A.grad_cam(m, x, "conv"),
+    "feature_maps": lambda m, x: A.feature_maps(m, x),
+}
+
+
+@pytest.mark.parametrize("fn", CALLS)
+def test_wrong_channel_count_names_the_function_x_and_the_models_image_shape(model, fn):
     want = tuple(model.input_shape[1:])
-    with pytest.raises(ValueError, match=r"^(feature_maps|grad_cam): x has 3 channels per image \(image shape "
+    with pytest.raises(ValueError, match=f"^{fn}: x has 3 channels per image \\(image shape "
                        f"{re.escape(str(_image(model, 3).shape))}\\) but the model takes 1 \\(images of shape "
                        f"{re.escape(str(want))}"):
-        call(model, _image(model, 3))
+        CALLS[fn](model, _image(model, 3))
 
 
-def test_image_size_a_later_layer_cannot_take_names_x_and_the_layer(model):
-    with pytest.raises(ValueError, match=r"^feature_maps: x holds images of shape .* that layer 'head' cannot take "
+@pytest.mark.parametrize("fn", CALLS)
+def test_image_size_a_later_layer_cannot_take_names_the_function_x_and_the_layer(model, fn):
+    with pytest.raises(ValueError, match=f"^{fn}: x holds images of shape .* that layer 'head' cannot take "
                        r"\(the model was built for images of shape"):
-        A.feature_maps(model, _image(model, 1, size=6)[None])
+        CALLS[fn](model, _image(model, 1, size=6)[None])
 
 
 def test_layer_choices_are_named(model):

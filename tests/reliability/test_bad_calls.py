@@ -7,6 +7,7 @@ One row per bad call: ``(id, call, exception type, regex)``. The regex is search
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -64,6 +65,29 @@ def _attr():
 
 
 IMG = np.random.default_rng(0).standard_normal((6, 6, 3)).astype(np.float32)
+
+
+def _attribution_image_rows():
+    """Every attribution function that takes images, given one that does not fit ``_model()`` (built for
+    (6, 6, 3)): one wrong channel count, one size its Dense layer cannot take."""
+    calls = {
+        "saliency": lambda x: _attr().saliency(_model(), x),
+        "smoothgrad": lambda x: _attr().smoothgrad(_model(), x, n=2),
+        "integrated_gradients": lambda x: _attr().integrated_gradients(_model(), x, steps=2),
+        "completeness": lambda x: _attr().completeness(_model(), x, np.zeros_like(x)),
+        "occlusion": lambda x: _attr().occlusion(_model(), x, window=2),
+        "grad_cam": lambda x: _attr().grad_cam(_model(), x, "c1"),
+        "feature_maps": lambda x: _attr().feature_maps(_model(), x),
+    }
+    bad = {
+        "channels": (np.zeros((6, 6, 1), np.float32), r"x has 1 channel per image \(image shape \(6, 6, 1\)\) but the "
+                     r"model takes 3 \(images of shape \(6, 6, 3\), channels_last\)$"),
+        "size": (np.zeros((2, 5, 5, 3), np.float32), r"x holds images of shape \(5, 5, 3\) that layer 'out' cannot "
+                 r"take \(the model was built for images of shape \(6, 6, 3\)\): dense: "),
+    }
+    return [(f"{fn.replace('_', '-')}-x-{kind}", functools.partial(call, x), ValueError, rf"^{fn}: {pattern}")
+            for fn, call in calls.items() for kind, (x, pattern) in bad.items()]
+
 
 ROWS = [
     # -- Tensor, operators and methods ---------------------------------------------------------------------
@@ -357,8 +381,7 @@ ROWS = [
      r"grad_cam: layer='c2' is not one of 'c1', 'flat', 'out'; did you mean 'c1'\?"),
     ("filters-no-kernel", lambda: _attr().filters(_model(), "flat"), ValueError,
      r"filters: layer='flat' has no kernel; choose one of 'c1', 'out'"),
-    ("feature-maps-channels", lambda: _attr().feature_maps(_model(), np.zeros((6, 6, 1), np.float32)), ValueError,
-     r"feature_maps: x has 1 channel per image \(image shape \(6, 6, 1\)\) but the model takes 3"),
+    *_attribution_image_rows(),
     ("optimizer-frozen-param", lambda: optim.SGD([_param(), T(np.zeros(2))]), ValueError,
      r"SGD: params\[1\] \(shape \(2,\)\) has requires_grad=False"),
 ]
