@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinygrad_cnn import validation
-from tinygrad_cnn.nn import _serial, checkpoint
+from tinygrad_cnn.nn import _serial, checkpoint, fusion
 from tinygrad_cnn.nn.core import InputLayer
 from tinygrad_cnn.nn.layer import Layer, _fmt_shape
 from tinygrad_cnn.nn.training import TrainingMixin
@@ -115,9 +115,13 @@ class Sequential(TrainingMixin):
             raise ValueError(f"Sequential {self.name!r}: expected inputs of shape {_fmt_shape(self.input_shape)} "
                              f"(rank {len(self.input_shape)}) for {first}; got shape {tuple(x.shape)}")
         shape = tuple(x.shape)
-        for layer in self._layers:
+        i = 0
+        while i < len(self._layers):
+            layer, after = self._layers[i], self._layers[i + 1:i + 2]
             try:
-                x = layer(x, training=training)
+                fused = fusion.conv_relu_max_pool(layer, after[0], x) if after else None
+                x = layer(x, training=training) if fused is None else fused
+                i += 1 if fused is None else 2
             except ValueError as exc:
                 if tuple(shape[1:]) == tuple(self.input_shape[1:]):
                     raise

@@ -87,8 +87,11 @@ def _copy(view):
 def max_pool_forward(x, geo):
     """The window maxima and, per output cell, the tap (row-major index) of the first maximum."""
     xp = pad_spatial(x, geo["pads"], fill=-np.inf)
-    out = _out(x.shape, geo)
-    taps = tap_arrays(xp, out, geo)
+    return first_max(tap_arrays(xp, _out(x.shape, geo), geo))
+
+
+def first_max(taps):
+    """``best = max_t taps[t]`` elementwise and ``idx`` = the first ``t`` that attains it (uint8 below 256 taps)."""
     best = _copy(taps[0])
     idx = buffers.zeros(best.shape, np.uint8 if len(taps) < 256 else np.int32)
     greater, step = buffers.empty(best.shape, bool), buffers.empty(idx.shape, idx.dtype)

@@ -1,0 +1,193 @@
+"""Convolution, relu and a non-overlapping max-pool as one primitive.
+
+``z = max_pool(relu(conv(x, w) + b))`` (channels-last, conv geometry ``geo`` as in
+:mod:`tinygrad_cnn.ops.conv`, pool windows ``P`` with strides ``P`` and no
+padding, so ``Q = floor(O / P)`` pooled cells per axis). It computes exactly what
+the two primitives compute one after the other, and is what ``Sequential`` runs
+for a ``Conv*D(activation="relu")`` followed by such a ``MaxPooling*D``.
+
+Why one primitive: the conv's GEMM rows can be ordered pool-tap-major, row
+``(p, n, q)`` for the conv output cell ``o = q*P + p``. The pool then reads ``prod(P)``
+contiguous blocks of the GEMM's output (no strided gather), the vjp writes the
+winners' cotangent into the same contiguous blocks (no strided scatter), and
+relu folds into the pool: the winner of a window is positive iff the pooled value
+is, so the cotangent that reaches the conv is ``g * [z > 0]`` at the winning tap
+and 0 elsewhere, with no relu mask of the conv's output (relu'(0) = 0).
+
+Gradients, with ``G`` that pool-tap-major cotangent of the conv output: the kernel
+and bias gradients are ONE GEMM ``[columns | 1]^T G`` (the columns carry a ones
+column when the bias is folded); the input gradient puts ``G`` into the conv's
+output layout with one strided copy and runs the conv's own adjoint
+(:func:`tinygrad_cnn.ops.conv.conv_input_adjoint`, one GEMM per kernel tap).
+With ``create_graph`` the vjp is built from the differentiable primitives
+(``MaxPoolScatter`` then the conv's vjp), so higher orders work as for the unfused pair.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from tinygrad_cnn import tensor as _tensor
+from tinygrad_cnn.function import Function
+from tinygrad_cnn.ops import buffers, elementwise
+from tinygrad_cnn.ops.conv import (
+    ChannelSum,
+    ConvKernelGrad,
+    ConvTranspose,
+    _folds_bias,
+    _kernel_matrix,
+    conv_forward,
+    conv_input_adjoint,
+    output_sizes,
+    pad_spatial,
+)
+from tinygrad_cnn.ops.movement import constant
+from tinygrad_cnn.ops.pool import MaxPoolScatter, _tap_major, first_max, max_pool_forward, pool_geometry
+
+
+def pooled_sizes(x_shape, geo, pool) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The conv's output sizes ``O`` and the pooled sizes ``Q = floor(O / P)``."""
+    out = output_sizes(x_shape[1:-1], geo["ksize"], geo["strides"], geo["dilation"], geo["pads"])
+    return out, tuple(o // p for o, p in zip(out, pool, strict=True))
+
+
+def _pool_geometry(pool) -> dict:
+    """The max-pool's own geometry: windows ``pool``, strides ``pool``, no padding."""
+    return pool_geometry(pool, pool, ((0, 0),) * len(pool))
+
+
+def _pool_major(xp, pool, pooled, geo):
+    """View ``(*P, N, *Q, *K, C)`` of the padded input: ``[p, n, q, k, c] = xp[n, (q*P + p)*s + k*r, c]``."""
+    d = len(pool)
+    st = xp.strides
+    step = tuple(st[1 + i] * geo["strides"][i] for i in range(d))
+    shape = tuple(pool) + (xp.shape[0],) + tuple(pooled) + tuple(geo["ksize"]) + xp.shape[1 + d:]
+    strides = (step + (st[0],) + tuple(step[i] * pool[i] for i in range(d))
+               + tuple(st[1 + i] * geo["dilation"][i] for i in range(d)) + st[1 + d:])
+    return as_strided(xp, shape, strides, writeable=False)
+
+
+def _columns(x, geo, pool, pooled, ones):
+    """im2col in pool-tap-major row order: ``(prod(P) * N * prod(Q), T*C [+ 1])``."""
+    taps, c = math.prod(geo["ksize"]), x.shape[-1]
+    view = _pool_major(pad_spatial(x, geo["pads"]), pool, pooled, geo)
+    cols = buffers.empty(tuple(pool) + (x.shape[0],) + tuple(pooled) + (taps * c + int(ones),), x.dtype)
+    if c == 1:  # one plain strided copy per tap (the window view's innermost axis is a single element)
+        lead = (slice(None),) * (2 * len(pool) + 1)
+        for t, k in enumerate(itertools.product(*(range(n) for n in geo["ksize"]))):
+            cols[..., t] = view[lead + k + (0,)]
+    else:
+        np.copyto(np.reshape(cols[..., :taps * c], view.shape, copy=False), view)
+    if ones:
+        cols[..., -1] = 1
+    return cols.reshape(-1, cols.shape[-1])
+
+
+class ConvReluMaxPool(Function):
+    """z = max_pool(relu(conv(x, w) + b)) for pool windows ``pool`` that do not overlap (see the module docstring).
+
+    vjp: G = g * [z > 0] at each window's first maximum (0 elsewhere) in the conv's output layout, then
+    dx = ConvTranspose(G, w), dw = ConvKernelGrad(x, G), db = sum of G. ``kink_state``: the relu sign
+    pattern of the conv's output and the pool's winners.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, *bias, geo, pool):
+        b = bias[0] if bias else None
+        fold = _folds_bias(x, w, b, geo["groups"])
+        out, pooled = pooled_sizes(x.shape, geo, pool)
+        cols = _columns(x, geo, pool, pooled, ones=fold)
+        wm = _kernel_matrix(w, 1)
+        if fold:
+            wm = np.concatenate([wm, b.reshape(1, -1)])
+        y = np.matmul(cols, wm, out=buffers.empty((cols.shape[0], w.shape[-1]), np.result_type(cols, wm)))
+        if b is not None and not fold:
+            y += b
+        np.maximum(y, 0, out=y)
+        z, idx = first_max(list(y.reshape(math.prod(pool), -1, w.shape[-1])))
+        ctx.save_for_backward(cols if ctx.needs_input_grad[1] or (fold and ctx.needs_input_grad[2]) else None,
+                              idx, z)
+        return z.reshape((x.shape[0],) + pooled + (w.shape[-1],))
+
+    @staticmethod
+    def vjp(ctx, g):
+        if _tensor.is_grad_enabled():
+            return _vjp_by_primitives(ctx, g)
+        x, w = ctx.inputs[:2]
+        geo, pool = ctx.params["geo"], ctx.params["pool"]
+        cols, idx, z = ctx.saved
+        c_out = w.shape[-1]
+        g2 = g.data.reshape(-1, c_out)
+        dtype = np.result_type(g2, w.data)
+        winners = winning_cotangent(g2, idx, z, math.prod(pool), dtype)
+        gm = winners.reshape(-1, c_out)
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:  # G in the conv's output layout (one strided copy), then the conv's adjoint
+            out, pooled = pooled_sizes(x.shape, geo, pool)
+            covered = tuple(q * p for q, p in zip(pooled, pool, strict=True))
+            gy = (buffers.empty if covered == out else buffers.zeros)((x.shape[0],) + out + (c_out,), dtype)
+            np.copyto(_tap_major(gy, pooled, _pool_geometry(pool), writeable=True), winners.reshape(
+                tuple(pool) + g.shape))
+            gx = constant(conv_input_adjoint(gy, w.data, geo, x.shape))
+        with_bias = len(ctx.inputs) == 3
+        if cols is not None:
+            both = cols.T @ gm  # (T*C [+ 1], C_out): the last row is the bias gradient when it was folded
+            taps_c = math.prod(w.shape[:-1])
+            if ctx.needs_input_grad[1]:
+                gw = constant(both[:taps_c].reshape(w.shape))
+            if with_bias and ctx.needs_input_grad[2] and both.shape[0] > taps_c:
+                gb = constant(both[taps_c])
+        if with_bias and gb is None and ctx.needs_input_grad[2]:
+            gb = constant(np.ones(gm.shape[0], dtype) @ gm)
+        return (gx, gw, gb) if with_bias else (gx, gw)
+
+    @staticmethod
+    def kink_state(x, w, *bias, geo, pool):
+        y = conv_forward(x, w, geo, bias=bias[0] if bias else None)[0]
+        relu = np.maximum(y, 0)
+        winners = max_pool_forward(relu, _pool_geometry(pool))[1]
+        return np.concatenate([(y > 0).ravel(), winners.ravel()]).astype(np.int64)
+
+
+def winning_cotangent(g, idx, z, taps, dtype):
+    """``G[t] = g * [idx == t] * [z > 0]``, shape ``(taps, *g.shape)``: the conv output's cotangent, pool-tap-major."""
+    winners = buffers.empty((taps,) + g.shape, dtype)
+    mask, positive = buffers.empty(idx.shape, bool), np.greater(z, 0, out=buffers.empty(z.shape, bool))
+    for t, share in enumerate(winners):
+        np.equal(idx, t, out=mask)
+        np.logical_and(mask, positive, out=mask)
+        np.multiply(g, mask, out=share)
+    return winners
+
+
+def _vjp_by_primitives(ctx, g):
+    """The same vjp recorded with differentiable primitives (for ``create_graph``)."""
+    x, w = ctx.inputs[:2]
+    geo, pool = ctx.params["geo"], ctx.params["pool"]
+    _, idx, z = ctx.saved
+    out, pooled = pooled_sizes(x.shape, geo, pool)
+    y_shape = (x.shape[0],) + out + (w.shape[-1],)
+    gated = elementwise.Mul.apply(g, constant((z > 0).reshape(g.shape)))
+    gy = MaxPoolScatter.apply(gated, idx=idx.reshape(g.shape), geo=_pool_geometry(pool), x_shape=y_shape)
+    gx = ConvTranspose.apply(gy, w, geo=geo, x_shape=x.shape) if ctx.needs_input_grad[0] else None
+    gw = ConvKernelGrad.apply(x, gy, geo=geo, w_shape=w.shape) if ctx.needs_input_grad[1] else None
+    if len(ctx.inputs) == 3:
+        return gx, gw, ChannelSum.apply(gy) if ctx.needs_input_grad[2] else None
+    return gx, gw
+
+
+def fusable(geo, pool_size, pool_strides, pool_pads, x_shape) -> bool:
+    """The fused primitive applies: one group, pool stride == pool size, no pool padding, >= 1 pooled cell."""
+    if geo["groups"] != 1 or tuple(pool_strides) != tuple(pool_size) or any(a or b for a, b in pool_pads):
+        return False
+    return all(q >= 1 for q in pooled_sizes(x_shape, geo, pool_size)[1])
+
+
+def conv_relu_max_pool(x, w, b=None, *, geo, pool):
+    """``max_pool(relu(conv(x, w) + b))`` of channels-last Tensors as one primitive (see :func:`fusable`)."""
+    args = (x, w) if b is None else (x, w, b)
+    return ConvReluMaxPool.apply(*args, geo=geo, pool=tuple(pool))
