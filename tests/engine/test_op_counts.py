@@ -64,6 +64,29 @@ def test_conv_forward_backward_gemms_are_fixed_at_any_size(monkeypatch, strides,
     assert dict(nested) == expected
 
 
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_fused_conv_relu_pool_gemms_are_fixed_at_any_size(monkeypatch, input_grad):
+    from tinygrad_cnn.ops import conv as conv_ops
+    from tinygrad_cnn.ops import conv_pool
+    counts = set()
+    for size, batch in ((6, 1), (12, 3), (26, 5)):
+        rng = np.random.default_rng(size)
+        x = tg.Tensor(rng.standard_normal((batch, size, size, 3)).astype(np.float32), requires_grad=input_grad)
+        k = tg.Tensor(rng.standard_normal((3, 3, 3, 4)).astype(np.float32), requires_grad=True)
+        b = tg.Tensor(rng.standard_normal(4).astype(np.float32), requires_grad=True)
+        geo = conv_ops.make_geometry((3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), 1)
+        counter = _CountMatmul(monkeypatch)
+        with profiler.profile() as prof:
+            z = conv_pool.conv_relu_max_pool(x, k, b, geo=geo, pool=(2, 2))
+            z.backward(np.ones(z.shape, np.float32))
+        counts.add((counter.calls, tuple(sorted(prof.counts("nested").items()))))
+    assert len(counts) == 1, counts  # independent of image size and batch
+    gemms, nested = counts.pop()
+    # forward GEMM, kernel + bias gradient in one GEMM, and one input-gradient GEMM per kernel tap
+    assert gemms == 2 + 9 * input_grad
+    assert nested == ()  # the vjp records no primitives
+
+
 def test_negative_control_counter_sees_extra_gemms(monkeypatch):
     counter = _CountMatmul(monkeypatch)
     _conv_step(6, 1)

@@ -135,7 +135,7 @@ class ConvReluMaxPool(Function):
             gx = constant(conv_input_adjoint(gy, w.data, geo, x.shape))
         with_bias = len(ctx.inputs) == 3
         if cols is not None:
-            both = cols.T @ gm  # (T*C [+ 1], C_out): the last row is the bias gradient when it was folded
+            both = np.matmul(cols.T, gm)  # (T*C [+ 1], C_out): the last row is the bias gradient when it was folded
             taps_c = math.prod(w.shape[:-1])
             if ctx.needs_input_grad[1]:
                 gw = constant(both[:taps_c].reshape(w.shape))
