@@ -163,3 +163,12 @@ def test_negative_control_a_vjp_without_the_relu_fold_is_caught(monkeypatch):
     monkeypatch.setattr(conv_pool, "winning_cotangent", without_fold)
     fused, _ = _value_and_grads(model, x, y)
     assert not all(np.allclose(a, b, rtol=1e-9, atol=1e-12) for a, b in zip(fused, plain, strict=True))
+
+
+def test_an_empty_batch_goes_through_the_fused_pair_and_flatten():
+    model = _model("2d")
+    x = tg.Tensor(np.zeros((0, 9, 9, 2)), requires_grad=True)
+    out = model(x)
+    out.sum().backward()
+    assert out.shape == (0, 3) and x.grad.shape == x.shape
+    assert not np.any(model.weights[0].grad)  # no examples, no gradient

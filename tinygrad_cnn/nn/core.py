@@ -136,7 +136,7 @@ class Flatten(Layer):
     def call(self, x, training=False):
         if self.data_format == "channels_first" and x.ndim > 2:
             x = ops.transpose(x, (0, *range(2, x.ndim), 1))
-        return ops.reshape(x, (x.shape[0], -1))
+        return ops.reshape(x, (x.shape[0], int(np.prod(x.shape[1:]))))  # not -1: an empty batch is fine too
 
     def get_config(self):
         return {**super().get_config(), "data_format": self.data_format}
