@@ -52,18 +52,19 @@ def test_parity_with_the_engine_over_50_steps(digits, optimizer, kwargs, dtype, 
         np.testing.assert_array_equal(w, b)
 
 
-def test_train_updates_the_twin_and_respects_constraints_and_frozen_layers(digits):
+def test_train_updates_the_twin_and_respects_constraints_and_frozen_layers_and_weights(digits):
     x, y = digits
     nn.set_random_seed(0)
     model = nn.Sequential([nn.Input(shape=(8, 8, 1)), nn.Conv2D(3, 3, trainable=False), nn.Flatten(),
                            nn.Dense(10, kernel_constraint=nn.constraints.MaxNorm(0.3))])
+    model.layers[-1].bias.requires_grad = False  # one weight frozen on its own inside a trainable layer
     twin = jax_ref.from_engine(model)
-    frozen = np.asarray(twin.params["conv2d"]["kernel"]) if "conv2d" in twin.params else None
     conv_name, dense_name = (layer.name for layer in model.layers[::2])
-    frozen = np.asarray(twin.params[conv_name]["kernel"])
+    frozen = np.asarray(twin.params[conv_name]["kernel"]), np.asarray(twin.params[dense_name]["bias"])
     result = jax_ref.train(twin, x, y, "adam", 1e-2, batch_size=64, steps=20, verbose=False)
     assert result.losses[-1] < result.losses[0]
-    np.testing.assert_array_equal(np.asarray(twin.params[conv_name]["kernel"]), frozen)
+    np.testing.assert_array_equal(np.asarray(twin.params[conv_name]["kernel"]), frozen[0])
+    np.testing.assert_array_equal(np.asarray(twin.params[dense_name]["bias"]), frozen[1])
     norms = np.linalg.norm(np.asarray(twin.params[dense_name]["kernel"]), axis=0)
     assert norms.max() <= 0.3 + 1e-6
     twin.to_engine()
