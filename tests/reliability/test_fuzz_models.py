@@ -1,7 +1,8 @@
 """Model-level differential fuzzing: random valid Sequential stacks vs their JAX twin (from_engine), float64.
 
 Hypothesis draws a data format, a spatial rank (1-D or 2-D), an input size and a stack of 1-3 blocks
-(Conv, DepthwiseConv2D, ConvTranspose, Max/Average/LP pooling, activations, Dropout in inference) with random
+(Conv, DepthwiseConv2D, ConvTranspose, Max/Average/LP pooling, activations, Dropout in inference, and the
+relu conv + max-pool pair that Sequential fuses into one primitive) with random
 filters, kernel sizes, strides, dilations, groups and paddings, then a head (Flatten or global pooling, Dense).
 Shapes are kept valid by building the model and rejecting stacks whose build raises. The whole model's output,
 loss, every weight's gradient and every layer input's gradient are compared with
@@ -16,14 +17,16 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import jax_ref
+import tinygrad_cnn as tg
+from tinygrad_cnn import functional as F
 from tinygrad_cnn import nn
 
 SIZES = st.integers(4, 9) if LONG else st.sampled_from([6, 7])
 
 
 def _block(draw, rank, fmt, index):
-    kind = draw(st.sampled_from(["conv", "conv", "pool", "activation"] + (["depthwise", "transpose"]
-                                                                          if rank == 2 else ["transpose"])))
+    kind = draw(st.sampled_from(["conv", "conv", "pool", "activation", "conv_relu_pool", "conv_relu_pool"]
+                                + (["depthwise", "transpose"] if rank == 2 else ["transpose"])))
     name = f"b{index}_{kind}"
     ks = draw(st.integers(1, 3))
     strides = draw(st.integers(1, 2))
@@ -34,6 +37,11 @@ def _block(draw, rank, fmt, index):
         cls = nn.Conv1D if rank == 1 else nn.Conv2D
         return cls(draw(st.integers(1, 4)), ks, strides=strides, padding=padding, dilation_rate=dilation,
                    activation=draw(st.sampled_from([None, "relu", "tanh", "softplus"])), **common)
+    if kind == "conv_relu_pool":  # the pair Sequential runs as one fused primitive
+        cls, pool = (nn.Conv1D, nn.MaxPooling1D) if rank == 1 else (nn.Conv2D, nn.MaxPooling2D)
+        conv = cls(draw(st.integers(1, 4)), ks, strides=strides, padding=draw(st.sampled_from(["valid", "same"])),
+                   activation="relu", **common)
+        return [conv, pool(draw(st.integers(1, 3)), **{**common, "name": f"{name}_pool"})]
     if kind == "depthwise":
         return nn.DepthwiseConv2D(ks, strides=strides, padding=draw(st.sampled_from(["valid", "same"])),
                                   depth_multiplier=draw(st.integers(1, 2)), activation="tanh", **common)
@@ -59,7 +67,9 @@ def models(draw):
     channels = draw(st.integers(1, 3))
     shape = (*spatial, channels) if fmt == "channels_last" else (channels, *spatial)
     layers = [nn.Input(shape, dtype="float64")]
-    layers += [_block(draw, rank, fmt, i) for i in range(draw(st.integers(1, 3)))]
+    for i in range(draw(st.integers(1, 3))):
+        block = _block(draw, rank, fmt, i)
+        layers += block if isinstance(block, list) else [block]
     if rank == 2 and draw(st.booleans()):
         pool = draw(st.sampled_from([nn.GlobalAveragePooling2D, nn.GlobalMaxPooling2D]))
         layers.append(pool(data_format=fmt, name="head_pool", dtype="float64"))
@@ -90,3 +100,10 @@ def test_random_model_matches_twin(spec, seed, batch):
     twin = jax_ref.from_engine(model)
     out = np.asarray(twin.apply(twin.params, x))
     np.testing.assert_allclose(model(x).data, out, rtol=1e-10, atol=1e-12)
+    # Sequential's own run (fused pairs included) gives the gradients of the layer-by-layer run checked above
+    fused = tg.grad(F.cross_entropy(model(x), y), model.weights)
+    h = tg.Tensor(x)
+    for layer in model.layers:
+        h = layer(h)
+    for a, b in zip(fused, tg.grad(F.cross_entropy(h, y), model.weights), strict=True):
+        np.testing.assert_allclose(a.data, b.data, rtol=1e-10, atol=1e-12)
