@@ -99,7 +99,7 @@ class ConvReluMaxPool(Function):
     def forward(ctx, x, w, *bias, geo, pool):
         b = bias[0] if bias else None
         fold = _folds_bias(x, w, b, geo["groups"])
-        out, pooled = pooled_sizes(x.shape, geo, pool)
+        pooled = pooled_sizes(x.shape, geo, pool)[1]
         cols = _columns(x, geo, pool, pooled, ones=fold)
         wm = _kernel_matrix(w, 1)
         if fold:
@@ -169,8 +169,7 @@ def _vjp_by_primitives(ctx, g):
     x, w = ctx.inputs[:2]
     geo, pool = ctx.params["geo"], ctx.params["pool"]
     _, idx, z = ctx.saved
-    out, pooled = pooled_sizes(x.shape, geo, pool)
-    y_shape = (x.shape[0],) + out + (w.shape[-1],)
+    y_shape = (x.shape[0],) + pooled_sizes(x.shape, geo, pool)[0] + (w.shape[-1],)
     gated = elementwise.Mul.apply(g, constant((z > 0).reshape(g.shape)))
     gy = MaxPoolScatter.apply(gated, idx=idx.reshape(g.shape), geo=_pool_geometry(pool), x_shape=y_shape)
     gx = ConvTranspose.apply(gy, w, geo=geo, x_shape=x.shape) if ctx.needs_input_grad[0] else None
