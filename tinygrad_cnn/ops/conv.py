@@ -120,32 +120,37 @@ def tap_overlaps(out, spatial, geo):
         yield o_index, x_index
 
 
-def _im2col(x, geo, ones=False):
-    """Columns ``(M, T*C)`` for one group or ``(G, M, T*C/G)`` for several (M = N*prod(O), T = taps).
+def columns(view, ksize, ones=False):
+    """The im2col matrix of a window view ``(*lead, *K, C)``: ``(*lead, T*C)`` (T = taps), from the buffer cache.
 
-    One group and ``ones=True``: ``(M, T*C + 1)`` with a last column of ones, so that one GEMM with the
-    kernel matrix stacked on the bias row gives ``conv + b`` (no separate bias pass over the output).
-    With one input channel the copy goes one tap at a time (a plain 2-D strided copy, about half the
-    time of copying the window view, whose innermost axis is a single element).
+    ``ones=True`` adds a last column of ones, so that one GEMM with the kernel matrix stacked on the bias
+    row gives ``conv + b`` (no separate bias pass over the output). With one input channel the copy goes
+    one tap at a time (a plain strided copy each, about half the time of copying the window view, whose
+    innermost axis is a single element).
     """
-    xp = pad_spatial(x, geo["pads"])
+    taps, c = math.prod(ksize), view.shape[-1]
+    cols = buffers.empty(view.shape[:-len(ksize) - 1] + (taps * c + int(ones),), view.dtype)
+    if c == 1:
+        for t, k in enumerate(itertools.product(*(range(n) for n in ksize))):
+            cols[..., t] = view[(Ellipsis,) + k + (0,)]
+    else:
+        np.copyto(np.reshape(cols[..., :taps * c], view.shape, copy=False), view)
+    if ones:
+        cols[..., -1] = 1
+    return cols
+
+
+def _im2col(x, geo, ones=False):
+    """Columns ``(M, T*C [+ 1])`` for one group (see :func:`columns`) or ``(G, M, T*C/G)`` for several
+    (M = N*prod(O), T = taps)."""
     out = output_sizes(x.shape[1:-1], geo["ksize"], geo["strides"], geo["dilation"], geo["pads"])
-    m, taps, c, groups = x.shape[0] * math.prod(out), math.prod(geo["ksize"]), x.shape[-1], geo["groups"]
+    view = windows(pad_spatial(x, geo["pads"]), out, geo["ksize"], geo["strides"], geo["dilation"])
+    m, groups = x.shape[0] * math.prod(out), geo["groups"]
     if groups == 1:
-        cols = buffers.empty((x.shape[0],) + tuple(out) + (taps * c + int(ones),), x.dtype)
-        if c == 1:
-            for t, (_, index) in enumerate(tap_slices(out, geo["ksize"], geo["strides"], geo["dilation"])):
-                cols[..., t] = xp[index][..., 0]
-        else:
-            view = windows(xp, out, geo["ksize"], geo["strides"], geo["dilation"])
-            np.copyto(np.reshape(cols[..., :taps * c], view.shape, copy=False), view)
-        if ones:
-            cols[..., -1] = 1
-        return cols.reshape(m, -1), out
-    view = windows(xp, out, geo["ksize"], geo["strides"], geo["dilation"])
-    view = view.reshape(view.shape[:-1] + (groups, c // groups))
+        return columns(view, geo["ksize"], ones).reshape(m, -1), out
+    view = view.reshape(view.shape[:-1] + (groups, x.shape[-1] // groups))
     view = np.moveaxis(view, -2, 0)
-    return view.reshape(groups, m, taps * (c // groups)), out
+    return view.reshape(groups, m, -1), out
 
 
 def _kernel_matrix(w, groups):

@@ -25,11 +25,9 @@ With ``create_graph`` the vjp is built from the differentiable primitives
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from tinygrad_cnn import tensor as _tensor
 from tinygrad_cnn.function import Function
@@ -40,13 +38,15 @@ from tinygrad_cnn.ops.conv import (
     ConvTranspose,
     _folds_bias,
     _kernel_matrix,
+    columns,
     conv_forward,
     conv_input_adjoint,
     output_sizes,
     pad_spatial,
+    windows,
 )
 from tinygrad_cnn.ops.movement import constant
-from tinygrad_cnn.ops.pool import MaxPoolScatter, _tap_major, first_max, max_pool_forward, pool_geometry
+from tinygrad_cnn.ops.pool import MaxPoolScatter, _tap_major, first_max, max_pool_forward, pool_geometry, tap_shares
 
 
 def pooled_sizes(x_shape, geo, pool) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -61,30 +61,17 @@ def _pool_geometry(pool) -> dict:
 
 
 def _pool_major(xp, pool, pooled, geo):
-    """View ``(*P, N, *Q, *K, C)`` of the padded input: ``[p, n, q, k, c] = xp[n, (q*P + p)*s + k*r, c]``."""
+    """View ``(*P, N, *Q, *K, C)`` of the padded input: ``[p, n, q, k, c] = xp[n, (q*P + p)*s + k*r, c]``.
+
+    The conv's window view over the covered outputs ``Q*P``, each output axis split into ``(Q, P)`` and the
+    ``P`` axes moved to the front.
+    """
     d = len(pool)
-    st = xp.strides
-    step = tuple(st[1 + i] * geo["strides"][i] for i in range(d))
-    shape = tuple(pool) + (xp.shape[0],) + tuple(pooled) + tuple(geo["ksize"]) + xp.shape[1 + d:]
-    strides = (step + (st[0],) + tuple(step[i] * pool[i] for i in range(d))
-               + tuple(st[1 + i] * geo["dilation"][i] for i in range(d)) + st[1 + d:])
-    return as_strided(xp, shape, strides, writeable=False)
-
-
-def _columns(x, geo, pool, pooled, ones):
-    """im2col in pool-tap-major row order: ``(prod(P) * N * prod(Q), T*C [+ 1])``."""
-    taps, c = math.prod(geo["ksize"]), x.shape[-1]
-    view = _pool_major(pad_spatial(x, geo["pads"]), pool, pooled, geo)
-    cols = buffers.empty(tuple(pool) + (x.shape[0],) + tuple(pooled) + (taps * c + int(ones),), x.dtype)
-    if c == 1:  # one plain strided copy per tap (the window view's innermost axis is a single element)
-        lead = (slice(None),) * (2 * len(pool) + 1)
-        for t, k in enumerate(itertools.product(*(range(n) for n in geo["ksize"]))):
-            cols[..., t] = view[lead + k + (0,)]
-    else:
-        np.copyto(np.reshape(cols[..., :taps * c], view.shape, copy=False), view)
-    if ones:
-        cols[..., -1] = 1
-    return cols.reshape(-1, cols.shape[-1])
+    covered = tuple(q * p for q, p in zip(pooled, pool, strict=True))
+    view = windows(xp, covered, geo["ksize"], geo["strides"], geo["dilation"])  # (N, *Q*P, *K, C)
+    split = sum(((q, p) for q, p in zip(pooled, pool, strict=True)), ())
+    view = np.reshape(view, view.shape[:1] + split + view.shape[1 + d:], copy=False)
+    return np.moveaxis(view, tuple(2 + 2 * i for i in range(d)), tuple(range(d)))
 
 
 class ConvReluMaxPool(Function):
@@ -100,7 +87,8 @@ class ConvReluMaxPool(Function):
         b = bias[0] if bias else None
         fold = _folds_bias(x, w, b, geo["groups"])
         pooled = pooled_sizes(x.shape, geo, pool)[1]
-        cols = _columns(x, geo, pool, pooled, ones=fold)
+        cols = columns(_pool_major(pad_spatial(x, geo["pads"]), pool, pooled, geo), geo["ksize"], ones=fold)
+        cols = cols.reshape(-1, cols.shape[-1])  # im2col, rows in pool-tap-major order
         wm = _kernel_matrix(w, 1)
         if fold:
             wm = np.concatenate([wm, b.reshape(1, -1)])
@@ -122,14 +110,14 @@ class ConvReluMaxPool(Function):
         cols, idx, z = ctx.saved
         c_out = w.shape[-1]
         g2 = g.data.reshape(-1, c_out)
-        dtype = np.result_type(g2, w.data)
-        winners = winning_cotangent(g2, idx, z, math.prod(pool), dtype)
+        positive = np.greater(z, 0, out=buffers.empty(z.shape, bool))  # relu folded into the pool
+        winners = tap_shares(g2, idx, math.prod(pool), gate=positive)  # G, pool-tap-major
         gm = winners.reshape(-1, c_out)
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:  # G in the conv's output layout (one strided copy), then the conv's adjoint
             out, pooled = pooled_sizes(x.shape, geo, pool)
             covered = tuple(q * p for q, p in zip(pooled, pool, strict=True))
-            gy = (buffers.empty if covered == out else buffers.zeros)((x.shape[0],) + out + (c_out,), dtype)
+            gy = (buffers.empty if covered == out else buffers.zeros)((x.shape[0],) + out + (c_out,), gm.dtype)
             np.copyto(_tap_major(gy, pooled, _pool_geometry(pool), writeable=True), winners.reshape(
                 tuple(pool) + g.shape))
             gx = constant(conv_input_adjoint(gy, w.data, geo, x.shape))
@@ -142,7 +130,7 @@ class ConvReluMaxPool(Function):
             if with_bias and ctx.needs_input_grad[2] and both.shape[0] > taps_c:
                 gb = constant(both[taps_c])
         if with_bias and gb is None and ctx.needs_input_grad[2]:
-            gb = constant(np.ones(gm.shape[0], dtype) @ gm)
+            gb = constant(np.ones(gm.shape[0], gm.dtype) @ gm)
         return (gx, gw, gb) if with_bias else (gx, gw)
 
     @staticmethod
@@ -151,17 +139,6 @@ class ConvReluMaxPool(Function):
         relu = np.maximum(y, 0)
         winners = max_pool_forward(relu, _pool_geometry(pool))[1]
         return np.concatenate([(y > 0).ravel(), winners.ravel()]).astype(np.int64)
-
-
-def winning_cotangent(g, idx, z, taps, dtype):
-    """``G[t] = g * [idx == t] * [z > 0]``, shape ``(taps, *g.shape)``: the conv output's cotangent, pool-tap-major."""
-    winners = buffers.empty((taps,) + g.shape, dtype)
-    mask, positive = buffers.empty(idx.shape, bool), np.greater(z, 0, out=buffers.empty(z.shape, bool))
-    for t, share in enumerate(winners):
-        np.equal(idx, t, out=mask)
-        np.logical_and(mask, positive, out=mask)
-        np.multiply(g, mask, out=share)
-    return winners
 
 
 def _vjp_by_primitives(ctx, g):

@@ -24,6 +24,8 @@ window of equal values (jax sends the whole gradient to the window's first cell,
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from tinygrad_cnn.function import Function
@@ -111,19 +113,28 @@ def scatter_taps(g, idx, geo, x_shape):
     out = g.shape[1:1 + d]
     dxp = (buffers.empty if _tiles(geo, out, padded) else buffers.zeros)(
         (x_shape[0],) + padded + tuple(x_shape[1 + d:]), g.dtype)
-    mask = buffers.empty(idx.shape, bool)
     if _disjoint(geo):  # every tap's share into one contiguous stack, then one strided copy into place
         target = _tap_major(dxp, out, geo, writeable=True)
-        stack = buffers.empty(target.shape, g.dtype)
-        for t, share in enumerate(stack.reshape((-1,) + g.shape)):
-            np.equal(idx, t, out=mask)
-            np.multiply(g, mask, out=share)
-        np.copyto(target, stack)
+        np.copyto(target, tap_shares(g, idx, math.prod(geo["pool"])).reshape(target.shape))
     else:
+        mask = buffers.empty(idx.shape, bool)
         for t, (_, index) in enumerate(_taps(out, geo)):
             np.equal(idx, t, out=mask)
             dxp[index] += g * mask
     return unpad_spatial(dxp, geo["pads"], x_shape)
+
+
+def tap_shares(g, idx, taps, gate=None):
+    """``S[t] = g * [idx == t]`` (times the boolean ``gate`` when given), shape ``(taps, *g.shape)``: each
+    window's cotangent at its winning tap, one contiguous block per tap."""
+    shares = buffers.empty((taps,) + g.shape, g.dtype)
+    mask = buffers.empty(idx.shape, bool)
+    for t, share in enumerate(shares):
+        np.equal(idx, t, out=mask)
+        if gate is not None:
+            np.logical_and(mask, gate, out=mask)
+        np.multiply(g, mask, out=share)
+    return shares
 
 
 def gather_taps(c, idx, geo):
