@@ -50,8 +50,8 @@ def _free_index(bucket: list) -> int | None:
     return None
 
 
-def _evict(needed: int) -> None:
-    """Drop free buffers until ``needed`` more bytes fit under ``max_bytes``."""
+def _make_room(needed: int) -> bool:
+    """Drop free buffers until ``needed`` more bytes fit under ``max_bytes``; whether they fit."""
     total = cached_bytes()
     for nbytes in list(_cache):
         bucket = _cache[nbytes]
@@ -60,6 +60,7 @@ def _evict(needed: int) -> None:
             total -= nbytes
         if not bucket:
             del _cache[nbytes]
+    return total + needed <= max_bytes
 
 
 def empty(shape, dtype) -> np.ndarray:
@@ -75,9 +76,7 @@ def empty(shape, dtype) -> np.ndarray:
         if i is not None:
             return bucket[i].view(dtype).reshape(shape)
         raw = np.empty(nbytes, np.uint8)
-        if cached_bytes() + nbytes > max_bytes:
-            _evict(nbytes)
-        if cached_bytes() + nbytes <= max_bytes:
+        if _make_room(nbytes):
             _cache.setdefault(nbytes, []).append(raw)
         return raw.view(dtype).reshape(shape)
 
