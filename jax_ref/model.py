@@ -23,12 +23,12 @@ from jax_ref import _layers, _penalties
 class LayerInfo:
     """One layer of the twin: engine name and class, config, JAX function, weight names, penalties."""
 
-    def __init__(self, index, name, class_name, config, weight_names, trainable, frozen_weights=()):
+    def __init__(self, index, name, class_name, config, weight_names, frozen_weights=()):
         self.index, self.name, self.class_name, self.config = index, name, class_name, config
         self.fn = _layers.build(class_name, config)
         self.weight_names = list(weight_names)
-        self.trainable = trainable
-        self.frozen_weights = frozenset(frozen_weights)  # weights whose engine tensor has requires_grad=False
+        # weights whose engine tensor has requires_grad=False: all of them for a layer with trainable=False
+        self.frozen_weights = frozenset(frozen_weights)
         where = f"{class_name} {name!r}"
         self.regularizers, self.constraints = {}, {}
         for w in self.weight_names:
@@ -191,8 +191,7 @@ def from_engine(model) -> JaxModel:
     for i, (entry, layer) in enumerate(zip(entries, engine_layers, strict=True)):
         cfg = entry["config"]
         frozen = [w for w, t in zip(layer.weight_names, layer.weights, strict=True) if not t.requires_grad]
-        info = LayerInfo(i, layer.name, entry["class_name"], cfg, layer.weight_names, getattr(layer, "trainable", True),
-                         frozen)
+        info = LayerInfo(i, layer.name, entry["class_name"], cfg, layer.weight_names, frozen)
         layers.append(info)
         if info.weight_names:
             params[layer.name] = {w: jnp.asarray(a) for w, a in zip(info.weight_names, layer.get_weights(),

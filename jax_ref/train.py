@@ -108,9 +108,8 @@ def batch_schedule(n, batch_size, steps=None, epochs=1, seed=0):
 
 
 def _trainable_labels(model, params):
-    """``"freeze"`` for every weight of a non-trainable layer and for every weight frozen on its own."""
-    frozen = {(layer.name, w) for layer in model.layers for w in layer.weight_names
-              if not layer.trainable or w in layer.frozen_weights}
+    """``"freeze"`` for every weight the engine froze (a non-trainable layer's, or one frozen on its own)."""
+    frozen = {(layer.name, w) for layer in model.layers for w in layer.frozen_weights}
     return {name: {w: ("freeze" if (name, w) in frozen else "train") for w in ws} for name, ws in params.items()}
 
 
