@@ -40,9 +40,14 @@ def test_a_freed_buffer_is_reused_and_a_live_one_never():
 def test_zeros_and_full_fill_a_reused_buffer():
     a = buffers.empty(BIG, np.float32)
     a.fill(7)
+    address = _address(a)
     del a
-    assert not buffers.zeros(BIG, np.float32).any()
-    assert (buffers.full(BIG, -np.inf, np.float32) == -np.inf).all()
+    zeros = buffers.zeros(BIG, np.float32)
+    assert _address(zeros) == address and not zeros.any()  # the dirty buffer itself came back, cleared
+    zeros.fill(7)
+    del zeros
+    full = buffers.full(BIG, -np.inf, np.float32)
+    assert _address(full) == address and (full == -np.inf).all()
 
 
 def test_small_arrays_are_not_cached():
