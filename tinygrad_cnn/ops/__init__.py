@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from tinygrad_cnn.ops._util import normalize_axes, unbroadcast
@@ -87,9 +89,16 @@ def sum(x, axis=None, keepdims: bool = False):  # noqa: A001
 
 
 def mean(x, axis=None, keepdims: bool = False):
-    """Sum over ``axis`` divided by the number of summed elements."""
+    """Sum over ``axis`` divided by the number of summed elements, n.   vjp: g / n broadcast back.
+
+    Over zero elements (n = 0) the mean is NaN, with NumPy's ``RuntimeWarning`` (NumPy and JAX give NaN too).
+    """
     axes = normalize_axes(axis, x.ndim, "mean")
     count = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+    if count == 0:
+        warnings.warn(f"mean: mean of an empty slice (axis={axis!r} of shape {x.shape} has no elements): NaN",
+                      RuntimeWarning, stacklevel=2)
+        return sum(x, axes, keepdims) * float("nan")
     return sum(x, axes, keepdims) * (1.0 / count)
 
 

@@ -31,9 +31,11 @@ def normalize_axes(axis, ndim: int, fn: str) -> tuple[int, ...]:
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     out = []
     for a in axes:
-        if not isinstance(a, int) or isinstance(a, bool) or not -ndim <= a < max(ndim, 1):
-            raise ValueError(f"{fn}: axis {a!r} is out of range for an array of rank {ndim}")
-        out.append(a % ndim if ndim else 0)
+        if not isinstance(a, int) or isinstance(a, bool) or not -ndim <= a < ndim:
+            valid = (f"expected -{ndim} <= axis < {ndim}" if ndim
+                     else "a rank-0 array has no axes: use axis=None or axis=(), as NumPy and JAX do")
+            raise ValueError(f"{fn}: axis {a!r} is out of range for an array of rank {ndim} ({valid})")
+        out.append(a % ndim)
     if len(set(out)) != len(out):
         raise ValueError(f"{fn}: axis {axis!r} repeats an axis")
     return tuple(sorted(out))

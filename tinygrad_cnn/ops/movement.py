@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinygrad_cnn import validation
 from tinygrad_cnn.function import Function
 from tinygrad_cnn.ops._util import unbroadcast
 from tinygrad_cnn.tensor import Tensor
@@ -35,14 +36,11 @@ class Transpose(Function):
 
     @staticmethod
     def forward(ctx, x, axes):
-        try:
-            return np.transpose(x, axes)
-        except ValueError as exc:
-            raise ValueError(f"transpose: axes {axes} are not a permutation of range({x.ndim})") from exc
+        return np.transpose(x, axes)
 
     @staticmethod
     def vjp(ctx, g):
-        axes = ctx.params["axes"]
+        axes = ctx.params["axes"]  # non-negative (``transpose`` normalises them), so argsort inverts the permutation
         inverse = None if axes is None else tuple(np.argsort(axes))
         return (transpose(g, inverse),)
 
@@ -134,7 +132,6 @@ class Concatenate(Function):
 
 
 def reshape(x: Tensor, shape) -> Tensor:
-    from tinygrad_cnn import validation
     shape = tuple(shape)
     if not all(validation.is_int(n) and n >= -1 for n in shape) or sum(n == -1 for n in shape) > 1:
         raise ValueError(f"reshape: shape={shape!r} must hold non-negative ints and at most one -1 (input shape "
@@ -146,7 +143,16 @@ def reshape(x: Tensor, shape) -> Tensor:
 
 
 def transpose(x: Tensor, axes=None) -> Tensor:
-    return Transpose.apply(x, axes=None if axes is None else tuple(int(a) for a in axes))
+    """``x`` with its axes permuted as NumPy's ``transpose`` (``None`` reverses them; negative axes count from the
+    end). The axes are normalised to ``range(x.ndim)`` here, once, so the vjp's inverse permutation is right."""
+    if axes is None:
+        return Transpose.apply(x, axes=None)
+    axes = tuple(axes)
+    if (not all(validation.is_int(a) and -x.ndim <= a < x.ndim for a in axes)
+            or sorted(int(a) % x.ndim for a in axes) != list(range(x.ndim))):
+        raise ValueError(f"transpose: axes {axes} are not a permutation of range({x.ndim}) (negative axes count "
+                         f"from the end; input shape {x.shape})")
+    return Transpose.apply(x, axes=tuple(int(a) % x.ndim for a in axes))
 
 
 def broadcast_to(x: Tensor, shape) -> Tensor:
