@@ -26,23 +26,44 @@ class VjpPair(NamedTuple):
     engine_vjp: Callable  # v -> [v^T d out / d arrays[i] for i in floats] (zeros where out does not depend on it)
 
 
-def vjp_pair(engine_fn, jax_fn, arrays) -> VjpPair:
-    """Run ``engine_fn`` on fresh leaves made from ``arrays`` and wrap ``jax_fn`` over the floating ones."""
+def strided_view(a: np.ndarray) -> np.ndarray:
+    """A non-contiguous view holding ``a``'s values: every other element of a buffer twice as long on the last axis
+    (rank 0 stays a fresh array; it has no stride to break)."""
+    if a.ndim == 0:
+        return a.copy()
+    buffer = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
+    buffer[..., ::2] = a
+    return buffer[..., ::2]
+
+
+def vjp_pair(engine_fn, jax_fn, arrays, strided: bool = False) -> VjpPair:
+    """Run ``engine_fn`` on fresh leaves made from ``arrays`` and wrap ``jax_fn`` over the floating ones.
+
+    ``strided``: the leaves' data are non-contiguous views (``strided_view``), as a user's sliced arrays are."""
     arrays = [np.asarray(a) for a in arrays]
     floats = [i for i, a in enumerate(arrays) if np.issubdtype(a.dtype, np.floating)]
-    leaves = [tg.Tensor(a.copy(), requires_grad=i in floats) for i, a in enumerate(arrays)]
+    layout = strided_view if strided else np.copy
+    leaves = [tg.Tensor(layout(a), requires_grad=i in floats) for i, a in enumerate(arrays)]
     out = engine_fn(*leaves)
-
-    def jax_of_floats(*values):
-        args = list(arrays)
-        for i, value in zip(floats, values, strict=True):
-            args[i] = value
-        return jax_fn(*args)
 
     def engine_vjp(v):
         return [g.data for g in tg.grad(out, [leaves[i] for i in floats], grad_output=np.asarray(v, out.dtype))]
 
-    return VjpPair(arrays, floats, out, jax_of_floats, engine_vjp)
+    return VjpPair(arrays, floats, out, of_floats(jax_fn, arrays), engine_vjp)
+
+
+def of_floats(fn, arrays) -> Callable:
+    """``f(*float values) = fn(*arrays)`` with the floating arrays replaced, in order, by the values."""
+    arrays = [np.asarray(a) for a in arrays]
+    floats = [i for i, a in enumerate(arrays) if np.issubdtype(a.dtype, np.floating)]
+
+    def f(*values):
+        args = list(arrays)
+        for i, value in zip(floats, values, strict=True):
+            args[i] = value
+        return fn(*args)
+
+    return f
 
 
 def max_rel_error(a, b) -> float:

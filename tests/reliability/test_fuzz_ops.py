@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from fuzzing import DIMS, SEEDS, differential, examples, shapes
+from fuzzing import DIMS, SEEDS, differential, examples, fixed_examples, shapes, shapes_and_axes
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -108,20 +108,15 @@ def test_where(base, seed, data):
 
 
 # -- reductions --------------------------------------------------------------------------------------------------
-def _axes(draw, ndim):
-    kind = draw(st.sampled_from(["none", "int", "tuple"]))
-    if kind == "none" or ndim == 0:
-        return None
-    if kind == "int":
-        return draw(st.integers(-ndim, ndim - 1))
-    return tuple(draw(st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True)))
+AWKWARD_AXES = [((), 0), ((), ()), ((2, 0, 3), 1), ((2, 0, 3), (-1, 0)), ((2, 3), (-1, -2)), ((0,), None)]
 
 
-@examples(8)
-@given(name=st.sampled_from(["sum", "mean", "max", "min"]), shape=shapes(), seed=SEEDS, data=st.data(),
-       keepdims=st.booleans())
-def test_reductions(name, shape, seed, data, keepdims):
-    axis = _axes(data.draw, len(shape))
+@pytest.mark.parametrize("name", ["sum", "mean", "max", "min"])
+@examples(4)
+@given(shape_axis=shapes_and_axes(), seed=st.sampled_from([0, 1]), keepdims=st.booleans())
+@fixed_examples("shape_axis", AWKWARD_AXES, seed=1, keepdims=False)
+def test_reductions(name, shape_axis, seed, keepdims):
+    shape, axis = shape_axis
     differential(name, lambda t: getattr(t, name)(axis=axis, keepdims=keepdims),
                  lambda t: getattr(jnp, name)(t, axis=axis, keepdims=keepdims), _normal(seed, shape), seed=seed)
 
@@ -140,7 +135,8 @@ def test_softmax_family(name, shape, seed, data, scale):
 @examples(3)
 @given(shape=shapes(), seed=SEEDS, data=st.data())
 def test_reshape_and_transpose(shape, seed, data):
-    perm = tuple(data.draw(st.permutations(range(len(shape)))))
+    perm = tuple(a - len(shape) if data.draw(st.booleans()) else a  # negative axes count from the end
+                 for a in data.draw(st.permutations(range(len(shape)))))
     new = tuple(reversed(shape)) + (1,) if data.draw(st.booleans()) else (-1,)
     differential("reshape+transpose", lambda t: t.transpose(perm).reshape(new),
                  lambda t: jnp.reshape(jnp.transpose(t, perm), new), _normal(seed, shape), seed=seed)
@@ -166,13 +162,14 @@ def test_pad(shape, seed, data):
 @given(shape=shapes(1), seed=SEEDS, data=st.data())
 def test_getitem(shape, seed, data):
     if data.draw(st.booleans()):  # basic: a slice (maybe reversed or strided) per axis, an int on the first
-        index = tuple(slice(data.draw(st.integers(0, n - 1)), None, data.draw(st.sampled_from([1, 2, -1])))
+        index = tuple(slice(data.draw(st.integers(0, max(n - 1, 0))), None, data.draw(st.sampled_from([1, 2, -1])))
                       for n in shape)
-        if data.draw(st.booleans()):
+        if shape[0] and data.draw(st.booleans()):
             index = (data.draw(st.integers(-shape[0], shape[0] - 1)),) + index[1:]
-    else:  # advanced: repeated integer indices on one axis add up in the gradient
+    else:  # advanced: repeated integer indices on one axis add up in the gradient (none on an empty axis)
         axis = data.draw(st.integers(0, len(shape) - 1))
-        idx = np.array(data.draw(st.lists(st.integers(0, shape[axis] - 1), min_size=1, max_size=5)))
+        idx = np.array(data.draw(st.lists(st.integers(0, shape[axis] - 1), min_size=1, max_size=5))
+                       if shape[axis] else [], dtype=np.intp)
         index = (slice(None),) * axis + (idx,)
     differential("getitem", lambda t: t[index], lambda t: t[index], _normal(seed, shape), seed=seed)
 

@@ -37,8 +37,10 @@ class _Extremum(Function):
 
     @classmethod
     def forward(cls, ctx, x, axes, keepdims):
-        if x.size == 0:
-            raise ValueError(f"{cls.__name__.lower()}: cannot reduce an empty array of shape {x.shape}")
+        empty = [a for a in axes if x.shape[a] == 0]
+        if empty:  # no identity to start from (as NumPy and JAX); an empty axis that is kept is fine
+            raise ValueError(f"{cls.__name__.lower()}: cannot reduce over axis {empty[0]} of size 0 (input shape "
+                             f"{x.shape}, axes {axes}): a {cls.__name__.lower()} of no elements has no value")
         return cls.reduce(x, axis=axes, keepdims=keepdims)
 
     @classmethod
