@@ -25,7 +25,7 @@ from tinygrad_cnn.autograd import backprop, graph_order, seed_cotangent
 from tinygrad_cnn.observe import LeafEvent, Observer, VjpEvent, observing
 from tinygrad_cnn.tensor import Tensor
 
-__all__ = ["TraceStep", "graph_nodes", "trace"]
+__all__ = ["TraceStep", "graph_nodes", "name_table", "node_names", "trace"]
 
 
 @dataclass
@@ -52,17 +52,18 @@ class TraceStep:
     sent: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _name_table(names) -> dict[int, str]:
-    """``names`` as ``{id(tensor): name}``; accepts ``{name: tensor}`` or ``{tensor: name}``."""
+def name_table(names, fn: str = "trace") -> dict[int, str]:
+    """``names`` as ``{id(tensor): name}``; accepts ``{name: tensor}`` or ``{tensor: name}`` (``fn`` names the
+    caller in errors)."""
     if names is None:
         return {}
     if not isinstance(names, dict):
-        raise TypeError(f"trace: names must be a dict {{name: Tensor}}; got {type(names).__name__}")
+        raise TypeError(f"{fn}: names must be a dict {{name: Tensor}}; got {type(names).__name__}")
     table = {}
     for key, value in names.items():
         tensor, name = (value, key) if isinstance(key, str) else (key, value)
         if not isinstance(tensor, Tensor) or not isinstance(name, str):
-            raise TypeError(f"trace: names must map str to Tensor; got {key!r}: {type(value).__name__}")
+            raise TypeError(f"{fn}: names must map str to Tensor; got {key!r}: {type(value).__name__}")
         table[id(tensor)] = name
     return table
 
@@ -86,7 +87,8 @@ def _fmt(a: np.ndarray, max_elements: int) -> str:
     return f"<{a.dtype} {a.shape}: mean {a.mean():.4g}, |.|max {np.abs(a).max():.4g}>"
 
 
-def _node_names(order: list[Tensor], table: dict[int, str]) -> dict[int, str]:
+def node_names(order: list[Tensor], table: dict[int, str]) -> dict[int, str]:
+    """A label per node of ``order``: its name in ``table``, ``const(value)`` for constants, else v1, v2, ..."""
     names, counter = {}, 0
     for node in order:
         if id(node) in table:
@@ -166,7 +168,7 @@ def trace(output: Tensor, names=None, file=None, grad_output=None, max_elements:
         raise ValueError("trace: output does not require a gradient (no input has requires_grad=True)")
     out = (lambda *a, **k: None) if file is False else (lambda *a: print(*a, file=file or sys.stdout))
     order = graph_nodes(output)
-    label = _node_names(order, _name_table(names))
+    label = node_names(order, name_table(names))
     seed = seed_cotangent("trace", output, grad_output)
     tracer = _Tracer(label, out, max_elements)
     tracer.received[id(output)] = [("seed dL/dL", seed.data)]

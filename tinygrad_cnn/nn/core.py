@@ -8,6 +8,7 @@ from tinygrad_cnn import functional as F
 from tinygrad_cnn import ops, validation
 from tinygrad_cnn.nn import activations, constraints, initializers, regularizers
 from tinygrad_cnn.nn.layer import Layer
+from tinygrad_cnn.ops.random import dropout_mask
 from tinygrad_cnn.ops.random import rng as make_rng
 
 __all__ = ["Activation", "Dense", "Dropout", "Flatten", "Input", "InputLayer", "ReLU", "WeightedMixin"]
@@ -111,7 +112,6 @@ class Dropout(Layer):
         if self.noise_shape is None:
             return F.dropout(x, self.rate, True, seed=self._rng)
         shape = tuple(x.shape[i] if s is None else s for i, s in enumerate(self.noise_shape))
-        from tinygrad_cnn.ops.random import dropout_mask
         return x * ops.constant(dropout_mask(shape, self.rate, x.dtype, self._rng))
 
     def get_config(self):

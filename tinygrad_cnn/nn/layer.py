@@ -22,7 +22,7 @@ import inspect
 import numpy as np
 
 from tinygrad_cnn import validation
-from tinygrad_cnn.nn import _serial, constraints, initializers, regularizers
+from tinygrad_cnn.nn import _serial, activations, constraints, initializers, regularizers
 from tinygrad_cnn.tensor import Tensor, as_tensor
 
 __all__ = ["Layer"]
@@ -92,7 +92,6 @@ class Layer:
 
     def _resolve(self, kind: str, arg: str, value):
         """Look up an initializer/regularizer/constraint/activation argument, naming this layer on error."""
-        from tinygrad_cnn.nn import activations
         module = {"initializer": initializers, "regularizer": regularizers, "constraint": constraints,
                   "activation": activations}[kind]
         return module.get(value, self._where(), arg)

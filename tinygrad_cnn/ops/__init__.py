@@ -42,7 +42,7 @@ from tinygrad_cnn.ops.movement import (
 from tinygrad_cnn.ops.reduce import Max as _Max
 from tinygrad_cnn.ops.reduce import Min as _Min
 from tinygrad_cnn.ops.reduce import Sum as _Sum
-from tinygrad_cnn.tensor import Tensor, as_tensor
+from tinygrad_cnn.tensor import as_tensor
 
 __all__ = [
     "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "constant", "div", "exp", "getitem",
@@ -109,5 +109,3 @@ def max(x, axis=None, keepdims: bool = False):  # noqa: A001
 def min(x, axis=None, keepdims: bool = False):  # noqa: A001
     return _Min.apply(x, axes=normalize_axes(axis, x.ndim, "min"), keepdims=bool(keepdims))
 
-
-_ = (Tensor,)
