@@ -7,6 +7,7 @@ import numpy as np
 from tinygrad_cnn import functional as F
 from tinygrad_cnn import ops, validation
 from tinygrad_cnn.nn import activations, constraints, initializers, regularizers
+from tinygrad_cnn.nn.graph import Node, SymbolicTensor
 from tinygrad_cnn.nn.layer import Layer
 from tinygrad_cnn.ops.random import dropout_mask
 from tinygrad_cnn.ops.random import rng as make_rng
@@ -201,6 +202,7 @@ class InputLayer(Layer):
             batch_shape = (batch_size,) + tuple(shape)
         self.batch_shape = self._shape_arg("batch_shape", tuple(batch_shape))
         self.built = True
+        Node(self, [], SymbolicTensor(self.batch_shape, self.dtype))  # the graph's entry: a node reading nothing
 
     def call(self, x, training=False):
         return x
@@ -210,5 +212,8 @@ class InputLayer(Layer):
 
 
 def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None):  # noqa: N802 (Keras' name)
-    """An InputLayer for ``Sequential([Input(shape=(28, 28, 1)), ...])``."""
-    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape, name=name)
+    """The symbolic input of a graph model (Keras' ``keras.Input``): ``x = Input((28, 28, 1))``, then
+    ``y = layer(x)`` ... and ``Model(x, y)``; also the first element of ``Sequential([Input(...), ...])``.
+    ``shape`` excludes the batch axis (``batch_shape`` includes it)."""
+    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape, name=name)
+    return layer.output
