@@ -8,6 +8,7 @@ from tinygrad_cnn.nn.initializers import set_random_seed
 from tinygrad_cnn.nn.merge import Add, Average, Concatenate, Multiply, Subtract
 from tinygrad_cnn.nn.model import Model
 from tinygrad_cnn.nn.models import reference_cnn
+from tinygrad_cnn.nn.normalization import BatchNormalization, GroupNormalization, LayerNormalization
 from tinygrad_cnn.nn.pooling import (
     AveragePooling1D,
     AveragePooling2D,
@@ -21,10 +22,10 @@ from tinygrad_cnn.nn.sequential import Sequential
 from tinygrad_cnn.nn.training import History
 
 LAYER_CLASSES = (
-    "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "Concatenate", "Conv1D",
-    "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Dense", "DepthwiseConv2D", "Dropout", "Flatten",
-    "GlobalAveragePooling2D", "GlobalMaxPooling2D", "InputLayer", "LPPooling2D", "MaxPooling1D", "MaxPooling2D",
-    "Multiply", "ReLU", "Subtract",
+    "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "BatchNormalization", "Concatenate",
+    "Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Dense", "DepthwiseConv2D", "Dropout",
+    "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "GroupNormalization", "InputLayer", "LPPooling2D",
+    "LayerNormalization", "MaxPooling1D", "MaxPooling2D", "Multiply", "ReLU", "Subtract",
 )
 
 
@@ -47,10 +48,10 @@ def deserialize(config: dict):
 
 
 __all__ = [
-    "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "Concatenate", "Conv1D",
-    "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Dense", "DepthwiseConv2D", "Dropout", "Flatten",
-    "GlobalAveragePooling2D", "GlobalMaxPooling2D", "History", "Input", "InputLayer", "LAYER_CLASSES",
-    "LPPooling2D", "Layer", "MaxPooling1D", "MaxPooling2D", "Model", "Multiply", "ReLU", "Sequential", "Subtract",
-    "activations", "constraints", "deserialize", "initializers", "reference_cnn", "regularizers", "serialize",
-    "set_random_seed",
+    "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "BatchNormalization", "Concatenate",
+    "Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Dense", "DepthwiseConv2D", "Dropout",
+    "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "GroupNormalization", "History", "Input",
+    "InputLayer", "LAYER_CLASSES", "LPPooling2D", "Layer", "LayerNormalization", "MaxPooling1D", "MaxPooling2D",
+    "Model", "Multiply", "ReLU", "Sequential", "Subtract", "activations", "constraints", "deserialize",
+    "initializers", "reference_cnn", "regularizers", "serialize", "set_random_seed",
 ]

@@ -1,0 +1,217 @@
+"""Normalization layers with Keras' names, arguments, defaults and weight order: ``BatchNormalization``,
+``LayerNormalization``, ``GroupNormalization``.
+
+Each normalizes with statistics over some axes, mean mu and (biased) variance s2, and then scales and shifts
+per feature:
+
+    y = (x - mu) / sqrt(s2 + epsilon) * gamma + beta
+
+written with the engine's Tensor ops, so the gradient flows through mu and s2 too (every output depends on
+every input of its group) and second derivatives work. Keras' defaults: ``epsilon=1e-3``, ``gamma`` ones and
+``beta`` zeros; ``center=False`` drops ``beta``, ``scale=False`` drops ``gamma``.
+
+``BatchNormalization(axis=-1, momentum=0.99)``: statistics over every axis but ``axis`` (the batch and the
+spatial axes). In training (``training=True`` and the layer trainable) it uses the batch's statistics and
+then updates ``moving_mean <- momentum * moving_mean + (1 - momentum) * mu`` (same for ``moving_variance``
+with s2); otherwise (inference, or a frozen layer, as in Keras) it uses the moving statistics. Weights, in
+Keras' order: gamma, beta (trainable), moving_mean, moving_variance (never trained by a gradient).
+"""
+
+from __future__ import annotations
+
+from tinygrad_cnn import ops, validation
+from tinygrad_cnn.modes import no_grad
+from tinygrad_cnn.nn import constraints, initializers, regularizers
+from tinygrad_cnn.nn.layer import Layer, _fmt_shape
+
+__all__ = ["BatchNormalization", "GroupNormalization", "LayerNormalization"]
+
+
+def moments(x, axes: tuple):
+    """Mean and biased variance of ``x`` over ``axes``, kept as size-1 axes: mu = mean(x), s2 = mean((x - mu)^2)."""
+    mu = ops.mean(x, axes, keepdims=True)
+    return mu, ops.mean((x - mu) * (x - mu), axes, keepdims=True)
+
+
+def normalize(x, mu, s2, gamma, beta, epsilon: float):
+    """(x - mu) / sqrt(s2 + epsilon) * gamma + beta (``gamma``/``beta`` None: left out)."""
+    y = (x - mu) * ops.pow(s2 + epsilon, -0.5)
+    if gamma is not None:
+        y = y * gamma
+    return y if beta is None else y + beta
+
+
+class _Normalization(Layer):
+    """Shared arguments: epsilon, center/scale and beta/gamma initializers, regularizers and constraints."""
+
+    def __init__(self, epsilon, center, scale, beta_initializer, gamma_initializer, beta_regularizer,
+                 gamma_regularizer, beta_constraint, gamma_constraint, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = validation.number_in(self._where(), "epsilon", epsilon, 0.0, float("inf"), high_open=True)
+        self.center = validation.boolean(self._where(), "center", center)
+        self.scale = validation.boolean(self._where(), "scale", scale)
+        self.beta_initializer = self._resolve("initializer", "beta_initializer", beta_initializer)
+        self.gamma_initializer = self._resolve("initializer", "gamma_initializer", gamma_initializer)
+        self.beta_regularizer = self._resolve("regularizer", "beta_regularizer", beta_regularizer)
+        self.gamma_regularizer = self._resolve("regularizer", "gamma_regularizer", gamma_regularizer)
+        self.beta_constraint = self._resolve("constraint", "beta_constraint", beta_constraint)
+        self.gamma_constraint = self._resolve("constraint", "gamma_constraint", gamma_constraint)
+
+    def _axis(self, axis, rank: int) -> int:
+        if not -rank <= axis < rank or axis % rank == 0:
+            raise ValueError(f"{self._where()}: axis={axis} must be a feature axis (not the batch axis 0) of inputs "
+                             f"of rank {rank}")
+        return axis % rank
+
+    def _add_gamma_beta(self, shape) -> None:
+        self.gamma = self.beta = None
+        if self.scale:
+            self.gamma = self.add_weight("gamma", shape, self.gamma_initializer, self.gamma_regularizer,
+                                         self.gamma_constraint)
+        if self.center:
+            self.beta = self.add_weight("beta", shape, self.beta_initializer, self.beta_regularizer,
+                                        self.beta_constraint)
+
+    def _feature_shaped(self, w, rank: int, axis: int):
+        """``w`` (one value per feature of ``axis``) shaped to broadcast against a rank-``rank`` input."""
+        return None if w is None else ops.reshape(w, tuple(w.shape[0] if i == axis else 1 for i in range(rank)))
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
+                "beta_initializer": initializers.serialize(self.beta_initializer),
+                "gamma_initializer": initializers.serialize(self.gamma_initializer),
+                "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+                "beta_constraint": constraints.serialize(self.beta_constraint),
+                "gamma_constraint": constraints.serialize(self.gamma_constraint)}
+
+
+_COMMON = dict(center=True, scale=True, beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
+               gamma_regularizer=None, beta_constraint=None, gamma_constraint=None)
+
+
+class BatchNormalization(_Normalization):
+    """Keras' ``BatchNormalization`` (see the module docstring)."""
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
+                 beta_regularizer=None, gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
+                 **kwargs):
+        super().__init__(epsilon, center, scale, beta_initializer, gamma_initializer, beta_regularizer,
+                         gamma_regularizer, beta_constraint, gamma_constraint, **kwargs)
+        if not validation.is_int(axis):
+            raise TypeError(f"{self._where()}: axis must be an int; got {axis!r}")
+        self.axis = int(axis)
+        self.momentum = validation.number_in(self._where(), "momentum", momentum, 0.0, 1.0)
+        self.moving_mean_initializer = self._resolve("initializer", "moving_mean_initializer",
+                                                     moving_mean_initializer)
+        self.moving_variance_initializer = self._resolve("initializer", "moving_variance_initializer",
+                                                         moving_variance_initializer)
+
+    def build(self, input_shape):
+        axis = self._axis(self.axis, len(input_shape))
+        if input_shape[axis] is None:
+            raise ValueError(f"{self._where()}: the size of axis {self.axis} must be known; got input shape "
+                             f"{_fmt_shape(input_shape)}")
+        features = (input_shape[axis],)
+        self._add_gamma_beta(features)
+        self.moving_mean = self.add_weight("moving_mean", features, self.moving_mean_initializer, trainable=False)
+        self.moving_variance = self.add_weight("moving_variance", features, self.moving_variance_initializer,
+                                               trainable=False)
+        self.input_spec = {"ndim": len(input_shape), "axes": {axis: input_shape[axis]}}
+        self.built = True
+
+    def call(self, x, training=False):
+        axis = self.axis % x.ndim
+        reduce_axes = tuple(i for i in range(x.ndim) if i != axis)
+        gamma, beta = (self._feature_shaped(w, x.ndim, axis) for w in (self.gamma, self.beta))
+        if not (training and self.trainable):
+            mu, s2 = (self._feature_shaped(w, x.ndim, axis) for w in (self.moving_mean, self.moving_variance))
+            return normalize(x, mu, s2, gamma, beta, self.epsilon)
+        mu, s2 = moments(x, reduce_axes)
+        y = normalize(x, mu, s2, gamma, beta, self.epsilon)
+        with no_grad():  # the moving statistics follow the batch, outside any graph (after y: a failed call
+            m = self.momentum  # leaves them as they were)
+            self.moving_mean.data[...] = m * self.moving_mean.data + (1.0 - m) * mu.data.reshape(-1)
+            self.moving_variance.data[...] = m * self.moving_variance.data + (1.0 - m) * s2.data.reshape(-1)
+        return y
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum,
+                "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
+                "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer)}
+
+
+class LayerNormalization(_Normalization):
+    """Keras' ``LayerNormalization``: statistics per example over ``axis`` (an int or a tuple; default the last
+    axis), one gamma and beta per element of those axes."""
+
+    def __init__(self, axis=-1, epsilon=1e-3, **kwargs):
+        common = {k: kwargs.pop(k, v) for k, v in _COMMON.items()}
+        super().__init__(epsilon, **common, **kwargs)
+        axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+        if not axes or not all(validation.is_int(a) for a in axes):
+            raise TypeError(f"{self._where()}: axis must be an int or a tuple of ints; got {axis!r}")
+        self.axis = int(axis) if validation.is_int(axis) else tuple(int(a) for a in axes)
+
+    def _axes(self, rank: int) -> tuple:
+        axes = self.axis if isinstance(self.axis, tuple) else (self.axis,)
+        return tuple(sorted(self._axis(a, rank) for a in axes))
+
+    def build(self, input_shape):
+        axes = self._axes(len(input_shape))
+        if any(input_shape[a] is None for a in axes):
+            raise ValueError(f"{self._where()}: the normalized axes {axes} must have known sizes; got input shape "
+                             f"{_fmt_shape(input_shape)}")
+        self._add_gamma_beta(tuple(input_shape[a] for a in axes))
+        self.input_spec = {"ndim": len(input_shape), "axes": {a: input_shape[a] for a in axes}}
+        self.built = True
+
+    def call(self, x, training=False):
+        axes = self._axes(x.ndim)
+        shape = tuple(x.shape[i] if i in axes else 1 for i in range(x.ndim))
+        gamma, beta = (None if w is None else ops.reshape(w, shape) for w in (self.gamma, self.beta))
+        mu, s2 = moments(x, axes)
+        return normalize(x, mu, s2, gamma, beta, self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": list(self.axis) if isinstance(self.axis, tuple) else self.axis}
+
+
+class GroupNormalization(_Normalization):
+    """Keras' ``GroupNormalization(groups=32, axis=-1)``: the features of ``axis`` split into ``groups``
+    consecutive groups; statistics per example and group over the group's features and every other non-batch
+    axis; one gamma and beta per feature. ``groups=1`` is layer normalization over all axes; ``groups`` equal
+    to the features is instance normalization."""
+
+    def __init__(self, groups=32, axis=-1, epsilon=1e-3, **kwargs):
+        common = {k: kwargs.pop(k, v) for k, v in _COMMON.items()}
+        super().__init__(epsilon, **common, **kwargs)
+        self.groups = validation.positive_int(self._where(), "groups", groups)
+        if not validation.is_int(axis):
+            raise TypeError(f"{self._where()}: axis must be an int; got {axis!r}")
+        self.axis = int(axis)
+
+    def build(self, input_shape):
+        axis = self._axis(self.axis, len(input_shape))
+        features = input_shape[axis]
+        if features is None or features % self.groups:
+            raise ValueError(f"{self._where()}: the {features} features of axis {self.axis} must split into "
+                             f"groups={self.groups} equal groups (input shape {_fmt_shape(input_shape)})")
+        self._add_gamma_beta((features,))
+        self.input_spec = {"ndim": len(input_shape), "axes": {axis: features}}
+        self.built = True
+
+    def call(self, x, training=False):
+        axis = self.axis % x.ndim
+        split = x.shape[:axis] + (self.groups, x.shape[axis] // self.groups) + x.shape[axis + 1:]
+        xg = ops.reshape(x, split)
+        mu, s2 = moments(xg, tuple(i for i in range(1, xg.ndim) if i != axis))
+        y = ops.reshape(normalize(xg, mu, s2, None, None, self.epsilon), x.shape)
+        gamma, beta = (self._feature_shaped(w, x.ndim, axis) for w in (self.gamma, self.beta))
+        if gamma is not None:
+            y = y * gamma
+        return y if beta is None else y + beta
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups, "axis": self.axis}
