@@ -16,7 +16,7 @@ from tinygrad_cnn import validation
 from tinygrad_cnn.nn import _serial, checkpoint, fusion
 from tinygrad_cnn.nn.core import InputLayer
 from tinygrad_cnn.nn.layer import Layer, _fmt_shape
-from tinygrad_cnn.nn.training import TrainingMixin
+from tinygrad_cnn.nn.training import ModelBase
 from tinygrad_cnn.tensor import Tensor, as_tensor
 
 __all__ = ["Sequential"]
@@ -26,7 +26,7 @@ def nn_serialize(layer) -> dict:
     return {"class_name": type(layer).__name__, "config": layer.get_config()}
 
 
-class Sequential(TrainingMixin):
+class Sequential(ModelBase):
     """``Sequential(layers, name=None)``: ``model(x, training=False)`` applies the layers in order."""
 
     def __init__(self, layers=None, name=None):
@@ -38,7 +38,7 @@ class Sequential(TrainingMixin):
         self.built = False
         self.input_shape: tuple | None = None
         self._shapes: list[tuple] = []
-        TrainingMixin.__init__(self)
+        ModelBase.__init__(self)
         if layers is not None:
             if isinstance(layers, Layer) or not isinstance(layers, (list, tuple)):
                 raise TypeError(f"Sequential {self.name!r}: layers must be a list of layers; got {layers!r}")
