@@ -1,6 +1,6 @@
 """Keras-style layers, the Sequential model, initializers, regularizers, constraints and activations."""
 
-from tinygrad_cnn.nn import _serial, activations, constraints, initializers, regularizers  # isort: skip
+from tinygrad_cnn.nn import activations, constraints, initializers, regularizers  # isort: skip
 from tinygrad_cnn.nn.layer import Layer  # isort: skip
 from tinygrad_cnn.nn.conv import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D, DepthwiseConv2D
 from tinygrad_cnn.nn.core import Activation, Dense, Dropout, Flatten, Input, InputLayer, ReLU
@@ -17,6 +17,8 @@ from tinygrad_cnn.nn.pooling import (
 )
 from tinygrad_cnn.nn.sequential import Sequential
 from tinygrad_cnn.nn.training import History
+
+from tinygrad_cnn.nn import _serial  # isort: skip
 
 # The one registry of layer classes, by class name: every public Layer subclass of this package (new layers join it
 # by being imported above). serialize/deserialize, Sequential.from_config and the JAX twin (jax_ref._layers) key on it.
