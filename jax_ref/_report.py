@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 
+import jax
 import numpy as np
 
 from tinygrad_cnn import gradcheck
@@ -125,8 +126,6 @@ class Report:
 @contextlib.contextmanager
 def float64():
     """Enable ``jax_enable_x64`` inside the block and restore the previous setting afterwards."""
-    import jax
-
     previous = bool(jax.config.jax_enable_x64)
     jax.config.update("jax_enable_x64", True)
     try:

@@ -18,6 +18,8 @@ import numpy as np
 import tinygrad_cnn
 from jax_ref import ops as jops
 from jax_ref._report import Report, compare_arrays, float64
+from jax_ref.model import from_engine
+from jax_ref.parity import clone_engine
 from tinygrad_cnn import functional as F
 from tinygrad_cnn.tensor import Tensor
 
@@ -117,8 +119,6 @@ def compare_gradients(model, x, y, loss="cross_entropy", dtype=np.float64, train
     the cotangent that layer's backward pass produced. ``report.suspect`` is
     the first failing row in that order: where a wrong gradient enters.
     """
-    from jax_ref.model import clone_engine, from_engine
-
     if training and any(type(layer).__name__ == "Dropout" and layer.rate > 0 for layer in model.layers):
         raise ValueError("compare_gradients: training=True with Dropout would compare different random masks "
                          "(NumPy in the engine, jax.random in the twin); use training=False")

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_ref import _layers, _penalties
+from tinygrad_cnn import validation
 
 
 class LayerInfo:
@@ -71,7 +72,6 @@ class JaxModel:
             return int(layer) % len(self.layers)
         names = self.layer_names
         if layer not in names:
-            from tinygrad_cnn import validation
             validation.choice("JaxModel", "layer", layer, tuple(names))
         return names.index(layer)
 
@@ -198,24 +198,3 @@ def from_engine(model) -> JaxModel:
                                                                      strict=True)}
     return JaxModel(model, layers, params, config.get("build_input_shape"))
 
-
-def clone_engine(model, dtype=None):
-    """A copy of the engine model (same config and weights), optionally cast to ``dtype``; the original is untouched.
-
-    Built with ``Sequential.from_config`` with every layer's ``dtype`` replaced,
-    then ``set_weights`` with the (cast) weights of ``model``.
-    """
-    import copy
-
-    from tinygrad_cnn.nn import Sequential
-    config = copy.deepcopy(model.get_config())
-    if dtype is not None:
-        for entry in config["layers"]:
-            if "dtype" in entry["config"]:
-                entry["config"]["dtype"] = str(np.dtype(dtype))
-    clone = Sequential.from_config(config)
-    if not clone.built and model.input_shape is not None:
-        clone.build(tuple(model.input_shape))
-    weights = model.get_weights()
-    clone.set_weights([w.astype(dtype) if dtype is not None else w for w in weights])
-    return clone

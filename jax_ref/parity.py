@@ -7,17 +7,24 @@ to ``dtype``, so the user's model is untouched), see the batches of
 step as ``Sequential.fit`` does. Dropout is off (``training=False``) by
 default, because the engine draws its masks with NumPy and the twin with
 ``jax.random``: with dropout on the two runs are different experiments.
+
+The engine objects the twin's checks run on are built here: ``clone_engine``
+(a copy of the engine model, cast) and ``engine_optimizer`` (the engine's
+optimizer for an optax name, from the one table ``tinygrad_cnn.optim.OPTIMIZERS``).
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 
 from jax_ref._report import float64
-from jax_ref.model import clone_engine, from_engine
-from jax_ref.train import batch_schedule, engine_loss_function, engine_optimizer, train
+from jax_ref.model import from_engine
+from jax_ref.train import batch_schedule, engine_loss_function, train
+from tinygrad_cnn import optim
+from tinygrad_cnn.nn import Sequential
 
 
 @dataclass
@@ -88,3 +95,31 @@ def _parity(model, x, y, optimizer, steps, batch_size, seed, learning_rate, loss
                      zip(engine_w, jax_w, strict=True)), default=0.0)
     engine_losses = np.asarray(engine_losses)
     return ParityResult(engine_losses, result.losses, _rel(engine_losses, result.losses), param_dev, engine_w, jax_w)
+
+
+def clone_engine(model, dtype=None):
+    """A copy of the engine model (same config and weights), optionally cast to ``dtype``; the original is untouched.
+
+    Built with ``Sequential.from_config`` with every layer's ``dtype`` replaced,
+    then ``set_weights`` with the (cast) weights of ``model``.
+    """
+    config = copy.deepcopy(model.get_config())
+    if dtype is not None:
+        for entry in config["layers"]:
+            if "dtype" in entry["config"]:
+                entry["config"]["dtype"] = str(np.dtype(dtype))
+    clone = Sequential.from_config(config)
+    if not clone.built and model.input_shape is not None:
+        clone.build(tuple(model.input_shape))
+    weights = model.get_weights()
+    clone.set_weights([w.astype(dtype) if dtype is not None else w for w in weights])
+    return clone
+
+
+def engine_optimizer(optimizer, params, learning_rate, **kwargs):
+    """The engine's optimizer of the same name and hyperparameters (``tinygrad_cnn.optim.OPTIMIZERS``)."""
+    if not isinstance(optimizer, str) or optimizer.lower() not in optim.OPTIMIZERS:
+        raise ValueError(f"parity: optimizer must be one of {sorted(optim.OPTIMIZERS)} (an optax transform has no "
+                         f"engine twin); got {optimizer!r}")
+    return optim.OPTIMIZERS[optimizer.lower()](params, learning_rate=learning_rate, **kwargs)
+

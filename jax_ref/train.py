@@ -28,9 +28,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
 from jax_ref import ops
+from jax_ref.model import JaxModel, from_engine
+from tinygrad_cnn import optim, validation
 
 # -- losses ---------------------------------------------------------------------------------------------
 
@@ -68,24 +72,14 @@ def engine_loss_function(loss):
 # -- optimizers -----------------------------------------------------------------------------------------
 
 def make_optimizer(optimizer, learning_rate, **kwargs) -> optax.GradientTransformation:
-    """``optax.sgd/adam/adamw/rmsprop(learning_rate, **kwargs)`` by name, or a transform as is."""
+    """``optax.<name>(learning_rate, **kwargs)`` for a name of the engine's table ``tinygrad_cnn.optim.OPTIMIZERS``
+    (optax' function names: sgd, adam, adamw, rmsprop), or a transform as is."""
     if isinstance(optimizer, optax.GradientTransformation):
         return optimizer
-    from tinygrad_cnn import validation
-    name = validation.choice("jax_ref.train", "optimizer", optimizer, ("sgd", "adam", "adamw", "rmsprop"))
+    name = validation.choice("jax_ref.train", "optimizer", optimizer, tuple(optim.OPTIMIZERS))
     if name == "rmsprop":
         kwargs = {"decay": 0.9, "eps": 1e-8, **kwargs}
     return getattr(optax, name)(learning_rate, **kwargs)
-
-
-def engine_optimizer(optimizer, params, learning_rate, **kwargs):
-    """The engine's optimizer of the same name and hyperparameters (``tinygrad_cnn.optim``)."""
-    from tinygrad_cnn import optim
-    classes = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSprop}
-    if not isinstance(optimizer, str) or optimizer.lower() not in classes:
-        raise ValueError(f"parity: optimizer must be one of {sorted(classes)} (an optax transform has no engine "
-                         f"twin); got {optimizer!r}")
-    return classes[optimizer.lower()](params, learning_rate=learning_rate, **kwargs)
 
 
 # -- batches --------------------------------------------------------------------------------------------
@@ -150,7 +144,6 @@ def train(jax_model, x, y, optimizer="sgd", learning_rate=0.01, batch_size=32, e
     optax constructor (``momentum``, ``nesterov``, ``b1``, ``weight_decay``, ...).
     Dropout keys: step ``t`` uses ``fold_in(key(seed), t)``.
     """
-    from jax_ref.model import JaxModel, from_engine
     if not isinstance(jax_model, JaxModel):  # an engine model: train its twin (write back with .to_engine)
         jax_model = from_engine(jax_model)
     params = jax_model.params if params is None else params
@@ -165,8 +158,6 @@ def train(jax_model, x, y, optimizer="sgd", learning_rate=0.01, batch_size=32, e
     opt_state = tx.init(params)
     devices = 1
     if shard:
-        from jax.sharding import Mesh, NamedSharding
-        from jax.sharding import PartitionSpec as P
         mesh = Mesh(np.array(jax.devices()), ("data",))
         devices = len(jax.devices())
         if batch_size % devices:

@@ -21,6 +21,11 @@ rather than silently moved by momentum or weight decay. ``model.parameters()``
 lists only the trainable weights, so passing it is always right.
 Constraints are the model's business:
 ``Sequential.fit`` projects the constrained weights after every ``step()``.
+
+``OPTIMIZERS`` is the one table of names, optax' function names (``"sgd"``,
+``"adam"``, ``"adamw"``, ``"rmsprop"``): ``compile(optimizer="adam")`` builds
+``OPTIMIZERS["adam"](params)`` (every class' default learning rate is Keras'),
+and the twin maps each name to ``optax.<name>``.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import numpy as np
 from tinygrad_cnn import validation
 from tinygrad_cnn.tensor import Tensor
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSprop"]
+__all__ = ["OPTIMIZERS", "SGD", "Adam", "AdamW", "Optimizer", "RMSprop", "get"]
 
 
 class Optimizer:
@@ -168,9 +173,10 @@ class AdamW(Adam):
 
 
 class RMSprop(Optimizer):
-    """optax.rmsprop(learning_rate, decay, eps): u = g / sqrt(nu + eps), nu starting at 0."""
+    """optax.rmsprop(learning_rate, decay, eps): u = g / sqrt(nu + eps), nu starting at 0 (learning_rate defaults to
+    Keras' 1e-3; optax has no default)."""
 
-    def __init__(self, params, learning_rate, decay=0.9, eps=1e-8):
+    def __init__(self, params, learning_rate=1e-3, decay=0.9, eps=1e-8):
         self.decay = self._check("decay", decay, 0.0, 1.0)
         self.eps = self._check("eps", eps)
         super().__init__(params, learning_rate)
@@ -184,3 +190,12 @@ class RMSprop(Optimizer):
         nu *= f(self.decay)
         nu += f(1 - self.decay) * (g * g)
         return g / np.sqrt(nu + f(self.eps))
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
+
+
+def get(name, where: str = "optim.get", arg: str = "optimizer") -> type:
+    """The optimizer class of ``OPTIMIZERS`` for ``name`` (any case); a ValueError naming ``where`` and ``arg``, with
+    a did-you-mean suggestion, for an unknown name."""
+    return OPTIMIZERS[validation.choice(where, arg, name, tuple(OPTIMIZERS))]

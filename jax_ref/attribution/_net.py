@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_ref.attribution._maxpool import max_pool_stage
+from jax_ref.model import JaxModel, from_engine
 from tinygrad_cnn import validation
 
 __all__ = ["Net", "as_net", "outputs", "prepare", "run", "score_fn", "stage_shapes"]
@@ -103,8 +104,6 @@ def _engine_params(model):
 
 def as_net(model):
     """``(net, params)`` for a JaxModel or an engine Sequential (see the module docstring)."""
-    from jax_ref.model import JaxModel, from_engine
-
     is_jax = isinstance(model, JaxModel)
     if not is_jax and not (hasattr(model, "layers") and hasattr(model, "get_config")):
         raise TypeError(f"attribution: model must be a jax_ref JaxModel or an engine Sequential; got "

@@ -18,7 +18,10 @@ lower correlation than 1 (a control with a tiny weight perturbation stays near 1
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
+from scipy.stats import rankdata
 
 from jax_ref.attribution import gradients, layers
 from jax_ref.attribution.occlusion import occlusion as _occlusion
@@ -92,8 +95,6 @@ def pointing_game(maps, masks) -> np.ndarray:
 
 def spearman(a, b) -> np.ndarray:
     """Per row, the Spearman rank correlation of two ``(B, ...)`` arrays (average ranks on ties; 0 if constant)."""
-    from scipy.stats import rankdata
-
     ra = rankdata(np.asarray(a).reshape(len(a), -1), axis=1)
     rb = rankdata(np.asarray(b).reshape(len(b), -1), axis=1)
     ra -= ra.mean(axis=1, keepdims=True)
@@ -154,8 +155,6 @@ def format_table(result: dict) -> str:
 
 
 if __name__ == "__main__":  # python -m jax_ref.attribution.quality [--quick]
-    import sys
-
     quick = "--quick" in sys.argv
     kwargs = {"n_train": 300, "n_test": 32, "size": 16, "epochs": 3, "width": 4} if quick else {}
     print(format_table(quality_table(**kwargs)))

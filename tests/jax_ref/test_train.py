@@ -12,10 +12,12 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import optax
 import pytest
 
 import jax_ref
-from tinygrad_cnn import nn
+from jax_ref.train import make_optimizer
+from tinygrad_cnn import nn, optim
 from tinygrad_cnn.data import load_digits
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,6 +78,8 @@ def test_train_errors():
     x, y = np.zeros((10, 8, 8, 1), np.float32), np.zeros(10, np.int64)
     with pytest.raises(ValueError, match="optimizer='adagrad'"):
         jax_ref.train(twin, x, y, "adagrad", verbose=False)
+    for name in optim.OPTIMIZERS:  # the engine's one table of names, each optax' function of that name
+        assert isinstance(make_optimizer(name, 0.1), optax.GradientTransformation)
     with pytest.raises(ValueError, match="batch_size=32 is larger than the 10 examples"):
         jax_ref.train(twin, x, y, verbose=False)
     assert len(jax.devices()) >= 1

@@ -124,6 +124,20 @@ def test_layer_serialize_round_trip_with_class_name():
         nn.deserialize({"class_name": "Conv2x", "config": {}})
 
 
+def test_one_layer_registry_read_from_the_layer_subclasses():
+    """``nn.LAYER_CLASSES`` is every public Layer subclass of the package (what deserialize rebuilds), no hand-kept
+    list: a private base (``_Pool``) or a user's subclass is not in it."""
+    exported = {name: cls for name, cls in vars(nn).items()
+                if isinstance(cls, type) and issubclass(cls, nn.Layer) and cls is not nn.Layer}
+    assert nn.LAYER_CLASSES == exported
+
+    class Custom(nn.Layer):
+        pass
+
+    assert "Custom" not in nn._serial.subclasses(nn.Layer, "tinygrad_cnn.nn")
+    assert all(not name.startswith("_") for name in nn.LAYER_CLASSES)
+
+
 def test_summary_lists_layers_params_and_receptive_fields():
     model = nn.Sequential([nn.Input((32, 32, 3)), nn.Conv2D(8, 3), nn.MaxPooling2D(), nn.Conv2D(8, 3, dilation_rate=2),
                            nn.GlobalMaxPooling2D(), nn.Dense(2)])

@@ -167,6 +167,17 @@ def test_validation_data_and_history_keys():
     assert model.history is hist
 
 
+@pytest.mark.parametrize("name", sorted(optim.OPTIMIZERS))
+def test_optimizer_names_come_from_the_one_table(name):
+    """compile's names are ``optim.OPTIMIZERS``' (optax' function names), built with the class' default (Keras')
+    learning rate."""
+    model = nn.Sequential([nn.Input((4,)), nn.Dense(2)])
+    model.compile(name.upper(), F.cross_entropy)
+    model.fit(np.ones((4, 4), np.float32), np.zeros(4, np.int64), batch_size=4, verbose=0)
+    assert type(model.optimizer) is optim.OPTIMIZERS[name]
+    assert model.optimizer.learning_rate == {"sgd": 0.01}.get(name, 1e-3)
+
+
 def test_training_errors_are_clear():
     model = nn.Sequential([nn.Input((4,)), nn.Dense(2)])
     x, y = np.zeros((4, 4), np.float32), np.zeros(4, np.int64)

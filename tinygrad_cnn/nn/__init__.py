@@ -21,30 +21,22 @@ from tinygrad_cnn.nn.pooling import (
 from tinygrad_cnn.nn.sequential import Sequential
 from tinygrad_cnn.nn.training import History
 
-LAYER_CLASSES = (
-    "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "BatchNormalization", "Concatenate",
-    "Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Dense", "DepthwiseConv2D", "Dropout",
-    "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "GroupNormalization", "InputLayer", "LPPooling2D",
-    "LayerNormalization", "MaxPooling1D", "MaxPooling2D", "Multiply", "ReLU", "Subtract",
-)
+from tinygrad_cnn.nn import _serial  # isort: skip
 
+# The one registry of layer classes, by class name: every public Layer subclass of this package (new layers join it
+# by being imported above). serialize/deserialize, Sequential.from_config and the JAX twin (jax_ref._layers) key on it.
+LAYER_CLASSES = _serial.subclasses(Layer, __name__)
 
 
 def serialize(layer) -> dict:
     """``{"class_name": "Conv2D", "config": layer.get_config()}``: everything needed to rebuild the layer."""
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+    return _serial.serialize(layer)
 
 
 def deserialize(config: dict):
-    """The layer described by ``serialize(layer)`` (fresh weights; copy them with ``set_weights``)."""
-    from tinygrad_cnn import validation
-
-    name = config.get("class_name") if isinstance(config, dict) else None
-    if name not in LAYER_CLASSES:
-        lowered = tuple(c.lower() for c in LAYER_CLASSES)
-        key = validation.choice("nn.deserialize", "class_name", name if isinstance(name, str) else repr(name), lowered)
-        name = LAYER_CLASSES[lowered.index(key)]
-    return globals()[name].from_config(dict(config.get("config") or {}))
+    """The layer described by ``serialize(layer)`` (fresh weights; copy them with ``set_weights``); the class name
+    is looked up in ``LAYER_CLASSES`` (any case)."""
+    return _serial.deserialize(config, LAYER_CLASSES, "nn.deserialize")
 
 
 __all__ = [

@@ -61,7 +61,4 @@ def get(identifier, where: str = "activations.get", arg: str = "activation"):
 
 def serialize(activation) -> str:
     """The activation's name (``"relu"``)."""
-    for name, fn in _BY_NAME.items():
-        if activation is fn:
-            return name
-    return getattr(activation, "__name__", repr(activation))
+    return _serial.serialize(activation, _BY_NAME)

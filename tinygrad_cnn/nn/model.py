@@ -30,7 +30,7 @@ from tinygrad_cnn.nn import _serial, checkpoint, fusion
 from tinygrad_cnn.nn.core import InputLayer
 from tinygrad_cnn.nn.graph import SymbolicTensor, nodes_between
 from tinygrad_cnn.nn.layer import Layer, _fmt_shape
-from tinygrad_cnn.nn.training import TrainingMixin
+from tinygrad_cnn.nn.training import ModelBase
 from tinygrad_cnn.tensor import Tensor, as_tensor
 
 __all__ = ["Model"]
@@ -44,7 +44,7 @@ def _symbolic_list(where: str, arg: str, value) -> list[SymbolicTensor]:
     return items
 
 
-class Model(TrainingMixin):
+class Model(ModelBase):
     """``Model(inputs, outputs, name=None)``: the layers between symbolic ``inputs`` and ``outputs`` (each one
     tensor or a list). ``model(x)`` takes one array (or a list, one per input) and returns one Tensor (or a
     list, one per output)."""
@@ -52,7 +52,7 @@ class Model(TrainingMixin):
     _summary_shows_connections = True  # a chain (Sequential) leaves the "Connected to" column out
 
     def __init__(self, inputs, outputs, name=None):
-        TrainingMixin.__init__(self)
+        ModelBase.__init__(self)
         self.name = self._checked_name(name, "model")
         self._single_input = not isinstance(inputs, (list, tuple))
         self._single_output = not isinstance(outputs, (list, tuple))

@@ -9,17 +9,14 @@ fuses on the one path every ``Model`` uses (see ``nn.model``).
 from __future__ import annotations
 
 from tinygrad_cnn import validation
+from tinygrad_cnn.nn import _serial
 from tinygrad_cnn.nn.core import InputLayer
 from tinygrad_cnn.nn.graph import SymbolicTensor
 from tinygrad_cnn.nn.layer import Layer
 from tinygrad_cnn.nn.model import Model
-from tinygrad_cnn.nn.training import TrainingMixin
+from tinygrad_cnn.nn.training import ModelBase
 
 __all__ = ["Sequential"]
-
-
-def nn_serialize(layer) -> dict:
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
 
 
 class Sequential(Model):
@@ -28,7 +25,7 @@ class Sequential(Model):
     _summary_shows_connections = False
 
     def __init__(self, layers=None, name=None):
-        TrainingMixin.__init__(self)
+        ModelBase.__init__(self)
         self.name = self._checked_name(name, "sequential")
         self._single_input = self._single_output = True
         self._input: InputLayer | None = None
@@ -106,7 +103,7 @@ class Sequential(Model):
         layers = []
         if self._input is not None:
             layers.append({"class_name": "InputLayer", "config": self._input.get_config()})
-        layers += [nn_serialize(layer) for layer in self._layers]
+        layers += [_serial.serialize(layer) for layer in self._layers]
         return {"name": self.name, "layers": layers,
                 "build_input_shape": list(self.input_shape) if self.built else None}
 

@@ -18,7 +18,7 @@ from tinygrad_cnn import ops, optim, validation
 from tinygrad_cnn.modes import no_grad
 from tinygrad_cnn.tensor import Tensor, as_tensor
 
-__all__ = ["History", "TrainingMixin", "get_loss", "get_metric"]
+__all__ = ["History", "ModelBase", "get_loss", "get_metric"]
 
 
 def _prob_clip(p: Tensor) -> Tensor:
@@ -98,10 +98,6 @@ def get_metric(metric):
     return ("accuracy" if key == "acc" else key), _METRICS[key]
 
 
-_OPTIMIZERS = {"sgd": (optim.SGD, 0.01), "adam": (optim.Adam, 1e-3), "adamw": (optim.AdamW, 1e-3),
-               "rmsprop": (optim.RMSprop, 1e-3)}
-
-
 class History:
     """What ``fit`` returns: ``history`` (metric name -> list per epoch), ``epoch``, ``params``."""
 
@@ -131,8 +127,9 @@ def _arrays(fn: str, x, y=None):
     return x, y
 
 
-class TrainingMixin:
-    """Keras' training API on top of ``__call__``, ``parameters()``, ``losses`` and ``apply_constraints``."""
+class ModelBase:
+    """The base class of the models: Keras' training API (compile, fit, evaluate, predict) on top of the model's
+    ``__call__``, ``parameters()``, ``losses`` and ``apply_constraints``."""
 
     def __init__(self):
         self.optimizer = None
@@ -144,8 +141,9 @@ class TrainingMixin:
         self._compiled_trainable = None  # ids of the trainable weights an optimizer instance was compiled with
 
     def compile(self, optimizer="adam", loss=None, metrics=None) -> None:
-        """Choose the optimizer (instance, class or name; names use Keras' default learning rates), the loss
-        (callable or Keras name) and metrics (names such as ``"accuracy"`` or callables).
+        """Choose the optimizer (instance, class or a name of ``optim.OPTIMIZERS``, built with its class' default
+        learning rate, Keras'), the loss (callable or Keras name) and metrics (names such as ``"accuracy"`` or
+        callables).
 
         Freezing or releasing layers (``layer.trainable``) between ``fit`` calls: with a name or a class, ``fit``
         builds the optimizer over ``parameters()`` and, when that list has changed since the last ``fit``,
@@ -159,7 +157,7 @@ class TrainingMixin:
             raise ValueError(f"{self.name}: compile needs a loss (a callable or a name such as "
                              f"'sparse_categorical_crossentropy')")
         if isinstance(optimizer, str):
-            validation.choice("compile", "optimizer", optimizer, tuple(_OPTIMIZERS))
+            optim.get(optimizer, "compile")
         elif not (isinstance(optimizer, optim.Optimizer) or callable(optimizer)):
             raise TypeError(f"compile: optimizer must be an optimizer, an optimizer class or a name; got {optimizer!r}")
         self.loss = get_loss(loss)
@@ -204,11 +202,7 @@ class TrainingMixin:
             raise ValueError(f"{self.name}: fit has nothing to train: no layer has trainable weights (set "
                              f"layer.trainable = True on a layer with weights)")
         factory = self._optimizer_factory
-        if isinstance(factory, str):
-            cls, lr = _OPTIMIZERS[factory.lower()]
-            new = cls(params, learning_rate=lr)
-        else:
-            new = factory(params)
+        new = (optim.get(factory, "compile") if isinstance(factory, str) else factory)(params)
         if isinstance(opt, optim.Optimizer) and type(new) is type(opt):
             kept = {id(p): state for p, state in zip(opt.params, opt.state, strict=True)}
             new.state = [kept.get(id(p), state) for p, state in zip(params, new.state, strict=True)]
