@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jax_ref._padding import conv_padding
 from tinygrad_cnn import validation
+from tinygrad_cnn.conv_arithmetic import resolve_padding
 
 
 def _window(fn, x, pool_size, strides, padding, data_format):
@@ -28,7 +28,9 @@ def _window(fn, x, pool_size, strides, padding, data_format):
     pool = validation.int_tuple(fn, "pool_size", pool_size, rank)
     strides = pool if strides is None else validation.int_tuple(fn, "strides", strides, rank)
     spatial = tuple(x.shape[1:-1]) if data_format == "channels_last" else tuple(x.shape[2:])
-    pads = conv_padding(fn, padding, spatial, pool, strides, (1,) * rank, allow_causal=False)
+    if not isinstance(padding, str):
+        raise ValueError(f"{fn}: padding={padding!r} must be 'valid' or 'same' for pooling")
+    pads = resolve_padding(fn, padding, spatial, pool, strides, (1,) * rank, modes=("valid", "same"))
     if data_format == "channels_last":
         full = lambda t, fill: (fill,) + tuple(t) + (fill,)  # noqa: E731
     else:

@@ -210,7 +210,7 @@ def _bias(fn: str, bias, filters: int, like: Tensor):
 
 
 def conv(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
-         data_format="channels_last", _fn="conv", _rank=None, _relu=False):
+         data_format="channels_last"):
     """N-d convolution (cross-correlation, as Keras and lax.conv_general_dilated), spatial rank = kernel.ndim - 2.
 
     ``y[n, o, f] = bias[f] + sum_{k, c} xpad[n, o*strides + k*dilation_rate, c] * kernel[k, c, f]`` with
@@ -218,36 +218,42 @@ def conv(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, grou
     group's channels. Output size per axis: ``floor((W + P - F_eff) / S) + 1`` (see ``conv_arithmetic``).
     ``padding``: ``"valid"``, ``"same"`` (extra pad after), ``"causal"`` (1-D) or explicit ints/pairs.
     Gradients: input by the adjoint conv (conv_transpose), kernel by one GEMM; differentiable to any order.
-    (``_relu=True``, used by the layers with ``activation="relu"``, returns ``relu(conv(...))`` from one fused
-    primitive.)
     """
-    x, kernel = _float_tensor(_fn, "x", x), _float_tensor(_fn, "kernel", kernel)
+    return _conv("conv", x, kernel, bias, strides, padding, dilation_rate, groups, data_format)
+
+
+def _conv(fn, x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
+          data_format="channels_last", rank=None, relu=False):
+    """:func:`conv` reporting errors as ``fn`` and, when ``rank`` is given, checking the kernel's spatial rank.
+
+    ``relu=True`` (what the layers with ``activation="relu"`` run) returns ``relu(conv(...))`` from one
+    fused primitive.
+    """
+    x, kernel = _float_tensor(fn, "x", x), _float_tensor(fn, "kernel", kernel)
     from tinygrad_cnn.ops import conv as conv_ops
     from tinygrad_cnn.ops.conv_args import conv_args
-    data_format, strides, dilation, pads, groups = conv_args(
-        _fn, x.shape, kernel.shape, strides, padding, dilation_rate, groups, data_format, rank=_rank)
-    bias = _bias(_fn, bias, kernel.shape[-1], x)
-    y = conv_ops.conv(_to_last(x, data_format), kernel, bias, strides=strides, dilation=dilation, pads=pads,
-                      groups=groups, relu=_relu)
-    return _from_last(y, data_format)
+    data_format, geo = conv_args(fn, x.shape, kernel.shape, strides, padding, dilation_rate, groups, data_format,
+                                 rank=rank)
+    bias = _bias(fn, bias, kernel.shape[-1], x)
+    return _from_last(conv_ops.conv(_to_last(x, data_format), kernel, bias, geo=geo, relu=relu), data_format)
 
 
 def conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
            data_format="channels_last"):
     """1-D convolution: :func:`conv` with a kernel of shape ``(width, in_channels // groups, filters)``."""
-    return conv(x, kernel, bias, strides, padding, dilation_rate, groups, data_format, _fn="conv1d", _rank=1)
+    return _conv("conv1d", x, kernel, bias, strides, padding, dilation_rate, groups, data_format, rank=1)
 
 
 def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
            data_format="channels_last"):
     """2-D convolution: :func:`conv` with a kernel of shape ``(kh, kw, in_channels // groups, filters)``."""
-    return conv(x, kernel, bias, strides, padding, dilation_rate, groups, data_format, _fn="conv2d", _rank=2)
+    return _conv("conv2d", x, kernel, bias, strides, padding, dilation_rate, groups, data_format, rank=2)
 
 
 def conv3d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
            data_format="channels_last"):
     """3-D convolution: :func:`conv` with a kernel of shape ``(kd, kh, kw, in_channels // groups, filters)``."""
-    return conv(x, kernel, bias, strides, padding, dilation_rate, groups, data_format, _fn="conv3d", _rank=3)
+    return _conv("conv3d", x, kernel, bias, strides, padding, dilation_rate, groups, data_format, rank=3)
 
 
 def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
@@ -267,7 +273,7 @@ def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_
         raise ValueError(f"{fn}: input has {c_in} channels but kernel expects {kernel.shape[2]} "
                          f"(kernel shape {kernel.shape}, layout (kh, kw, in_channels, depth_multiplier))")
     k = ops.reshape(kernel, kernel.shape[:2] + (1, kernel.shape[2] * kernel.shape[3]))
-    return conv(x, k, bias, strides, padding, dilation_rate, c_in, fmt, _fn=fn, _rank=2)
+    return _conv(fn, x, k, bias, strides, padding, dilation_rate, c_in, fmt, rank=2)
 
 
 def conv_transpose(x, kernel, bias=None, strides=1, padding="valid", output_padding=None, dilation_rate=1,
@@ -283,11 +289,10 @@ def conv_transpose(x, kernel, bias=None, strides=1, padding="valid", output_padd
     x, kernel = _float_tensor(fn, "x", x), _float_tensor(fn, "kernel", kernel)
     from tinygrad_cnn.ops import conv as conv_ops
     from tinygrad_cnn.ops.conv_args import conv_transpose_args
-    data_format, strides, dilation, pads, out = conv_transpose_args(
+    data_format, geo, out = conv_transpose_args(
         fn, x.shape, kernel.shape, strides, padding, output_padding, dilation_rate, data_format)
-    xl = _to_last(x, data_format)
-    y = conv_ops.conv_transpose(xl, kernel, (x.shape[0],) + out + (kernel.shape[-2],), strides=strides,
-                                dilation=dilation, pads=pads)
+    y = conv_ops.conv_transpose(_to_last(x, data_format), kernel, (x.shape[0],) + out + (kernel.shape[-2],),
+                                geo=geo)
     bias = _bias(fn, bias, kernel.shape[-2], x)
     if bias is not None:
         y = y + bias
@@ -296,10 +301,9 @@ def conv_transpose(x, kernel, bias=None, strides=1, padding="valid", output_padd
 
 def _pool(fn, x, pool_size, strides, padding, data_format):
     from tinygrad_cnn.ops.conv_args import pool_args
-    from tinygrad_cnn.ops.pool import pool_geometry
     x = _float_tensor(fn, "x", x)
-    data_format, pool, strides, pads = pool_args(fn, x.shape, pool_size, strides, padding, data_format)
-    return x, data_format, pool_geometry(pool, strides, pads)
+    data_format, geo = pool_args(fn, x.shape, pool_size, strides, padding, data_format)
+    return x, data_format, geo
 
 
 def max_pool(x, pool_size, strides=None, padding="valid", data_format="channels_last"):
@@ -320,10 +324,10 @@ def avg_pool(x, pool_size, strides=None, padding="valid", data_format="channels_
     x, fmt, geo = _pool("avg_pool", x, pool_size, strides, padding, data_format)
     xl = _to_last(x, fmt)
     sums = window_sum_op(xl, geo)
-    if any(b or a for b, a in geo["pads"]):
+    if any(b or a for b, a in geo.pads):
         scale = ops.constant((1.0 / window_counts(xl.shape[1:-1], geo, np.float64)).astype(x.dtype))
     else:
-        scale = 1.0 / float(np.prod(geo["pool"]))
+        scale = 1.0 / float(np.prod(geo.pool))
     return _from_last(sums * scale, fmt)
 
 
