@@ -116,23 +116,31 @@ def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_
 
 
 def conv_transpose(x, kernel, bias=None, strides=1, padding="valid", output_padding=None, dilation_rate=1,
-                   data_format="channels_last"):
-    """The adjoint (input gradient) of ``conv`` with kernel ``kernel`` read as ``kernel_size + (filters, in)``.
-
-    Output sizes follow Keras (see ``tinygrad_cnn.conv_arithmetic.transpose_padding``).
+                   data_format="channels_last", *, groups=1):
+    """The adjoint (input gradient) of ``conv`` with kernel ``kernel`` read as ``kernel_size + (filters // groups,
+    in)``: ``lax.conv_general_dilated`` of the input dilated by ``strides`` (``lhs_dilation``) with the kernel
+    flipped and its channel axes swapped per group, ``feature_group_count=groups`` (what ``lax.conv_transpose``
+    does, with groups). Output sizes follow Keras, or PyTorch for explicit padding (see
+    ``tinygrad_cnn.conv_arithmetic.transpose_padding``).
     """
     fn = "conv_transpose"
     x, kernel = jnp.asarray(x), jnp.asarray(kernel)
     data_format, rank = _check(fn, x, kernel, data_format)
     strides = validation.int_tuple(fn, "strides", strides, rank)
     dilation_rate = validation.int_tuple(fn, "dilation_rate", dilation_rate, rank)
+    groups = validation.positive_int(fn, "groups", groups)
     cin = x.shape[_channel_axis(x.ndim, data_format)]
-    if cin != kernel.shape[-1]:
-        raise ValueError(f"{fn}: input has {cin} channels but kernel expects {kernel.shape[-1]} "
-                         f"(kernel shape {tuple(kernel.shape)}, layout kernel_size + (filters, in_channels))")
+    if cin != kernel.shape[-1] or cin % groups:
+        raise ValueError(f"{fn}: input has {cin} channels but kernel expects {kernel.shape[-1]} in {groups} "
+                         f"groups (kernel shape {tuple(kernel.shape)}, layout kernel_size + (filters // groups, "
+                         f"in_channels))")
     pads = transpose_padding(fn, _spatial_shape(x, data_format), kernel.shape[:-2], strides, dilation_rate, padding,
                              output_padding)[0]
-    y = lax.conv_transpose(x, kernel, strides, pads, rhs_dilation=dilation_rate,
-                           dimension_numbers=dimension_numbers(rank, data_format),
-                           transpose_kernel=True, precision=lax.Precision.HIGHEST)
+    ksize, per_group = kernel.shape[:-2], kernel.shape[-2]
+    flipped = jnp.flip(kernel, tuple(range(rank))).reshape(ksize + (per_group, groups, cin // groups))
+    forward_kernel = jnp.transpose(flipped, tuple(range(rank)) + (rank + 2, rank + 1, rank)).reshape(
+        ksize + (cin // groups, per_group * groups))  # [k, ci in group, (group, filter)]
+    y = lax.conv_general_dilated(x, forward_kernel, (1,) * rank, pads, lhs_dilation=strides,
+                                 rhs_dilation=dilation_rate, dimension_numbers=dimension_numbers(rank, data_format),
+                                 feature_group_count=groups, precision=lax.Precision.HIGHEST)
     return _add_bias(y, bias, data_format)

@@ -30,11 +30,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from tinygrad_cnn import validation
 
-__all__ = ["ConvGeometry", "PoolGeometry", "conv_output_size", "conv_padding", "effective_kernel_size",
-           "explicit_pads", "output_sizes", "receptive_field", "receptive_fields", "resolve_padding",
-           "transpose_padding"]
+__all__ = ["ConvGeometry", "PoolGeometry", "adaptive_windows", "conv_output_size", "conv_padding",
+           "effective_kernel_size", "explicit_pads", "output_sizes", "receptive_field", "receptive_fields",
+           "resolve_padding", "transpose_padding"]
 
 PADDING_MODES = ("valid", "same", "causal")
 
@@ -168,21 +170,27 @@ def transpose_padding(fn: str, spatial, ksize, strides, dilation, padding, outpu
     ``"valid"``: left ``F_eff - 1``, right ``F_eff - 1 + op`` with ``op`` defaulting to ``max(F_eff, S) - F_eff``,
     so ``(W - 1) S + F_eff + op`` cells; ``"same"``: total ``L = S + F_eff - 2`` (no ``op``) or
     ``F_eff + F_eff % 2 - 2 + op``, left ``min(ceil(L / 2), F_eff - 1)``, so ``W S`` or
-    ``(W - 1) S + F_eff % 2 + op`` cells. ``lax.conv_transpose`` takes these pads as they are; the engine's
-    adjoint takes ``(F_eff - 1 - left, F_eff - 1 - right)``.
+    ``(W - 1) S + F_eff % 2 + op`` cells. Explicit ``padding`` (PyTorch's: ``(p_before, p_after)`` cells cut
+    from the full output, ``op`` defaulting to 0): left ``F_eff - 1 - p_before``, right
+    ``F_eff - 1 - p_after + op``, so ``(W - 1) S + F_eff - p_before - p_after + op`` cells.
+    ``lax.conv_transpose`` takes these pads as they are; the engine's adjoint takes
+    ``(F_eff - 1 - left, F_eff - 1 - right)``.
     """
     rank = len(spatial)
-    mode = validation.choice(fn, "padding", padding, ("valid", "same"))
+    explicit = explicit_pads(fn, padding, rank)
+    mode = "explicit" if explicit is not None else validation.choice(fn, "padding", padding, ("valid", "same"))
     ops_ = (None,) * rank if output_padding is None else validation.int_tuple(
         fn, "output_padding", output_padding, rank, minimum=0)
     pads, out = [], []
-    for n, k, s, r, op in zip(spatial, ksize, strides, dilation, ops_, strict=True):
+    for i, (n, k, s, r, op) in enumerate(zip(spatial, ksize, strides, dilation, ops_, strict=True)):
         if op is not None and op >= s:
             raise ValueError(f"{fn}: output_padding must be smaller than strides on every axis; got "
                              f"output_padding={output_padding!r} with strides={tuple(strides)}")
         ke = effective_kernel_size(k, r)
         if mode == "valid":
             left, right = ke - 1, ke - 1 + (max(ke, s) - ke if op is None else op)
+        elif mode == "explicit":
+            left, right = ke - 1 - explicit[i][0], ke - 1 - explicit[i][1] + (op or 0)
         else:
             total = s + ke - 2 if op is None else ke + ke % 2 - 2 + op
             left = min(total // 2 + total % 2, ke - 1)
@@ -194,6 +202,13 @@ def transpose_padding(fn: str, spatial, ksize, strides, dilation, padding, outpu
         pads.append((left, right))
         out.append(size)
     return tuple(pads), tuple(out)
+
+
+def adaptive_windows(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Adaptive pooling's windows along one axis (PyTorch's rule): output cell ``i`` of ``out`` covers input
+    cells ``[floor(i * size / out), ceil((i + 1) * size / out))``. Returns the starts and the (exclusive) ends."""
+    i = np.arange(out)
+    return (i * size) // out, -(-((i + 1) * size) // out)
 
 
 class _WindowArithmetic:

@@ -7,6 +7,8 @@ messages that name the function, the argument, the value and what was expected.
 
 from __future__ import annotations
 
+import numpy as np
+
 from tinygrad_cnn import validation
 from tinygrad_cnn.conv_arithmetic import (
     ConvGeometry,
@@ -57,7 +59,7 @@ def conv_args(fn: str, x_shape, k_shape, strides, padding, dilation_rate, groups
 
 
 def conv_transpose_args(fn: str, x_shape, k_shape, strides, padding, output_padding, dilation_rate,
-                        data_format) -> tuple[str, ConvGeometry, tuple[int, ...]]:
+                        data_format, groups=1) -> tuple[str, ConvGeometry, tuple[int, ...]]:
     """Check a transposed conv; return ``(data_format, geometry, out_spatial)``.
 
     Output sizes as Keras' ``Conv*DTranspose`` (see :func:`tinygrad_cnn.conv_arithmetic.transpose_padding`).
@@ -67,10 +69,13 @@ def conv_transpose_args(fn: str, x_shape, k_shape, strides, padding, output_padd
     data_format = validation.data_format(fn, data_format)
     d = len(k_shape) - 2
     if d not in (1, 2, 3):
-        raise ValueError(f"{fn}: kernel must have rank 3, 4 or 5 (kernel_size + (filters, in_channels)); "
-                         f"got shape {tuple(k_shape)}")
+        raise ValueError(f"{fn}: kernel must have rank 3, 4 or 5 (kernel_size + (filters // groups, "
+                         f"in_channels)); got shape {tuple(k_shape)}")
     validation.rank(fn, "x", x_shape, d + 2)
+    groups = validation.positive_int(fn, "groups", groups)
     c_in = channels(x_shape, data_format)
+    if c_in % groups:
+        raise ValueError(f"{fn}: groups={groups} must divide the input's {c_in} channels (x shape {tuple(x_shape)})")
     if k_shape[-1] != c_in:
         raise ValueError(f"{fn}: input has {c_in} channels but kernel expects {k_shape[-1]} "
                          f"(kernel shape {tuple(k_shape)}, layout kernel_size + (filters, in_channels))")
@@ -79,13 +84,19 @@ def conv_transpose_args(fn: str, x_shape, k_shape, strides, padding, output_padd
     ksize = tuple(k_shape[:-2])
     lax_pads, out = transpose_padding(fn, spatial_shape(x_shape, data_format), ksize, strides, dilation, padding,
                                       output_padding)
-    geo = ConvGeometry(ksize, strides, dilation, lax_pads)
+    geo = ConvGeometry(ksize, strides, dilation, lax_pads, groups)
     return data_format, geo.with_pads((ke - 1 - left, ke - 1 - right) for ke, (left, right) in
                                       zip(geo.effective_kernel(), lax_pads, strict=True)), out
 
 
-def pool_args(fn: str, x_shape, pool_size, strides, padding, data_format) -> tuple[str, PoolGeometry]:
-    """Check a pooling call; return ``(data_format, geometry)``."""
+def pool_args(fn: str, x_shape, pool_size, strides, padding, data_format, dilation_rate=1,
+              ceil_mode=False) -> tuple[str, PoolGeometry, tuple[tuple[int, int], ...]]:
+    """Check a pooling call; return ``(data_format, geometry, pads)``.
+
+    ``pads`` are the ``(before, after)`` pads ``padding`` names (see :func:`resolve_padding`; explicit amounts
+    are accepted); the geometry's pads add, with ``ceil_mode``, the cells after that :func:`ceil_extra` needs.
+    Every window must cover at least one real cell.
+    """
     data_format = validation.data_format(fn, data_format)
     if len(x_shape) not in (3, 4, 5):
         raise ValueError(f"{fn}: x must have rank 3, 4 or 5 (batch, 1-3 spatial axes, channels); "
@@ -93,8 +104,34 @@ def pool_args(fn: str, x_shape, pool_size, strides, padding, data_format) -> tup
     d = len(x_shape) - 2
     pool = validation.int_tuple(fn, "pool_size", pool_size, d)
     strides = pool if strides is None else validation.int_tuple(fn, "strides", strides, d)
-    if not isinstance(padding, str):
-        raise ValueError(f"{fn}: padding={padding!r} must be 'valid' or 'same' for pooling")
-    pads = resolve_padding(fn, padding, spatial_shape(x_shape, data_format), pool, strides, (1,) * d,
-                           modes=("valid", "same"))
-    return data_format, PoolGeometry(pool, strides, pads)
+    dilation = validation.int_tuple(fn, "dilation_rate", dilation_rate, d)
+    ceil_mode = validation.boolean(fn, "ceil_mode", ceil_mode)
+    spatial = spatial_shape(x_shape, data_format)
+    pads = resolve_padding(fn, padding, spatial, pool, strides, dilation, modes=("valid", "same"))
+    geo = PoolGeometry(pool, strides, pads, dilation)
+    if ceil_mode:
+        geo = geo.with_pads((b, a + e) for (b, a), e in zip(pads, ceil_extra(geo, spatial), strict=True))
+    for n, o, s, k, r, (b, _) in zip(spatial, geo.output_size(spatial), strides, pool, dilation, geo.pads,
+                                     strict=True):
+        taps = np.arange(o)[:, None] * s + np.arange(k)[None, :] * r - b
+        if not ((taps >= 0) & (taps < n)).any(axis=1).all():
+            raise ValueError(f"{fn}: padding={padding!r} leaves a window with no input cell (input size {n}, "
+                             f"pool_size {k}, strides {s}, dilation_rate {r}); use less padding")
+    return data_format, geo, pads
+
+
+def ceil_extra(geo: PoolGeometry, spatial) -> tuple[int, ...]:
+    """The cells ``ceil_mode`` adds after each axis (PyTorch's rule).
+
+    ``O = ceil((W + P - F_eff) / S) + 1``, less one if that last window would start at or after
+    ``W + before`` (it must start inside the input or the padding before it); the extra cells make that last
+    window fit: ``max((O - 1) S + F_eff - (W + P), 0)``. They take no part in any result (never a maximum,
+    never counted by an average).
+    """
+    extra = []
+    for n, s, k, (b, a) in zip(spatial, geo.strides, geo.effective_kernel(), geo.pads, strict=True):
+        o = -(-(n + b + a - k) // s) + 1
+        if (o - 1) * s >= n + b:
+            o -= 1
+        extra.append(max((o - 1) * s + k - (n + b + a), 0))
+    return tuple(extra)

@@ -277,3 +277,72 @@ def window_sum_op(x, geo):
 
 def safe_root(s, p):
     return SafeRoot.apply(s, p=p)
+
+
+# ---------------------------------------------------------------------------------------------------
+# indices and unpooling (PyTorch's return_indices / max_unpool)
+
+
+def flat_indices(idx, geo: PoolGeometry, x_shape) -> np.ndarray:
+    """PyTorch's max-pool indices from the winning taps ``idx`` ``(N, *O, C)``: the row-major flat index,
+    over the input's (unpadded) spatial axes, of the cell holding each window's first maximum.
+
+    Along axis ``i`` the winner sits at ``o * S + k * r - before`` for its tap ``k`` (``idx`` unravelled over
+    ``pool``); ``flat = sum_i pos_i * prod(W_{i+1:})``.
+    """
+    d = geo.rank
+    taps = np.unravel_index(idx, geo.pool)
+    flat = np.zeros(idx.shape, np.int64)
+    for i, (o, s, r, (b, _)) in enumerate(zip(idx.shape[1:1 + d], geo.strides, geo.dilation, geo.pads,
+                                             strict=True)):
+        along = np.arange(o).reshape((1,) * (1 + i) + (o,) + (1,) * (d - i))
+        flat = flat * x_shape[1 + i] + (along * s + taps[i] * r - b)
+    return flat
+
+
+def unpool_plan(indices, out_shape) -> tuple[np.ndarray, np.ndarray]:
+    """For ``indices`` ``(N, *O, C)`` into the spatial cells of ``out_shape`` ``(N, *S, C)``: each element's
+    flat position in the output and whether it is the LAST element (row-major) writing there (the one whose
+    value the output keeps, as PyTorch's sequential CPU loop)."""
+    n, c = out_shape[0], out_shape[-1]
+    cells = math.prod(out_shape[1:-1])
+    batch = np.arange(n).reshape((n,) + (1,) * (indices.ndim - 1))
+    keys = ((batch * cells + indices) * c + np.arange(c)).ravel()
+    last = np.zeros(math.prod(out_shape), np.int64) - 1
+    np.maximum.at(last, keys, np.arange(keys.size))
+    return keys, last[keys] == np.arange(keys.size)
+
+
+class MaxUnpool(Function):
+    """y (``out_shape``, zero elsewhere) with ``y.flat[keys[m]] = x.flat[m]`` for the elements ``m`` that are
+    ``winners`` (see :func:`unpool_plan`).   vjp: dx = UnpoolGather(g): ``g.flat[keys] * winners``."""
+
+    @staticmethod
+    def forward(ctx, x, keys, winners, out_shape):
+        y = np.zeros(math.prod(out_shape), x.dtype)
+        y[keys[winners]] = x.ravel()[winners]
+        return y.reshape(out_shape)
+
+    @staticmethod
+    def vjp(ctx, g):
+        p = ctx.params
+        return (UnpoolGather.apply(g, keys=p["keys"], winners=p["winners"], x_shape=ctx.inputs[0].shape),)
+
+
+class UnpoolGather(Function):
+    """dx = ``g.flat[keys] * winners`` shaped ``x_shape`` (the adjoint of MaxUnpool).   vjp: MaxUnpool(c)."""
+
+    @staticmethod
+    def forward(ctx, g, keys, winners, x_shape):
+        return np.where(winners, g.ravel()[keys], 0).astype(g.dtype).reshape(x_shape)
+
+    @staticmethod
+    def vjp(ctx, c):
+        p = ctx.params
+        return (MaxUnpool.apply(c, keys=p["keys"], winners=p["winners"], out_shape=ctx.inputs[0].shape),)
+
+
+def max_unpool(x, indices, out_shape):
+    """Channels-last unpooling of Tensor ``x`` by the int array ``indices`` into ``out_shape``."""
+    keys, winners = unpool_plan(indices, out_shape)
+    return MaxUnpool.apply(x, keys=keys, winners=winners, out_shape=tuple(out_shape))
