@@ -11,6 +11,8 @@ differentiable under ``jit``.
 
 from __future__ import annotations
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -47,7 +49,7 @@ def max_pool(x, pool_size, strides=None, padding="valid", data_format="channels_
     x = jnp.asarray(x)
     lax_args, dil, spatial, _, _, fmt = _window("max_pool", x, pool_size, strides, padding, data_format,
                                                 dilation_rate, ceil_mode)
-    y = _reduce(x, -np.inf, lax.max, lax_args, dil)
+    y = _reduce(x, -np.inf, lax.max, lax_args, dil) if max(dil) == 1 else _dilated_max(x, lax_args, dil)
     if not return_indices:
         return y
     flat = jnp.arange(int(np.prod(spatial)), dtype=jnp.int64 if jax.config.jax_enable_x64 else jnp.int32)
@@ -61,6 +63,22 @@ def max_pool(x, pool_size, strides=None, padding="valid", data_format="channels_
     _, idx = lax.reduce_window((lax.stop_gradient(x), flat), (np.array(-np.inf, x.dtype), np.array(0, flat.dtype)),
                                first_max, *lax_args, window_dilation=dil)
     return y, idx
+
+
+def _dilated_max(x, lax_args, dilation):
+    """A dilated max pool that JAX can differentiate (it has no vjp for a dilated ``reduce_window`` max): the
+    window's taps ``xpad[o*s + k*r]`` (strided ``lax.slice``s of the -inf padded input) stacked on a new
+    leading axis in row-major tap order, then an undilated ``reduce_window`` max over that axis (its gradient
+    goes to the first maximum, as the plain max pool's)."""
+    window, strides, pads = lax_args
+    xp = lax.pad(x, np.array(-np.inf, x.dtype), [(b, a, 0) for b, a in pads])
+    out = [(n - r * (k - 1) - 1) // s + 1 for n, k, s, r in zip(xp.shape, window, strides, dilation, strict=True)]
+    taps = [lax.slice(xp, tuple(t * r for t, r in zip(tap, dilation, strict=True)),
+                      tuple(t * r + (o - 1) * s + 1 for t, r, o, s in zip(tap, dilation, out, strides, strict=True)),
+                      strides) for tap in itertools.product(*(range(k) for k in window))]
+    stacked = jnp.stack(taps)
+    return lax.reduce_window(stacked, np.array(-np.inf, x.dtype), lax.max, (len(taps),) + (1,) * x.ndim,
+                             (1,) * stacked.ndim, "VALID")[0]
 
 
 def max_unpool(x, indices, pool_size, strides=None, padding="valid", data_format="channels_last",
