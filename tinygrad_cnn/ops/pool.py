@@ -325,8 +325,8 @@ class MaxUnpool(Function):
 
     @staticmethod
     def vjp(ctx, g):
-        p = ctx.params
-        return (UnpoolGather.apply(g, keys=p["keys"], winners=p["winners"], x_shape=ctx.inputs[0].shape),)
+        keys, winners = ctx.params["keys"], ctx.params["winners"]
+        return (UnpoolGather.apply(g, keys=keys, winners=winners, x_shape=ctx.inputs[0].shape),)
 
 
 class UnpoolGather(Function):
