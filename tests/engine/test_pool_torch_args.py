@@ -60,6 +60,26 @@ def test_pools_with_torch_arguments_match_jax(check_vjp, geometry, kind):
               lambda a: getattr(J, name)(a, pool, **kw, **extra), x, tol=1e-10)
 
 
+@pytest.mark.parametrize("name,kw", [
+    ("lp_pool", dict(p=3, padding=1, ceil_mode=True, strides=2, dilation_rate=(1, 2))),
+    ("avg_pool", dict(padding=((0, 1), 1), ceil_mode=True, strides=2, count_include_pad=True)),
+    ("max_pool", dict(padding=1, ceil_mode=True, strides=2, dilation_rate=2))])
+def test_second_order_matches_jax(name, kw):
+    """d/dx <d/dx <f(x)^2, c>, r>: the pools' vjps are built from differentiable primitives."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 7, 6, 2))
+    y_shape = getattr(F, name)(x, 3, **kw).shape
+    c, r = rng.standard_normal(y_shape), rng.standard_normal(x.shape)
+
+    def ref(a):
+        return (jax.grad(lambda b: (getattr(J, name)(b, 3, **kw) ** 2 * c).sum())(a) * r).sum()
+
+    t = tg.Tensor(x, requires_grad=True)
+    (g,) = tg.grad((getattr(F, name)(t, 3, **kw) ** 2 * tg.Tensor(c)).sum(), [t], create_graph=True)
+    (h,) = tg.grad((g * tg.Tensor(r)).sum(), [t])
+    STATS.record(rel_err(h.data, jax.grad(ref)(x)))
+
+
 def _nchw(x):
     return torch.tensor(x, requires_grad=True)
 
