@@ -111,8 +111,11 @@ def pool_args(fn: str, x_shape, pool_size, strides, padding, data_format, dilati
     geo = PoolGeometry(pool, strides, pads, dilation)
     if ceil_mode:
         geo = geo.with_pads((b, a + e) for (b, a), e in zip(pads, ceil_extra(geo, spatial), strict=True))
+    padded = any(b or a for b, a in geo.pads)  # without padding every window lies inside the input
     for n, o, s, k, r, (b, _) in zip(spatial, geo.output_size(spatial), strides, pool, dilation, geo.pads,
                                      strict=True):
+        if not padded:
+            break
         taps = np.arange(o)[:, None] * s + np.arange(k)[None, :] * r - b
         if not ((taps >= 0) & (taps < n)).any(axis=1).all():
             raise ValueError(f"{fn}: padding={padding!r} leaves a window with no input cell (input size {n}, "
