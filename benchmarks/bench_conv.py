@@ -50,7 +50,7 @@ def engine_stages(p):
         return y
 
     def conv_relu(x, k, b):  # what nn.Conv2D(activation="relu") runs: one fused primitive
-        return F.conv(x, k, b, padding="same", _fn="conv2d", _rank=2, _relu=True)
+        return F._conv("conv2d", x, k, b, padding="same", rank=2, relu=True)
 
     stages = {
         "conv1+relu": lambda: run(conv_relu, ("x", "k1", "b1"), (False, True, True)),

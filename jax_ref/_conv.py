@@ -11,8 +11,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import lax
 
-from jax_ref._padding import conv_padding, conv_transpose_padding
 from tinygrad_cnn import validation
+from tinygrad_cnn.conv_arithmetic import resolve_padding, transpose_padding
 
 _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
 
@@ -59,10 +59,15 @@ def _check(fn, x, kernel, data_format, expect_rank=None):
 
 
 def conv(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
-         data_format="channels_last", _fn="conv", _rank=None):
+         data_format="channels_last"):
     """y[n, o, c_out] = sum_{k, c_in} x[n, o * s + k * d - pad_before, g(c_out) c_in] kernel[k, c_in, c_out] + bias."""
+    return _conv("conv", x, kernel, bias, strides, padding, dilation_rate, groups, data_format)
+
+
+def _conv(_fn, x, kernel, bias, strides, padding, dilation_rate, groups, data_format, rank=None):
+    """:func:`conv` reporting errors as ``_fn``, checking the kernel's spatial rank when ``rank`` is given."""
     x, kernel = jnp.asarray(x), jnp.asarray(kernel)
-    data_format, rank = _check(_fn, x, kernel, data_format, _rank)
+    data_format, rank = _check(_fn, x, kernel, data_format, rank)
     strides = validation.int_tuple(_fn, "strides", strides, rank)
     dilation_rate = validation.int_tuple(_fn, "dilation_rate", dilation_rate, rank)
     groups = validation.positive_int(_fn, "groups", groups)
@@ -72,8 +77,7 @@ def conv(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, grou
                          f"(kernel shape {tuple(kernel.shape)}, groups={groups})")
     if kernel.shape[-1] % groups:
         raise ValueError(f"{_fn}: filters={kernel.shape[-1]} must be divisible by groups={groups}")
-    pads = conv_padding(_fn, padding, _spatial_shape(x, data_format), kernel.shape[:-2], strides, dilation_rate,
-                        allow_causal=True)
+    pads = resolve_padding(_fn, padding, _spatial_shape(x, data_format), kernel.shape[:-2], strides, dilation_rate)
     y = lax.conv_general_dilated(x, kernel, strides, pads, rhs_dilation=dilation_rate,
                                  dimension_numbers=dimension_numbers(rank, data_format), feature_group_count=groups,
                                  precision=lax.Precision.HIGHEST)
@@ -82,17 +86,17 @@ def conv(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, grou
 
 def conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1, data_format="channels_last"):
     """``conv`` with one spatial axis (N W C)."""
-    return conv(x, kernel, bias, strides, padding, dilation_rate, groups, data_format, _fn="conv1d", _rank=1)
+    return _conv("conv1d", x, kernel, bias, strides, padding, dilation_rate, groups, data_format, rank=1)
 
 
 def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1, data_format="channels_last"):
     """``conv`` with two spatial axes (N H W C)."""
-    return conv(x, kernel, bias, strides, padding, dilation_rate, groups, data_format, _fn="conv2d", _rank=2)
+    return _conv("conv2d", x, kernel, bias, strides, padding, dilation_rate, groups, data_format, rank=2)
 
 
 def conv3d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1, data_format="channels_last"):
     """``conv`` with three spatial axes (N D H W C)."""
-    return conv(x, kernel, bias, strides, padding, dilation_rate, groups, data_format, _fn="conv3d", _rank=3)
+    return _conv("conv3d", x, kernel, bias, strides, padding, dilation_rate, groups, data_format, rank=3)
 
 
 def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
@@ -108,29 +112,35 @@ def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_
                          f"got shape {kernel.shape}")
     cin = kernel.shape[2]
     k = jnp.reshape(kernel, kernel.shape[:2] + (1, cin * kernel.shape[3]))
-    return conv(x, k, bias, strides, padding, dilation_rate, cin, data_format, _fn=fn, _rank=2)
+    return _conv(fn, x, k, bias, strides, padding, dilation_rate, cin, data_format, rank=2)
 
 
 def conv_transpose(x, kernel, bias=None, strides=1, padding="valid", output_padding=None, dilation_rate=1,
-                   data_format="channels_last"):
-    """The adjoint (input gradient) of ``conv`` with kernel ``kernel`` read as ``kernel_size + (filters, in)``.
-
-    Output sizes follow Keras (see ``jax_ref._padding.conv_transpose_padding``).
+                   data_format="channels_last", *, groups=1):
+    """The adjoint (input gradient) of ``conv`` with kernel ``kernel`` read as ``kernel_size + (filters // groups,
+    in)``: ``lax.conv_general_dilated`` of the input dilated by ``strides`` (``lhs_dilation``) with the kernel
+    flipped and its channel axes swapped per group, ``feature_group_count=groups`` (what ``lax.conv_transpose``
+    does, with groups). Output sizes follow Keras, or PyTorch for explicit padding (see
+    ``tinygrad_cnn.conv_arithmetic.transpose_padding``).
     """
     fn = "conv_transpose"
     x, kernel = jnp.asarray(x), jnp.asarray(kernel)
     data_format, rank = _check(fn, x, kernel, data_format)
     strides = validation.int_tuple(fn, "strides", strides, rank)
     dilation_rate = validation.int_tuple(fn, "dilation_rate", dilation_rate, rank)
-    padding = validation.choice(fn, "padding", padding, ("valid", "same"))
-    if output_padding is not None:
-        output_padding = validation.int_tuple(fn, "output_padding", output_padding, rank, minimum=0)
+    groups = validation.positive_int(fn, "groups", groups)
     cin = x.shape[_channel_axis(x.ndim, data_format)]
-    if cin != kernel.shape[-1]:
-        raise ValueError(f"{fn}: input has {cin} channels but kernel expects {kernel.shape[-1]} "
-                         f"(kernel shape {tuple(kernel.shape)}, layout kernel_size + (filters, in_channels))")
-    pads = conv_transpose_padding(kernel.shape[:-2], strides, dilation_rate, padding, output_padding)
-    y = lax.conv_transpose(x, kernel, strides, pads, rhs_dilation=dilation_rate,
-                           dimension_numbers=dimension_numbers(rank, data_format),
-                           transpose_kernel=True, precision=lax.Precision.HIGHEST)
+    if cin != kernel.shape[-1] or cin % groups:
+        raise ValueError(f"{fn}: input has {cin} channels but kernel expects {kernel.shape[-1]} in {groups} "
+                         f"groups (kernel shape {tuple(kernel.shape)}, layout kernel_size + (filters // groups, "
+                         f"in_channels))")
+    pads = transpose_padding(fn, _spatial_shape(x, data_format), kernel.shape[:-2], strides, dilation_rate, padding,
+                             output_padding)[0]
+    ksize, per_group = kernel.shape[:-2], kernel.shape[-2]
+    flipped = jnp.flip(kernel, tuple(range(rank))).reshape(ksize + (per_group, groups, cin // groups))
+    forward_kernel = jnp.transpose(flipped, tuple(range(rank)) + (rank + 2, rank + 1, rank)).reshape(
+        ksize + (cin // groups, per_group * groups))  # [k, ci in group, (group, filter)]
+    y = lax.conv_general_dilated(x, forward_kernel, (1,) * rank, pads, lhs_dilation=strides,
+                                 rhs_dilation=dilation_rate, dimension_numbers=dimension_numbers(rank, data_format),
+                                 feature_group_count=groups, precision=lax.Precision.HIGHEST)
     return _add_bias(y, bias, data_format)

@@ -13,7 +13,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_ref._conv import conv, conv1d, conv2d, conv3d, conv_transpose, depthwise_conv2d
-from jax_ref._pool import avg_pool, global_avg_pool, global_max_pool, lp_pool, max_pool
+from jax_ref._pool import (
+    adaptive_avg_pool,
+    adaptive_max_pool,
+    avg_pool,
+    global_avg_pool,
+    global_max_pool,
+    lp_pool,
+    max_pool,
+    max_unpool,
+)
 from tinygrad_cnn import validation
 from tinygrad_cnn.functional import one_hot_targets
 
@@ -21,6 +30,7 @@ __all__ = [
     "avg_pool", "conv", "conv1d", "conv2d", "conv3d", "conv_transpose", "cross_entropy", "dense",
     "depthwise_conv2d", "dropout", "global_avg_pool", "global_max_pool", "leaky_relu", "log_softmax",
     "logsumexp", "lp_pool", "max_pool", "mse", "relu", "sigmoid", "softmax", "softplus", "tanh",
+    "adaptive_avg_pool", "adaptive_max_pool", "max_unpool",
 ]
 
 

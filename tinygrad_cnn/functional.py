@@ -18,6 +18,7 @@ __all__ = [
     # convolution and pooling
     "avg_pool", "conv", "conv1d", "conv2d", "conv3d", "conv_transpose", "depthwise_conv2d", "global_avg_pool",
     "global_max_pool", "lp_pool", "max_pool",
+    "adaptive_avg_pool", "adaptive_max_pool", "max_unpool",
 ]
 
 
@@ -210,7 +211,7 @@ def _bias(fn: str, bias, filters: int, like: Tensor):
 
 
 def conv(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
-         data_format="channels_last", _fn="conv", _rank=None, _relu=False):
+         data_format="channels_last"):
     """N-d convolution (cross-correlation, as Keras and lax.conv_general_dilated), spatial rank = kernel.ndim - 2.
 
     ``y[n, o, f] = bias[f] + sum_{k, c} xpad[n, o*strides + k*dilation_rate, c] * kernel[k, c, f]`` with
@@ -218,36 +219,42 @@ def conv(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, grou
     group's channels. Output size per axis: ``floor((W + P - F_eff) / S) + 1`` (see ``conv_arithmetic``).
     ``padding``: ``"valid"``, ``"same"`` (extra pad after), ``"causal"`` (1-D) or explicit ints/pairs.
     Gradients: input by the adjoint conv (conv_transpose), kernel by one GEMM; differentiable to any order.
-    (``_relu=True``, used by the layers with ``activation="relu"``, returns ``relu(conv(...))`` from one fused
-    primitive.)
     """
-    x, kernel = _float_tensor(_fn, "x", x), _float_tensor(_fn, "kernel", kernel)
+    return _conv("conv", x, kernel, bias, strides, padding, dilation_rate, groups, data_format)
+
+
+def _conv(fn, x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
+          data_format="channels_last", rank=None, relu=False):
+    """:func:`conv` reporting errors as ``fn`` and, when ``rank`` is given, checking the kernel's spatial rank.
+
+    ``relu=True`` (what the layers with ``activation="relu"`` run) returns ``relu(conv(...))`` from one
+    fused primitive.
+    """
+    x, kernel = _float_tensor(fn, "x", x), _float_tensor(fn, "kernel", kernel)
     from tinygrad_cnn.ops import conv as conv_ops
     from tinygrad_cnn.ops.conv_args import conv_args
-    data_format, strides, dilation, pads, groups = conv_args(
-        _fn, x.shape, kernel.shape, strides, padding, dilation_rate, groups, data_format, rank=_rank)
-    bias = _bias(_fn, bias, kernel.shape[-1], x)
-    y = conv_ops.conv(_to_last(x, data_format), kernel, bias, strides=strides, dilation=dilation, pads=pads,
-                      groups=groups, relu=_relu)
-    return _from_last(y, data_format)
+    data_format, geo = conv_args(fn, x.shape, kernel.shape, strides, padding, dilation_rate, groups, data_format,
+                                 rank=rank)
+    bias = _bias(fn, bias, kernel.shape[-1], x)
+    return _from_last(conv_ops.conv(_to_last(x, data_format), kernel, bias, geo=geo, relu=relu), data_format)
 
 
 def conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
            data_format="channels_last"):
     """1-D convolution: :func:`conv` with a kernel of shape ``(width, in_channels // groups, filters)``."""
-    return conv(x, kernel, bias, strides, padding, dilation_rate, groups, data_format, _fn="conv1d", _rank=1)
+    return _conv("conv1d", x, kernel, bias, strides, padding, dilation_rate, groups, data_format, rank=1)
 
 
 def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
            data_format="channels_last"):
     """2-D convolution: :func:`conv` with a kernel of shape ``(kh, kw, in_channels // groups, filters)``."""
-    return conv(x, kernel, bias, strides, padding, dilation_rate, groups, data_format, _fn="conv2d", _rank=2)
+    return _conv("conv2d", x, kernel, bias, strides, padding, dilation_rate, groups, data_format, rank=2)
 
 
 def conv3d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
            data_format="channels_last"):
     """3-D convolution: :func:`conv` with a kernel of shape ``(kd, kh, kw, in_channels // groups, filters)``."""
-    return conv(x, kernel, bias, strides, padding, dilation_rate, groups, data_format, _fn="conv3d", _rank=3)
+    return _conv("conv3d", x, kernel, bias, strides, padding, dilation_rate, groups, data_format, rank=3)
 
 
 def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
@@ -267,77 +274,196 @@ def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_
         raise ValueError(f"{fn}: input has {c_in} channels but kernel expects {kernel.shape[2]} "
                          f"(kernel shape {kernel.shape}, layout (kh, kw, in_channels, depth_multiplier))")
     k = ops.reshape(kernel, kernel.shape[:2] + (1, kernel.shape[2] * kernel.shape[3]))
-    return conv(x, k, bias, strides, padding, dilation_rate, c_in, fmt, _fn=fn, _rank=2)
+    return _conv(fn, x, k, bias, strides, padding, dilation_rate, c_in, fmt, rank=2)
 
 
 def conv_transpose(x, kernel, bias=None, strides=1, padding="valid", output_padding=None, dilation_rate=1,
-                   data_format="channels_last"):
+                   data_format="channels_last", *, groups=1):
     """Transposed convolution (Keras' Conv1D/2D/3DTranspose): the adjoint of a conv, in its input.
 
     kernel ``kernel_size + (filters, in_channels)``. Output size per axis (F_eff = r*(F-1)+1):
     ``"valid"``: ``(W-1)*S + F_eff + output_padding`` (default ``max(F_eff, S) - F_eff``);
     ``"same"``: ``W*S`` (no output_padding) or ``(W-1)*S + F_eff % 2 + output_padding``.
-    ``output_padding`` must be smaller than ``strides``.
+    Explicit ``padding`` (ints or ``(before, after)`` pairs per axis, PyTorch's meaning: cells cut from each
+    side of the full output): ``(W-1)*S + F_eff - before - after + output_padding`` (default 0).
+    ``output_padding`` must be smaller than ``strides``. ``groups``: kernel ``kernel_size + (filters //
+    groups, in_channels)``, the adjoint of a grouped conv from ``filters`` to ``in_channels`` channels.
     """
     fn = "conv_transpose"
     x, kernel = _float_tensor(fn, "x", x), _float_tensor(fn, "kernel", kernel)
     from tinygrad_cnn.ops import conv as conv_ops
     from tinygrad_cnn.ops.conv_args import conv_transpose_args
-    data_format, strides, dilation, pads, out = conv_transpose_args(
-        fn, x.shape, kernel.shape, strides, padding, output_padding, dilation_rate, data_format)
-    xl = _to_last(x, data_format)
-    y = conv_ops.conv_transpose(xl, kernel, (x.shape[0],) + out + (kernel.shape[-2],), strides=strides,
-                                dilation=dilation, pads=pads)
-    bias = _bias(fn, bias, kernel.shape[-2], x)
+    data_format, geo, out = conv_transpose_args(
+        fn, x.shape, kernel.shape, strides, padding, output_padding, dilation_rate, data_format, groups)
+    filters = kernel.shape[-2] * geo.groups
+    y = conv_ops.conv_transpose(_to_last(x, data_format), kernel, (x.shape[0],) + out + (filters,), geo=geo)
+    bias = _bias(fn, bias, filters, x)
     if bias is not None:
         y = y + bias
     return _from_last(y, data_format)
 
 
-def _pool(fn, x, pool_size, strides, padding, data_format):
+def _pool(fn, x, pool_size, strides, padding, data_format, dilation_rate=1, ceil_mode=False):
     from tinygrad_cnn.ops.conv_args import pool_args
-    from tinygrad_cnn.ops.pool import pool_geometry
     x = _float_tensor(fn, "x", x)
-    data_format, pool, strides, pads = pool_args(fn, x.shape, pool_size, strides, padding, data_format)
-    return x, data_format, pool_geometry(pool, strides, pads)
+    data_format, geo, pads = pool_args(fn, x.shape, pool_size, strides, padding, data_format, dilation_rate,
+                                       ceil_mode)
+    return x, data_format, geo, pads
 
 
-def max_pool(x, pool_size, strides=None, padding="valid", data_format="channels_last"):
+def max_pool(x, pool_size, strides=None, padding="valid", data_format="channels_last", *, dilation_rate=1,
+             ceil_mode=False, return_indices=False):
     """Maximum over each window (1-3 spatial axes, by x.ndim - 2); ``strides`` defaults to ``pool_size``.
 
-    ``"same"`` pads so the output has ``ceil(W / S)`` cells; padded cells never win. Gradient: the whole
-    window's cotangent goes to its first maximum in row-major window order (as jax.grad of
-    lax.reduce_window max; a window of equal values sends it all to its first cell).
+    ``y[n, o, c] = max_k xpad[n, o*strides + k*dilation_rate, c]``. ``padding``: ``"valid"``, ``"same"`` (pads so
+    the output has ``ceil(W / S)`` cells) or explicit ints/pairs per spatial axis; padded cells are -inf and
+    never win. ``ceil_mode``: PyTorch's rule (see ``conv_args.ceil_extra``). Gradient: the whole window's
+    cotangent goes to its first maximum in row-major window order (as jax.grad of lax.reduce_window max; a
+    window of equal values sends it all to its first cell). ``return_indices=True`` also returns, as an int64
+    Tensor shaped like ``y``, each window's first maximum as a flat row-major index over the input's spatial
+    axes (PyTorch's convention, per batch element and channel), for :func:`max_unpool`.
     """
+    from tinygrad_cnn.ops.pool import MaxPool, flat_indices
     from tinygrad_cnn.ops.pool import max_pool as max_pool_op
-    x, fmt, geo = _pool("max_pool", x, pool_size, strides, padding, data_format)
-    return _from_last(max_pool_op(_to_last(x, fmt), geo), fmt)
+    x, fmt, geo, _ = _pool("max_pool", x, pool_size, strides, padding, data_format, dilation_rate, ceil_mode)
+    xl = _to_last(x, fmt)
+    y = _from_last(max_pool_op(xl, geo), fmt)
+    if not validation.boolean("max_pool", "return_indices", return_indices):
+        return y
+    flat = flat_indices(MaxPool.kink_state(xl.data, geo), geo, xl.shape)
+    return y, _from_last(Tensor(flat), fmt)
 
 
-def avg_pool(x, pool_size, strides=None, padding="valid", data_format="channels_last"):
-    """Mean over each window; with ``"same"`` a border window divides by the real cells it covers (as Keras)."""
+def max_unpool(x, indices, pool_size, strides=None, padding="valid", data_format="channels_last",
+               output_size=None):
+    """The partial inverse of :func:`max_pool`: zeros except ``y[n, indices[n, o, c], c] = x[n, o, c]``.
+
+    ``indices`` are :func:`max_pool`'s (``return_indices=True``): flat row-major indices over the output's
+    spatial axes. Output spatial size: ``output_size`` (spatial sizes only) or, per axis,
+    ``(W - 1) * strides - before - after + pool_size`` (PyTorch's default). Where several inputs name the same
+    cell (overlapping windows) the last one in row-major order is kept, as PyTorch's CPU loop does.
+    Gradient: ``dx[n, o, c] = g[n, indices[n, o, c], c]`` for the kept elements, 0 for the others.
+    """
+    fn = "max_unpool"
+    from tinygrad_cnn.conv_arithmetic import explicit_pads
+    from tinygrad_cnn.ops.conv_args import channels, spatial_shape
+    from tinygrad_cnn.ops.pool import max_unpool as max_unpool_op
+    x = _float_tensor(fn, "x", x)
+    fmt = validation.data_format(fn, data_format)
+    validation.rank(fn, "x", x.shape, (3, 4, 5))
+    d = x.ndim - 2
+    pool = validation.int_tuple(fn, "pool_size", pool_size, d)
+    strides = pool if strides is None else validation.int_tuple(fn, "strides", strides, d)
+    pads = ((0, 0),) * d if padding == "valid" else explicit_pads(fn, padding, d)
+    if pads is None:
+        raise ValueError(f"{fn}: padding={padding!r} must be 'valid' or explicit ints/pairs (the pool's padding)")
+    idx = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    if idx.shape != x.shape or not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"{fn}: indices must be integers shaped like x {x.shape}; got {idx.dtype} {idx.shape}")
+    if output_size is None:
+        size = tuple((n - 1) * s - b - a + k for n, s, k, (b, a) in
+                     zip(spatial_shape(x.shape, fmt), strides, pool, pads, strict=True))
+    else:
+        size = validation.int_tuple(fn, "output_size", output_size, d)
+    cells = int(np.prod(size))
+    if idx.size and (idx.min() < 0 or idx.max() >= cells):
+        raise ValueError(f"{fn}: indices must lie in [0, {cells}) for an output of spatial size {size}; got "
+                         f"values in [{idx.min()}, {idx.max()}]")
+    xl, il = _to_last(x, fmt), idx if fmt == "channels_last" else np.moveaxis(idx, 1, -1)
+    out_shape = (x.shape[0],) + size + (channels(x.shape, fmt),)
+    return _from_last(max_unpool_op(xl, il, out_shape), fmt)
+
+
+def avg_pool(x, pool_size, strides=None, padding="valid", data_format="channels_last", *, dilation_rate=1,
+             ceil_mode=False, count_include_pad=False):
+    """Mean over each window: ``y[n, o, c] = sum_k xpad[n, o*strides + k*dilation_rate, c] / count[o]``.
+
+    ``count[o]``: the window's real cells (``count_include_pad=False``, Keras' ``"same"``), or with
+    ``count_include_pad=True`` its cells inside the input and the ``padding`` (PyTorch's default; the cells
+    ``ceil_mode`` adds are never counted). ``padding``/``ceil_mode`` as :func:`max_pool`.
+    """
+    from tinygrad_cnn.conv_arithmetic import PoolGeometry
     from tinygrad_cnn.ops.pool import window_counts, window_sum_op
-    x, fmt, geo = _pool("avg_pool", x, pool_size, strides, padding, data_format)
+    x, fmt, geo, pads = _pool("avg_pool", x, pool_size, strides, padding, data_format, dilation_rate, ceil_mode)
+    include = validation.boolean("avg_pool", "count_include_pad", count_include_pad)
     xl = _to_last(x, fmt)
     sums = window_sum_op(xl, geo)
-    if any(b or a for b, a in geo["pads"]):
-        scale = ops.constant((1.0 / window_counts(xl.shape[1:-1], geo, np.float64)).astype(x.dtype))
+    if any(b or a for b, a in geo.pads) or any(r > 1 for r in geo.dilation):
+        spatial, counted = xl.shape[1:-1], geo
+        if include:  # count the named padding as cells: only the ceil_mode cells stay uncounted
+            spatial = tuple(n + b + a for n, (b, a) in zip(spatial, pads, strict=True))
+            counted = PoolGeometry(geo.pool, geo.strides, tuple((0, ga - a) for (_, ga), (_, a) in
+                                                                zip(geo.pads, pads, strict=True)), geo.dilation)
+        scale = ops.constant((1.0 / window_counts(spatial, counted, np.float64)).astype(x.dtype))
     else:
-        scale = 1.0 / float(np.prod(geo["pool"]))
+        scale = 1.0 / float(np.prod(geo.pool))
     return _from_last(sums * scale, fmt)
 
 
-def lp_pool(x, pool_size, strides=None, padding="valid", p=2, data_format="channels_last"):
+def lp_pool(x, pool_size, strides=None, padding="valid", p=2, data_format="channels_last", *, dilation_rate=1,
+            ceil_mode=False):
     """Lp-norm pooling: ``(sum over the window of |x|^p)^(1/p)``; p=2 is L2-norm pooling.
 
     Padded cells count as 0. An all-zero window has output 0 and gradient 0 (never NaN). ``p >= 1``.
+    ``padding``/``dilation_rate``/``ceil_mode`` as :func:`max_pool`.
     """
     from tinygrad_cnn.ops.pool import safe_root, window_sum_op
-    x, fmt, geo = _pool("lp_pool", x, pool_size, strides, padding, data_format)
+    x, fmt, geo, _ = _pool("lp_pool", x, pool_size, strides, padding, data_format, dilation_rate, ceil_mode)
     p = validation.number_in("lp_pool", "p", p, 1.0, float("inf"), high_open=True)
     xl = _to_last(x, fmt)
     powered = xl * xl if p == 2 else ops.pow(ops.abs(xl), p)
     return _from_last(safe_root(window_sum_op(powered, geo), p), fmt)
+
+
+def _adaptive(fn, x, output_size, data_format):
+    x = _float_tensor(fn, "x", x)
+    fmt = validation.data_format(fn, data_format)
+    validation.rank(fn, "x", x.shape, (3, 4, 5))
+    return x, fmt, validation.int_tuple(fn, "output_size", output_size, x.ndim - 2)
+
+
+def adaptive_avg_pool(x, output_size, data_format="channels_last"):
+    """Mean over PyTorch's adaptive windows: along each spatial axis of ``W`` cells, output cell ``i`` of
+    ``output_size`` averages cells ``[floor(i W / out), ceil((i + 1) W / out))`` (windows may differ in size
+    and overlap). Separable: one averaging matrix ``A`` (``out x W``) per axis, ``y = A`` applied along each
+    axis in turn (the mean over a box is the product of the per-axis means); gradient ``A^T g`` per axis.
+    """
+    from tinygrad_cnn.conv_arithmetic import adaptive_windows
+    x, fmt, out = _adaptive("adaptive_avg_pool", x, output_size, data_format)
+    y = _to_last(x, fmt)
+    for i, m in enumerate(out):
+        axis, n = 1 + i, y.shape[1 + i]
+        starts, ends = adaptive_windows(n, m)
+        cells = np.arange(n)
+        a = ((cells >= starts[:, None]) & (cells < ends[:, None])) / (ends - starts)[:, None]
+        perm = tuple(j for j in range(y.ndim) if j != axis) + (axis,)
+        moved = ops.transpose(y, perm) @ ops.constant(a.T.astype(x.dtype))
+        y = ops.transpose(moved, tuple(np.argsort(perm)))
+    return _from_last(y, fmt)
+
+
+def adaptive_max_pool(x, output_size, data_format="channels_last"):
+    """Maximum over PyTorch's adaptive windows (see :func:`adaptive_avg_pool`).
+
+    Separable, one axis at a time: the window's cells are gathered into ``K = max window length`` taps (a
+    shorter window repeats its last cell) and a max pool of ``K`` taps with stride ``K`` takes their maximum.
+    The max over a box is the max over its rows of the row maxima, and the first maximum of the last axis in
+    the first row holding the maximum is the box's first maximum in row-major order: the gradient goes to
+    it, as :func:`max_pool`.
+    """
+    from tinygrad_cnn.conv_arithmetic import PoolGeometry, adaptive_windows
+    from tinygrad_cnn.ops.pool import max_pool as max_pool_op
+    x, fmt, out = _adaptive("adaptive_max_pool", x, output_size, data_format)
+    y = _to_last(x, fmt)
+    d = len(out)
+    for i, m in enumerate(out):
+        starts, ends = adaptive_windows(y.shape[1 + i], m)
+        k = int((ends - starts).max())
+        taps = np.minimum(starts[:, None] + np.arange(k), ends[:, None] - 1).ravel()
+        y = ops.getitem(y, (slice(None),) * (1 + i) + (taps,))
+        pool = tuple(k if j == i else 1 for j in range(d))
+        y = max_pool_op(y, PoolGeometry(pool, pool, ((0, 0),) * d))
+    return _from_last(y, fmt)
 
 
 def _spatial_axes(fn: str, x: Tensor, data_format: str) -> tuple[int, ...]:

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_ref import ops
-from jax_ref._padding import conv_padding
+from tinygrad_cnn.conv_arithmetic import resolve_padding
 
 __all__ = ["max_pool_stage"]
 
@@ -85,8 +85,8 @@ def max_pool_stage(config: dict):
     axes = tuple(range(start, start + len(pool)))
 
     def stage(params, h):
-        pads = conv_padding("max_pool", kw["padding"], tuple(h.shape[a] for a in axes), pool, pool,
-                            (1,) * len(pool), allow_causal=False)
+        pads = resolve_padding("max_pool", kw["padding"], tuple(h.shape[a] for a in axes), pool, pool,
+                               (1,) * len(pool), modes=("valid", "same"))
         return _fast_max_pool(h, pool, tuple(pads), axes, kw)
 
     return stage

@@ -12,7 +12,6 @@ from tinygrad_cnn import functional as F
 from tinygrad_cnn import nn, profiler
 from tinygrad_cnn.gradcheck import assert_gradcheck
 from tinygrad_cnn.nn import fusion
-from tinygrad_cnn.ops import conv as conv_ops
 from tinygrad_cnn.ops import conv_pool
 
 # (input shape, kernel size, conv strides, dilation, padding, pool, bias)
@@ -38,9 +37,7 @@ def _jax_conv_relu_pool(x, w, b, strides, dilation, pads, pool):
 def _geometry(x_shape, ksize, strides, dilation, padding):
     from tinygrad_cnn.ops.conv_args import conv_args
     k_shape = tuple(ksize) + (x_shape[-1], 4)
-    _, strides, dilation, pads, groups = conv_args("conv", x_shape, k_shape, strides, padding, dilation, 1,
-                                                   "channels_last")
-    return conv_ops.make_geometry(ksize, strides, dilation, pads, groups)
+    return conv_args("conv", x_shape, k_shape, strides, padding, dilation, 1, "channels_last")[1]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-k{c[1]}-s{c[2]}-r{c[3]}-{c[4]}-p{c[5]}-b{c[6]}")
@@ -56,7 +53,7 @@ def test_fused_forward_and_vjps_match_jax(check_vjp, case):
         return conv_pool.conv_relu_max_pool(x, w, b, geo=geo, pool=pool)
 
     def reference(x, w, b=None):
-        return _jax_conv_relu_pool(x, w, b, geo["strides"], geo["dilation"], geo["pads"], pool)
+        return _jax_conv_relu_pool(x, w, b, geo.strides, geo.dilation, geo.pads, pool)
 
     check_vjp(engine, reference, *arrays, tol=1e-10)
 

@@ -14,6 +14,7 @@ from test_conv import conv_configs, jax_conv, make_inputs
 
 import tinygrad_cnn as tg
 from tinygrad_cnn import functional as F
+from tinygrad_cnn.conv_arithmetic import ConvGeometry
 from tinygrad_cnn.ops import conv as conv_ops
 
 jax.config.update("jax_enable_x64", True)
@@ -55,10 +56,10 @@ def test_conv_transpose_is_the_adjoint(cfg):
     rng, x, w, _ = make_inputs(cfg)
     if cfg["fmt"] == "channels_first":
         x = np.moveaxis(x, 1, -1)
-    geo = dict(strides=cfg["strides"], dilation=cfg["dilation"], pads=cfg["pads"], groups=cfg["groups"])
-    y = conv_ops.conv(tg.Tensor(x), tg.Tensor(w), **geo).data
+    geo = ConvGeometry(w.shape[:-2], cfg["strides"], cfg["dilation"], cfg["pads"], cfg["groups"])
+    y = conv_ops.conv(tg.Tensor(x), tg.Tensor(w), geo=geo).data
     v = rng.standard_normal(y.shape)
-    z = conv_ops.conv_transpose(tg.Tensor(v), tg.Tensor(w), x.shape, **geo).data
+    z = conv_ops.conv_transpose(tg.Tensor(v), tg.Tensor(w), x.shape, geo=geo).data
     lhs, rhs = float((y * v).sum()), float((x * z).sum())
     record(abs(lhs - rhs) / max(abs(lhs), abs(rhs), 1e-12))
 

@@ -37,7 +37,7 @@ def _conv_step(size, batch, strides=1, relu=False, seed=0):
     x = tg.Tensor(rng.standard_normal((batch, size, size, 3)).astype(np.float32), requires_grad=True)
     k = tg.Tensor(rng.standard_normal((3, 3, 3, 4)).astype(np.float32), requires_grad=True)
     b = tg.Tensor(rng.standard_normal(4).astype(np.float32), requires_grad=True)
-    y = F.conv(x, k, b, strides=strides, padding="same", _relu=relu)
+    y = F._conv("conv", x, k, b, strides=strides, padding="same", relu=relu)
     y.backward(rng.standard_normal(y.shape).astype(np.float32))
     return x, k, b
 
@@ -66,7 +66,7 @@ def test_conv_forward_backward_gemms_are_fixed_at_any_size(monkeypatch, strides,
 
 @pytest.mark.parametrize("input_grad", [True, False])
 def test_fused_conv_relu_pool_gemms_are_fixed_at_any_size(monkeypatch, input_grad):
-    from tinygrad_cnn.ops import conv as conv_ops
+    from tinygrad_cnn.conv_arithmetic import ConvGeometry
     from tinygrad_cnn.ops import conv_pool
     counts = set()
     for size, batch in ((6, 1), (12, 3), (26, 5)):
@@ -74,7 +74,7 @@ def test_fused_conv_relu_pool_gemms_are_fixed_at_any_size(monkeypatch, input_gra
         x = tg.Tensor(rng.standard_normal((batch, size, size, 3)).astype(np.float32), requires_grad=input_grad)
         k = tg.Tensor(rng.standard_normal((3, 3, 3, 4)).astype(np.float32), requires_grad=True)
         b = tg.Tensor(rng.standard_normal(4).astype(np.float32), requires_grad=True)
-        geo = conv_ops.make_geometry((3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), 1)
+        geo = ConvGeometry((3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
         counter = _CountMatmul(monkeypatch)
         with profiler.profile() as prof:
             z = conv_pool.conv_relu_max_pool(x, k, b, geo=geo, pool=(2, 2))
@@ -103,7 +103,7 @@ def test_fused_relu_matches_separate_relu():
     grads = []
     for fused in (False, True):
         ts = [tg.Tensor(a, requires_grad=True) for a in (x, k, b)]
-        y = F.conv(*ts, padding="same", _relu=fused)
+        y = F._conv("conv", *ts, padding="same", relu=fused)
         y = y if fused else F.relu(y)
         y.backward(cot)
         grads.append([y.data] + [t.grad for t in ts])
@@ -192,7 +192,7 @@ def _im2col_peaks(monkeypatch, x, k, b, strides, padding, dilation, groups, back
     ts = [tg.Tensor(a, requires_grad=True) for a in (x, k, b)]
     tracemalloc.start()
     try:
-        y = F.conv(*ts, strides=strides, padding=padding, dilation_rate=dilation, groups=groups, _relu=True)
+        y = F._conv("conv", *ts, strides=strides, padding=padding, dilation_rate=dilation, groups=groups, relu=True)
         if backward:
             y.backward(np.full(y.shape, 0.5, dtype=y.data.dtype))
     finally:

@@ -102,9 +102,10 @@ def test_max_pool_ties_match_jax():
 
 
 def test_max_pool_kink_state_names_the_winner():
-    from tinygrad_cnn.ops.pool import MaxPool, pool_geometry
+    from tinygrad_cnn.conv_arithmetic import PoolGeometry
+    from tinygrad_cnn.ops.pool import MaxPool
     x = np.array([1.0, 3.0, 2.0, 2.0]).reshape(1, 4, 1)
-    state = MaxPool.kink_state(x, geo=pool_geometry((2,), (2,), ((0, 0),)))
+    state = MaxPool.kink_state(x, geo=PoolGeometry((2,), (2,), ((0, 0),)))
     assert state.ravel().tolist() == [1, 0]
 
 

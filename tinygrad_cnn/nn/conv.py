@@ -116,8 +116,8 @@ class _Conv(_BaseConv):
 
     def call(self, x, training=False):
         fused = self.activation is activations.relu  # relu inside the conv primitive: one pass fewer each way
-        y = F.conv(x, self.kernel, self.bias, strides=self.strides, padding=self.padding,
-                   dilation_rate=self.dilation_rate, groups=self.groups, data_format=self.data_format, _relu=fused)
+        y = F._conv("conv", x, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
+                    self.groups, self.data_format, relu=fused)
         return y if fused else self.activation(y)
 
     def get_config(self):

@@ -44,17 +44,16 @@ def conv_relu_max_pool(conv, pool, x):
     if not (_pair_can_fuse(conv, pool) and conv.built and pool.built):
         return None
     from tinygrad_cnn import functional as F
-    from tinygrad_cnn.ops import conv as conv_ops
+    from tinygrad_cnn.conv_arithmetic import PoolGeometry
     from tinygrad_cnn.ops import conv_pool
     from tinygrad_cnn.ops.conv_args import conv_args
 
     conv.check_input_shape(x.shape)
-    fmt, strides, dilation, pads, groups = conv_args("conv", x.shape, conv.kernel.shape, conv.strides, conv.padding,
-                                                     conv.dilation_rate, conv.groups, conv.data_format)
-    geo = conv_ops.make_geometry(conv.kernel.shape[:-2], strides, dilation, pads, groups)
+    fmt, geo = conv_args("conv", x.shape, conv.kernel.shape, conv.strides, conv.padding, conv.dilation_rate,
+                         conv.groups, conv.data_format)
     xl = F._to_last(x, fmt)
-    if x.dtype != conv.kernel.dtype or not conv_pool.fusable(geo, pool.pool_size, pool.strides,
-                                                              ((0, 0),) * pool.rank, xl.shape):
+    window = PoolGeometry(pool.pool_size, pool.strides, ((0, 0),) * pool.rank)
+    if x.dtype != conv.kernel.dtype or not conv_pool.fusable(geo, window, xl.shape):
         return None
     conv._activity_losses, pool._activity_losses = [], []
     return F._from_last(conv_pool.conv_relu_max_pool(xl, conv.kernel, conv.bias, geo=geo, pool=pool.pool_size), fmt)

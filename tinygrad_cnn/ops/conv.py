@@ -38,6 +38,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from tinygrad_cnn.conv_arithmetic import ConvGeometry
 from tinygrad_cnn.function import Function
 from tinygrad_cnn.ops import buffers, elementwise, movement
 
@@ -72,12 +73,6 @@ def unpad_spatial(xp: np.ndarray, pads, shape) -> np.ndarray:
     return out
 
 
-def output_sizes(spatial, ksize, strides, dilation, pads) -> tuple[int, ...]:
-    """``floor((W + P_before + P_after - F_eff) / S) + 1`` per axis (see ``conv_arithmetic``)."""
-    return tuple((n + b + a - (r * (k - 1) + 1)) // s + 1
-                 for n, k, s, r, (b, a) in zip(spatial, ksize, strides, dilation, pads, strict=False))
-
-
 def windows(xp: np.ndarray, out, ksize, strides, dilation, writeable=False) -> np.ndarray:
     """View ``(N, *O, *K, C...)`` of the padded input: ``view[n, o, k] = xp[n, o*s + k*r]``.
 
@@ -106,9 +101,9 @@ def tap_overlaps(out, spatial, geo):
     Yields ``(output index, input index)`` (``(None, None)`` when the tap only ever reads padding).
     """
     lead = (slice(None),)
-    for k in itertools.product(*(range(n) for n in geo["ksize"])):
+    for k in itertools.product(*(range(n) for n in geo.ksize)):
         o_index, x_index = lead, lead
-        for ki, o, n, s, r, (b, _) in zip(k, out, spatial, geo["strides"], geo["dilation"], geo["pads"],
+        for ki, o, n, s, r, (b, _) in zip(k, out, spatial, geo.strides, geo.dilation, geo.pads,
                                           strict=False):
             offset = ki * r - b
             lo, hi = max(0, -(offset // s)), min(o - 1, (n - 1 - offset) // s)
@@ -143,17 +138,17 @@ def columns(view, ksize, ones=False):
 def _im2col(x, geo, ones=False):
     """Columns ``(M, T*C [+ 1])`` for one group (see :func:`columns`) or ``(G, M, T*C/G)`` for several
     (M = N*prod(O), T = taps)."""
-    out = output_sizes(x.shape[1:-1], geo["ksize"], geo["strides"], geo["dilation"], geo["pads"])
-    view = windows(pad_spatial(x, geo["pads"]), out, geo["ksize"], geo["strides"], geo["dilation"])
-    m, groups = x.shape[0] * math.prod(out), geo["groups"]
+    out = geo.output_size(x.shape[1:-1])
+    view = windows(pad_spatial(x, geo.pads), out, geo.ksize, geo.strides, geo.dilation)
+    m, groups = x.shape[0] * math.prod(out), geo.groups
     if groups == 1:
-        return columns(view, geo["ksize"], ones).reshape(m, -1), out
+        return columns(view, geo.ksize, ones).reshape(m, -1), out
     view = view.reshape(view.shape[:-1] + (groups, x.shape[-1] // groups))
     view = np.moveaxis(view, -2, 0)
     return view.reshape(groups, m, -1), out
 
 
-def _kernel_matrix(w, groups):
+def kernel_matrix(w, groups):
     """``(*K, Cg, C_out)`` as ``(T*Cg, C_out)`` or, grouped, ``(G, T*Cg, C_out/G)``."""
     if groups == 1:
         return w.reshape(-1, w.shape[-1])
@@ -169,7 +164,7 @@ def _out_matrix(g, groups):
     return np.moveaxis(g2.reshape(g2.shape[0], groups, -1), 1, 0)
 
 
-def _folds_bias(x, w, bias, groups) -> bool:
+def folds_bias(x, w, bias, groups) -> bool:
     """The bias rides in the GEMM (a ones column) when there is one group and all dtypes agree."""
     return groups == 1 and bias is not None and x.dtype == w.dtype == bias.dtype
 
@@ -177,18 +172,18 @@ def _folds_bias(x, w, bias, groups) -> bool:
 def conv_forward(x, w, geo, cols=None, bias=None):
     """``y`` (channels-last, ``+ bias`` when given) and the im2col columns it used.
 
-    With :func:`_folds_bias` the columns carry a last column of ones and the kernel matrix a last row
+    With :func:`folds_bias` the columns carry a last column of ones and the kernel matrix a last row
     ``bias``; :func:`conv_kernel_grad` ignores that column.
     """
-    fold = _folds_bias(x, w, bias, geo["groups"])
+    fold = folds_bias(x, w, bias, geo.groups)
     if cols is None:
         cols, out = _im2col(x, geo, ones=fold)
     else:
-        out = output_sizes(x.shape[1:-1], geo["ksize"], geo["strides"], geo["dilation"], geo["pads"])
-    wm = _kernel_matrix(w, geo["groups"])
+        out = geo.output_size(x.shape[1:-1])
+    wm = kernel_matrix(w, geo.groups)
     if fold:
         wm = np.concatenate([wm, bias.reshape(1, -1)])
-    if geo["groups"] == 1:
+    if geo.groups == 1:
         y = np.matmul(cols, wm, out=buffers.empty((cols.shape[0], wm.shape[-1]), np.result_type(cols, wm)))
     else:
         y = np.moveaxis(np.matmul(cols, wm), 0, 1)
@@ -204,20 +199,19 @@ def flipped_kernel(w):
     return np.ascontiguousarray(np.swapaxes(w[(slice(None, None, -1),) * d], -1, -2))
 
 
-def adjoint_geometry(geo, out, x_shape) -> dict:
+def adjoint_geometry(geo: ConvGeometry, out, x_shape) -> ConvGeometry:
     """For stride 1 and one group, ``A_w^T g = conv(g, flipped w)`` with these pads and the same dilation.
 
     ``dx[i] = sum_k g[i + b - k r] w[k]``; with ``k' = K-1-k`` that reads ``g`` at ``i + k' r - ((K-1) r - b)``,
     a cross-correlation of ``g`` padded by ``(K-1) r - b`` before and ``X - O + b`` after (negative crops).
     """
-    d = len(geo["ksize"])
-    pads = tuple(((k - 1) * r - b, n - o + b) for k, r, (b, _), n, o in
-                 zip(geo["ksize"], geo["dilation"], geo["pads"], x_shape[1:1 + d], out, strict=False))
-    return {**geo, "pads": pads}
+    d = geo.rank
+    return geo.with_pads(((k - 1) * r - b, n - o + b) for k, r, (b, _), n, o in
+                         zip(geo.ksize, geo.dilation, geo.pads, x_shape[1:1 + d], out, strict=False))
 
 
 def _adjoint_as_conv(geo) -> bool:
-    return geo["groups"] == 1 and all(s == 1 for s in geo["strides"])
+    return geo.groups == 1 and all(s == 1 for s in geo.strides)
 
 
 def conv_input_adjoint(g, w, geo, x_shape):
@@ -229,13 +223,13 @@ def conv_input_adjoint(g, w, geo, x_shape):
     ``(M, C_in)`` buffer, then one strided add of the cells that land inside the input (see
     :func:`tap_overlaps`), straight into ``dx``: no padded copy, no column matrix ``T`` times the input.
     """
-    groups, d = geo["groups"], len(geo["ksize"])
+    groups, d = geo.groups, len(geo.ksize)
     out = g.shape[1:-1]
     if _adjoint_as_conv(geo) and w.shape[-1] < w.shape[-2]:
         return conv_forward(g, flipped_kernel(w), adjoint_geometry(geo, out, x_shape))[0]
     dtype = np.result_type(g.dtype, w.dtype)
     cg, co = w.shape[-2], w.shape[-1] // groups
-    taps = math.prod(geo["ksize"])
+    taps = math.prod(geo.ksize)
     wt = np.ascontiguousarray(np.transpose(w.reshape(taps, cg, groups, co), (0, 2, 3, 1)), dtype=dtype)
     gm = np.ascontiguousarray(np.moveaxis(g.reshape(-1, groups, co), 1, 0), dtype=dtype)  # (G, M, C_out/G)
     slab = buffers.empty((groups,) + g.shape[:-1] + (cg,), dtype)  # one tap's (G, N, *O, Cg), reused
@@ -253,11 +247,11 @@ def conv_kernel_grad(x, g, geo, w_shape, cols=None):
     """``dw = columns^T @ g``: one GEMM (batched over groups)."""
     if cols is None:
         cols, _ = _im2col(x, geo)
-    elif geo["groups"] == 1 and cols.shape[-1] != math.prod(geo["ksize"]) * x.shape[-1]:
+    elif geo.groups == 1 and cols.shape[-1] != math.prod(geo.ksize) * x.shape[-1]:
         cols = cols[:, :-1]  # the forward's ones column (bias folded into its GEMM)
-    gm = _out_matrix(g, geo["groups"])
+    gm = _out_matrix(g, geo.groups)
     dw = np.matmul(np.swapaxes(cols, -1, -2), gm)  # (T*Cg, C_out) or (G, T*Cg, C_out/G)
-    if geo["groups"] > 1:
+    if geo.groups > 1:
         dw = np.moveaxis(dw, 0, 1)
     return dw.reshape(w_shape)
 
@@ -366,21 +360,13 @@ class ChannelSum(Function):
         return (movement.broadcast_to(c, ctx.inputs[0].shape),)
 
 
-def make_geometry(ksize, strides, dilation, pads, groups) -> dict:
-    """The parameters shared by the three primitives, as one hashable-free dict."""
-    return {"ksize": tuple(ksize), "strides": tuple(strides), "dilation": tuple(dilation),
-            "pads": tuple(tuple(p) for p in pads), "groups": int(groups)}
-
-
-def conv(x, w, b=None, *, strides, dilation, pads, groups=1, relu=False):
+def conv(x, w, b=None, *, geo: ConvGeometry, relu=False):
     """Channels-last convolution of Tensors ``x`` ``(N, *S, C)`` and ``w`` ``(*K, C/G, C_out)``, bias ``b``;
     ``relu=True`` applies max(., 0) inside the same primitive (no separate activation pass)."""
-    geo = make_geometry(w.shape[:-2], strides, dilation, pads, groups)
     extra = {"relu": True} if relu else {}
     return Conv.apply(x, w, geo=geo, **extra) if b is None else Conv.apply(x, w, b, geo=geo, **extra)
 
 
-def conv_transpose(g, w, x_shape, *, strides, dilation, pads, groups=1):
+def conv_transpose(g, w, x_shape, *, geo: ConvGeometry):
     """The adjoint of :func:`conv` in its input: maps ``(N, *O, C_out)`` to ``x_shape``."""
-    geo = make_geometry(w.shape[:-2], strides, dilation, pads, groups)
     return ConvTranspose.apply(g, w, geo=geo, x_shape=tuple(x_shape))

@@ -7,8 +7,15 @@ messages that name the function, the argument, the value and what was expected.
 
 from __future__ import annotations
 
+import numpy as np
+
 from tinygrad_cnn import validation
-from tinygrad_cnn.conv_arithmetic import conv_output_size, conv_padding, effective_kernel_size
+from tinygrad_cnn.conv_arithmetic import (
+    ConvGeometry,
+    PoolGeometry,
+    resolve_padding,
+    transpose_padding,
+)
 
 
 def spatial_shape(x_shape, data_format: str) -> tuple[int, ...]:
@@ -19,47 +26,9 @@ def channels(x_shape, data_format: str) -> int:
     return x_shape[-1] if data_format == "channels_last" else x_shape[1]
 
 
-def _is_pair(p) -> bool:
-    return isinstance(p, (tuple, list)) and len(p) == 2 and all(validation.is_int(v) for v in p)
-
-
-def explicit_pads(fn: str, padding, rank: int) -> tuple[tuple[int, int], ...] | None:
-    """An int, one int or (before, after) pair per spatial axis, or (1-D) a single pair; None for a string."""
-    if isinstance(padding, str):
-        return None
-    if validation.is_int(padding):
-        pads = ((padding, padding),) * rank
-    elif isinstance(padding, (tuple, list)) and len(padding) == rank and all(
-            validation.is_int(p) or _is_pair(p) for p in padding):
-        pads = tuple((p, p) if validation.is_int(p) else tuple(p) for p in padding)
-    elif rank == 1 and _is_pair(padding):
-        pads = (tuple(padding),)
-    else:
-        raise ValueError(f"{fn}: padding={padding!r} must be 'valid', 'same', 'causal' (1-D), an int, or one "
-                         f"int or (before, after) pair per spatial axis ({rank} axes)")
-    if any(v < 0 for pair in pads for v in pair):
-        raise ValueError(f"{fn}: padding={padding!r} must be non-negative")
-    return tuple((int(b), int(a)) for b, a in pads)
-
-
-def resolve_padding(fn: str, padding, spatial, ksize, strides, dilation, modes=("valid", "same", "causal")):
-    """Per-axis (before, after) pads; checks every axis has at least one output cell."""
-    rank = len(spatial)
-    pads = explicit_pads(fn, padding, rank)
-    if pads is None:
-        mode = validation.choice(fn, "padding", padding, modes)
-        if mode == "causal" and rank != 1:
-            raise ValueError(f"{fn}: padding='causal' is only defined for 1-D convolutions; got an input with "
-                             f"{rank} spatial axes")
-        pads = tuple(conv_padding(n, k, s, mode, r, fn=fn)
-                     for n, k, s, r in zip(spatial, ksize, strides, dilation, strict=False))
-    for n, k, s, r, pair in zip(spatial, ksize, strides, dilation, pads, strict=False):
-        conv_output_size(n, k, s, pair, r, fn=fn)
-    return pads
-
-
-def conv_args(fn: str, x_shape, k_shape, strides, padding, dilation_rate, groups, data_format, rank=None):
-    """Check a conv call; return (data_format, strides, dilation, pads, groups)."""
+def conv_args(fn: str, x_shape, k_shape, strides, padding, dilation_rate, groups, data_format,
+              rank=None) -> tuple[str, ConvGeometry]:
+    """Check a conv call; return ``(data_format, geometry)``."""
     data_format = validation.data_format(fn, data_format)
     d = len(k_shape) - 2
     if d not in (1, 2, 3):
@@ -85,58 +54,49 @@ def conv_args(fn: str, x_shape, k_shape, strides, padding, dilation_rate, groups
             raise ValueError(f"{fn}: kernel_size must be >= 1 on every axis; got kernel shape {tuple(k_shape)}")
     strides = validation.int_tuple(fn, "strides", strides, d)
     dilation = validation.int_tuple(fn, "dilation_rate", dilation_rate, d)
-    pads = resolve_padding(fn, padding, spatial_shape(x_shape, data_format), k_shape[:-2], strides, dilation)
-    return data_format, strides, dilation, pads, groups
+    return data_format, ConvGeometry.resolve(fn, spatial_shape(x_shape, data_format), k_shape[:-2], strides,
+                                             padding, dilation, groups)
 
 
-def conv_transpose_args(fn: str, x_shape, k_shape, strides, padding, output_padding, dilation_rate, data_format):
-    """Check a transposed conv; return (data_format, strides, dilation, pads, out_spatial).
+def conv_transpose_args(fn: str, x_shape, k_shape, strides, padding, output_padding, dilation_rate,
+                        data_format, groups=1) -> tuple[str, ConvGeometry, tuple[int, ...]]:
+    """Check a transposed conv; return ``(data_format, geometry, out_spatial)``.
 
-    Output size per axis, exactly as Keras' ``Conv*DTranspose`` (F_eff = r*(F-1)+1):
-    ``"valid"``: ``(W-1)*S + F_eff + op`` with ``op`` defaulting to ``max(F_eff, S) - F_eff``;
-    ``"same"``: ``W*S`` if ``op`` is None, else ``(W-1)*S + F_eff % 2 + op``.
+    Output sizes as Keras' ``Conv*DTranspose`` (see :func:`tinygrad_cnn.conv_arithmetic.transpose_padding`).
     The result is the adjoint of a conv from that size with pads ``(F_eff-1-left, F_eff-1-right)``,
     where ``(left, right)`` is the padding of the equivalent stride-1 conv over the dilated input.
     """
     data_format = validation.data_format(fn, data_format)
     d = len(k_shape) - 2
     if d not in (1, 2, 3):
-        raise ValueError(f"{fn}: kernel must have rank 3, 4 or 5 (kernel_size + (filters, in_channels)); "
-                         f"got shape {tuple(k_shape)}")
+        raise ValueError(f"{fn}: kernel must have rank 3, 4 or 5 (kernel_size + (filters // groups, "
+                         f"in_channels)); got shape {tuple(k_shape)}")
     validation.rank(fn, "x", x_shape, d + 2)
+    groups = validation.positive_int(fn, "groups", groups)
     c_in = channels(x_shape, data_format)
+    if c_in % groups:
+        raise ValueError(f"{fn}: groups={groups} must divide the input's {c_in} channels (x shape {tuple(x_shape)})")
     if k_shape[-1] != c_in:
         raise ValueError(f"{fn}: input has {c_in} channels but kernel expects {k_shape[-1]} "
                          f"(kernel shape {tuple(k_shape)}, layout kernel_size + (filters, in_channels))")
     strides = validation.int_tuple(fn, "strides", strides, d)
     dilation = validation.int_tuple(fn, "dilation_rate", dilation_rate, d)
-    mode = validation.choice(fn, "padding", padding, ("valid", "same"))
-    ops_ = (None,) * d if output_padding is None else validation.int_tuple(fn, "output_padding", output_padding,
-                                                                             d, minimum=0)
-    pads, out = [], []
-    for n, k, s, r, op in zip(spatial_shape(x_shape, data_format), k_shape[:-2], strides, dilation, ops_, strict=False):
-        if op is not None and op >= s:
-            raise ValueError(f"{fn}: output_padding must be smaller than strides on every axis; got "
-                             f"output_padding={output_padding!r} with strides={strides}")
-        ke = effective_kernel_size(k, r)
-        if mode == "valid":
-            extra = max(ke, s) - ke if op is None else op
-            left, right = ke - 1, ke - 1 + extra
-        else:
-            total = s + ke - 2 if op is None else ke + ke % 2 - 2 + op
-            left = min(total // 2 + total % 2, ke - 1)
-            right = total - left
-        size = (n - 1) * s + left + right - ke + 2
-        if size < 1:
-            raise ValueError(f"{fn}: the output would have {size} cells along a spatial axis (input {n}, "
-                             f"kernel {k}, strides {s}, padding {mode!r}, output_padding {op})")
-        pads.append((ke - 1 - left, ke - 1 - right))
-        out.append(size)
-    return data_format, strides, dilation, tuple(pads), tuple(out)
+    ksize = tuple(k_shape[:-2])
+    lax_pads, out = transpose_padding(fn, spatial_shape(x_shape, data_format), ksize, strides, dilation, padding,
+                                      output_padding)
+    geo = ConvGeometry(ksize, strides, dilation, lax_pads, groups)
+    return data_format, geo.with_pads((ke - 1 - left, ke - 1 - right) for ke, (left, right) in
+                                      zip(geo.effective_kernel(), lax_pads, strict=True)), out
 
 
-def pool_args(fn: str, x_shape, pool_size, strides, padding, data_format):
-    """Check a pooling call; return (data_format, pool, strides, pads)."""
+def pool_args(fn: str, x_shape, pool_size, strides, padding, data_format, dilation_rate=1,
+              ceil_mode=False) -> tuple[str, PoolGeometry, tuple[tuple[int, int], ...]]:
+    """Check a pooling call; return ``(data_format, geometry, pads)``.
+
+    ``pads`` are the ``(before, after)`` pads ``padding`` names (see :func:`resolve_padding`; explicit amounts
+    are accepted); the geometry's pads add, with ``ceil_mode``, the cells after that :func:`ceil_extra` needs.
+    Every window must cover at least one real cell.
+    """
     data_format = validation.data_format(fn, data_format)
     if len(x_shape) not in (3, 4, 5):
         raise ValueError(f"{fn}: x must have rank 3, 4 or 5 (batch, 1-3 spatial axes, channels); "
@@ -144,8 +104,37 @@ def pool_args(fn: str, x_shape, pool_size, strides, padding, data_format):
     d = len(x_shape) - 2
     pool = validation.int_tuple(fn, "pool_size", pool_size, d)
     strides = pool if strides is None else validation.int_tuple(fn, "strides", strides, d)
-    if not isinstance(padding, str):
-        raise ValueError(f"{fn}: padding={padding!r} must be 'valid' or 'same' for pooling")
-    pads = resolve_padding(fn, padding, spatial_shape(x_shape, data_format), pool, strides, (1,) * d,
-                           modes=("valid", "same"))
-    return data_format, pool, strides, pads
+    dilation = validation.int_tuple(fn, "dilation_rate", dilation_rate, d)
+    ceil_mode = validation.boolean(fn, "ceil_mode", ceil_mode)
+    spatial = spatial_shape(x_shape, data_format)
+    pads = resolve_padding(fn, padding, spatial, pool, strides, dilation, modes=("valid", "same"))
+    geo = PoolGeometry(pool, strides, pads, dilation)
+    if ceil_mode:
+        geo = geo.with_pads((b, a + e) for (b, a), e in zip(pads, ceil_extra(geo, spatial), strict=True))
+    padded = any(b or a for b, a in geo.pads)  # without padding every window lies inside the input
+    for n, o, s, k, r, (b, _) in zip(spatial, geo.output_size(spatial), strides, pool, dilation, geo.pads,
+                                     strict=True):
+        if not padded:
+            break
+        taps = np.arange(o)[:, None] * s + np.arange(k)[None, :] * r - b
+        if not ((taps >= 0) & (taps < n)).any(axis=1).all():
+            raise ValueError(f"{fn}: padding={padding!r} leaves a window with no input cell (input size {n}, "
+                             f"pool_size {k}, strides {s}, dilation_rate {r}); use less padding")
+    return data_format, geo, pads
+
+
+def ceil_extra(geo: PoolGeometry, spatial) -> tuple[int, ...]:
+    """The cells ``ceil_mode`` adds after each axis (PyTorch's rule).
+
+    ``O = ceil((W + P - F_eff) / S) + 1``, less one if that last window would start at or after
+    ``W + before`` (it must start inside the input or the padding before it); the extra cells make that last
+    window fit: ``max((O - 1) S + F_eff - (W + P), 0)``. They take no part in any result (never a maximum,
+    never counted by an average).
+    """
+    extra = []
+    for n, s, k, (b, a) in zip(spatial, geo.strides, geo.effective_kernel(), geo.pads, strict=True):
+        o = -(-(n + b + a - k) // s) + 1
+        if (o - 1) * s >= n + b:
+            o -= 1
+        extra.append(max((o - 1) * s + k - (n + b + a), 0))
+    return tuple(extra)

@@ -29,6 +29,7 @@ import math
 
 import numpy as np
 
+from tinygrad_cnn.conv_arithmetic import ConvGeometry, PoolGeometry
 from tinygrad_cnn.function import Function
 from tinygrad_cnn.modes import is_grad_enabled
 from tinygrad_cnn.ops import buffers, elementwise
@@ -36,28 +37,27 @@ from tinygrad_cnn.ops.conv import (
     ChannelSum,
     ConvKernelGrad,
     ConvTranspose,
-    _folds_bias,
-    _kernel_matrix,
     columns,
     conv_forward,
     conv_input_adjoint,
-    output_sizes,
+    folds_bias,
+    kernel_matrix,
     pad_spatial,
     windows,
 )
 from tinygrad_cnn.ops.movement import constant
-from tinygrad_cnn.ops.pool import MaxPoolScatter, _tap_major, first_max, max_pool_forward, pool_geometry, tap_shares
+from tinygrad_cnn.ops.pool import MaxPoolScatter, first_max, max_pool_forward, tap_major, tap_shares
 
 
-def pooled_sizes(x_shape, geo, pool) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def pooled_sizes(x_shape, geo: ConvGeometry, pool) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The conv's output sizes ``O`` and the pooled sizes ``Q = floor(O / P)``."""
-    out = output_sizes(x_shape[1:-1], geo["ksize"], geo["strides"], geo["dilation"], geo["pads"])
+    out = geo.output_size(x_shape[1:-1])
     return out, tuple(o // p for o, p in zip(out, pool, strict=True))
 
 
-def _pool_geometry(pool) -> dict:
+def _pool_geometry(pool) -> PoolGeometry:
     """The max-pool's own geometry: windows ``pool``, strides ``pool``, no padding."""
-    return pool_geometry(pool, pool, ((0, 0),) * len(pool))
+    return PoolGeometry(tuple(pool), tuple(pool), ((0, 0),) * len(pool))
 
 
 def _pool_major(xp, pool, pooled, geo):
@@ -68,7 +68,7 @@ def _pool_major(xp, pool, pooled, geo):
     """
     d = len(pool)
     covered = tuple(q * p for q, p in zip(pooled, pool, strict=True))
-    view = windows(xp, covered, geo["ksize"], geo["strides"], geo["dilation"])  # (N, *Q*P, *K, C)
+    view = windows(xp, covered, geo.ksize, geo.strides, geo.dilation)  # (N, *Q*P, *K, C)
     split = sum(((q, p) for q, p in zip(pooled, pool, strict=True)), ())
     view = np.reshape(view, view.shape[:1] + split + view.shape[1 + d:], copy=False)
     return np.moveaxis(view, tuple(2 + 2 * i for i in range(d)), tuple(range(d)))
@@ -85,11 +85,11 @@ class ConvReluMaxPool(Function):
     @staticmethod
     def forward(ctx, x, w, *bias, geo, pool):
         b = bias[0] if bias else None
-        fold = _folds_bias(x, w, b, geo["groups"])
+        fold = folds_bias(x, w, b, geo.groups)
         pooled = pooled_sizes(x.shape, geo, pool)[1]
-        cols = columns(_pool_major(pad_spatial(x, geo["pads"]), pool, pooled, geo), geo["ksize"], ones=fold)
+        cols = columns(_pool_major(pad_spatial(x, geo.pads), pool, pooled, geo), geo.ksize, ones=fold)
         cols = cols.reshape(-1, cols.shape[-1])  # im2col, rows in pool-tap-major order
-        wm = _kernel_matrix(w, 1)
+        wm = kernel_matrix(w, 1)
         if fold:
             wm = np.concatenate([wm, b.reshape(1, -1)])
         y = np.matmul(cols, wm, out=buffers.empty((cols.shape[0], w.shape[-1]), np.result_type(cols, wm)))
@@ -118,7 +118,7 @@ class ConvReluMaxPool(Function):
             out, pooled = pooled_sizes(x.shape, geo, pool)
             covered = tuple(q * p for q, p in zip(pooled, pool, strict=True))
             gy = (buffers.empty if covered == out else buffers.zeros)((x.shape[0],) + out + (c_out,), gm.dtype)
-            np.copyto(_tap_major(gy, pooled, _pool_geometry(pool), writeable=True), winners.reshape(
+            np.copyto(tap_major(gy, pooled, _pool_geometry(pool), writeable=True), winners.reshape(
                 tuple(pool) + g.shape))
             gx = constant(conv_input_adjoint(gy, w.data, geo, x.shape))
         with_bias = len(ctx.inputs) == 3
@@ -156,11 +156,13 @@ def _vjp_by_primitives(ctx, g):
     return gx, gw
 
 
-def fusable(geo, pool_size, pool_strides, pool_pads, x_shape) -> bool:
-    """The fused primitive applies: one group, pool stride == pool size, no pool padding, >= 1 pooled cell."""
-    if geo["groups"] != 1 or tuple(pool_strides) != tuple(pool_size) or any(a or b for a, b in pool_pads):
+def fusable(geo: ConvGeometry, pool: PoolGeometry, x_shape) -> bool:
+    """The fused primitive applies: one group, pool stride == pool size, no pool padding or dilation, >= 1
+    pooled cell."""
+    if (geo.groups != 1 or pool.strides != pool.pool or any(a or b for a, b in pool.pads)
+            or any(r != 1 for r in pool.dilation)):
         return False
-    return all(q >= 1 for q in pooled_sizes(x_shape, geo, pool_size)[1])
+    return all(q >= 1 for q in pooled_sizes(x_shape, geo, pool.pool)[1])
 
 
 def conv_relu_max_pool(x, w, b=None, *, geo, pool):

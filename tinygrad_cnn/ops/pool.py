@@ -28,39 +28,35 @@ import math
 
 import numpy as np
 
+from tinygrad_cnn.conv_arithmetic import PoolGeometry
 from tinygrad_cnn.function import Function
 from tinygrad_cnn.ops import buffers, elementwise
-from tinygrad_cnn.ops.conv import output_sizes, pad_spatial, tap_slices, unpad_spatial, windows
+from tinygrad_cnn.ops.conv import pad_spatial, tap_slices, unpad_spatial, windows
 from tinygrad_cnn.ops.movement import constant
 
 
-def pool_geometry(pool, strides, pads) -> dict:
-    """The window parameters shared by the pooling primitives."""
-    return {"pool": tuple(pool), "strides": tuple(strides), "pads": tuple(tuple(p) for p in pads)}
+def _out(shape, geo: PoolGeometry):
+    return geo.output_size(shape[1:1 + geo.rank])
 
 
-def _out(shape, geo):
-    d = len(geo["pool"])
-    return output_sizes(shape[1:1 + d], geo["pool"], geo["strides"], (1,) * d, geo["pads"])
+def _taps(out, geo: PoolGeometry):
+    return tap_slices(out, geo.pool, geo.strides, geo.dilation)
 
 
-def _taps(out, geo):
-    return tap_slices(out, geo["pool"], geo["strides"], (1,) * len(out))
+def _tiles(geo: PoolGeometry, out, padded) -> bool:
+    """Windows that tile the padded input exactly (stride == pool, no dilation, sizes divisible): each cell
+    written once."""
+    return all(s == p and r == 1 and o * s == n
+               for s, p, r, o, n in zip(geo.strides, geo.pool, geo.dilation, out, padded, strict=False))
 
 
-def _disjoint(geo) -> bool:
-    return all(s >= p for s, p in zip(geo["strides"], geo["pool"], strict=False))
+def tap_major(a, out, geo: PoolGeometry, writeable=False):
+    """View ``(*K, N, *O, C)`` of the padded ``a``'s windows: ``view[k, n, o] = a[n, o*s + k*r]``.
 
-
-def _tiles(geo, out, padded) -> bool:
-    """Windows that tile the padded input exactly (stride == pool, sizes divisible): each cell written once."""
-    return all(s == p and o * s == n for s, p, o, n in zip(geo["strides"], geo["pool"], out, padded, strict=False))
-
-
-def _tap_major(a, out, geo, writeable=False):
-    """View ``(*K, N, *O, C)`` of the padded ``a``'s windows: ``view[k, n, o] = a[n, o*s + k]``."""
+    ``writeable`` is safe only for disjoint windows (:meth:`PoolGeometry.disjoint`).
+    """
     d = len(out)
-    view = windows(a, out, geo["pool"], geo["strides"], (1,) * d, writeable)
+    view = windows(a, out, geo.pool, geo.strides, geo.dilation, writeable)
     return np.moveaxis(view, tuple(range(1 + d, 1 + 2 * d)), tuple(range(d)))
 
 
@@ -72,9 +68,9 @@ def tap_arrays(xp, out, geo) -> list:
     inner runs are only ``C`` long). Overlapping windows: strided views (no copy ``prod(pool)`` times the
     output).
     """
-    if not _disjoint(geo):
+    if not geo.disjoint():
         return [xp[index] for _, index in _taps(out, geo)]
-    view = _tap_major(xp, out, geo)
+    view = tap_major(xp, out, geo)
     stack = buffers.empty(view.shape, xp.dtype)
     np.copyto(stack, view)
     return list(stack.reshape((-1,) + stack.shape[len(out):]))
@@ -88,7 +84,7 @@ def _copy(view):
 
 def max_pool_forward(x, geo):
     """The window maxima and, per output cell, the tap (row-major index) of the first maximum."""
-    xp = pad_spatial(x, geo["pads"], fill=-np.inf)
+    xp = pad_spatial(x, geo.pads, fill=-np.inf)
     return first_max(tap_arrays(xp, _out(x.shape, geo), geo))
 
 
@@ -106,22 +102,27 @@ def first_max(taps):
     return best, idx
 
 
+def _padded_gradient(g, geo, x_shape):
+    """The output sizes of ``g`` and a buffer shaped like the padded input (zeroed unless the windows tile it)."""
+    d = geo.rank
+    padded = geo.padded_size(x_shape[1:1 + d])
+    out = g.shape[1:1 + d]
+    return out, (buffers.empty if _tiles(geo, out, padded) else buffers.zeros)(
+        (x_shape[0],) + padded + tuple(x_shape[1 + d:]), g.dtype)
+
+
 def scatter_taps(g, idx, geo, x_shape):
     """dx: each output cell's ``g`` added at its window's winning tap (zero elsewhere)."""
-    d = len(geo["pool"])
-    padded = tuple(n + b + a for n, (b, a) in zip(x_shape[1:1 + d], geo["pads"], strict=False))
-    out = g.shape[1:1 + d]
-    dxp = (buffers.empty if _tiles(geo, out, padded) else buffers.zeros)(
-        (x_shape[0],) + padded + tuple(x_shape[1 + d:]), g.dtype)
-    if _disjoint(geo):  # every tap's share into one contiguous stack, then one strided copy into place
-        target = _tap_major(dxp, out, geo, writeable=True)
-        np.copyto(target, tap_shares(g, idx, math.prod(geo["pool"])).reshape(target.shape))
+    out, dxp = _padded_gradient(g, geo, x_shape)
+    if geo.disjoint():  # every tap's share into one contiguous stack, then one strided copy into place
+        target = tap_major(dxp, out, geo, writeable=True)
+        np.copyto(target, tap_shares(g, idx, math.prod(geo.pool)).reshape(target.shape))
     else:
         mask = buffers.empty(idx.shape, bool)
         for t, (_, index) in enumerate(_taps(out, geo)):
             np.equal(idx, t, out=mask)
             dxp[index] += g * mask
-    return unpad_spatial(dxp, geo["pads"], x_shape)
+    return unpad_spatial(dxp, geo.pads, x_shape)
 
 
 def tap_shares(g, idx, taps, gate=None):
@@ -139,7 +140,7 @@ def tap_shares(g, idx, taps, gate=None):
 
 def gather_taps(c, idx, geo):
     """The adjoint of :func:`scatter_taps`: each output cell reads ``c`` at its window's winning tap."""
-    cp = pad_spatial(c, geo["pads"])
+    cp = pad_spatial(c, geo.pads)
     out = buffers.zeros(idx.shape, c.dtype)
     mask = buffers.empty(idx.shape, bool)
     for t, (_, index) in enumerate(_taps(idx.shape[1:-1], geo)):
@@ -150,7 +151,7 @@ def gather_taps(c, idx, geo):
 
 def window_sum(x, geo):
     """y[n, o, c] = sum over the window's taps of xpad[n, o*s + k, c] (zero padding)."""
-    taps = tap_arrays(pad_spatial(x, geo["pads"]), _out(x.shape, geo), geo)
+    taps = tap_arrays(pad_spatial(x, geo.pads), _out(x.shape, geo), geo)
     y = _copy(taps[0])
     for view in taps[1:]:
         np.add(y, view, out=y)
@@ -159,17 +160,13 @@ def window_sum(x, geo):
 
 def window_sum_adjoint(g, geo, x_shape):
     """The adjoint of :func:`window_sum`: every input cell gets the sum of ``g`` over the windows covering it."""
-    d = len(geo["pool"])
-    padded = tuple(n + b + a for n, (b, a) in zip(x_shape[1:1 + d], geo["pads"], strict=False))
-    out = g.shape[1:1 + d]
-    dxp = (buffers.empty if _tiles(geo, out, padded) else buffers.zeros)(
-        (x_shape[0],) + padded + tuple(x_shape[1 + d:]), g.dtype)
-    if _disjoint(geo):  # one broadcast copy into every tap of every window
-        np.copyto(_tap_major(dxp, out, geo, writeable=True), g)
+    out, dxp = _padded_gradient(g, geo, x_shape)
+    if geo.disjoint():  # one broadcast copy into every tap of every window
+        np.copyto(tap_major(dxp, out, geo, writeable=True), g)
     else:
         for _, index in _taps(out, geo):
             dxp[index] += g
-    return unpad_spatial(dxp, geo["pads"], x_shape)
+    return unpad_spatial(dxp, geo.pads, x_shape)
 
 
 def window_counts(spatial, geo, dtype) -> np.ndarray:
@@ -280,3 +277,72 @@ def window_sum_op(x, geo):
 
 def safe_root(s, p):
     return SafeRoot.apply(s, p=p)
+
+
+# ---------------------------------------------------------------------------------------------------
+# indices and unpooling (PyTorch's return_indices / max_unpool)
+
+
+def flat_indices(idx, geo: PoolGeometry, x_shape) -> np.ndarray:
+    """PyTorch's max-pool indices from the winning taps ``idx`` ``(N, *O, C)``: the row-major flat index,
+    over the input's (unpadded) spatial axes, of the cell holding each window's first maximum.
+
+    Along axis ``i`` the winner sits at ``o * S + k * r - before`` for its tap ``k`` (``idx`` unravelled over
+    ``pool``); ``flat = sum_i pos_i * prod(W_{i+1:})``.
+    """
+    d = geo.rank
+    taps = np.unravel_index(idx, geo.pool)
+    flat = np.zeros(idx.shape, np.int64)
+    for i, (o, s, r, (b, _)) in enumerate(zip(idx.shape[1:1 + d], geo.strides, geo.dilation, geo.pads,
+                                             strict=True)):
+        along = np.arange(o).reshape((1,) * (1 + i) + (o,) + (1,) * (d - i))
+        flat = flat * x_shape[1 + i] + (along * s + taps[i] * r - b)
+    return flat
+
+
+def unpool_plan(indices, out_shape) -> tuple[np.ndarray, np.ndarray]:
+    """For ``indices`` ``(N, *O, C)`` into the spatial cells of ``out_shape`` ``(N, *S, C)``: each element's
+    flat position in the output and whether it is the LAST element (row-major) writing there (the one whose
+    value the output keeps, as PyTorch's sequential CPU loop)."""
+    n, c = out_shape[0], out_shape[-1]
+    cells = math.prod(out_shape[1:-1])
+    batch = np.arange(n).reshape((n,) + (1,) * (indices.ndim - 1))
+    keys = ((batch * cells + indices) * c + np.arange(c)).ravel()
+    last = np.zeros(math.prod(out_shape), np.int64) - 1
+    np.maximum.at(last, keys, np.arange(keys.size))
+    return keys, last[keys] == np.arange(keys.size)
+
+
+class MaxUnpool(Function):
+    """y (``out_shape``, zero elsewhere) with ``y.flat[keys[m]] = x.flat[m]`` for the elements ``m`` that are
+    ``winners`` (see :func:`unpool_plan`).   vjp: dx = UnpoolGather(g): ``g.flat[keys] * winners``."""
+
+    @staticmethod
+    def forward(ctx, x, keys, winners, out_shape):
+        y = np.zeros(math.prod(out_shape), x.dtype)
+        y[keys[winners]] = x.ravel()[winners]
+        return y.reshape(out_shape)
+
+    @staticmethod
+    def vjp(ctx, g):
+        keys, winners = ctx.params["keys"], ctx.params["winners"]
+        return (UnpoolGather.apply(g, keys=keys, winners=winners, x_shape=ctx.inputs[0].shape),)
+
+
+class UnpoolGather(Function):
+    """dx = ``g.flat[keys] * winners`` shaped ``x_shape`` (the adjoint of MaxUnpool).   vjp: MaxUnpool(c)."""
+
+    @staticmethod
+    def forward(ctx, g, keys, winners, x_shape):
+        return np.where(winners, g.ravel()[keys], 0).astype(g.dtype).reshape(x_shape)
+
+    @staticmethod
+    def vjp(ctx, c):
+        p = ctx.params
+        return (MaxUnpool.apply(c, keys=p["keys"], winners=p["winners"], out_shape=ctx.inputs[0].shape),)
+
+
+def max_unpool(x, indices, out_shape):
+    """Channels-last unpooling of Tensor ``x`` by the int array ``indices`` into ``out_shape``."""
+    keys, winners = unpool_plan(indices, out_shape)
+    return MaxUnpool.apply(x, keys=keys, winners=winners, out_shape=tuple(out_shape))
