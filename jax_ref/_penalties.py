@@ -18,6 +18,10 @@ EPS = 1e-7
 ACTIVATIONS = {
     "relu": ops.relu, "softplus": ops.softplus, "sigmoid": ops.sigmoid, "tanh": ops.tanh,
     "softmax": ops.softmax, "linear": lambda x: x, "leaky_relu": ops.leaky_relu, None: lambda x: x,
+    "gelu": ops.gelu, "silu": ops.silu, "swish": ops.swish, "elu": ops.elu, "selu": ops.selu, "celu": ops.celu,
+    "softsign": ops.softsign, "hard_sigmoid": ops.hard_sigmoid, "hard_silu": ops.hard_silu,
+    "hard_swish": ops.hard_swish, "mish": ops.mish, "relu6": ops.relu6, "log_sigmoid": ops.log_sigmoid,
+    "log_softmax": ops.log_softmax, "exponential": jnp.exp,
 }
 
 

@@ -31,6 +31,8 @@ __all__ = [
     "depthwise_conv2d", "dropout", "global_avg_pool", "global_max_pool", "leaky_relu", "log_softmax",
     "logsumexp", "lp_pool", "max_pool", "mse", "relu", "sigmoid", "softmax", "softplus", "tanh",
     "adaptive_avg_pool", "adaptive_max_pool", "max_unpool",
+    "celu", "elu", "gelu", "hard_sigmoid", "hard_silu", "hard_swish", "log_sigmoid", "mish", "prelu", "relu6", "selu",
+    "silu", "softsign", "swish",
 ]
 
 
@@ -59,6 +61,86 @@ def leaky_relu(x, negative_slope: float = 0.2):
     """x for x >= 0, negative_slope * x otherwise."""
     validation.number_in("leaky_relu", "negative_slope", negative_slope, 0.0, float("inf"))
     return jax.nn.leaky_relu(jnp.asarray(x), negative_slope)
+
+
+def gelu(x, approximate: bool = False):
+    """x Phi(x) = x/2 erfc(-x/sqrt 2) (``jax.nn.gelu(approximate=False)``) or the tanh form (``approximate=True``)."""
+    approximate = validation.boolean("gelu", "approximate", approximate)
+    return jax.nn.gelu(jnp.asarray(x), approximate=approximate)
+
+
+def silu(x):
+    """x sigmoid(x)."""
+    return jax.nn.silu(jnp.asarray(x))
+
+
+def swish(x):
+    """x sigmoid(x)."""
+    return jax.nn.swish(jnp.asarray(x))
+
+
+def elu(x, alpha: float = 1.0):
+    """x for x > 0, alpha (e^x - 1) otherwise."""
+    alpha = validation.number_in("elu", "alpha", alpha, -float("inf"), float("inf"))
+    return jax.nn.elu(jnp.asarray(x), alpha)
+
+
+def selu(x):
+    """jax.nn.selu: 1.0507... * elu(x, 1.6732...)."""
+    return jax.nn.selu(jnp.asarray(x))
+
+
+def celu(x, alpha: float = 1.0):
+    """max(x, 0) + alpha expm1(min(x, 0) / alpha), alpha > 0."""
+    alpha = validation.number_in("celu", "alpha", alpha, 0.0, float("inf"))
+    if alpha == 0.0:
+        raise ValueError("celu: alpha must be > 0 (x is divided by it); got 0.0")
+    return jax.nn.celu(jnp.asarray(x), alpha)
+
+
+def softsign(x):
+    """x / (|x| + 1)."""
+    return jax.nn.soft_sign(jnp.asarray(x))
+
+
+def hard_sigmoid(x):
+    """relu6(x + 3) / 6 (Keras 3's keras.activations.hard_sigmoid is jax.nn.hard_sigmoid)."""
+    return jax.nn.hard_sigmoid(jnp.asarray(x))
+
+
+def hard_silu(x):
+    """x hard_sigmoid(x)."""
+    return jax.nn.hard_silu(jnp.asarray(x))
+
+
+def hard_swish(x):
+    """x hard_sigmoid(x)."""
+    return jax.nn.hard_swish(jnp.asarray(x))
+
+
+def mish(x):
+    """x tanh(softplus(x))."""
+    return jax.nn.mish(jnp.asarray(x))
+
+
+def relu6(x):
+    """min(max(x, 0), 6) with relu6'(0) = relu6'(6) = 0 (jax.nn.relu6's custom jvp)."""
+    return jax.nn.relu6(jnp.asarray(x))
+
+
+def log_sigmoid(x):
+    """-softplus(-x)."""
+    return jax.nn.log_sigmoid(jnp.asarray(x))
+
+
+def prelu(x, alpha):
+    """x for x >= 0, alpha x otherwise (flax's PReLU formula), alpha broadcast against x."""
+    x = jnp.asarray(x)
+    alpha = jnp.asarray(alpha, x.dtype)
+    if jnp.broadcast_shapes(x.shape, alpha.shape) != x.shape:
+        raise ValueError(f"prelu: alpha with shape {alpha.shape} must broadcast to x's shape {x.shape} (NumPy's "
+                         f"rule, without growing x)")
+    return jnp.where(x >= 0, x, alpha * x)
 
 
 def logsumexp(x, axis: int = -1, keepdims: bool = False):

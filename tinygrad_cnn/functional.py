@@ -15,6 +15,9 @@ from tinygrad_cnn.tensor import Tensor, as_tensor
 __all__ = [
     "cross_entropy", "dense", "dropout", "leaky_relu", "log_softmax", "logsumexp", "mse", "relu",
     "sigmoid", "softmax", "softplus", "tanh",
+    # more activations
+    "celu", "elu", "gelu", "hard_sigmoid", "hard_silu", "hard_swish", "log_sigmoid", "mish", "prelu", "relu6", "selu",
+    "silu", "softsign", "swish",
     # convolution and pooling
     "avg_pool", "conv", "conv1d", "conv2d", "conv3d", "conv_transpose", "depthwise_conv2d", "global_avg_pool",
     "global_max_pool", "lp_pool", "max_pool",
@@ -54,6 +57,93 @@ def leaky_relu(x, negative_slope: float = 0.2):
     """x for x >= 0, negative_slope * x otherwise (Keras' default slope 0.2)."""
     validation.number_in("leaky_relu", "negative_slope", negative_slope, 0.0, float("inf"))
     return ops.leaky_relu(_float_tensor("leaky_relu", "x", x), negative_slope)
+
+
+def gelu(x, approximate: bool = False):
+    """x Phi(x) (Phi the standard normal CDF) = x/2 erfc(-x/sqrt 2); with ``approximate=True`` the tanh form
+    x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). The default is exact, as Keras' and PyTorch's gelu
+    (``jax.nn.gelu`` defaults to the tanh form)."""
+    approximate = validation.boolean("gelu", "approximate", approximate)
+    return ops.gelu(_float_tensor("gelu", "x", x), approximate)
+
+
+def silu(x):
+    """x sigmoid(x)."""
+    return ops.silu(_float_tensor("silu", "x", x))
+
+
+def swish(x):
+    """x sigmoid(x) (Keras' other name for silu)."""
+    return ops.silu(_float_tensor("swish", "x", x))
+
+
+def elu(x, alpha: float = 1.0):
+    """x for x > 0, alpha (e^x - 1) otherwise; elu'(0) = alpha."""
+    alpha = validation.number_in("elu", "alpha", alpha, -float("inf"), float("inf"))
+    return ops.elu(_float_tensor("elu", "x", x), alpha)
+
+
+def selu(x):
+    """scale * elu(x, alpha), alpha = 1.67326324..., scale = 1.05070098... (self-normalizing constants)."""
+    return ops.selu(_float_tensor("selu", "x", x))
+
+
+def celu(x, alpha: float = 1.0):
+    """x for x > 0, alpha (e^{x/alpha} - 1) otherwise; alpha > 0."""
+    alpha = validation.number_in("celu", "alpha", alpha, 0.0, float("inf"))
+    if alpha == 0.0:
+        raise ValueError("celu: alpha must be > 0 (x is divided by it); got 0.0")
+    return ops.celu(_float_tensor("celu", "x", x), alpha)
+
+
+def softsign(x):
+    """x / (1 + |x|)."""
+    return ops.softsign(_float_tensor("softsign", "x", x))
+
+
+def hard_sigmoid(x):
+    """relu6(x + 3) / 6 (Keras 3's definition; Keras 2 used clip(0.2 x + 0.5, 0, 1))."""
+    return ops.hard_sigmoid(_float_tensor("hard_sigmoid", "x", x))
+
+
+def hard_silu(x):
+    """x hard_sigmoid(x) = x relu6(x + 3) / 6."""
+    return ops.hard_silu(_float_tensor("hard_silu", "x", x))
+
+
+def hard_swish(x):
+    """x hard_sigmoid(x) (Keras' other name for hard_silu)."""
+    return ops.hard_silu(_float_tensor("hard_swish", "x", x))
+
+
+def mish(x):
+    """x tanh(softplus(x))."""
+    return ops.mish(_float_tensor("mish", "x", x))
+
+
+def relu6(x):
+    """min(max(x, 0), 6); relu6'(0) = relu6'(6) = 0."""
+    return ops.relu6(_float_tensor("relu6", "x", x))
+
+
+def log_sigmoid(x):
+    """log sigmoid(x) = -softplus(-x), finite for |x| = 1000."""
+    return ops.log_sigmoid(_float_tensor("log_sigmoid", "x", x))
+
+
+def prelu(x, alpha):
+    """x for x >= 0, alpha x otherwise; ``alpha`` (a Tensor, array or number) broadcasts against x and gets a
+    gradient when it requires one (PReLU's learned slopes). The output has x's shape."""
+    x = _float_tensor("prelu", "x", x)
+    alpha = as_tensor(alpha, like=x) if isinstance(alpha, (int, float)) else _float_tensor("prelu", "alpha", alpha)
+    try:
+        shape = np.broadcast_shapes(x.shape, alpha.shape)
+    except ValueError:
+        shape = None
+    if shape != x.shape:
+        raise ValueError(f"prelu: alpha with shape {alpha.shape} must broadcast to x's shape {x.shape} (NumPy's "
+                         f"rule, without growing x)")
+    return ops.prelu(x, alpha)
 
 
 def _axis(fn: str, x: Tensor, axis) -> int:

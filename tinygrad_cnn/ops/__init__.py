@@ -6,7 +6,22 @@ import warnings
 
 import numpy as np
 
+from tinygrad_cnn.ops import unary as _unary
 from tinygrad_cnn.ops._util import normalize_axes, unbroadcast
+from tinygrad_cnn.ops.activations import (
+    celu,
+    elu,
+    gelu,
+    hard_sigmoid,
+    hard_silu,
+    log_sigmoid,
+    mish,
+    prelu,
+    relu6,
+    selu,
+    silu,
+    softsign,
+)
 from tinygrad_cnn.ops.elementwise import (
     Abs,
     Add,
@@ -109,3 +124,56 @@ def max(x, axis=None, keepdims: bool = False):  # noqa: A001
 def min(x, axis=None, keepdims: bool = False):  # noqa: A001
     return _Min.apply(x, axes=normalize_axes(axis, x.ndim, "min"), keepdims=bool(keepdims))
 
+
+# -- elementwise math (ops.unary) and activations (ops.activations) ------------------------------------------------
+__all__ += [
+    "acos", "asin", "atan", "atanh", "ceil", "cos", "cosh", "erf", "erfc", "exp2", "expm1", "floor", "log1p", "log2",
+    "reciprocal", "round", "rsqrt", "sign", "sin", "sinh", "square", "tan",
+    "celu", "elu", "gelu", "hard_sigmoid", "hard_silu", "hard_swish", "log_sigmoid", "mish", "prelu", "relu6", "selu",
+    "silu", "softsign", "swish",
+]
+
+
+def log1p(x): return _unary.Log1p.apply(x)
+def expm1(x): return _unary.Expm1.apply(x)
+def log2(x): return _unary.Log2.apply(x)
+def exp2(x): return _unary.Exp2.apply(x)
+def sin(x): return _unary.Sin.apply(x)
+def cos(x): return _unary.Cos.apply(x)
+def tan(x): return _unary.Tan.apply(x)
+def asin(x): return _unary.Asin.apply(x)
+def acos(x): return _unary.Acos.apply(x)
+def atan(x): return _unary.Atan.apply(x)
+def sinh(x): return _unary.Sinh.apply(x)
+def cosh(x): return _unary.Cosh.apply(x)
+def atanh(x): return _unary.Atanh.apply(x)
+def erf(x): return _unary.Erf.apply(x)
+def erfc(x): return _unary.Erfc.apply(x)
+def sign(x): return _unary.Sign.apply(x)
+def floor(x): return _unary.Floor.apply(x)
+def ceil(x): return _unary.Ceil.apply(x)
+
+
+def round(x, decimals: int = 0):  # noqa: A001
+    """x rounded to ``decimals`` decimals, halves to even (as np.round); zero gradient."""
+    if not isinstance(decimals, (int, np.integer)) or isinstance(decimals, bool):
+        raise TypeError(f"round: decimals must be an int; got {decimals!r} of type {type(decimals).__name__}")
+    return _unary.Round.apply(x, decimals=int(decimals))
+
+
+def square(x):
+    """x * x."""
+    return x * x
+
+
+def reciprocal(x):
+    """1 / x."""
+    return 1.0 / x
+
+
+def rsqrt(x):
+    """1 / sqrt(x)."""
+    return 1.0 / sqrt(x)
+
+
+swish, hard_swish = silu, hard_silu  # Keras' other names
