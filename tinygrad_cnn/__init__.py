@@ -4,11 +4,15 @@ from tinygrad_cnn.tensor import Tensor  # isort: skip  (the core first: the Tens
 from tinygrad_cnn.anomaly import AnomalyError, detect_anomaly
 from tinygrad_cnn.autograd import grad
 from tinygrad_cnn.conv_arithmetic import conv_output_size, conv_padding, receptive_field
+from tinygrad_cnn.creation import arange, eye, full, linspace, ones, ones_like, rand, randn, zeros, zeros_like
 from tinygrad_cnn.function import Function
 from tinygrad_cnn.modes import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from tinygrad_cnn.ops import concatenate, stack
 from tinygrad_cnn.trace import trace
 
 from tinygrad_cnn import nn, optim  # isort: skip  (layers and optimizers, after the engine)
+
+cat = concatenate  # PyTorch's name: cat(tensors, dim) is concatenate(tensors, axis)
 
 __version__ = "0.1.0"
 
@@ -17,3 +21,5 @@ __all__ = [
     "no_grad", "set_grad_enabled", "trace",
     "conv_output_size", "conv_padding", "receptive_field", "nn", "optim",
 ]
+__all__ += ["arange", "cat", "concatenate", "eye", "full", "linspace", "ones", "ones_like", "rand", "randn", "stack",
+            "zeros", "zeros_like"]

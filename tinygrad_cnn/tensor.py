@@ -147,7 +147,8 @@ class Tensor:
     def reshape(self, *shape): return _ops.reshape(self, _shape_args(shape))
     def transpose(self, *axes): return _ops.transpose(self, _shape_args(axes) or None)
     def flatten(self): return _ops.reshape(self, (-1,))
-    def pad(self, pad_width): return _ops.pad(self, pad_width)
+    def pad(self, pad_width, mode="constant", constant_values=0.0):
+        return _ops.pad(self, pad_width, mode, constant_values)
     def exp(self): return _ops.exp(self)
     def log(self): return _ops.log(self)
     def sqrt(self): return _ops.sqrt(self)
@@ -179,6 +180,19 @@ class Tensor:
     def cosh(self): return _ops.cosh(self)
     def atanh(self): return _ops.atanh(self)
     def erf(self): return _ops.erf(self)
+    def squeeze(self, axis=None): return _ops.squeeze(self, axis)
+    def expand_dims(self, axis): return _ops.expand_dims(self, axis)
+    def unsqueeze(self, axis): return _ops.expand_dims(self, axis)  # PyTorch's name
+    def flip(self, axis=None): return _ops.flip(self, axis)
+    def roll(self, shift, axis=None): return _ops.roll(self, shift, axis)
+    def repeat(self, repeats, axis=None): return _ops.repeat(self, repeats, axis)  # np.repeat (torch: tile)
+    def tile(self, *reps): return _ops.tile(self, _shape_args(reps))
+    def expand(self, *shape): return _ops.expand(self, _shape_args(shape))
+    def broadcast_to(self, *shape): return _ops.broadcast_to(self, _shape_args(shape))
+    def split(self, indices_or_sections, axis=0): return _ops.split(self, indices_or_sections, axis)
+    def chunk(self, chunks, axis=0): return _ops.chunk(self, chunks, axis)
+    def moveaxis(self, source, destination): return _ops.moveaxis(self, source, destination)
+    def swapaxes(self, axis1, axis2): return _ops.swapaxes(self, axis1, axis2)
 
     @property
     def T(self) -> "Tensor":

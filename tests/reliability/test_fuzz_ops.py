@@ -359,3 +359,130 @@ def test_global_pools(name, rank, seed, data, fmt, keepdims):
     x = _normal(seed, _layout(tuple(data.draw(DIMS) for _ in range(rank)), 2, data.draw(DIMS), fmt))
     differential(name, lambda t: getattr(F, name)(t, fmt, keepdims), lambda t: getattr(J, name)(t, fmt, keepdims),
                  x, seed=seed)
+
+
+# -- shape ops and pad modes -------------------------------------------------------------------------------------
+def _awkward_input(draw, seed, min_rank=0):
+    """An input drawn with the awkward cases: maybe one axis of size 0, and a view the op is applied to
+    (as is, transposed, or every other row of a twice-as-long array), so the op may see non-contiguous data.
+    Returns the array and the view (a function that works on Tensors and jax arrays alike)."""
+    shape = list(draw(shapes(min_rank)))
+    if shape and draw(st.booleans()):
+        shape[draw(st.integers(0, len(shape) - 1))] = 0
+    view = draw(st.sampled_from(["plain", "transposed", "strided"] if shape else ["plain"]))
+    if view == "transposed":
+        return _normal(seed, shape[::-1]), lambda t: t.transpose(tuple(reversed(range(t.ndim))))
+    if view == "strided":
+        return _normal(seed, [2 * shape[0]] + shape[1:]), lambda t: t[::2]
+    return _normal(seed, shape), lambda t: t
+
+
+def _an_axis(draw, ndim):
+    return draw(st.integers(-ndim, ndim - 1))
+
+
+def _axes_or_none(draw, ndim):
+    return None if ndim == 0 or draw(st.booleans()) else \
+        tuple(draw(st.lists(st.integers(-ndim, ndim - 1), min_size=1, max_size=ndim, unique_by=lambda a: a % ndim)))
+
+
+def _shape_op(name, draw, shape):
+    """(method arguments, jax.numpy arguments) for shape op ``name`` on ``shape``, drawn (None: not applicable)."""
+    ndim = len(shape)
+    if name == "squeeze":
+        ones = [a - ndim * draw(st.booleans()) for a, n in enumerate(shape) if n == 1]
+        axis = None if not ones or draw(st.booleans()) else tuple(ones)
+        return (axis,), (axis,)
+    if name == "expand_dims":
+        axis = draw(st.integers(-ndim - 1, ndim))
+        return (axis,), (axis,)
+    if name == "flip":
+        axis = _axes_or_none(draw, ndim)
+        return (axis,), (axis,)
+    if name == "roll":
+        shift, axis = draw(st.integers(-5, 5)), None if ndim == 0 or draw(st.booleans()) else _an_axis(draw, ndim)
+        return (shift, axis), (shift, axis)
+    if name == "repeat":
+        axis = None if ndim == 0 or draw(st.booleans()) else _an_axis(draw, ndim)
+        n = int(np.prod(shape)) if axis is None else shape[axis]
+        counts = draw(st.integers(0, 3)) if draw(st.booleans()) else \
+            np.array(draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), dtype=int)
+        return (counts, axis), (counts, axis)
+    if name == "tile":
+        reps = tuple(draw(st.lists(st.integers(0, 2), max_size=3)))
+        return (reps,), (reps,)
+    if name == "expand":
+        sizes = [draw(st.sampled_from([-1, 2])) if n == 1 else draw(st.sampled_from([-1, n])) for n in shape]
+        lead = draw(st.lists(st.integers(0, 2), max_size=1))
+        target = tuple(lead) + tuple(n if s == -1 else s for n, s in zip(shape, sizes, strict=True))
+        return (tuple(lead + sizes),), ("broadcast_to", target)
+    if name == "moveaxis":
+        src = _axes_or_none(draw, ndim) if ndim else None
+        if src is None:
+            return None
+        dst = tuple(draw(st.permutations(range(ndim)))[:len(src)])
+        return (src, dst), (src, dst)
+    if ndim == 0:  # swapaxes
+        return None
+    axes = (_an_axis(draw, ndim), _an_axis(draw, ndim))
+    return axes, axes
+
+
+@pytest.mark.parametrize("name", ["squeeze", "expand_dims", "flip", "roll", "repeat", "tile", "expand", "moveaxis",
+                                  "swapaxes"])
+@examples(3)
+@given(seed=SEEDS, data=st.data())
+def test_shape_ops(name, seed, data):
+    x, view = _awkward_input(data.draw, seed)
+    args = _shape_op(name, data.draw, view(x).shape)
+    assume(args is not None)
+    ours, theirs = args
+    jax_name, theirs = (theirs[0], theirs[1:]) if isinstance(theirs[0], str) else (name, theirs)
+    differential(name, lambda t: getattr(view(t), name)(*ours), lambda t: getattr(jnp, jax_name)(view(t), *theirs),
+                 x, seed=seed)
+
+
+@pytest.mark.parametrize("mode", ["constant", "edge", "reflect", "symmetric", "wrap"])
+@examples(4)
+@given(seed=SEEDS, data=st.data(), value=st.sampled_from([0.0, -1.5]))
+def test_pad_modes_and_crops(mode, seed, data, value):
+    x, view = _awkward_input(data.draw, seed, min_rank=1)
+    shape = view(x).shape
+    widths = tuple((data.draw(st.integers(-2, 3)), data.draw(st.integers(-2, 3))) for _ in shape)
+    assume(all(n + b + a >= 1 or min(b, a) >= 0 for n, (b, a) in zip(shape, widths, strict=True)))
+    assume(mode == "constant" or all(n or max(b, a) <= 0 for n, (b, a) in zip(shape, widths, strict=True)))
+    grow = [(max(b, 0), max(a, 0)) for b, a in widths]
+    kwargs = {"constant_values": value} if mode == "constant" else {}
+
+    def reference(t):  # pad with the positive widths, then crop the negative ones
+        padded = jnp.pad(view(t), grow, mode=mode, **kwargs)
+        return padded[tuple(slice(-min(b, 0), m + min(a, 0)) for (b, a), m in zip(widths, padded.shape, strict=True))]
+
+    differential(f"pad_{mode}", lambda t: view(t).pad(widths, mode, **kwargs), reference, x, seed=seed)
+
+
+@pytest.mark.parametrize("kind", ["sections", "indices", "chunk"])
+@examples(2)
+@given(seed=SEEDS, data=st.data())
+def test_split_and_chunk(seed, data, kind):
+    x, view = _awkward_input(data.draw, seed, min_rank=1)
+    shape = view(x).shape
+    axis = _an_axis(data.draw, len(shape))
+    n = shape[axis]
+    if kind == "sections":
+        arg = data.draw(st.sampled_from([k for k in range(1, 4) if n % k == 0]))
+        cuts = arg
+    elif kind == "indices":
+        arg = cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=3)))
+    else:
+        arg = data.draw(st.integers(1, 4))
+        size = -(-n // arg)
+        cuts = list(range(size, n, size)) if n else arg
+
+    def joined(pieces, cat, flat):
+        return cat([flat(p) * (k + 1.0) for k, p in enumerate(pieces)])
+
+    differential(f"split_{kind}",
+                 lambda t: joined(getattr(view(t), "chunk" if kind == "chunk" else "split")(arg, axis),
+                                  ops.concatenate, lambda p: p.reshape(-1)),
+                 lambda t: joined(jnp.split(view(t), cuts, axis), jnp.concatenate, jnp.ravel), x, seed=seed)

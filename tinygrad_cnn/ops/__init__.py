@@ -57,6 +57,19 @@ from tinygrad_cnn.ops.movement import (
 from tinygrad_cnn.ops.reduce import Max as _Max
 from tinygrad_cnn.ops.reduce import Min as _Min
 from tinygrad_cnn.ops.reduce import Sum as _Sum
+from tinygrad_cnn.ops.shape import (
+    chunk,
+    expand,
+    expand_dims,
+    flip,
+    moveaxis,
+    repeat,
+    roll,
+    split,
+    squeeze,
+    swapaxes,
+    tile,
+)
 from tinygrad_cnn.tensor import as_tensor
 
 __all__ = [
@@ -64,6 +77,8 @@ __all__ = [
     "leaky_relu", "log", "matmul", "max", "mean", "min", "mul", "neg", "pad", "pow", "relu", "reshape",
     "sigmoid", "softplus", "sqrt", "stack", "sub", "sum", "tanh", "transpose", "unbroadcast", "where",
 ]
+__all__ += ["chunk", "expand", "expand_dims", "flip", "moveaxis", "repeat", "roll", "split", "squeeze", "swapaxes",
+            "tile"]
 
 
 def add(a, b): return Add.apply(a, b)

@@ -1,4 +1,4 @@
-"""Shape and indexing primitives: reshape, transpose, broadcast, pad, index, scatter, concatenate."""
+"""Shape and indexing primitives: reshape, transpose, broadcast, pad (all modes), index, scatter, concatenate."""
 
 from __future__ import annotations
 
@@ -50,7 +50,11 @@ class BroadcastTo(Function):
 
     @staticmethod
     def forward(ctx, x, shape):
-        return np.broadcast_to(x, shape)
+        try:
+            return np.broadcast_to(x, shape)
+        except ValueError as exc:
+            raise ValueError(f"broadcast_to: cannot broadcast shape {x.shape} to shape {shape} (each axis of the "
+                             f"input, aligned from the end, must be 1 or equal the target's)") from exc
 
     @staticmethod
     def vjp(ctx, g):
@@ -58,11 +62,14 @@ class BroadcastTo(Function):
 
 
 class Pad(Function):
-    """y = x surrounded by zeros, ``pad_width[i] = (before, after)`` on axis i.   vjp: the interior of g."""
+    """y = x surrounded by the constant ``value``, ``pad_width[i] = (before, after)`` (both >= 0) on axis i.
+
+    vjp: the interior of g (``value`` is a constant: it gets no gradient).
+    """
 
     @staticmethod
-    def forward(ctx, x, pad_width):
-        return np.pad(x, pad_width)
+    def forward(ctx, x, pad_width, value=0.0):
+        return np.pad(x, pad_width, constant_values=value)
 
     @staticmethod
     def vjp(ctx, g):
@@ -157,9 +164,15 @@ def transpose(x: Tensor, axes=None) -> Tensor:
 
 def broadcast_to(x: Tensor, shape) -> Tensor:
     shape = tuple(shape)
+    if not all(validation.is_int(n) and n >= 0 for n in shape):
+        raise ValueError(f"broadcast_to: shape={shape!r} must hold non-negative ints (input shape {x.shape})")
+    shape = tuple(int(n) for n in shape)
     if x.shape == shape:
         return x
     return BroadcastTo.apply(x, shape=shape)
+
+
+PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap")
 
 
 def normalize_pad_width(pad_width, ndim: int) -> tuple[tuple[int, int], ...]:
@@ -169,16 +182,73 @@ def normalize_pad_width(pad_width, ndim: int) -> tuple[tuple[int, int], ...]:
     except ValueError as exc:
         raise ValueError(f"pad: pad_width={pad_width!r} must be an int, a (before, after) pair or one pair "
                          f"per axis of the rank-{ndim} input") from exc
-    if not np.issubdtype(pairs.dtype, np.integer) or (pairs < 0).any():
-        raise ValueError(f"pad: pad_width={pad_width!r} must hold non-negative integers")
+    if not np.issubdtype(pairs.dtype, np.integer):
+        raise ValueError(f"pad: pad_width={pad_width!r} must hold integers")
     return tuple((int(b), int(a)) for b, a in pairs)
 
 
-def pad(x: Tensor, pad_width) -> Tensor:
+def _source_index(mode: str, q: np.ndarray, n: int) -> np.ndarray:
+    """For positions ``q`` along an axis of size ``n`` (q < 0 before it, q >= n after it), the index of the
+    element each one copies: edge clamps; wrap is periodic with period n; reflect mirrors about the end
+    elements (period 2(n - 1), the ends not repeated), symmetric about the ends' outer edges (period 2n).
+    Pads longer than the axis keep mirroring, as NumPy's ``np.pad`` does."""
+    if mode == "edge":
+        return np.clip(q, 0, n - 1)
+    if mode == "wrap":
+        return q % n
+    symmetric = mode == "symmetric"
+    period = 2 * n if symmetric else 2 * (n - 1)
+    if period == 0:  # reflect on one element: every position copies it
+        return np.zeros_like(q)
+    m = q % period
+    return np.where(m < n, m, period - m - symmetric)
+
+
+def pad(x: Tensor, pad_width, mode: str = "constant", constant_values=0.0) -> Tensor:
+    """NumPy's ``np.pad(x, pad_width, mode, constant_values=...)`` for ``mode`` in ``PAD_MODES``, differentiable.
+
+    ``pad_width``: an int, a (before, after) pair, or one pair per axis. With
+    y_j = x_{s(j - before)} on a padded axis, s being ``_source_index`` (the
+    identity inside the axis), the vjp adds every cotangent g_j into element
+    s(j - before) of x: the mirrored (reflect, symmetric), clamped (edge) or
+    wrapped cotangents come back on top of the interior's. ``"constant"``
+    fills with ``constant_values`` (a number; no gradient flows to it) and
+    its vjp is the interior of g; a zero pad with non-negative widths is one
+    ``Pad`` primitive (the conv path).
+
+    Negative widths crop, as PyTorch's ``F.pad`` allows (NumPy and JAX's
+    ``jnp.pad`` reject them): the array is padded with the positive widths,
+    then the negative ones remove that many elements from their side. An
+    axis with a negative width must keep at least one element.
+    """
+    mode = validation.choice("pad", "mode", mode, PAD_MODES)
+    if isinstance(constant_values, (bool, np.bool_)) or not isinstance(constant_values, (int, float, np.number)):
+        raise TypeError(f"pad: constant_values must be a number; got {constant_values!r} of type "
+                        f"{type(constant_values).__name__}")
     widths = normalize_pad_width(pad_width, x.ndim)
-    if not any(b or a for b, a in widths):
-        return x
-    return Pad.apply(x, pad_width=widths)
+    for axis, ((before, after), n) in enumerate(zip(widths, x.shape, strict=True)):
+        if min(before, after) < 0 and n + before + after < 1:
+            raise ValueError(f"pad: pad_width={pad_width!r} must hold non-negative integers, or negative ones "
+                             f"(crops) that leave at least one element: axis {axis} of size {n} would have "
+                             f"{n + before + after}")
+        if mode != "constant" and n == 0 and max(before, after) > 0:
+            raise ValueError(f"pad: mode={mode!r} cannot extend axis {axis}, which has size 0 (only 'constant' "
+                             f"can); input shape {x.shape}")
+    if mode == "constant":
+        grow = tuple((max(b, 0), max(a, 0)) for b, a in widths)
+        if any(b or a for b, a in grow):
+            x = Pad.apply(x, pad_width=grow, value=constant_values)
+        if not any(b < 0 or a < 0 for b, a in widths):
+            return x
+        return getitem(x, tuple(slice(max(-b, 0), n - max(-a, 0)) for (b, a), n in zip(widths, x.shape, strict=True)))
+    for axis, ((before, after), n) in enumerate(zip(widths, x.shape, strict=True)):
+        if before <= 0 and after <= 0:
+            index = slice(-before, n + after) if before or after else None
+        else:
+            index = _source_index(mode, np.arange(n + before + after) - before, n)
+        if index is not None:
+            x = getitem(x, (slice(None),) * axis + (index,))
+    return x
 
 
 def _normalize_index(index) -> tuple:
