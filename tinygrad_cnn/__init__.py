@@ -3,6 +3,23 @@
 from tinygrad_cnn.tensor import Tensor, detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad  # isort: skip
 from tinygrad_cnn.conv_arithmetic import conv_output_size, conv_padding, receptive_field
 from tinygrad_cnn.function import AnomalyError, Function
+from tinygrad_cnn.ops import (  # noqa: A004  (NumPy's module functions, any and all included)
+    all,
+    any,
+    argmax,
+    argmin,
+    argsort,
+    cumprod,
+    cumsum,
+    maximum,
+    minimum,
+    prod,
+    sort,
+    std,
+    take_along_axis,
+    var,
+    where,
+)
 from tinygrad_cnn.trace import trace
 
 from tinygrad_cnn import nn, optim  # isort: skip  (layers and optimizers, after the engine)
@@ -13,4 +30,7 @@ __all__ = [
     "AnomalyError", "Function", "Tensor", "detect_anomaly", "enable_grad", "grad", "is_grad_enabled",
     "no_grad", "trace",
     "conv_output_size", "conv_padding", "receptive_field", "nn", "optim",
+    # NumPy's module functions for reductions and indexing
+    "all", "any", "argmax", "argmin", "argsort", "cumprod", "cumsum", "maximum", "minimum", "prod", "sort", "std",
+    "take_along_axis", "var", "where",
 ]

@@ -245,6 +245,26 @@ class Tensor:
     def tanh(self): return _ops.tanh(self)
     def clip(self, a_min=None, a_max=None): return _ops.clip(self, a_min, a_max)
     def astype(self, dtype): return _ops.astype(self, dtype)
+    # reductions and indexing (NumPy's signatures; gather, topk, maximum, minimum and where are PyTorch's)
+    def prod(self, axis=None, keepdims=False): return _ops.prod(self, axis, keepdims)
+    def var(self, axis=None, *, ddof=0, keepdims=False): return _ops.var(self, axis, ddof=ddof, keepdims=keepdims)
+    def std(self, axis=None, *, ddof=0, keepdims=False): return _ops.std(self, axis, ddof=ddof, keepdims=keepdims)
+    def argmax(self, axis=None, keepdims=False): return _ops.argmax(self, axis, keepdims)
+    def argmin(self, axis=None, keepdims=False): return _ops.argmin(self, axis, keepdims)
+    def any(self, axis=None, keepdims=False): return _ops.any(self, axis, keepdims)
+    def all(self, axis=None, keepdims=False): return _ops.all(self, axis, keepdims)
+    def cumsum(self, axis=None): return _ops.cumsum(self, axis)
+    def cumprod(self, axis=None): return _ops.cumprod(self, axis)
+    def logsumexp(self, axis=-1, keepdims=False): return _F.logsumexp(self, axis, keepdims)
+    def maximum(self, other): return _ops.maximum(self, self._wrap(other))
+    def minimum(self, other): return _ops.minimum(self, self._wrap(other))
+    def where(self, condition, other):
+        """PyTorch's ``x.where(condition, y)``: x where ``condition`` holds, else y (``where(condition, x, y)``)."""
+        return _ops.where(condition, self, self._wrap(other))
+    def sort(self, axis=-1, descending=False): return _ops.sort(self, axis, descending)
+    def argsort(self, axis=-1, descending=False): return _ops.argsort(self, axis, descending)
+    def topk(self, k, axis=-1, largest=True): return _ops.topk(self, k, axis, largest)
+    def gather(self, dim, index): return _ops.gather(self, dim, index)
 
     @property
     def T(self) -> "Tensor":
@@ -399,4 +419,5 @@ def check_float(fn: str, arg: str, t: Tensor) -> None:
     validation.float_array(fn, arg, t.data)
 
 
+from tinygrad_cnn import functional as _F  # noqa: E402  (Tensor.logsumexp is F.logsumexp)
 from tinygrad_cnn import ops as _ops  # noqa: E402  (the operators above need the primitives)
