@@ -67,6 +67,14 @@ def gather(x, dim, index):
     return _along_axis("gather", x, idx, a, idx.shape, negative=False)
 
 
+def _argsort(fn: str, data: np.ndarray, axis: int, descending) -> np.ndarray:
+    if not validation.boolean(fn, "descending", descending):
+        return np.argsort(data, axis=axis, kind="stable")
+    # stable descending: sort the reversed array, so ties come back in their original order once reversed again
+    backwards = np.argsort(np.flip(data, axis), axis=axis, kind="stable")
+    return np.flip(data.shape[axis] - 1 - backwards, axis).copy()
+
+
 def argsort(x, axis=-1, descending: bool = False):
     """Indices that sort ``x`` along ``axis`` (None: the flattened x), stable: equal elements keep their order,
     ascending or descending (as ``jnp.argsort(stable=True)``; NaN last ascending, first descending). An integer
@@ -75,11 +83,7 @@ def argsort(x, axis=-1, descending: bool = False):
     a = single_axis("argsort", axis, data.ndim)
     if a is None:
         data, a = data.reshape(-1), 0
-    if not validation.boolean("argsort", "descending", descending):
-        return movement.constant(np.argsort(data, axis=a, kind="stable"))
-    # stable descending: sort the reversed array, so ties come back in their original order once reversed again
-    backwards = np.argsort(np.flip(data, a), axis=a, kind="stable")
-    return movement.constant(np.flip(data.shape[a] - 1 - backwards, a).copy())
+    return movement.constant(_argsort("argsort", data, a, descending))
 
 
 def sort(x, axis=-1, descending: bool = False):
@@ -88,10 +92,10 @@ def sort(x, axis=-1, descending: bool = False):
     permutation; at ties each output position sends its cotangent to the element ``argsort`` put there (stable
     order, also when descending)."""
     x = as_tensor(x)
-    order = argsort(x, axis, descending)
-    if axis is None:
-        x, axis = movement.reshape(x, (-1,)), 0
-    return take_along_axis(x, order.data, axis)
+    a = single_axis("sort", axis, x.ndim)
+    if a is None:
+        x, a = movement.reshape(x, (-1,)), 0
+    return take_along_axis(x, _argsort("sort", x.data, a, descending), a)
 
 
 def topk(x, k, axis=-1, largest: bool = True):
@@ -103,7 +107,7 @@ def topk(x, k, axis=-1, largest: bool = True):
     validation.positive_int("topk", "k", k, minimum=0)
     if k > x.shape[a]:
         raise ValueError(f"topk: k={k} is larger than axis {a} of size {x.shape[a]} (input shape {x.shape})")
-    order = argsort(x, a, descending=validation.boolean("topk", "largest", largest)).data
+    order = _argsort("topk", x.data, a, validation.boolean("topk", "largest", largest))
     indices = order[(slice(None),) * a + (slice(0, k),)]
     return take_along_axis(x, indices, a), movement.constant(indices)
 

@@ -216,7 +216,8 @@ def var(x, axis=None, *, ddof=0, keepdims: bool = False):
     """Variance over ``axis``: sum_i (x_i - mean x)^2 / (N - ddof), N the number of reduced elements (a
     composite of mean, subtract, multiply, sum and divide, so its vjp is 2 (x_i - mean x) / (N - ddof) g and
     second order works). ``ddof=0`` is NumPy's and JAX's default (``torch.var`` defaults to ``correction=1``).
-    Where N - ddof <= 0 the result is NaN with gradient 0, as ``jnp.var`` (NumPy gives inf or NaN and warns).
+    Where N - ddof <= 0 the result is NaN, as ``jnp.var`` (NumPy gives inf or NaN and warns), and so is its
+    gradient 0 / (N - ddof): NaN for N = ddof, 0 for N < ddof, exactly as JAX's.
     """
     from tinygrad_cnn import ops
 
@@ -226,11 +227,12 @@ def var(x, axis=None, *, ddof=0, keepdims: bool = False):
         raise TypeError(f"var: ddof must be a finite number (the delta degrees of freedom); got {ddof!r}")
     axes = normalize_axes(axis, x.ndim, "var")
     normalizer = int(np.prod([x.shape[a] for a in axes])) - ddof
-    if normalizer <= 0:
-        nan = movement.constant(np.asarray(np.nan, x.dtype))
-        return ops.where(np.False_, ops.sum(x, axes, keepdims), nan)
     centered = x - ops.mean(x, axes, True)
-    return ops.sum(centered * centered, axes, keepdims) / float(normalizer)
+    result = ops.sum(centered * centered, axes, keepdims) / float(normalizer)
+    if normalizer > 0:
+        return result
+    # jnp.var's where(normalizer > 0, result, nan): the gradient through the division is 0 / normalizer
+    return ops.where(np.False_, result, movement.constant(np.asarray(np.nan, x.dtype)))
 
 
 def std(x, axis=None, *, ddof=0, keepdims: bool = False):
