@@ -20,12 +20,20 @@ def _keepdims_shape(shape, axes) -> tuple[int, ...]:
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
-class Sum(Function):
+class _Reduction(Function):
+    """y = ``reduce`` of x over ``axes`` (NumPy's reduction of the subclass)."""
+
+    reduce = None
+
+    @classmethod
+    def forward(cls, ctx, x, axes, keepdims):
+        return cls.reduce(x, axis=axes, keepdims=keepdims)
+
+
+class Sum(_Reduction):
     """y = sum of x over ``axes``.   vjp: g broadcast back over the summed axes."""
 
-    @staticmethod
-    def forward(ctx, x, axes, keepdims):
-        return np.sum(x, axis=axes, keepdims=keepdims)
+    reduce = staticmethod(np.sum)
 
     @staticmethod
     def vjp(ctx, g):
@@ -100,7 +108,7 @@ def _exclusive_cumprod(t, axis: int):
     return cumprod(movement.concatenate([movement.constant(ones), head], axis), axis)
 
 
-class Prod(Function):
+class Prod(_Reduction):
     """y = prod of x over ``axes``.
 
     vjp: dL/dx_i = g * prod_{j != i} x_j, computed without division (exact when x has zeros, as JAX) as the
@@ -108,9 +116,7 @@ class Prod(Function):
     elements (flattened in row-major order): prod_{j < i} x_j * prod_{j > i} x_j.
     """
 
-    @staticmethod
-    def forward(ctx, x, axes, keepdims):
-        return np.prod(x, axis=axes, keepdims=keepdims)
+    reduce = staticmethod(np.prod)
 
     @staticmethod
     def vjp(ctx, g):
