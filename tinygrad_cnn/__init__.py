@@ -18,8 +18,8 @@ from tinygrad_cnn.ops import (  # noqa: A004  (NumPy's module functions, any and
     std,
     take_along_axis,
     var,
-    where,
 )
+from tinygrad_cnn.ops.indexing import where
 from tinygrad_cnn.trace import trace
 
 from tinygrad_cnn import nn, optim  # isort: skip  (layers and optimizers, after the engine)

@@ -65,6 +65,7 @@ CASES = {
     "logsumexp_method": (lambda x: x.logsumexp(1, keepdims=True),
                          lambda x: jax.nn.logsumexp(x, 1, keepdims=True), [A * 30]),
     "where_method": (lambda x, y: x.where(A[0] > 0, y), lambda x, y: jnp.where(A[0] > 0, x, y), [A, A[1, 0]]),
+    "where_module_numbers": (lambda y: tg.where(A[0] > 0, 1.5, y), lambda y: jnp.where(A[0] > 0, 1.5, y), [A[1]]),
     "where_method_scalar": (lambda x: x.where(A > 0, 2.5), lambda x: jnp.where(A > 0, x, 2.5), [A]),
     "non_contiguous": (lambda x, y: x.prod(0) * x.cumprod(1).sum(0) + y.var(0, ddof=1) + x.sort(1).maximum(y)[0],
                        lambda x, y: (jnp.prod(x, 0) * jnp.cumprod(x, 1).sum(0) + jnp.var(y, 0, ddof=1)

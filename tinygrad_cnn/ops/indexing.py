@@ -1,4 +1,5 @@
-"""Indexing along one axis: take_along_axis (NumPy), gather (PyTorch), sort / argsort / topk, one_hot.
+"""Indexing along one axis: take_along_axis (NumPy), gather (PyTorch), sort / argsort / topk, one_hot; and
+``where`` with NumPy's module-function arguments (arrays and numbers as well as Tensors).
 
 The differentiable ones are composites of ``getitem`` with an integer-array index, so their vjp is
 ``getitem``'s: the cotangent scatter-added into zeros shaped like the input (repeated indices add up).
@@ -9,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinygrad_cnn import validation
-from tinygrad_cnn.ops import movement
-from tinygrad_cnn.ops.reduce import single_axis
+from tinygrad_cnn.ops import elementwise, movement
+from tinygrad_cnn.ops.reduce import pair, single_axis
 from tinygrad_cnn.tensor import Tensor, as_tensor
 
 
@@ -125,3 +126,9 @@ def one_hot(labels, num_classes: int, dtype=np.float32):
     except TypeError as exc:
         raise TypeError(f"one_hot: dtype={dtype!r} is not a NumPy dtype") from exc
     return movement.constant(np.eye(n, dtype=dtype)[y])
+
+
+def where(condition, x, y):
+    """x where ``condition`` holds, else y, with broadcasting, as ``np.where(condition, x, y)``: ``ops.where`` on
+    x and y made Tensors (numbers take the other operand's dtype).   vjp: g to the chosen branch, 0 to the other."""
+    return elementwise.where(condition, *pair(x, y))

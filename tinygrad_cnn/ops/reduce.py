@@ -291,19 +291,20 @@ class Minimum(_Pairwise):
     name, reduce = "minimum", staticmethod(np.minimum)
 
 
-def _pair(a, b):
+def pair(a, b):
+    """``a`` and ``b`` as Tensors; a number takes the dtype of the other operand if that is a Tensor."""
     like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
     return as_tensor(a, like=like), as_tensor(b, like=like)
 
 
 def maximum(a, b):
     """Elementwise larger of ``a`` and ``b`` with broadcasting, as ``np.maximum``; ties split the gradient."""
-    return Maximum.apply(*_pair(a, b))
+    return Maximum.apply(*pair(a, b))
 
 
 def minimum(a, b):
     """Elementwise smaller of ``a`` and ``b`` with broadcasting, as ``np.minimum``; ties split the gradient."""
-    return Minimum.apply(*_pair(a, b))
+    return Minimum.apply(*pair(a, b))
 
 
 # -- no gradient: arg-extrema and truth tests --------------------------------------------------------------------
