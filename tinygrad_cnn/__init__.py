@@ -1,8 +1,11 @@
 """tinygrad_cnn: a reverse-mode autodiff engine for convolutional networks, on NumPy."""
 
-from tinygrad_cnn.tensor import Tensor, detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad  # isort: skip
+from tinygrad_cnn.tensor import Tensor  # isort: skip  (the core first: the Tensor, its primitives, reverse mode)
+from tinygrad_cnn.anomaly import AnomalyError, detect_anomaly
+from tinygrad_cnn.autograd import grad
 from tinygrad_cnn.conv_arithmetic import conv_output_size, conv_padding, receptive_field
-from tinygrad_cnn.function import AnomalyError, Function
+from tinygrad_cnn.function import Function
+from tinygrad_cnn.modes import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from tinygrad_cnn.ops import (  # noqa: A004  (NumPy's module functions, any and all included)
     all,
     any,
@@ -28,7 +31,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AnomalyError", "Function", "Tensor", "detect_anomaly", "enable_grad", "grad", "is_grad_enabled",
-    "no_grad", "trace",
+    "no_grad", "set_grad_enabled", "trace",
     "conv_output_size", "conv_padding", "receptive_field", "nn", "optim",
     # NumPy's module functions for reductions and indexing
     "all", "any", "argmax", "argmin", "argsort", "cumprod", "cumsum", "maximum", "minimum", "prod", "sort", "std",

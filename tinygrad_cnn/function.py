@@ -13,11 +13,9 @@ import weakref
 
 import numpy as np
 
+from tinygrad_cnn import observe
 from tinygrad_cnn import tensor as _tensor
-
-
-class AnomalyError(FloatingPointError):
-    """Raised inside ``detect_anomaly()`` where a NaN or Inf first appears."""
+from tinygrad_cnn.modes import is_grad_enabled
 
 
 class Context:
@@ -76,27 +74,18 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs: "_tensor.Tensor", **params) -> "_tensor.Tensor":
-        """Run ``forward`` on the inputs' arrays and record the node when a gradient is needed."""
+        """Run ``forward`` on the inputs' arrays, record the node when a gradient is needed, and send the
+        ``ForwardEvent`` to whatever is observing (``tinygrad_cnn.observe``)."""
+        active = observe.observers()
+        start = observe.clock() if active else 0.0
         ctx = Context(cls, inputs, params)
         out_data = cls.forward(ctx, *(t.data for t in inputs), **params)
-        needs_grad = _tensor.is_grad_enabled() and any(ctx.needs_input_grad)
+        needs_grad = is_grad_enabled() and any(ctx.needs_input_grad)
         out = _tensor.Tensor._from_op(out_data, ctx if needs_grad else None)
         if needs_grad:
             ctx._output = weakref.ref(out)
         else:
             ctx.inputs = ()
-        if _tensor._ANOMALY.enabled:
-            check_finite(cls, "forward", out_data, inputs)
-        if _tensor._KINKS.recording and cls.kink_state is not None:
-            _tensor._KINKS.states.append(cls.kink_state(*(t.data for t in inputs), **params))
+        if active:
+            observe.send_forward(active, cls, inputs, params, out, start)
         return out
-
-
-def check_finite(function, phase: str, array, inputs) -> None:
-    """Raise ``AnomalyError`` naming the op, the phase and the input shapes if ``array`` holds NaN/Inf."""
-    arr = np.asarray(array)
-    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
-        kind = "NaN" if np.isnan(arr).any() else "Inf"
-        shapes = ", ".join(str(t.shape) for t in inputs)
-        raise AnomalyError(f"detect_anomaly: {function.__name__} produced {kind} in the {phase} pass "
-                           f"(input shapes: {shapes}; output shape {arr.shape})")

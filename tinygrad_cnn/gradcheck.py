@@ -20,7 +20,7 @@ limits what central differences can resolve: S is known to about
 raised to ``atol / 1e-7`` (a difference at the noise level grades "good" at
 worst; tiny gradient elements are not failed for rounding noise).
 
-Kinks: each evaluation runs inside ``record_kinks()``, which collects every
+Kinks: each evaluation is observed by a ``KinkRecorder``, which collects every
 primitive's ``kink_state`` (ReLU sign, max winner, clip side, ...). When the
 states at ``x + eps`` and ``x - eps`` differ, that element (or direction)
 straddles a kink: its finite difference is meaningless, so it is flagged and
@@ -46,8 +46,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tinygrad_cnn import validation
+from tinygrad_cnn.autograd import grad
+from tinygrad_cnn.modes import no_grad
+from tinygrad_cnn.observe import ForwardEvent, Observer, observing
 from tinygrad_cnn.ops.random import fixed_seed
-from tinygrad_cnn.tensor import Tensor, grad, no_grad, record_kinks
+from tinygrad_cnn.tensor import Tensor
 
 GOOD = 1e-7
 FINE_WITH_KINKS = 1e-4
@@ -59,6 +62,17 @@ __all__ = [
     "DENOMINATOR_FLOOR", "FINE_WITH_KINKS", "GOOD", "WRONG", "GradcheckReport", "GradcheckWarning",
     "TensorCheck", "assert_gradcheck", "grade", "gradcheck", "relative_error",
 ]
+
+
+class KinkRecorder(Observer):
+    """Collects the ``kink_state`` of every primitive applied while it observes, in order (``states``)."""
+
+    def __init__(self):
+        self.states: list[np.ndarray] = []
+
+    def forward(self, event: ForwardEvent) -> None:
+        if event.function.kink_state is not None:
+            self.states.append(event.function.kink_state(*(t.data for t in event.inputs), **event.params))
 
 
 class GradcheckWarning(UserWarning):
@@ -260,10 +274,10 @@ def _run(fn, args, checked, eps, seed, max_full, n_projections, rtol, atol, star
 
     def evaluate():
         counter[0] += 1
-        with no_grad(), fixed_seed(seed), record_kinks() as states:
+        with no_grad(), fixed_seed(seed), observing(KinkRecorder()) as kinks:
             y = _as_output(fn(*args)).data
         prods = v * y
-        return float(np.sum(prods)), float(np.sum(np.abs(prods))), list(states), y
+        return float(np.sum(prods)), float(np.sum(np.abs(prods))), kinks.states, y
 
     s0, sabs, _, y0 = evaluate()
     if y0.shape != out.shape or not np.array_equal(y0, out.data, equal_nan=True):

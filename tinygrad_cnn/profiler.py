@@ -5,12 +5,11 @@
         loss.backward()
     print(prof.table())
 
-While the context is open, ``Function.apply`` and every ``Function`` subclass'
-``vjp`` are wrapped by timers (the originals are restored on exit, so the cost
-when the profiler is off is exactly zero). A primitive applied *inside* a vjp
-(the backward pass is written with the engine's own ops) is counted in the
-``backward`` phase under its own class; the vjp time of the outer class is
-inclusive of those nested ops, so ``vjp_ms`` of the classes run by
+While the context is open, the profiler observes the engine (``tinygrad_cnn.observe``) in this thread: each
+primitive's forward and each vjp the backward pass runs is an event with its time (the core is never patched;
+with nothing observing, the cost is one attribute read per primitive). A primitive applied *inside* a vjp
+(the backward pass is written with the engine's own ops) is counted in the ``nested`` phase under its own class;
+the vjp time of the outer class is inclusive of those nested ops, so ``vjp_ms`` of the classes run by
 ``backward()`` adds up to the backward pass. ``forward_ms`` is exclusive of
 nothing (forwards do not nest). Counts (``forward_calls``, ``vjp_calls``,
 ``nested_calls``) do not depend on timing, so tests can assert them.
@@ -18,11 +17,9 @@ nothing (forwards do not nest). Counts (``forward_calls``, ``vjp_calls``,
 
 from __future__ import annotations
 
-import contextlib
-import time
 from dataclasses import dataclass, field
 
-from tinygrad_cnn.function import Function
+from tinygrad_cnn.observe import ForwardEvent, Observer, VjpEvent, observing
 
 __all__ = ["OpStats", "Profile", "profile"]
 
@@ -40,11 +37,24 @@ class OpStats:
 
 
 @dataclass
-class Profile:
+class Profile(Observer):
     """What one ``profile()`` context recorded: ``stats[class_name] -> OpStats``."""
 
     stats: dict = field(default_factory=dict)
-    _depth: int = 0
+
+    def forward(self, event: ForwardEvent) -> None:
+        s = self._get(event.function.__name__)
+        if event.in_vjp:
+            s.nested_calls += 1
+            s.nested_s += event.seconds
+        else:
+            s.forward_calls += 1
+            s.forward_s += event.seconds
+
+    def vjp(self, event: VjpEvent) -> None:
+        s = self._get(event.function.__name__)
+        s.vjp_calls += 1
+        s.vjp_s += event.seconds
 
     def _get(self, name: str) -> OpStats:
         s = self.stats.get(name)
@@ -76,78 +86,7 @@ class Profile:
         return "\n".join(lines)
 
 
-def _subclasses(cls):
-    out, stack = [], [cls]
-    while stack:
-        c = stack.pop()
-        for sub in c.__subclasses__():
-            out.append(sub)
-            stack.append(sub)
-    return out
-
-
-@contextlib.contextmanager
 def profile():
-    """Time and count every primitive's forward and vjp while open (see the module docstring)."""
-    prof = Profile()
-    clock = time.perf_counter
-    original_apply = Function.__dict__["apply"]
-    apply_fn = original_apply.__func__
-
-    def timed_apply(cls, *inputs, **params):
-        if cls not in seen:
-            patch(cls)
-        t = clock()
-        out = apply_fn(cls, *inputs, **params)
-        dt = clock() - t
-        s = prof._get(cls.__name__)
-        if prof._depth:
-            s.nested_calls += 1
-            s.nested_s += dt
-        else:
-            s.forward_calls += 1
-            s.forward_s += dt
-        return out
-
-    def wrap_vjp(cls, vjp):
-        def timed_vjp(ctx, g):
-            prof._depth += 1
-            t = clock()
-            try:
-                return vjp(ctx, g)
-            finally:
-                dt = clock() - t
-                prof._depth -= 1
-                s = prof._get(cls.__name__)
-                s.vjp_calls += 1
-                s.vjp_s += dt
-        return staticmethod(timed_vjp)
-
-    patched, seen = [], set()
-
-    def patch(cls):
-        """Wrap ``cls.vjp`` (once per context); classes defined after entry are patched at their first apply."""
-        seen.add(cls)
-        raw = cls.__dict__.get("vjp")
-        if raw is not None:
-            fn = cls.vjp if isinstance(raw, classmethod) else raw.__func__ if isinstance(raw, staticmethod) else raw
-            patched.append((cls, raw))
-        elif any(isinstance(base.__dict__.get("vjp"), classmethod) for base in cls.__mro__):
-            fn = cls.vjp
-            patched.append((cls, None))
-        else:
-            return
-        cls.vjp = wrap_vjp(cls, fn)
-
-    for cls in _subclasses(Function):
-        patch(cls)
-    Function.apply = classmethod(timed_apply)
-    try:
-        yield prof
-    finally:
-        Function.apply = original_apply
-        for cls, raw in patched:
-            if raw is None:
-                delattr(cls, "vjp")
-            else:
-                cls.vjp = raw
+    """Time and count every primitive's forward and vjp while open (a context manager yielding the ``Profile``;
+    see the module docstring)."""
+    return observing(Profile())

@@ -1,96 +1,13 @@
-"""The Tensor, the recorded graph and reverse-mode differentiation.
+"""The Tensor: an n-dimensional array that can record how it was computed.
 
-Every Tensor produced by a primitive while gradients are enabled remembers the
-primitive's ``Context``: its inputs and what it saved. ``backward`` walks that
-graph from the output to the leaves in reverse topological order and applies
-each primitive's vjp. By the multivariate chain rule, a node used by several
-consumers receives the *sum* of the cotangents along every path:
-
-    dL/dx = sum over consumers c of  dL/dc . dc/dx
+Its operators and methods apply the engine's primitives (``tinygrad_cnn.ops``); ``backward`` runs reverse mode
+(``tinygrad_cnn.autograd``). Both of those modules build on ``Tensor``, so this module imports them once, at its
+end (see the note there): the one answer to the Tensor/ops circle.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
-
 import numpy as np
-
-from tinygrad_cnn import validation
-
-
-class _GradMode(threading.local):
-    enabled = True
-
-
-class _Anomaly(threading.local):
-    enabled = False
-
-
-class _KinkRecorder(threading.local):
-    recording = False
-    states: list = []
-
-
-_GRAD = _GradMode()
-_ANOMALY = _Anomaly()
-_KINKS = _KinkRecorder()
-
-
-def is_grad_enabled() -> bool:
-    """Whether new operations are recorded in the graph."""
-    return _GRAD.enabled
-
-
-class _SetGradMode(contextlib.ContextDecorator):
-    def __init__(self, enabled: bool):
-        self._enabled = enabled
-        self._previous: list[bool] = []
-
-    def __enter__(self):
-        self._previous.append(_GRAD.enabled)
-        _GRAD.enabled = self._enabled
-        return self
-
-    def __exit__(self, *exc):
-        _GRAD.enabled = self._previous.pop()
-        return False
-
-
-def no_grad() -> _SetGradMode:
-    """Context manager and decorator inside which no graph is recorded."""
-    return _SetGradMode(False)
-
-
-def enable_grad() -> _SetGradMode:
-    """Context manager and decorator that records the graph (undoes an enclosing ``no_grad``)."""
-    return _SetGradMode(True)
-
-
-@contextlib.contextmanager
-def detect_anomaly():
-    """Check every forward result and every gradient for NaN/Inf.
-
-    Raises ``AnomalyError`` at the first op that produces one, naming the op,
-    its input shapes and whether it happened in the forward or backward pass.
-    """
-    previous = _ANOMALY.enabled
-    _ANOMALY.enabled = True
-    try:
-        yield
-    finally:
-        _ANOMALY.enabled = previous
-
-
-@contextlib.contextmanager
-def record_kinks():
-    """Collect the ``kink_state`` of every primitive run inside (used by ``gradcheck``)."""
-    previous = (_KINKS.recording, _KINKS.states)
-    _KINKS.recording, _KINKS.states = True, []
-    try:
-        yield _KINKS.states
-    finally:
-        _KINKS.recording, _KINKS.states = previous
 
 
 def _to_array(data, dtype) -> np.ndarray:
@@ -190,11 +107,7 @@ class Tensor:
         ``self`` has one element. Calling backward twice adds up, as in
         PyTorch; the graph is released afterwards unless ``retain_graph``.
         """
-        if not self.requires_grad:
-            raise RuntimeError("backward: this Tensor does not require a gradient (no leaf of its graph "
-                               "has requires_grad=True, or it was computed under no_grad)")
-        seed = _seed_cotangent("backward", self, grad)
-        _backprop(self, seed, targets=None, create_graph=False, retain_graph=retain_graph)
+        autograd.backward(self, grad, retain_graph)
 
     # -- operators (defined in terms of the primitives in tinygrad_cnn.ops) ----------------------
     def _wrap(self, other) -> "Tensor":
@@ -289,135 +202,9 @@ def as_tensor(value, like: Tensor | None = None) -> Tensor:
     return Tensor(value)
 
 
-def _seed_cotangent(fn: str, output: Tensor, grad) -> Tensor:
-    if grad is None:
-        if output.size != 1:
-            raise ValueError(f"{fn}: output has shape {output.shape}, so grad (the cotangent dL/doutput, "
-                             f"shaped like the output) is required; it can be omitted only for one element")
-        return Tensor._from_op(np.ones_like(output.data), None)
-    seed = grad if isinstance(grad, Tensor) else Tensor._from_op(np.asarray(grad, dtype=output.dtype), None)
-    if seed.shape != output.shape:
-        raise ValueError(f"{fn}: grad has shape {seed.shape} but the output has shape {output.shape}; "
-                         f"they must match")
-    return seed
-
-
-def graph_order(root: Tensor, include_constants: bool = False, caller: str = "backward") -> list[Tensor]:
-    """The Tensors of ``root``'s graph, inputs before the ops that use them (iterative: no recursion limit).
-
-    Only nodes that require a gradient, unless ``include_constants``. Raises
-    ``RuntimeError`` (naming ``caller``) if a backward pass released the graph.
-    """
-    order: list[Tensor] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        ctx = node._ctx
-        if ctx is not None:
-            if ctx.released:
-                raise RuntimeError(f"{caller}: the graph of this Tensor was released by an earlier backward; "
-                                   f"pass retain_graph=True to that backward to keep it")
-            stack.extend((p, False) for p in reversed(ctx.inputs)
-                         if (include_constants or p.requires_grad) and id(p) not in visited)
-    return order
-
-
-def _backprop(root: Tensor, seed: Tensor, targets, create_graph: bool, retain_graph: bool):
-    """Propagate ``seed`` from ``root``; fill leaves' ``.grad`` or, with ``targets``, return their cotangents."""
-    from tinygrad_cnn.function import check_finite
-
-    order = graph_order(root)
-    wanted = None
-    if targets is not None:
-        target_ids = {id(t) for t in targets}
-        wanted = set()
-        for node in order:  # parents first: a node is wanted if it is a target or feeds one
-            if id(node) in target_ids or (node._ctx is not None
-                                          and any(id(p) in wanted for p in node._ctx.inputs)):
-                wanted.add(id(node))
-        found: dict[int, Tensor] = {}
-    grads: dict[int, Tensor] = {id(root): seed}
-    with _SetGradMode(create_graph):
-        for node in reversed(order):
-            g = grads.pop(id(node), None)
-            if g is None or (wanted is not None and id(node) not in wanted):
-                continue
-            if targets is not None and id(node) in target_ids:
-                found[id(node)] = g
-            ctx = node._ctx
-            if ctx is None:
-                if targets is None:
-                    node.grad = (g.data.astype(node.dtype, copy=True) if node.grad is None
-                                 else node.grad + g.data)
-                continue
-            if _ANOMALY.enabled:  # ops run inside a vjp are reported as this op's backward pass
-                _ANOMALY.enabled = False
-                try:
-                    parent_grads = ctx.function.vjp(ctx, g)
-                finally:
-                    _ANOMALY.enabled = True
-            else:
-                parent_grads = ctx.function.vjp(ctx, g)
-            if len(parent_grads) != len(ctx.inputs):
-                raise RuntimeError(f"backward: {ctx.function.__name__}.vjp returned {len(parent_grads)} "
-                                   f"gradients for {len(ctx.inputs)} inputs (one Tensor or None per input)")
-            for parent, pg in zip(ctx.inputs, parent_grads, strict=True):
-                if pg is None or not parent.requires_grad:
-                    continue
-                if _ANOMALY.enabled:
-                    check_finite(ctx.function, "backward", pg.data, ctx.inputs)
-                previous = grads.get(id(parent))
-                grads[id(parent)] = pg if previous is None else previous + pg
-            if not retain_graph:
-                ctx.release()
-    return found if targets is not None else None
-
-
-def grad(output: Tensor, inputs, grad_output=None, create_graph: bool = False,
-         retain_graph: bool | None = None) -> list[Tensor]:
-    """Return ``[d output / d x for x in inputs]`` (contracted with ``grad_output``) as Tensors.
-
-    Like ``torch.autograd.grad``: leaves' ``.grad`` is untouched. With
-    ``create_graph=True`` the backward pass is recorded, so the results can be
-    differentiated again. An input that ``output`` does not depend on gets
-    zeros. The graph is kept when ``create_graph`` (or ``retain_graph``) is set.
-    """
-    single = isinstance(inputs, Tensor)
-    inputs = [inputs] if single else list(inputs)
-    for i, x in enumerate(inputs):
-        if not isinstance(x, Tensor):
-            raise TypeError(f"grad: inputs[{i}] must be a Tensor; got {type(x).__name__}")
-    if not isinstance(output, Tensor):
-        raise TypeError(f"grad: output must be a Tensor; got {type(output).__name__}")
-    seed = _seed_cotangent("grad", output, grad_output)
-    retain = create_graph if retain_graph is None else retain_graph
-    found = _backprop(output, seed, inputs, create_graph, retain) if output.requires_grad else {}
-    results, seen = [], {id(seed)}
-    for x in inputs:
-        g = found.get(id(x))
-        if g is None:
-            g = Tensor(np.zeros_like(x.data))
-        elif not create_graph:  # a fresh array: never the caller's grad_output, never shared by two results
-            g = Tensor._from_op(g.data.copy(), None)
-        elif id(g) in seen:  # the same node reached two inputs (e.g. a + b): give each its own Tensor
-            g = _ops.add(g, Tensor._from_op(np.zeros((), g.dtype), None))
-        seen.add(id(g))
-        results.append(g)
-    return results
-
-
-def check_float(fn: str, arg: str, t: Tensor) -> None:
-    """Raise unless ``t`` is floating point."""
-    validation.float_array(fn, arg, t.data)
-
-
+# The primitives and reverse mode are written with Tensors, and the Tensor's operators and ``backward`` call them:
+# the modules below import this one, so it imports them last, once it defines Tensor (Python binds the names
+# when they are first used, at call time). This is the only import of the engine's core that is not at the top.
+from tinygrad_cnn import autograd  # noqa: E402
 from tinygrad_cnn import functional as _F  # noqa: E402  (Tensor.logsumexp is F.logsumexp)
-from tinygrad_cnn import ops as _ops  # noqa: E402  (the operators above need the primitives)
+from tinygrad_cnn import ops as _ops  # noqa: E402

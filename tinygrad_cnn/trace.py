@@ -1,8 +1,9 @@
 """Watch reverse mode run: the backward pass printed node by node.
 
-``trace(output)`` repeats what ``output.backward()`` does, without touching
-the graph or any ``.grad``: it visits the nodes from the output back to the
-leaves (reverse topological order) and, at each one,
+``trace(output)`` runs the backward pass that ``output.backward()`` runs (the
+same code, watched through ``tinygrad_cnn.observe``), without releasing the
+graph or touching any ``.grad``: from the output back to the leaves (reverse
+topological order), at each node the backward pass
 
 * collects the cotangents sent by every consumer of the node and adds them:
   the multivariate chain rule, dL/dv = sum over consumers c of dL/dc . dc/dv;
@@ -20,9 +21,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinygrad_cnn.tensor import Tensor, _seed_cotangent, _SetGradMode, graph_order
+from tinygrad_cnn.autograd import backprop, graph_order, seed_cotangent
+from tinygrad_cnn.observe import LeafEvent, Observer, VjpEvent, observing
+from tinygrad_cnn.tensor import Tensor
 
-__all__ = ["TraceStep", "graph_nodes", "trace"]
+__all__ = ["TraceStep", "graph_nodes", "name_table", "node_names", "trace"]
 
 
 @dataclass
@@ -49,17 +52,18 @@ class TraceStep:
     sent: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _name_table(names) -> dict[int, str]:
-    """``names`` as ``{id(tensor): name}``; accepts ``{name: tensor}`` or ``{tensor: name}``."""
+def name_table(names, fn: str = "trace") -> dict[int, str]:
+    """``names`` as ``{id(tensor): name}``; accepts ``{name: tensor}`` or ``{tensor: name}`` (``fn`` names the
+    caller in errors)."""
     if names is None:
         return {}
     if not isinstance(names, dict):
-        raise TypeError(f"trace: names must be a dict {{name: Tensor}}; got {type(names).__name__}")
+        raise TypeError(f"{fn}: names must be a dict {{name: Tensor}}; got {type(names).__name__}")
     table = {}
     for key, value in names.items():
         tensor, name = (value, key) if isinstance(key, str) else (key, value)
         if not isinstance(tensor, Tensor) or not isinstance(name, str):
-            raise TypeError(f"trace: names must map str to Tensor; got {key!r}: {type(value).__name__}")
+            raise TypeError(f"{fn}: names must map str to Tensor; got {key!r}: {type(value).__name__}")
         table[id(tensor)] = name
     return table
 
@@ -83,7 +87,8 @@ def _fmt(a: np.ndarray, max_elements: int) -> str:
     return f"<{a.dtype} {a.shape}: mean {a.mean():.4g}, |.|max {np.abs(a).max():.4g}>"
 
 
-def _node_names(order: list[Tensor], table: dict[int, str]) -> dict[int, str]:
+def node_names(order: list[Tensor], table: dict[int, str]) -> dict[int, str]:
+    """A label per node of ``order``: its name in ``table``, ``const(value)`` for constants, else v1, v2, ..."""
     names, counter = {}, 0
     for node in order:
         if id(node) in table:
@@ -94,6 +99,58 @@ def _node_names(order: list[Tensor], table: dict[int, str]) -> dict[int, str]:
             counter += 1
             names[id(node)] = f"v{counter}"
     return names
+
+
+class _Tracer(Observer):
+    """Turns the backward pass' vjp and leaf events into ``TraceStep``s, printing each one as it happens."""
+
+    def __init__(self, label: dict[int, str], out, max_elements: int):
+        self.label, self.out, self.max_elements = label, out, max_elements
+        self.received: dict[int, list[tuple[str, np.ndarray]]] = {}
+        self.steps: list[TraceStep] = []
+
+    def _fmt(self, a) -> str:
+        return _fmt(a, self.max_elements)
+
+    def _begin(self, node, g, ctx) -> TraceStep:
+        """The step of ``node``, which received the total cotangent ``g`` (printing what it received)."""
+        name = self.label[id(node)]
+        parts = self.received.pop(id(node))
+        in_names = [self.label[id(p)] for p in ctx.inputs] if ctx is not None else []
+        op = ctx.function.__name__ if ctx is not None else "leaf"
+        step = TraceStep(name, op, in_names, node.data, _rule(ctx.function) if ctx else "input", parts, g.data)
+        header = f"{name} = {op.lower()}({', '.join(in_names)})" if ctx else f"{name} (input)"
+        self.out(f"\n[{len(self.steps) + 1}] {header}   value {self._fmt(node.data)}")
+        if len(parts) > 1:
+            terms = " + ".join(f"{self._fmt(c)} (via {who})" for who, c in parts)
+            self.out(f"    {name} feeds {len(parts)} consumers; chain rule adds the paths:")
+            self.out(f"    dL/d{name} = {terms} = {self._fmt(g.data)}")
+        else:
+            self.out(f"    incoming dL/d{name} = {self._fmt(g.data)}   (from {parts[0][0]})")
+        self.steps.append(step)
+        return step
+
+    def vjp(self, event: VjpEvent) -> None:
+        node, ctx = event.node, event.node._ctx
+        step = self._begin(node, event.g, ctx)
+        self.out(f"    rule: {step.rule}")
+        local = ctx.function.vjp(ctx, Tensor(np.ones_like(node.data))) if node.size == 1 else None
+        for i, (parent, g) in enumerate(zip(event.inputs, event.grads, strict=True)):
+            if g is None or not parent.requires_grad:
+                continue
+            pname = self.label[id(parent)]
+            step.sent[pname] = g.data if pname not in step.sent else step.sent[pname] + g.data
+            self.received.setdefault(id(parent), []).append((step.name, g.data))
+            if local is not None and local[i] is not None:
+                step.local[pname] = local[i].data
+                self.out(f"    local d{step.name}/d{pname} = {self._fmt(local[i].data)}"
+                         f"  ->  sends dL/d{step.name} * d{step.name}/d{pname} = {self._fmt(g.data)} to {pname}")
+            else:
+                self.out(f"    sends {self._fmt(g.data)} to {pname}")
+
+    def leaf(self, event: LeafEvent) -> None:
+        step = self._begin(event.node, event.g, None)
+        self.out(f"    gradient of input {step.name}: {self._fmt(event.g.data)}")
 
 
 def trace(output: Tensor, names=None, file=None, grad_output=None, max_elements: int = 8) -> list[TraceStep]:
@@ -111,50 +168,12 @@ def trace(output: Tensor, names=None, file=None, grad_output=None, max_elements:
         raise ValueError("trace: output does not require a gradient (no input has requires_grad=True)")
     out = (lambda *a, **k: None) if file is False else (lambda *a: print(*a, file=file or sys.stdout))
     order = graph_nodes(output)
-    label = _node_names(order, _name_table(names))
-    seed = _seed_cotangent("trace", output, grad_output)
-    received: dict[int, list[tuple[str, Tensor]]] = {id(output): [("seed dL/dL", seed)]}
-    steps: list[TraceStep] = []
-
+    label = node_names(order, name_table(names))
+    seed = seed_cotangent("trace", output, grad_output)
+    tracer = _Tracer(label, out, max_elements)
+    tracer.received[id(output)] = [("seed dL/dL", seed.data)]
+    leaves = [node for node in order if node._ctx is None and node.requires_grad]
     out(f"backward pass of {label[id(output)]} ({len(order)} nodes), from the output back to the inputs")
-    with _SetGradMode(False):
-        for node in reversed(order):
-            parts = received.pop(id(node), None)
-            if parts is None or not node.requires_grad:
-                continue
-            total = parts[0][1]
-            for _, g in parts[1:]:
-                total = total + g
-            ctx, name = node._ctx, label[id(node)]
-            in_names = [label[id(p)] for p in ctx.inputs] if ctx is not None else []
-            op = ctx.function.__name__ if ctx is not None else "leaf"
-            step = TraceStep(name, op, in_names, node.data, _rule(ctx.function) if ctx else "input",
-                             [(who, g.data) for who, g in parts], total.data)
-            header = f"{name} = {op.lower()}({', '.join(in_names)})" if ctx else f"{name} (input)"
-            out(f"\n[{len(steps) + 1}] {header}   value {_fmt(node.data, max_elements)}")
-            if len(parts) > 1:
-                terms = " + ".join(f"{_fmt(g.data, max_elements)} (via {who})" for who, g in parts)
-                out(f"    {name} feeds {len(parts)} consumers; chain rule adds the paths:")
-                out(f"    dL/d{name} = {terms} = {_fmt(total.data, max_elements)}")
-            else:
-                out(f"    incoming dL/d{name} = {_fmt(total.data, max_elements)}   (from {parts[0][0]})")
-            if ctx is not None:
-                out(f"    rule: {step.rule}")
-                sent = ctx.function.vjp(ctx, total)
-                local = ctx.function.vjp(ctx, Tensor(np.ones_like(node.data))) if node.size == 1 else None
-                for i, (parent, g) in enumerate(zip(ctx.inputs, sent, strict=True)):
-                    if g is None or not parent.requires_grad:
-                        continue
-                    pname = label[id(parent)]
-                    step.sent[pname] = g.data if pname not in step.sent else step.sent[pname] + g.data
-                    received.setdefault(id(parent), []).append((name, g))
-                    if local is not None and local[i] is not None:
-                        step.local[pname] = local[i].data
-                        out(f"    local d{name}/d{pname} = {_fmt(local[i].data, max_elements)}"
-                            f"  ->  sends dL/d{name} * d{name}/d{pname} = {_fmt(g.data, max_elements)} to {pname}")
-                    else:
-                        out(f"    sends {_fmt(g.data, max_elements)} to {pname}")
-            else:
-                out(f"    gradient of input {name}: {_fmt(total.data, max_elements)}")
-            steps.append(step)
-    return steps
+    with observing(tracer):
+        backprop(output, seed, targets=leaves, retain_graph=True)  # targets: nothing accumulates into .grad
+    return tracer.steps

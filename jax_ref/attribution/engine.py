@@ -6,7 +6,8 @@ import numpy as np
 
 from tinygrad_cnn import functional as F
 from tinygrad_cnn import validation
-from tinygrad_cnn.tensor import Tensor, grad
+from tinygrad_cnn.autograd import grad
+from tinygrad_cnn.tensor import Tensor
 
 __all__ = ["engine_saliency"]
 

@@ -139,13 +139,18 @@ def test_training_step_records_a_fixed_small_graph():
     assert sum(nested.values()) <= 30  # ops run inside the vjps (28 today)
 
 
-def test_profiler_restores_the_primitives():
-    from tinygrad_cnn.function import Function
-    from tinygrad_cnn.ops.conv import Conv
-    apply_before, vjp_before = Function.__dict__["apply"], Conv.__dict__["vjp"]
-    with profiler.profile():
-        pass
-    assert Function.__dict__["apply"] is apply_before and Conv.__dict__["vjp"] is vjp_before
+def test_profiler_leaves_nothing_behind_and_sees_only_its_thread():
+    import threading
+
+    from tinygrad_cnn import observe
+    x = tg.Tensor(np.ones(3), requires_grad=True)
+    with profiler.profile() as prof:
+        other = threading.Thread(target=lambda: (x * 2.0).sum())  # another thread's ops are not this profile's
+        other.start()
+        other.join()
+        (x + 1.0).sum().backward()
+    assert observe.observers() == ()
+    assert prof.counts("forward") == {"Add": 1, "Sum": 1} and prof.counts("vjp") == {"Add": 1, "Sum": 1}
     assert "total" in profiler.Profile().table()
 
 

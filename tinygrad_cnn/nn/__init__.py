@@ -5,6 +5,8 @@ from tinygrad_cnn.nn.layer import Layer  # isort: skip
 from tinygrad_cnn.nn.conv import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D, DepthwiseConv2D
 from tinygrad_cnn.nn.core import Activation, Dense, Dropout, Flatten, Input, InputLayer, ReLU
 from tinygrad_cnn.nn.initializers import set_random_seed
+from tinygrad_cnn.nn.merge import Add, Average, Concatenate, Multiply, Subtract
+from tinygrad_cnn.nn.model import Model
 from tinygrad_cnn.nn.models import reference_cnn
 from tinygrad_cnn.nn.pooling import (
     AveragePooling1D,
@@ -19,9 +21,10 @@ from tinygrad_cnn.nn.sequential import Sequential
 from tinygrad_cnn.nn.training import History
 
 LAYER_CLASSES = (
-    "Activation", "AveragePooling1D", "AveragePooling2D", "Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose",
-    "Conv3D", "Dense", "DepthwiseConv2D", "Dropout", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
-    "InputLayer", "LPPooling2D", "MaxPooling1D", "MaxPooling2D", "ReLU",
+    "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "Concatenate", "Conv1D",
+    "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Dense", "DepthwiseConv2D", "Dropout", "Flatten",
+    "GlobalAveragePooling2D", "GlobalMaxPooling2D", "InputLayer", "LPPooling2D", "MaxPooling1D", "MaxPooling2D",
+    "Multiply", "ReLU", "Subtract",
 )
 
 
@@ -44,9 +47,10 @@ def deserialize(config: dict):
 
 
 __all__ = [
-    "Activation", "AveragePooling1D", "AveragePooling2D", "Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose",
-    "Conv3D", "Dense", "DepthwiseConv2D", "Dropout", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
-    "History", "Input", "InputLayer", "LAYER_CLASSES", "LPPooling2D", "Layer", "MaxPooling1D", "MaxPooling2D", "ReLU",
-    "Sequential", "activations", "constraints", "deserialize", "initializers", "reference_cnn", "regularizers",
-    "serialize", "set_random_seed",
+    "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "Concatenate", "Conv1D",
+    "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Dense", "DepthwiseConv2D", "Dropout", "Flatten",
+    "GlobalAveragePooling2D", "GlobalMaxPooling2D", "History", "Input", "InputLayer", "LAYER_CLASSES",
+    "LPPooling2D", "Layer", "MaxPooling1D", "MaxPooling2D", "Model", "Multiply", "ReLU", "Sequential", "Subtract",
+    "activations", "constraints", "deserialize", "initializers", "reference_cnn", "regularizers", "serialize",
+    "set_random_seed",
 ]

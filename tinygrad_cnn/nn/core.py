@@ -7,7 +7,9 @@ import numpy as np
 from tinygrad_cnn import functional as F
 from tinygrad_cnn import ops, validation
 from tinygrad_cnn.nn import activations, constraints, initializers, regularizers
+from tinygrad_cnn.nn.graph import Node, SymbolicTensor
 from tinygrad_cnn.nn.layer import Layer
+from tinygrad_cnn.ops.random import dropout_mask
 from tinygrad_cnn.ops.random import rng as make_rng
 
 __all__ = ["Activation", "Dense", "Dropout", "Flatten", "Input", "InputLayer", "ReLU", "WeightedMixin"]
@@ -111,7 +113,6 @@ class Dropout(Layer):
         if self.noise_shape is None:
             return F.dropout(x, self.rate, True, seed=self._rng)
         shape = tuple(x.shape[i] if s is None else s for i, s in enumerate(self.noise_shape))
-        from tinygrad_cnn.ops.random import dropout_mask
         return x * ops.constant(dropout_mask(shape, self.rate, x.dtype, self._rng))
 
     def get_config(self):
@@ -201,6 +202,7 @@ class InputLayer(Layer):
             batch_shape = (batch_size,) + tuple(shape)
         self.batch_shape = self._shape_arg("batch_shape", tuple(batch_shape))
         self.built = True
+        Node(self, [], SymbolicTensor(self.batch_shape, self.dtype))  # the graph's entry: a node reading nothing
 
     def call(self, x, training=False):
         return x
@@ -210,5 +212,8 @@ class InputLayer(Layer):
 
 
 def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None):  # noqa: N802 (Keras' name)
-    """An InputLayer for ``Sequential([Input(shape=(28, 28, 1)), ...])``."""
-    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape, name=name)
+    """The symbolic input of a graph model (Keras' ``keras.Input``): ``x = Input((28, 28, 1))``, then
+    ``y = layer(x)`` ... and ``Model(x, y)``; also the first element of ``Sequential([Input(...), ...])``.
+    ``shape`` excludes the batch axis (``batch_shape`` includes it)."""
+    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape, name=name)
+    return layer.output

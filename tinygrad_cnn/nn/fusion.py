@@ -1,4 +1,4 @@
-"""Layer pairs that ``Sequential`` runs as one primitive: same values and gradients, fewer memory passes.
+"""Layer pairs that a model runs as one primitive: same values and gradients, fewer memory passes.
 
 ``Conv1D``/``Conv2D``/``Conv3D`` with ``activation="relu"`` followed by a ``MaxPooling`` of the same rank
 and data format whose windows do not overlap (``strides == pool_size``, ``padding="valid"``), neither with
@@ -20,6 +20,23 @@ def _pair_can_fuse(conv, pool) -> bool:
             and conv.activation is activations.relu and conv.groups == 1 and conv.data_format == pool.data_format
             and conv.activity_regularizer is None and pool.activity_regularizer is None
             and pool.padding == "valid" and pool.strides == pool.pool_size)
+
+
+def fusable_pairs(nodes, outputs) -> dict:
+    """``{id(conv node): pool node}`` for the graph nodes that may run fused: the conv's output is read by
+    nothing but the pool (and is not a model output), and the layer pair can fuse (see the module docstring)."""
+    readers: dict[int, list] = {}
+    for node in nodes:
+        for t in node.inputs:
+            readers.setdefault(id(t), []).append(node)
+    output_ids = {id(t) for t in outputs}
+    pairs = {}
+    for node in nodes:
+        consumers = readers.get(id(node.output), [])
+        if (len(consumers) == 1 and id(node.output) not in output_ids
+                and _pair_can_fuse(node.layer, consumers[0].layer)):
+            pairs[id(node)] = consumers[0]
+    return pairs
 
 
 def conv_relu_max_pool(conv, pool, x):

@@ -22,7 +22,8 @@ import inspect
 import numpy as np
 
 from tinygrad_cnn import validation
-from tinygrad_cnn.nn import _serial, constraints, initializers, regularizers
+from tinygrad_cnn.nn import _serial, activations, constraints, initializers, regularizers
+from tinygrad_cnn.nn.graph import Node, SymbolicTensor
 from tinygrad_cnn.tensor import Tensor, as_tensor
 
 __all__ = ["Layer"]
@@ -32,6 +33,8 @@ _DTYPES = ("float32", "float64")
 
 class Layer:
     """Base of every Keras-style layer (see the module docstring)."""
+
+    takes_list = False  # merge layers take a list of inputs, ``layer([a, b])``
 
     def __init__(self, name=None, dtype="float32", trainable=True, activity_regularizer=None, input_shape=None,
                  **kwargs):
@@ -53,6 +56,7 @@ class Layer:
         self.built = False
         self.input_spec: dict | None = None
         self._activity_losses: list[Tensor] = []
+        self._inbound_nodes: list[Node] = []  # one per call on symbolic tensors (a shared layer has several)
 
     # -- helpers ----------------------------------------------------------------------------------
     def _where(self) -> str:
@@ -92,7 +96,6 @@ class Layer:
 
     def _resolve(self, kind: str, arg: str, value):
         """Look up an initializer/regularizer/constraint/activation argument, naming this layer on error."""
-        from tinygrad_cnn.nn import activations
         module = {"initializer": initializers, "regularizer": regularizers, "constraint": constraints,
                   "activation": activations}[kind]
         return module.get(value, self._where(), arg)
@@ -135,14 +138,31 @@ class Layer:
                                  f"got shape {_fmt_shape(shape)}")
 
     def __call__(self, x, training: bool = False):
+        """``layer(x)``: the output for the data ``x``; on a ``SymbolicTensor`` (from ``nn.Input`` or another
+        layer's symbolic call), the symbolic output, recording the call as a node of a graph model."""
+        if self.takes_list:
+            if not isinstance(x, (list, tuple)):
+                raise TypeError(f"{self._where()}: takes a list of inputs, layer([a, b, ...]); got "
+                                f"{type(x).__name__}")
+            if any(isinstance(t, SymbolicTensor) for t in x):
+                return self._call_symbolic(list(x))
+            x = [as_tensor(t) for t in x]
+            return self._run(x, [tuple(t.shape) for t in x], training)
+        if isinstance(x, SymbolicTensor):
+            return self._call_symbolic(x)
         x = as_tensor(x)
         if not isinstance(x, Tensor):
             raise TypeError(f"{self._where()}: input must be a Tensor or an array; got {type(x).__name__}")
+        return self._run(x, tuple(x.shape), training)
+
+    def _run(self, x, shape, training):
+        """Build on first use (for ``shape``, batch axis read as None), check the input, call, record the activity
+        penalty."""
         if not self.built:
-            self.check_build_shape(x.shape)
-            self._build_shape = (None,) + tuple(x.shape[1:])
+            self.check_build_shape(shape)
+            self._build_shape = _batchless(shape)
             self.build(self._build_shape)
-        self.check_input_shape(x.shape)
+        self.check_input_shape(shape)
         out = self.call(x, training=bool(training))
         self._activity_losses = []
         if self.activity_regularizer is not None:
@@ -152,12 +172,48 @@ class Layer:
             self._activity_losses.append(penalty)
         return out
 
+    def _call_symbolic(self, x) -> SymbolicTensor:
+        """Build for ``x``'s shape (or check it fits what the layer was built for) and record the node; ``x`` is
+        one symbolic tensor, or a list of them for a merge layer."""
+        inputs = x if isinstance(x, list) else [x]
+        if not all(isinstance(t, SymbolicTensor) for t in inputs):
+            raise TypeError(f"{self._where()}: a graph call takes symbolic tensors only; got "
+                            f"{[type(t).__name__ for t in inputs]}")
+        shape = [t.shape for t in inputs] if isinstance(x, list) else x.shape
+        out = SymbolicTensor(self.build_from_shape(shape), self.dtype)
+        Node(self, inputs, out)
+        return out
+
+    def _node(self, attr: str) -> Node:
+        if len(self._inbound_nodes) != 1:
+            state = "has never been called on a symbolic tensor" if not self._inbound_nodes else (
+                f"was called {len(self._inbound_nodes)} times (a shared layer): read node.{attr} of the call you "
+                f"mean, from layer.inbound_nodes")
+            raise ValueError(f"{self._where()}: layer.{attr} is defined for a layer called once in a graph; it {state}")
+        return self._inbound_nodes[0]
+
+    @property
+    def inbound_nodes(self) -> list[Node]:
+        """The graph nodes of this layer, one per symbolic call."""
+        return list(self._inbound_nodes)
+
+    @property
+    def output(self) -> SymbolicTensor:
+        """The symbolic output of this layer's one call in a graph (for ``nn.Model(model.inputs, layer.output)``)."""
+        return self._node("output").output
+
+    @property
+    def input(self) -> SymbolicTensor:
+        """The symbolic input of this layer's one call in a graph."""
+        node = self._node("input")
+        return node.inputs[0] if node.inputs else node.output
+
     def check_build_shape(self, shape) -> None:
         """Hook: validate a shape before building (rank etc.)."""
 
     def build_from_shape(self, input_shape) -> tuple:
         """Build (if needed) for ``input_shape`` and return the output shape."""
-        input_shape = (None,) + tuple(input_shape[1:])
+        input_shape = _batchless(input_shape)
         if not self.built:
             self.check_build_shape(input_shape)
             self._build_shape = input_shape
@@ -238,6 +294,13 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+def _batchless(shape):
+    """``shape`` with the batch axis read as None (each shape of a list of them, for a merge layer)."""
+    if isinstance(shape, list):
+        return [_batchless(s) for s in shape]
+    return (None,) + tuple(shape[1:])
 
 
 def _fmt_shape(shape) -> str:

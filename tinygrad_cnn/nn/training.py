@@ -15,7 +15,8 @@ from tqdm.auto import tqdm
 
 from tinygrad_cnn import functional as F
 from tinygrad_cnn import ops, optim, validation
-from tinygrad_cnn.tensor import Tensor, as_tensor, no_grad
+from tinygrad_cnn.modes import no_grad
+from tinygrad_cnn.tensor import Tensor, as_tensor
 
 __all__ = ["History", "TrainingMixin", "get_loss", "get_metric"]
 

@@ -56,7 +56,7 @@ from tinygrad_cnn.ops.reduce import (  # noqa: A004  (any, all: NumPy's names)
     std,
     var,
 )
-from tinygrad_cnn.tensor import Tensor, as_tensor
+from tinygrad_cnn.tensor import as_tensor
 
 __all__ = [
     "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "constant", "div", "exp", "getitem",
@@ -126,5 +126,3 @@ def max(x, axis=None, keepdims: bool = False):  # noqa: A001
 def min(x, axis=None, keepdims: bool = False):  # noqa: A001
     return _Min.apply(x, axes=normalize_axes(axis, x.ndim, "min"), keepdims=bool(keepdims))
 
-
-_ = (Tensor,)

@@ -29,8 +29,8 @@ import math
 
 import numpy as np
 
-from tinygrad_cnn import tensor as _tensor
 from tinygrad_cnn.function import Function
+from tinygrad_cnn.modes import is_grad_enabled
 from tinygrad_cnn.ops import buffers, elementwise
 from tinygrad_cnn.ops.conv import (
     ChannelSum,
@@ -103,7 +103,7 @@ class ConvReluMaxPool(Function):
 
     @staticmethod
     def vjp(ctx, g):
-        if _tensor.is_grad_enabled():
+        if is_grad_enabled():
             return _vjp_by_primitives(ctx, g)
         x, w = ctx.inputs[:2]
         geo, pool = ctx.params["geo"], ctx.params["pool"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinygrad_cnn.tensor import Tensor
+from tinygrad_cnn.trace import graph_nodes, name_table, node_names
 
 
 def _label(node: Tensor, name: str) -> str:
@@ -25,15 +26,13 @@ def draw_graph(output: Tensor, names=None, max_nodes: int = 200, title: str | No
     """
     from matplotlib.figure import Figure
 
-    from tinygrad_cnn.trace import _name_table, _node_names, graph_nodes
-
     if not isinstance(output, Tensor):
         raise TypeError(f"draw_graph: output must be a Tensor; got {type(output).__name__}")
     nodes = graph_nodes(output)
     if len(nodes) > max_nodes:
         raise ValueError(f"draw_graph: the graph has {len(nodes)} nodes, more than max_nodes={max_nodes}; "
                          f"draw a smaller expression or raise max_nodes")
-    label = _node_names(nodes, _name_table(names))
+    label = node_names(nodes, name_table(names, "draw_graph"))
     depth: dict[int, int] = {}
     for node in nodes:  # inputs come first
         ins = node._ctx.inputs if node._ctx is not None else ()

@@ -1,0 +1,158 @@
+"""Reverse-mode differentiation over the recorded graph: seeding, graph order, backpropagation and ``grad``.
+
+Every Tensor produced by a primitive while gradients are enabled remembers the primitive's ``Context``: its
+inputs and what it saved. ``backprop`` walks that graph from the output to the leaves in reverse topological
+order and applies each primitive's vjp. By the multivariate chain rule, a node used by several consumers receives
+the *sum* of the cotangents along every path:
+
+    dL/dx = sum over consumers c of  dL/dc . dc/dx
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinygrad_cnn import observe
+from tinygrad_cnn.modes import set_grad_enabled
+from tinygrad_cnn.tensor import Tensor
+
+__all__ = ["backprop", "grad", "graph_order", "seed_cotangent"]
+
+
+def seed_cotangent(fn: str, output: Tensor, grad) -> Tensor:
+    """The cotangent dL/d ``output`` to start from: ``grad`` (a Tensor or an array shaped like ``output``), or
+    ones when ``grad`` is None and ``output`` has one element. ``fn`` names the caller in errors."""
+    if grad is None:
+        if output.size != 1:
+            raise ValueError(f"{fn}: output has shape {output.shape}, so grad (the cotangent dL/doutput, "
+                             f"shaped like the output) is required; it can be omitted only for one element")
+        return Tensor._from_op(np.ones_like(output.data), None)
+    seed = grad if isinstance(grad, Tensor) else Tensor._from_op(np.asarray(grad, dtype=output.dtype), None)
+    if seed.shape != output.shape:
+        raise ValueError(f"{fn}: grad has shape {seed.shape} but the output has shape {output.shape}; "
+                         f"they must match")
+    return seed
+
+
+def graph_order(root: Tensor, include_constants: bool = False, caller: str = "backward") -> list[Tensor]:
+    """The Tensors of ``root``'s graph, inputs before the ops that use them (iterative: no recursion limit).
+
+    Only nodes that require a gradient, unless ``include_constants``. Raises
+    ``RuntimeError`` (naming ``caller``) if a backward pass released the graph.
+    """
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        ctx = node._ctx
+        if ctx is not None:
+            if ctx.released:
+                raise RuntimeError(f"{caller}: the graph of this Tensor was released by an earlier backward; "
+                                   f"pass retain_graph=True to that backward to keep it")
+            stack.extend((p, False) for p in reversed(ctx.inputs)
+                         if (include_constants or p.requires_grad) and id(p) not in visited)
+    return order
+
+
+def _feeding(order: list[Tensor], targets) -> set[int]:
+    """Ids of the nodes of ``order`` that are a target or feed one (the only nodes whose cotangent matters)."""
+    target_ids = {id(t) for t in targets}
+    wanted: set[int] = set()
+    for node in order:  # parents first
+        if id(node) in target_ids or (node._ctx is not None and any(id(p) in wanted for p in node._ctx.inputs)):
+            wanted.add(id(node))
+    return wanted
+
+
+def backprop(root: Tensor, seed: Tensor, targets=None, create_graph: bool = False,
+             retain_graph: bool = False) -> dict[int, Tensor] | None:
+    """Propagate ``seed`` = dL/d ``root`` back through ``root``'s graph.
+
+    Without ``targets`` every leaf's ``.grad`` accumulates its cotangent (``backward``); with ``targets`` (a
+    list of Tensors) nothing is accumulated and ``{id(target): cotangent}`` is returned (``grad``).
+    ``create_graph`` records the backward pass (so it can be differentiated again); the graph is released
+    afterwards unless ``retain_graph``. Observers (``tinygrad_cnn.observe``) get a vjp event per node and a
+    leaf event per leaf reached.
+    """
+    order = graph_order(root)
+    wanted = None if targets is None else _feeding(order, targets)
+    target_ids = set() if targets is None else {id(t) for t in targets}
+    found: dict[int, Tensor] = {}
+    grads: dict[int, Tensor] = {id(root): seed}
+    active = observe.observers()
+    with set_grad_enabled(create_graph):
+        for node in reversed(order):
+            g = grads.pop(id(node), None)
+            if g is None or (wanted is not None and id(node) not in wanted):
+                continue
+            if id(node) in target_ids:
+                found[id(node)] = g
+            ctx = node._ctx
+            if ctx is None:
+                if active:
+                    observe.send_leaf(active, node, g)
+                if targets is None:
+                    node.grad = (g.data.astype(node.dtype, copy=True) if node.grad is None
+                                 else node.grad + g.data)
+                continue
+            parent_grads = observe.run_vjp(node, g)
+            if len(parent_grads) != len(ctx.inputs):
+                raise RuntimeError(f"backward: {ctx.function.__name__}.vjp returned {len(parent_grads)} "
+                                   f"gradients for {len(ctx.inputs)} inputs (one Tensor or None per input)")
+            for parent, pg in zip(ctx.inputs, parent_grads, strict=True):
+                if pg is None or not parent.requires_grad:
+                    continue
+                previous = grads.get(id(parent))
+                grads[id(parent)] = pg if previous is None else previous + pg
+            if not retain_graph:
+                ctx.release()
+    return found if targets is not None else None
+
+
+def backward(output: Tensor, grad=None, retain_graph: bool = False) -> None:
+    """``output.backward(grad, retain_graph)``: accumulate d output / d leaf, contracted with ``grad``, into
+    every leaf's ``.grad``."""
+    if not output.requires_grad:
+        raise RuntimeError("backward: this Tensor does not require a gradient (no leaf of its graph "
+                           "has requires_grad=True, or it was computed under no_grad)")
+    backprop(output, seed_cotangent("backward", output, grad), retain_graph=retain_graph)
+
+
+def grad(output: Tensor, inputs, grad_output=None, create_graph: bool = False,
+         retain_graph: bool | None = None) -> list[Tensor]:
+    """Return ``[d output / d x for x in inputs]`` (contracted with ``grad_output``) as Tensors.
+
+    Like ``torch.autograd.grad``: leaves' ``.grad`` is untouched. With
+    ``create_graph=True`` the backward pass is recorded, so the results can be
+    differentiated again. An input that ``output`` does not depend on gets
+    zeros. The graph is kept when ``create_graph`` (or ``retain_graph``) is set.
+    """
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    for i, x in enumerate(inputs):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"grad: inputs[{i}] must be a Tensor; got {type(x).__name__}")
+    if not isinstance(output, Tensor):
+        raise TypeError(f"grad: output must be a Tensor; got {type(output).__name__}")
+    seed = seed_cotangent("grad", output, grad_output)
+    retain = create_graph if retain_graph is None else retain_graph
+    found = backprop(output, seed, inputs, create_graph, retain) if output.requires_grad else {}
+    results, seen = [], {id(seed)}
+    for x in inputs:
+        g = found.get(id(x))
+        if g is None:
+            g = Tensor(np.zeros_like(x.data))
+        elif not create_graph:  # a fresh array: never the caller's grad_output, never shared by two results
+            g = Tensor._from_op(g.data.copy(), None)
+        elif id(g) in seen:  # the same node reached two inputs (e.g. a + b): give each its own Tensor
+            g = g + Tensor._from_op(np.zeros((), g.dtype), None)
+        seen.add(id(g))
+        results.append(g)
+    return results
