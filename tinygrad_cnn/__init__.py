@@ -7,7 +7,25 @@ from tinygrad_cnn.conv_arithmetic import conv_output_size, conv_padding, recepti
 from tinygrad_cnn.creation import arange, eye, full, linspace, ones, ones_like, rand, randn, zeros, zeros_like
 from tinygrad_cnn.function import Function
 from tinygrad_cnn.modes import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from tinygrad_cnn.ops import concatenate, stack
+from tinygrad_cnn.ops import (  # noqa: A004  (NumPy's module functions, any and all included)
+    all,
+    any,
+    argmax,
+    argmin,
+    argsort,
+    concatenate,
+    cumprod,
+    cumsum,
+    maximum,
+    minimum,
+    prod,
+    sort,
+    stack,
+    std,
+    take_along_axis,
+    var,
+)
+from tinygrad_cnn.ops.indexing import where
 from tinygrad_cnn.trace import trace
 
 from tinygrad_cnn import nn, optim  # isort: skip  (layers and optimizers, after the engine)
@@ -20,6 +38,9 @@ __all__ = [
     "AnomalyError", "Function", "Tensor", "detect_anomaly", "enable_grad", "grad", "is_grad_enabled",
     "no_grad", "set_grad_enabled", "trace",
     "conv_output_size", "conv_padding", "receptive_field", "nn", "optim",
+    # NumPy's module functions for reductions and indexing
+    "all", "any", "argmax", "argmin", "argsort", "cumprod", "cumsum", "maximum", "minimum", "prod", "sort", "std",
+    "take_along_axis", "var", "where",
 ]
 __all__ += ["arange", "cat", "concatenate", "eye", "full", "linspace", "ones", "ones_like", "rand", "randn", "stack",
             "zeros", "zeros_like"]

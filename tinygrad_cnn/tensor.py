@@ -193,6 +193,26 @@ class Tensor:
     def chunk(self, chunks, axis=0): return _ops.chunk(self, chunks, axis)
     def moveaxis(self, source, destination): return _ops.moveaxis(self, source, destination)
     def swapaxes(self, axis1, axis2): return _ops.swapaxes(self, axis1, axis2)
+    # reductions and indexing (NumPy's signatures; gather, topk, maximum, minimum and where are PyTorch's)
+    def prod(self, axis=None, keepdims=False): return _ops.prod(self, axis, keepdims)
+    def var(self, axis=None, *, ddof=0, keepdims=False): return _ops.var(self, axis, ddof=ddof, keepdims=keepdims)
+    def std(self, axis=None, *, ddof=0, keepdims=False): return _ops.std(self, axis, ddof=ddof, keepdims=keepdims)
+    def argmax(self, axis=None, keepdims=False): return _ops.argmax(self, axis, keepdims)
+    def argmin(self, axis=None, keepdims=False): return _ops.argmin(self, axis, keepdims)
+    def any(self, axis=None, keepdims=False): return _ops.any(self, axis, keepdims)
+    def all(self, axis=None, keepdims=False): return _ops.all(self, axis, keepdims)
+    def cumsum(self, axis=None): return _ops.cumsum(self, axis)
+    def cumprod(self, axis=None): return _ops.cumprod(self, axis)
+    def logsumexp(self, axis=-1, keepdims=False): return _F.logsumexp(self, axis, keepdims)
+    def maximum(self, other): return _ops.maximum(self, self._wrap(other))
+    def minimum(self, other): return _ops.minimum(self, self._wrap(other))
+    def where(self, condition, other):
+        """PyTorch's ``x.where(condition, y)``: x where ``condition`` holds, else y (``where(condition, x, y)``)."""
+        return _ops.where(condition, self, self._wrap(other))
+    def sort(self, axis=-1, descending=False): return _ops.sort(self, axis, descending)
+    def argsort(self, axis=-1, descending=False): return _ops.argsort(self, axis, descending)
+    def topk(self, k, axis=-1, largest=True): return _ops.topk(self, k, axis, largest)
+    def gather(self, dim, index): return _ops.gather(self, dim, index)
 
     @property
     def T(self) -> "Tensor":
@@ -218,7 +238,8 @@ def as_tensor(value, like: Tensor | None = None) -> Tensor:
 
 
 # The primitives and reverse mode are written with Tensors, and the Tensor's operators and ``backward`` call them:
-# the two modules below import this one, so it imports them last, once it defines Tensor (Python binds the names
+# the modules below import this one, so it imports them last, once it defines Tensor (Python binds the names
 # when they are first used, at call time). This is the only import of the engine's core that is not at the top.
 from tinygrad_cnn import autograd  # noqa: E402
+from tinygrad_cnn import functional as _F  # noqa: E402  (Tensor.logsumexp is F.logsumexp)
 from tinygrad_cnn import ops as _ops  # noqa: E402

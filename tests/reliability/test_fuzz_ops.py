@@ -11,10 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from fuzzing import DIMS, SEEDS, differential, examples, fixed_examples, shapes, shapes_and_axes
+from fuzzing import DIMS, SEEDS, axes, differential, examples, fixed_examples, shapes, shapes_and_axes
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+import tinygrad_cnn as tg
 from jax_ref import ops as J
 from tinygrad_cnn import functional as F
 from tinygrad_cnn import ops
@@ -486,3 +487,117 @@ def test_split_and_chunk(seed, data, kind):
                  lambda t: joined(getattr(view(t), "chunk" if kind == "chunk" else "split")(arg, axis),
                                   ops.concatenate, lambda p: p.reshape(-1)),
                  lambda t: joined(jnp.split(view(t), cuts, axis), jnp.concatenate, jnp.ravel), x, seed=seed)
+# -- reductions and indexing along an axis (prod, var/std, cumulative ops, extrema, gathers, sorting) --------------
+def _with_zeros(seed, shape):
+    """Normals with about a third of the entries exactly 0 (the case a division-based prod/cumprod vjp gets wrong)."""
+    x = _normal(seed, shape)
+    return np.where(np.random.default_rng([seed, 9]).random(shape) < 0.35, 0.0, x)
+
+
+def _one_axis(draw, ndim, none=True):
+    """None (if allowed) or an int axis, negative half the time; for rank 0 also 0, which must be refused."""
+    choices = ([None] if none else []) + (list(range(-ndim, ndim)) if ndim else [0])
+    return draw(st.sampled_from(choices))
+
+
+@pytest.mark.parametrize("name", ["prod", "var", "std"])
+@examples(4)
+@given(shape_axis=shapes_and_axes(), seed=st.sampled_from([0, 1]), keepdims=st.booleans(),
+       ddof=st.sampled_from([0, 1, 2]))
+@fixed_examples("shape_axis", AWKWARD_AXES, seed=1, keepdims=False, ddof=1)
+def test_prod_var_std(name, shape_axis, seed, keepdims, ddof):
+    shape, axis = shape_axis
+    kw = dict(keepdims=keepdims) if name == "prod" else dict(keepdims=keepdims, ddof=ddof)
+    x = _with_zeros(seed, shape) if name == "prod" else _normal(seed, shape)
+    differential(name, lambda t: getattr(t, name)(axis=axis, **kw), lambda t: getattr(jnp, name)(t, axis=axis, **kw),
+                 x, seed=seed)
+
+
+@pytest.mark.parametrize("name", ["cumsum", "cumprod"])
+@examples(4)
+@given(shape=shapes(), seed=SEEDS, data=st.data())
+def test_cumulative(name, shape, seed, data):
+    axis = _one_axis(data.draw, len(shape))
+    x = _with_zeros(seed, shape) if name == "cumprod" else _normal(seed, shape)
+    differential(name, lambda t: getattr(t, name)(axis), lambda t: getattr(jnp, name)(t, axis), x, seed=seed)
+
+
+@pytest.mark.parametrize("name", ["maximum", "minimum"])
+@examples(3)
+@given(base=shapes(), seed=SEEDS, data=st.data(), swap=st.booleans())
+def test_maximum_minimum(name, base, seed, data, swap):
+    other = _broadcast_pair(data.draw, base)
+    sa, sb = (other, base) if swap else (base, other)
+    differential(name, lambda a, b: getattr(a, name)(b), getattr(jnp, name), _normal(seed, sa), _normal(seed, sb, 1),
+                 seed=seed)
+
+
+@pytest.mark.parametrize("name", ["argmax", "argmin", "any", "all"])
+@examples(4)
+@given(shape=shapes(), seed=SEEDS, data=st.data(), keepdims=st.booleans())
+def test_gradient_free_reductions(name, shape, seed, data, keepdims):
+    """Values and dtype kind as ``jnp`` (an integer or a boolean result, outside the graph); refusals as JAX's."""
+    axis = _one_axis(data.draw, len(shape)) if name.startswith("arg") else axes(data.draw, len(shape))
+    x = _with_zeros(seed, shape)
+    t = tg.Tensor(x, requires_grad=True)
+    try:
+        ref = getattr(jnp, name)(x, axis=axis, keepdims=keepdims)
+    except (TypeError, ValueError, IndexError):
+        with pytest.raises((TypeError, ValueError, IndexError), match=rf"^{name}: "):
+            getattr(t, name)(axis=axis, keepdims=keepdims)
+        return
+    out = getattr(t, name)(axis=axis, keepdims=keepdims)
+    assert not out.requires_grad and out.dtype.kind == np.asarray(ref).dtype.kind
+    np.testing.assert_array_equal(out.data, ref)
+
+
+@examples(5)
+@given(shape=shapes(1), seed=SEEDS, data=st.data(), torch_gather=st.booleans())
+def test_take_along_axis_and_gather(shape, seed, data, torch_gather):
+    """Random indices, repeated ones included (their cotangents add up); negative ones for take_along_axis; index
+    extents on the other axes: 1 (broadcast) for take_along_axis, at most x's for gather."""
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    n = shape[axis]
+    extents = [data.draw(st.integers(0, 3)) if d == axis % len(shape) else
+               data.draw(st.integers(1, m) if torch_gather and m else st.sampled_from([1, m]))
+               for d, m in enumerate(shape)]
+    if n == 0:
+        extents[axis] = 0
+    idx = np.random.default_rng(seed).integers(0 if torch_gather else -n, max(n, 1), extents)
+    x = _normal(seed, shape)
+    if torch_gather:
+        part = tuple(slice(0, k) if d != axis % len(shape) else slice(None) for d, k in enumerate(extents))
+        differential("gather", lambda t: t.gather(axis, idx), lambda t: jnp.take_along_axis(t[part], idx, axis),
+                     x, seed=seed)
+    else:
+        differential("take_along_axis", lambda t: ops.take_along_axis(t, idx, axis),
+                     lambda t: jnp.take_along_axis(t, idx, axis), x, seed=seed)
+
+
+@examples(8)
+@given(shape=shapes(), seed=SEEDS, data=st.data(), descending=st.booleans())
+def test_sort_and_topk(shape, seed, data, descending):
+    """sort along any axis (None: flattened), and topk on the axis moved last for ``jax.lax.top_k``."""
+    x = _normal(seed, shape)
+    if not shape or data.draw(st.booleans()):
+        axis = _one_axis(data.draw, len(shape))
+        differential("sort", lambda t: t.sort(axis, descending), lambda t: jnp.sort(t, axis, descending=descending),
+                     x, seed=seed)
+        return
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    k = data.draw(st.integers(0, shape[axis]))
+
+    def top_k(t):
+        values = jax.lax.top_k(jnp.moveaxis(t if descending else -t, axis, -1), k)[0]
+        return jnp.moveaxis(values if descending else -values, -1, axis)
+
+    differential("topk", lambda t: t.topk(k, axis, largest=descending)[0], top_k, x, seed=seed)
+
+
+@examples(2)
+@given(shape=shapes(1, empty=False), seed=SEEDS, data=st.data(), keepdims=st.booleans())
+def test_logsumexp_method(shape, seed, data, keepdims):
+    """Non-empty shapes: F.logsumexp over an empty axis is a known defect (``test_reductions_vs_jax``, xfail)."""
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    differential("Tensor.logsumexp", lambda t: t.logsumexp(axis, keepdims),
+                 lambda t: jax.nn.logsumexp(t, axis, keepdims=keepdims), _normal(seed, shape) * 10, seed=seed)

@@ -43,6 +43,7 @@ from tinygrad_cnn.ops.elementwise import (
 )
 from tinygrad_cnn.ops.elementwise import Clip as _Clip
 from tinygrad_cnn.ops.elementwise import Pow as _Pow
+from tinygrad_cnn.ops.indexing import argsort, gather, one_hot, sort, take_along_axis, topk
 from tinygrad_cnn.ops.linalg import matmul
 from tinygrad_cnn.ops.movement import (
     broadcast_to,
@@ -57,6 +58,19 @@ from tinygrad_cnn.ops.movement import (
 from tinygrad_cnn.ops.reduce import Max as _Max
 from tinygrad_cnn.ops.reduce import Min as _Min
 from tinygrad_cnn.ops.reduce import Sum as _Sum
+from tinygrad_cnn.ops.reduce import (  # noqa: A004  (any, all: NumPy's names)
+    all,
+    any,
+    argmax,
+    argmin,
+    cumprod,
+    cumsum,
+    maximum,
+    minimum,
+    prod,
+    std,
+    var,
+)
 from tinygrad_cnn.ops.shape import (
     chunk,
     expand,
@@ -76,6 +90,9 @@ __all__ = [
     "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "constant", "div", "exp", "getitem",
     "leaky_relu", "log", "matmul", "max", "mean", "min", "mul", "neg", "pad", "pow", "relu", "reshape",
     "sigmoid", "softplus", "sqrt", "stack", "sub", "sum", "tanh", "transpose", "unbroadcast", "where",
+    # reductions and indexing along an axis
+    "all", "any", "argmax", "argmin", "argsort", "cumprod", "cumsum", "gather", "maximum", "minimum", "one_hot",
+    "prod", "sort", "std", "take_along_axis", "topk", "var",
 ]
 __all__ += ["chunk", "expand", "expand_dims", "flip", "moveaxis", "repeat", "roll", "split", "squeeze", "swapaxes",
             "tile"]
