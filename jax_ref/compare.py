@@ -90,7 +90,7 @@ def check_op(name: str, *args, dtype=np.float64, seed: int = 0, rtol: float | No
 
 def _engine_gradients(engine, x, y, loss, training, regularization):
     """Engine loss and gradients for every weight and every layer input, by one backward pass."""
-    from jax_ref.train import engine_loss_function
+    from jax_ref.losses import engine_loss_function
 
     h = Tensor(x, requires_grad=True)
     layer_inputs = []

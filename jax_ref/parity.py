@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from jax_ref._report import float64
+from jax_ref.losses import engine_loss_function
 from jax_ref.model import clone_engine, from_engine
-from jax_ref.train import batch_schedule, engine_loss_function, engine_optimizer, train
+from jax_ref.train import batch_schedule, engine_optimizer, train
 
 
 @dataclass
