@@ -25,15 +25,14 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 def _reduce(fn, per_example, reduction, keep=None):
-    """Mean (over the examples ``keep`` marks, when given; 0 if none), sum or none."""
+    """Mean (over the examples ``keep`` marks, when given; 0 for no examples), sum or none."""
     reduction = validation.choice(fn, "reduction", reduction, _REDUCTIONS)
     if reduction == "sum":
         return jnp.sum(per_example)
     if reduction == "none":
         return per_example
-    if keep is None:
-        return jnp.mean(per_example)
-    return jnp.sum(per_example) / jnp.maximum(jnp.sum(keep), 1).astype(per_example.dtype)
+    count = per_example.size if keep is None else jnp.maximum(jnp.sum(keep), 1)
+    return jnp.sum(per_example) / jnp.maximum(count, 1).astype(per_example.dtype)
 
 
 def _per_example_mean(values):
@@ -50,16 +49,15 @@ def _one_hot(fn, labels, num_classes, dtype, batch_shape):
 
 
 def _ignored(fn, labels, ignore_index):
-    """``(labels with ignored ids set to 0, keep mask or None)``."""
+    """``(labels with ignored ids set to 0, keep mask or None)``; NumPy for concrete labels (the engine's checks)."""
     if ignore_index is None:
         return labels, None
-    y = jnp.asarray(labels)
-    if not jnp.issubdtype(y.dtype, jnp.integer):
+    xp = jnp if isinstance(labels, jax.core.Tracer) else np
+    y = xp.asarray(labels)
+    if not xp.issubdtype(y.dtype, xp.integer):
         raise ValueError(f"{fn}: ignore_index={ignore_index} needs integer class ids as labels; got {y.dtype}")
     keep = y != ignore_index
-    if not isinstance(labels, jax.core.Tracer):
-        return np.where(np.asarray(keep), np.asarray(labels), 0), keep
-    return jnp.where(keep, y, 0), keep
+    return xp.where(keep, y, 0), keep
 
 
 def _keras_log_probabilities(p):
@@ -92,8 +90,8 @@ def nll_loss(log_probs, labels, ignore_index=None, reduction: str = "mean"):
     labels, keep = _ignored("nll_loss", labels, ignore_index)
     y = jnp.asarray(labels)
     if jnp.issubdtype(y.dtype, jnp.integer):
-        if not isinstance(labels, jax.core.Tracer):
-            one_hot_targets("nll_loss", np.asarray(labels), log_probs.shape[-1], log_probs.shape[:-1], np.float64)
+        if not isinstance(labels, jax.core.Tracer):  # the engine's checks (range, shape)
+            one_hot_targets("nll_loss", labels, log_probs.shape[-1], log_probs.shape[:-1], np.float64)
         per = -jnp.take_along_axis(log_probs, y[..., None], axis=-1)[..., 0]
     else:
         per = -jnp.sum(y.astype(log_probs.dtype) * log_probs, axis=-1)

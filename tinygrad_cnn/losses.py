@@ -6,7 +6,7 @@ as in Keras, element-wise losses (``mse``, ``mae``, ``huber``, ``binary_cross_en
 mean over the last axis, the distribution losses (``cross_entropy``, ``nll_loss``, ``kl_div``) the sum over
 it (the class axis). A rank-0 input is one example of one element. With ``ignore_index`` the ignored
 examples give 0 and ``"mean"`` divides by the number of examples not ignored (as PyTorch; 0 when every
-example is ignored, as Keras, where PyTorch gives NaN).
+example is ignored, as Keras, where PyTorch gives NaN; likewise 0 for a batch of no examples).
 
 Inputs that cannot be what the loss expects raise instead of training silently on nonsense: a
 probability loss (``from_logits=False``) fed negative values (logits) and a binary one fed values above 1.
@@ -30,10 +30,12 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 def _reduce(fn: str, per_example: Tensor, reduction: str, count: int | None = None) -> Tensor:
-    """``"mean"`` (divided by ``count`` examples when given, by all of them otherwise), ``"sum"`` or ``"none"``."""
+    """``"mean"`` (the sum divided by ``count`` examples when given, by all of them otherwise; 0 for none),
+    ``"sum"`` or ``"none"``."""
     reduction = validation.choice(fn, "reduction", reduction, _REDUCTIONS)
     if reduction == "mean":
-        return ops.mean(per_example) if count is None else ops.sum(per_example) / float(max(count, 1))
+        count = per_example.size if count is None else count
+        return ops.sum(per_example) / float(max(count, 1))
     if reduction == "sum":
         return ops.sum(per_example)
     return per_example
