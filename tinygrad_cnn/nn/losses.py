@@ -258,7 +258,7 @@ LOSSES = {
     "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
     "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError,
     "huber": Huber,
-    "kl_divergence": KLDivergence, "kld": KLDivergence, "kullback_leibler_divergence": KLDivergence,
+    "kl_divergence": KLDivergence, "kld": KLDivergence,
     "hinge": Hinge,
 }
 _CLASSES = {cls.__name__: cls for cls in LOSSES.values()}

@@ -25,9 +25,9 @@ def get_loss(loss):
 
     A callable is used as is; a name of ``nn.losses.LOSSES`` (Keras' meaning: ``"sparse_categorical_crossentropy"``
     is ``SparseCategoricalCrossentropy()``, which expects probabilities), a Keras class name, a config dict or a
-    ``nn.losses.Loss`` object gives that loss in the engine's argument order (``Loss.forward``).
+    ``nn.losses.Loss`` object or class gives that loss in the engine's argument order (``Loss.forward``).
     """
-    if isinstance(loss, (str, dict, losses.Loss)):
+    if isinstance(loss, (str, dict, losses.Loss)) or (isinstance(loss, type) and issubclass(loss, losses.Loss)):
         return losses.get(loss, "compile", "loss").forward
     if callable(loss):
         return loss
