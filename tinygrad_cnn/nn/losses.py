@@ -64,6 +64,8 @@ class Loss(_serial.Configurable):
     function = ""
     targets = "same"
     default_name = ""
+    options: tuple[str, ...] = ()  # constructor arguments kept in the config and passed to the function
+    renamed: dict[str, str] = {}  # a Keras argument name -> the functional loss' name for it
 
     def __init__(self, reduction="sum_over_batch_size", name=None):
         if reduction not in _KERAS_REDUCTIONS:
@@ -74,7 +76,8 @@ class Loss(_serial.Configurable):
 
     def function_kwargs(self) -> dict:
         """The functional loss' keyword arguments (reduction in the functional names mean/sum/none)."""
-        return {"reduction": _KERAS_REDUCTIONS[self.reduction]}
+        return {"reduction": _KERAS_REDUCTIONS[self.reduction],
+                **{self.renamed.get(k, k): getattr(self, k) for k in self.options}}
 
     def match_targets(self, y_true, y_pred: Tensor):
         """``(targets, outputs)`` as the functional loss takes them (see the class docstring)."""
@@ -90,7 +93,17 @@ class Loss(_serial.Configurable):
         return self(targets, outputs)
 
     def get_config(self) -> dict:
-        return {"name": self.name, "reduction": self.reduction}
+        return {"name": self.name, "reduction": self.reduction, **{k: getattr(self, k) for k in self.options}}
+
+
+def _flags(loss: Loss, from_logits, label_smoothing=0.0, ignore_class=None) -> None:
+    """Check and keep the cross-entropy arguments (as attributes named like Keras' arguments)."""
+    cls = type(loss).__name__
+    loss.from_logits = validation.boolean(cls, "from_logits", from_logits)
+    loss.label_smoothing = validation.number_in(cls, "label_smoothing", label_smoothing, 0.0, 1.0)
+    if ignore_class is not None and not validation.is_int(ignore_class):
+        raise TypeError(f"{cls}: ignore_class must be an int class id or None; got {ignore_class!r}")
+    loss.ignore_class = ignore_class
 
 
 class CrossEntropy(Loss):
@@ -101,27 +114,16 @@ class CrossEntropy(Loss):
     function = "cross_entropy"
     targets = "any"
     default_name = "cross_entropy"
+    options = ("from_logits", "label_smoothing", "ignore_class")
+    renamed = {"ignore_class": "ignore_index"}
 
     def __init__(self, from_logits=True, label_smoothing=0.0, ignore_class=None, reduction="sum_over_batch_size",
                  name=None):
         super().__init__(reduction, name)
-        self.from_logits = validation.boolean(type(self).__name__, "from_logits", from_logits)
-        self.label_smoothing = validation.number_in(type(self).__name__, "label_smoothing", label_smoothing, 0.0, 1.0)
-        if ignore_class is not None and not validation.is_int(ignore_class):
-            raise TypeError(f"{type(self).__name__}: ignore_class must be an int class id or None; got "
-                            f"{ignore_class!r}")
-        self.ignore_class = ignore_class
-
-    def function_kwargs(self) -> dict:
-        return {**super().function_kwargs(), "from_logits": self.from_logits,
-                "label_smoothing": self.label_smoothing, "ignore_index": self.ignore_class}
+        _flags(self, from_logits, label_smoothing, ignore_class)
 
     def match_targets(self, y_true, y_pred):
         return y_true, y_pred
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
-                "ignore_class": self.ignore_class}
 
 
 class CategoricalCrossentropy(CrossEntropy):
@@ -130,6 +132,7 @@ class CategoricalCrossentropy(CrossEntropy):
 
     targets = "categorical"
     default_name = "categorical_crossentropy"
+    options = ("from_logits", "label_smoothing")
 
     def __init__(self, from_logits=False, label_smoothing=0.0, reduction="sum_over_batch_size", name=None):
         super().__init__(from_logits, label_smoothing, None, reduction, name)
@@ -145,11 +148,6 @@ class CategoricalCrossentropy(CrossEntropy):
             y_true = y.astype(y_pred.dtype)
         return y_true, y_pred
 
-    def get_config(self) -> dict:
-        config = super().get_config()
-        del config["ignore_class"]
-        return config
-
 
 class SparseCategoricalCrossentropy(CrossEntropy):
     """Keras' ``SparseCategoricalCrossentropy(from_logits=False, ignore_class=None, reduction, name)``: one class
@@ -158,6 +156,7 @@ class SparseCategoricalCrossentropy(CrossEntropy):
 
     targets = "sparse"
     default_name = "sparse_categorical_crossentropy"
+    options = ("from_logits", "ignore_class")
 
     def __init__(self, from_logits=False, ignore_class=None, reduction="sum_over_batch_size", name=None):
         super().__init__(from_logits, 0.0, ignore_class, reduction, name)
@@ -178,11 +177,6 @@ class SparseCategoricalCrossentropy(CrossEntropy):
             y = y.astype(np.int64)
         return y, y_pred
 
-    def get_config(self) -> dict:
-        config = super().get_config()
-        del config["label_smoothing"]
-        return config
-
 
 class BinaryCrossentropy(Loss):
     """Keras' ``BinaryCrossentropy(from_logits=False, label_smoothing=0.0, reduction, name)``:
@@ -190,31 +184,24 @@ class BinaryCrossentropy(Loss):
 
     function = "binary_cross_entropy"
     default_name = "binary_crossentropy"
+    options = ("from_logits", "label_smoothing")
 
     def __init__(self, from_logits=False, label_smoothing=0.0, reduction="sum_over_batch_size", name=None):
         super().__init__(reduction, name)
-        self.from_logits = validation.boolean("BinaryCrossentropy", "from_logits", from_logits)
-        self.label_smoothing = validation.number_in("BinaryCrossentropy", "label_smoothing", label_smoothing, 0.0, 1.0)
-
-    def function_kwargs(self) -> dict:
-        return {**super().function_kwargs(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+        _flags(self, from_logits, label_smoothing)
 
 
-class MeanSquaredError(Loss):
-    """Keras' ``MeanSquaredError(reduction, name)``: ``F.mse``."""
+def _plain(cls_name: str, function: str, default_name: str, what: str) -> type:
+    """A Keras loss class whose only arguments are ``reduction`` and ``name``."""
+    doc = f"Keras' ``{cls_name}(reduction, name)``: ``F.{function}``{what}."
+    return type(cls_name, (Loss,), {"__doc__": doc, "__module__": __name__, "function": function,
+                                    "default_name": default_name})
 
-    function = "mse"
-    default_name = "mean_squared_error"
 
-
-class MeanAbsoluteError(Loss):
-    """Keras' ``MeanAbsoluteError(reduction, name)``: ``F.mae``."""
-
-    function = "mae"
-    default_name = "mean_absolute_error"
+MeanSquaredError = _plain("MeanSquaredError", "mse", "mean_squared_error", "")
+MeanAbsoluteError = _plain("MeanAbsoluteError", "mae", "mean_absolute_error", "")
+KLDivergence = _plain("KLDivergence", "kl_div", "kl_divergence", " on probabilities (both clipped to [1e-7, 1])")
+Hinge = _plain("Hinge", "hinge", "hinge", " (labels -1/1, or 0/1 mapped to -1/1)")
 
 
 class Huber(Loss):
@@ -222,30 +209,11 @@ class Huber(Loss):
 
     function = "huber"
     default_name = "huber_loss"
+    options = ("delta",)
 
     def __init__(self, delta=1.0, reduction="sum_over_batch_size", name=None):
         super().__init__(reduction, name)
         self.delta = validation.number_in("Huber", "delta", delta, 0.0, float("inf"))
-
-    def function_kwargs(self) -> dict:
-        return {**super().function_kwargs(), "delta": self.delta}
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "delta": self.delta}
-
-
-class KLDivergence(Loss):
-    """Keras' ``KLDivergence(reduction, name)``: ``F.kl_div`` on probabilities (both clipped to [1e-7, 1])."""
-
-    function = "kl_div"
-    default_name = "kl_divergence"
-
-
-class Hinge(Loss):
-    """Keras' ``Hinge(reduction, name)``: ``F.hinge`` (labels -1/1, or 0/1 mapped to -1/1)."""
-
-    function = "hinge"
-    default_name = "hinge"
 
 
 # The one list of loss names: compile(loss=...), jax_ref's twin and compare/parity resolve these (and the class
