@@ -116,6 +116,8 @@ def compare_gradients(model, x, y, loss="cross_entropy", dtype=np.float64, train
     its weights, then ``<layer> input`` = d loss / d (that layer's input),
     the cotangent that layer's backward pass produced. ``report.suspect`` is
     the first failing row in that order: where a wrong gradient enters.
+    ``loss``: any name of the engine's registry ``tinygrad_cnn.nn.losses.LOSSES`` (``"cross_entropy"`` on logits,
+    Keras' names with Keras' meaning), a Keras class name, a config dict or an ``nn.losses.Loss``.
     """
     from jax_ref.model import clone_engine, from_engine
 

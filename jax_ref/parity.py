@@ -48,7 +48,8 @@ def parity(model, x, y, optimizer="sgd", steps=50, batch_size=32, seed=0, learni
     """Train a clone of ``model`` with the engine and its twin with optax; return both loss curves.
 
     ``dtype`` (default: the model's) is used for weights and inputs on both
-    sides; ``float64`` enables ``jax_enable_x64`` for the run and restores it.
+    sides; ``float64`` enables ``jax_enable_x64`` for the run and restores it. ``loss``: as ``compare_gradients``
+    (one registry of names for both sides).
     """
     dtype = np.dtype(dtype or model.get_weights()[0].dtype)
     if dtype == np.float64:

@@ -62,7 +62,7 @@ CASES = {
     "Hinge": [({}, BINARY, R.standard_normal((B, 3))), ({}, 2 * BINARY - 1, R.standard_normal((B, 3))),
               ({}, R.uniform(-1, 1, (B, 3)), R.standard_normal((B, 3)))],  # not binary: used as given
 }
-REDUCTIONS = ["sum_over_batch_size", "sum", "none", None, "mean"]
+REDUCTIONS = ["sum_over_batch_size", "sum", "none", None, "mean", "mean_with_sample_weight"]
 
 
 @pytest.mark.parametrize("cls", sorted(CASES))

@@ -12,9 +12,9 @@ string name has Keras' meaning: the class with its defaults, so the cross-entrop
 logits pass an object, ``SparseCategoricalCrossentropy(from_logits=True)``, or the name ``"cross_entropy"``
 (``F.cross_entropy`` on logits, either label kind).
 
-``reduction``: Keras' names (``"sum_over_batch_size"`` (default) and ``"mean"``: mean over the examples;
-``"sum"``; ``"none"`` or ``None``: per example). Not supported: sample weights, ``axis`` other than -1,
-``dtype``.
+``reduction``: Keras' names (``"sum_over_batch_size"`` (default), ``"mean"`` and ``"mean_with_sample_weight"``: the
+mean over the examples; ``"sum"``; ``"none"`` or ``None``: per example). Not supported: sample weights, ``axis``
+other than -1, ``dtype``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ __all__ = ["LOSSES", "BinaryCrossentropy", "CategoricalCrossentropy", "CrossEntr
            "KLDivergence", "Loss", "MeanAbsoluteError", "MeanSquaredError", "SparseCategoricalCrossentropy", "get",
            "serialize"]
 
-_KERAS_REDUCTIONS = {"sum_over_batch_size": "mean", "mean": "mean", "sum": "sum", "none": "none", None: "none"}
+_KERAS_REDUCTIONS = {"sum_over_batch_size": "mean", "mean": "mean", "mean_with_sample_weight": "mean", "sum": "sum",
+                     "none": "none", None: "none"}  # without sample weights Keras' three means are one
 
 
 def _values(x) -> np.ndarray:
