@@ -18,6 +18,7 @@ import numpy as np
 import tinygrad_cnn
 from jax_ref import ops as jops
 from jax_ref._report import Report, compare_arrays, float64
+from jax_ref.losses import engine_loss_function
 from jax_ref.model import from_engine
 from jax_ref.parity import clone_engine
 from tinygrad_cnn import functional as F
@@ -92,7 +93,6 @@ def check_op(name: str, *args, dtype=np.float64, seed: int = 0, rtol: float | No
 
 def _engine_gradients(engine, x, y, loss, training, regularization):
     """Engine loss and gradients for every weight and every layer input, by one backward pass."""
-    from jax_ref.train import engine_loss_function
 
     h = Tensor(x, requires_grad=True)
     layer_inputs = []
@@ -118,6 +118,8 @@ def compare_gradients(model, x, y, loss="cross_entropy", dtype=np.float64, train
     its weights, then ``<layer> input`` = d loss / d (that layer's input),
     the cotangent that layer's backward pass produced. ``report.suspect`` is
     the first failing row in that order: where a wrong gradient enters.
+    ``loss``: any name of the engine's registry ``tinygrad_cnn.nn.losses.LOSSES`` (``"cross_entropy"`` on logits,
+    Keras' names with Keras' meaning), a Keras class name, a config dict or an ``nn.losses.Loss``.
     """
     if training and any(type(layer).__name__ == "Dropout" and layer.rate > 0 for layer in model.layers):
         raise ValueError("compare_gradients: training=True with Dropout would compare different random masks "

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_ref import _layers, _penalties
+from jax_ref.losses import loss_function
 from tinygrad_cnn import validation
 
 
@@ -142,7 +143,6 @@ class JaxModel:
 
     def loss(self, params, x, y, loss="cross_entropy", training=False, rng=None, regularization=True, taps=None):
         """``loss(apply(params, x), y)`` plus the weight and activity penalties (as ``Sequential.fit``)."""
-        from jax_ref.train import loss_function
         out, _, outputs = self.apply_range(params, jnp.asarray(x), training=training, rng=rng, taps=taps)
         total = loss_function(loss)(out, y)
         if regularization:

@@ -23,8 +23,8 @@ from jax_ref._pool import (
     max_pool,
     max_unpool,
 )
+from jax_ref.losses import binary_cross_entropy, cross_entropy, hinge, huber, kl_div, mae, mse, nll_loss
 from tinygrad_cnn import validation
-from tinygrad_cnn.functional import one_hot_targets
 
 __all__ = [
     "avg_pool", "conv", "conv1d", "conv2d", "conv3d", "conv_transpose", "cross_entropy", "dense",
@@ -33,6 +33,8 @@ __all__ = [
     "adaptive_avg_pool", "adaptive_max_pool", "max_unpool",
     "celu", "elu", "gelu", "hard_sigmoid", "hard_silu", "hard_swish", "log_sigmoid", "mish", "prelu", "relu6", "selu",
     "silu", "softsign", "swish",
+    # losses (jax_ref.losses)
+    "binary_cross_entropy", "hinge", "huber", "kl_div", "mae", "nll_loss",
 ]
 
 
@@ -156,52 +158,6 @@ def log_softmax(x, axis: int = -1):
 def softmax(x, axis: int = -1):
     """e^{x_i} / sum_j e^{x_j}."""
     return jax.nn.softmax(jnp.asarray(x), axis=axis)
-
-
-_REDUCTIONS = ("mean", "sum", "none")
-
-
-def _reduce(fn, per_example, reduction):
-    reduction = validation.choice(fn, "reduction", reduction, _REDUCTIONS)
-    if reduction == "mean":
-        return jnp.mean(per_example)
-    if reduction == "sum":
-        return jnp.sum(per_example)
-    return per_example
-
-
-def _one_hot(labels, num_classes, dtype, batch_shape):
-    if not isinstance(labels, jax.core.Tracer):  # concrete labels: the engine's checks (range, count, dtype)
-        return jnp.asarray(one_hot_targets("cross_entropy", np.asarray(labels), num_classes, batch_shape,
-                                           np.dtype(dtype)))
-    y = jnp.asarray(labels)
-    if jnp.issubdtype(y.dtype, jnp.integer):
-        return jax.nn.one_hot(y, num_classes, dtype=dtype)
-    return y.astype(dtype)
-
-
-def cross_entropy(logits, labels, from_logits: bool = True, reduction: str = "mean"):
-    """-sum_c y_c log p_c over the last axis; labels are class ids or one-hot rows.
-
-    With ``from_logits=False`` the inputs are probabilities, renormalised to sum
-    to 1 and clipped to [1e-7, 1 - 1e-7] before the log (as Keras and the engine).
-    """
-    logits = jnp.asarray(logits)
-    target = _one_hot(labels, logits.shape[-1], logits.dtype, logits.shape[:-1])
-    if from_logits:
-        log_p = jax.nn.log_softmax(logits, axis=-1)
-    else:
-        p = logits / jnp.sum(logits, axis=-1, keepdims=True)
-        log_p = jnp.log(jnp.clip(p, 1e-7, 1 - 1e-7))
-    return _reduce("cross_entropy", -jnp.sum(log_p * target, axis=-1), reduction)
-
-
-def mse(predictions, targets, reduction: str = "mean"):
-    """mean_j (p_j - t_j)^2 over the last axis, then reduced over examples."""
-    p = jnp.asarray(predictions)
-    diff = p - jnp.asarray(targets, p.dtype)
-    per_example = jnp.mean(diff * diff, axis=-1) if p.ndim else diff * diff
-    return _reduce("mse", per_example, reduction)
 
 
 def dense(x, kernel, bias=None):

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from jax_ref._report import float64
+from jax_ref.losses import engine_loss_function
 from jax_ref.model import from_engine
-from jax_ref.train import batch_schedule, engine_loss_function, train
+from jax_ref.train import batch_schedule, train
 from tinygrad_cnn import optim
 from tinygrad_cnn.nn import Sequential
 
@@ -54,7 +55,8 @@ def parity(model, x, y, optimizer="sgd", steps=50, batch_size=32, seed=0, learni
     """Train a clone of ``model`` with the engine and its twin with optax; return both loss curves.
 
     ``dtype`` (default: the model's) is used for weights and inputs on both
-    sides; ``float64`` enables ``jax_enable_x64`` for the run and restores it.
+    sides; ``float64`` enables ``jax_enable_x64`` for the run and restores it. ``loss``: as ``compare_gradients``
+    (one registry of names for both sides).
     """
     dtype = np.dtype(dtype or model.get_weights()[0].dtype)
     if dtype == np.float64:

@@ -32,42 +32,8 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
-from jax_ref import ops
 from jax_ref.model import JaxModel, from_engine
 from tinygrad_cnn import optim, validation
-
-# -- losses ---------------------------------------------------------------------------------------------
-
-_LOSSES = {
-    "cross_entropy": lambda out, y: ops.cross_entropy(out, y),
-    "sparse_categorical_crossentropy": lambda out, y: ops.cross_entropy(out, y, from_logits=False),
-    "categorical_crossentropy": lambda out, y: ops.cross_entropy(out, jnp.asarray(y, out.dtype), from_logits=False),
-    "mse": lambda out, y: ops.mse(out, y),
-    "mean_squared_error": lambda out, y: ops.mse(out, y),
-}
-
-
-def loss_function(loss):
-    """A JAX ``(outputs, targets) -> scalar`` from a name (``"cross_entropy"`` on logits, or a Keras loss name
-    on probabilities: ``sparse_categorical_crossentropy``, ``categorical_crossentropy``, ``mse``) or a callable."""
-    if callable(loss):
-        return loss
-    from tinygrad_cnn import validation
-    return _LOSSES[validation.choice("jax_ref", "loss", loss, tuple(_LOSSES))]
-
-
-def engine_loss_function(loss):
-    """The engine's loss for the same name (``"cross_entropy"`` is ``F.cross_entropy`` on logits)."""
-    from tinygrad_cnn import functional as F
-    from tinygrad_cnn.nn.training import get_loss
-    if isinstance(loss, str):
-        loss_function(loss)  # the name must exist on both sides: checked against the twin's list
-    if loss == "cross_entropy":
-        return F.cross_entropy
-    if callable(loss):
-        raise TypeError("jax_ref: a callable loss is JAX-only; give a loss name to compare with the engine")
-    return get_loss(loss)
-
 
 # -- optimizers -----------------------------------------------------------------------------------------
 

@@ -1,5 +1,7 @@
 """The functional API (imported as ``F``): activations, losses, dense, dropout, conv and pooling.
 
+The losses live in ``tinygrad_cnn.losses`` and are re-exported here (``F.cross_entropy``, ``F.huber``, ...).
+
 Every function takes and returns Tensors (arrays are accepted and wrapped)
 and is differentiable through the engine's primitives.
 """
@@ -18,6 +20,8 @@ __all__ = [
     # more activations
     "celu", "elu", "gelu", "hard_sigmoid", "hard_silu", "hard_swish", "log_sigmoid", "mish", "prelu", "relu6", "selu",
     "silu", "softsign", "swish",
+    # losses (tinygrad_cnn.losses)
+    "binary_cross_entropy", "hinge", "huber", "kl_div", "mae", "nll_loss",
     # convolution and pooling
     "avg_pool", "conv", "conv1d", "conv2d", "conv3d", "conv_transpose", "depthwise_conv2d", "global_avg_pool",
     "global_max_pool", "lp_pool", "max_pool",
@@ -179,74 +183,6 @@ def log_softmax(x, axis: int = -1, _fn: str = "log_softmax"):
 def softmax(x, axis: int = -1):
     """e^{x_i} / sum_j e^{x_j}, computed as exp(log_softmax(x))."""
     return ops.exp(log_softmax(x, axis, _fn="softmax"))
-
-
-_REDUCTIONS = ("mean", "sum", "none")
-
-
-def _reduce(fn: str, per_example: Tensor, reduction: str) -> Tensor:
-    reduction = validation.choice(fn, "reduction", reduction, _REDUCTIONS)
-    if reduction == "mean":
-        return ops.mean(per_example)
-    if reduction == "sum":
-        return ops.sum(per_example)
-    return per_example
-
-
-def one_hot_targets(fn: str, labels, num_classes: int, batch_shape, dtype) -> np.ndarray:
-    """Integer class ids (shape ``batch_shape``) or one-hot rows (``batch_shape + (classes,)``) as one-hot."""
-    y = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
-    if np.issubdtype(y.dtype, np.integer):
-        if y.shape != tuple(batch_shape):
-            raise ValueError(f"{fn}: labels has shape {y.shape} but the predictions need {tuple(batch_shape)} "
-                             f"(one class id per example)")
-        if y.size and (y.min() < 0 or y.max() >= num_classes):
-            bad = y[(y < 0) | (y >= num_classes)].flat[0]
-            raise ValueError(f"{fn}: labels must be class ids in [0, {num_classes}); got {bad}")
-        return np.eye(num_classes, dtype=dtype)[y]
-    if np.issubdtype(y.dtype, np.floating):
-        if y.shape != tuple(batch_shape) + (num_classes,):
-            raise ValueError(f"{fn}: one-hot labels have shape {y.shape} but the predictions have shape "
-                             f"{tuple(batch_shape) + (num_classes,)}")
-        return y.astype(dtype, copy=False)
-    raise TypeError(f"{fn}: labels must be integer class ids or float one-hot rows; got dtype {y.dtype}")
-
-
-def cross_entropy(logits, labels, from_logits: bool = True, reduction: str = "mean"):
-    """Softmax cross-entropy, -sum_c y_c log p_c, over the last axis.
-
-    ``labels``: integer class ids or one-hot (or soft) rows; a float Tensor
-    that requires a gradient receives one (-log p, as optax). With
-    ``from_logits=False`` the inputs are probabilities: as in Keras they are
-    renormalised to sum to 1 and clipped to [1e-7, 1 - 1e-7] before the log.
-    ``reduction``: ``"mean"`` over examples, ``"sum"`` or ``"none"``.
-    """
-    fn = "cross_entropy"
-    from_logits = validation.boolean(fn, "from_logits", from_logits)
-    logits = _float_tensor(fn, "logits", logits)
-    if logits.ndim < 1:
-        raise ValueError(f"{fn}: logits must have a class axis; got shape {logits.shape}")
-    target = one_hot_targets(fn, labels, logits.shape[-1], logits.shape[:-1], logits.dtype)
-    if isinstance(labels, Tensor) and labels.requires_grad:  # soft labels in a graph: differentiate them too
-        target = labels
-    if from_logits:
-        log_p = log_softmax(logits, -1)
-    else:
-        p = logits / ops.sum(logits, -1, True)
-        log_p = ops.log(ops.clip(p, 1e-7, 1 - 1e-7))
-    per_example = -ops.sum(log_p * target, -1)
-    return _reduce(fn, per_example, reduction)
-
-
-def mse(predictions, targets, reduction: str = "mean"):
-    """Mean squared error over the last axis, mean_j (p_j - t_j)^2, then reduced over examples."""
-    p = _float_tensor("mse", "predictions", predictions)
-    t = as_tensor(targets, like=p)
-    if p.shape != t.shape:
-        raise ValueError(f"mse: predictions have shape {p.shape} but targets have shape {t.shape}")
-    diff = p - t
-    per_example = ops.mean(diff * diff, -1) if p.ndim else diff * diff
-    return _reduce("mse", per_example, reduction)
 
 
 def dense(x, kernel, bias=None):
@@ -574,3 +510,16 @@ def global_avg_pool(x, data_format="channels_last", keepdims=False):
     """Mean over all spatial axes."""
     x = _float_tensor("global_avg_pool", "x", x)
     return ops.mean(x, _spatial_axes("global_avg_pool", x, data_format), keepdims=bool(keepdims))
+
+
+# the losses use _float_tensor and log_softmax from above, so they are imported last
+from tinygrad_cnn.losses import (  # noqa: E402
+    binary_cross_entropy,
+    cross_entropy,
+    hinge,
+    huber,
+    kl_div,
+    mae,
+    mse,
+    nll_loss,
+)

@@ -1,10 +1,10 @@
 """compile / fit / evaluate / predict for ``Sequential`` (Keras' meaning of the loss and metric names).
 
-Loss names (Keras meaning: the model outputs *probabilities* unless the loss
-is a callable such as ``F.cross_entropy``): ``sparse_categorical_crossentropy``
-(integer labels), ``categorical_crossentropy`` (one-hot), ``binary_crossentropy``,
-``mse``/``mean_squared_error``, ``mae``/``mean_absolute_error``. A callable
-``loss(outputs, targets) -> scalar Tensor`` is used as is. ``fit`` minimises
+Losses: a name of the one registry ``nn.losses.LOSSES`` with Keras' meaning
+(``sparse_categorical_crossentropy`` (class ids) and ``categorical_crossentropy``
+(one-hot) expect *probabilities*, a softmax output; ``"cross_entropy"`` takes
+logits), a ``nn.losses`` object such as ``SparseCategoricalCrossentropy(from_logits=True)``,
+or a callable ``loss(outputs, targets) -> scalar Tensor`` used as is. ``fit`` minimises
 loss + sum(model.losses) (the regularization penalties) and reports that total.
 """
 
@@ -13,60 +13,27 @@ from __future__ import annotations
 import numpy as np
 from tqdm.auto import tqdm
 
-from tinygrad_cnn import functional as F
-from tinygrad_cnn import ops, optim, validation
+from tinygrad_cnn import optim, validation
 from tinygrad_cnn.modes import no_grad
-from tinygrad_cnn.tensor import Tensor, as_tensor
+from tinygrad_cnn.nn import losses
+from tinygrad_cnn.tensor import Tensor
 
 __all__ = ["History", "ModelBase", "get_loss", "get_metric"]
 
 
-def _prob_clip(p: Tensor) -> Tensor:
-    return ops.clip(p, 1e-7, 1 - 1e-7)
-
-
-def _sparse_cce(outputs, targets):
-    return F.cross_entropy(outputs, targets, from_logits=False)
-
-
-def _cce(outputs, targets):
-    return F.cross_entropy(outputs, np.asarray(targets, dtype=outputs.dtype), from_logits=False)
-
-
-def _match(outputs: Tensor, targets) -> Tensor:
-    t = as_tensor(np.asarray(targets.data if isinstance(targets, Tensor) else targets, dtype=outputs.dtype))
-    if t.ndim == outputs.ndim - 1 and outputs.shape[-1] == 1:
-        t = ops.reshape(t, t.shape + (1,))
-    return t
-
-
-def _bce(outputs, targets):
-    t = _match(outputs, targets)
-    p = _prob_clip(outputs)
-    per = -(t * ops.log(p) + (1.0 - t) * ops.log(1.0 - p))
-    return ops.mean(ops.mean(per, -1))
-
-
-def _mse(outputs, targets):
-    return F.mse(outputs, _match(outputs, targets))
-
-
-def _mae(outputs, targets):
-    return ops.mean(ops.mean(ops.abs(outputs - _match(outputs, targets)), -1))
-
-
-_LOSSES = {
-    "sparse_categorical_crossentropy": _sparse_cce, "categorical_crossentropy": _cce,
-    "binary_crossentropy": _bce, "mse": _mse, "mean_squared_error": _mse, "mae": _mae,
-    "mean_absolute_error": _mae,
-}
-
-
 def get_loss(loss):
-    """A loss callable from a Keras name or a callable."""
+    """The ``(outputs, targets) -> scalar Tensor`` that ``compile`` trains with.
+
+    A callable is used as is; a name of ``nn.losses.LOSSES`` (Keras' meaning: ``"sparse_categorical_crossentropy"``
+    is ``SparseCategoricalCrossentropy()``, which expects probabilities), a Keras class name, a config dict or a
+    ``nn.losses.Loss`` object or class gives that loss in the engine's argument order (``Loss.forward``).
+    """
+    if isinstance(loss, (str, dict, losses.Loss)) or (isinstance(loss, type) and issubclass(loss, losses.Loss)):
+        return losses.get(loss, "compile", "loss").forward
     if callable(loss):
         return loss
-    return _LOSSES[validation.choice("compile", "loss", loss, tuple(_LOSSES))]
+    raise TypeError(f"compile: loss must be a loss name, a config dict, a Loss object or a callable "
+                    f"(outputs, targets) -> scalar Tensor; got {loss!r} of type {type(loss).__name__}")
 
 
 def _accuracy(out: np.ndarray, y: np.ndarray) -> float:
