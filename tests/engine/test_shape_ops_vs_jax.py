@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import torch
 from agreement import Tally
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,6 +16,12 @@ from vjp_pair import max_rel_error
 
 import tinygrad_cnn as tg
 from tinygrad_cnn import ops
+
+
+def _torch():
+    """PyTorch for the tests that compare with it (skipped where it is not installed)."""
+    return pytest.importorskip("torch")
+
 
 STATS = Tally("shape ops (vs JAX)")
 R = np.random.default_rng(11)
@@ -226,6 +231,7 @@ def test_zero_constant_pad_is_one_pad_primitive():
 @pytest.mark.parametrize("mode, torch_mode", [("constant", "constant"), ("edge", "replicate"),
                                               ("reflect", "reflect")])
 def test_negative_widths_crop_as_pytorch(mode, torch_mode):
+    torch = _torch()
     """PyTorch's F.pad takes (before, after) pairs last axis first; negative ones crop, as ours do."""
     x = normal(2, 3, 5, 6)
     torch_pad = (-2, 4, 3, -1)  # last axis (-2, 4), the one before it (3, -1)
@@ -237,6 +243,7 @@ def test_negative_widths_crop_as_pytorch(mode, torch_mode):
 @settings(max_examples=30, deadline=None, derandomize=True)
 @given(n=st.integers(0, 9), chunks=st.integers(1, 6))
 def test_chunk_sizes_match_pytorch(n, chunks):
+    torch = _torch()
     pieces = tg.Tensor(np.arange(float(n))).chunk(chunks)
     expected = torch.arange(float(n)).chunk(chunks)
     assert [p.data.tolist() for p in pieces] == [p.tolist() for p in expected]
@@ -245,6 +252,7 @@ def test_chunk_sizes_match_pytorch(n, chunks):
 @settings(max_examples=20, deadline=None, derandomize=True)
 @given(shape=st.lists(st.integers(1, 3), min_size=0, max_size=3), data=st.data())
 def test_expand_matches_pytorch(shape, data):
+    torch = _torch()
     sizes = [data.draw(st.sampled_from([-1, n])) if n != 1 else data.draw(st.sampled_from([-1, 1, 4]))
              for n in shape]
     sizes = data.draw(st.lists(st.integers(0, 2), max_size=2)) + sizes
@@ -262,6 +270,7 @@ def test_split_indices_slice_as_numpy():
 
 
 def test_repeat_is_numpys_and_tile_is_pytorchs_repeat():
+    torch = _torch()
     x = np.arange(6.0).reshape(2, 3)
     np.testing.assert_array_equal(tg.Tensor(x).repeat(2, 1).data, torch.from_numpy(x).repeat_interleave(2, 1))
     np.testing.assert_array_equal(tg.Tensor(x).tile(2, 3).data, torch.from_numpy(x).repeat(2, 3))
