@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ForwardEvent", "LeafEvent", "Observer", "VjpEvent", "in_vjp", "observers", "observing", "run_vjp",
+__all__ = ["ForwardEvent", "LeafEvent", "Observer", "VjpEvent", "observers", "observing", "run_vjp",
            "send_forward", "send_leaf"]
 
 
@@ -85,11 +85,6 @@ clock = time.perf_counter
 def observers() -> tuple:
     """The observers open in this thread, outermost first (empty when nothing is observing)."""
     return _STATE.active
-
-
-def in_vjp() -> bool:
-    """Whether a vjp run by the backward pass is executing (in this thread)."""
-    return _STATE.vjp_depth > 0
 
 
 @contextlib.contextmanager

@@ -52,10 +52,6 @@ class Node:
         output.node = self
         layer._inbound_nodes.append(self)
 
-    @property
-    def inbound_layers(self) -> list:
-        return [t.node.layer for t in self.inputs]
-
     def __repr__(self) -> str:
         return f"<Node {self.layer.name} <- {[t.name for t in self.inputs]}>"
 
