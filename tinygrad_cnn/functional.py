@@ -1,6 +1,7 @@
 """The functional API (imported as ``F``): activations, losses, dense, dropout, conv and pooling.
 
-The losses live in ``tinygrad_cnn.losses`` and are re-exported here (``F.cross_entropy``, ``F.huber``, ...).
+The losses live in ``tinygrad_cnn.losses`` and the softmax family in ``tinygrad_cnn.softmax``; both are
+re-exported here (``F.cross_entropy``, ``F.huber``, ...).
 
 Every function takes and returns Tensors (arrays are accepted and wrapped)
 and is differentiable through the engine's primitives.
@@ -11,8 +12,25 @@ from __future__ import annotations
 import numpy as np
 
 from tinygrad_cnn import ops, validation
+from tinygrad_cnn.conv_arithmetic import PoolGeometry, adaptive_windows, explicit_pads
+from tinygrad_cnn.losses import (
+    binary_cross_entropy,
+    cross_entropy,
+    hinge,
+    huber,
+    kl_div,
+    mae,
+    mse,
+    nll_loss,
+)
+from tinygrad_cnn.ops import conv as conv_ops
+from tinygrad_cnn.ops.conv_args import channels, conv_args, conv_transpose_args, pool_args, spatial_shape
+from tinygrad_cnn.ops.pool import MaxPool, flat_indices, safe_root, window_counts, window_sum_op
+from tinygrad_cnn.ops.pool import max_pool as max_pool_op
+from tinygrad_cnn.ops.pool import max_unpool as max_unpool_op
 from tinygrad_cnn.ops.random import dropout_mask
-from tinygrad_cnn.tensor import Tensor, as_tensor
+from tinygrad_cnn.softmax import log_softmax, logsumexp, softmax
+from tinygrad_cnn.tensor import Tensor, as_float_tensor, as_tensor
 
 __all__ = [
     "cross_entropy", "dense", "dropout", "leaky_relu", "log_softmax", "logsumexp", "mse", "relu",
@@ -29,38 +47,30 @@ __all__ = [
 ]
 
 
-def _float_tensor(fn: str, arg: str, x) -> Tensor:
-    if not isinstance(x, (Tensor, np.ndarray, list, tuple, int, float)):
-        raise TypeError(f"{fn}: {arg} must be a Tensor or an array; got {type(x).__name__}")
-    x = as_tensor(x)
-    validation.float_array(fn, arg, x.data)
-    return x
-
-
 def relu(x):
     """max(x, 0); relu'(0) = 0."""
-    return ops.relu(_float_tensor("relu", "x", x))
+    return ops.relu(as_float_tensor("relu", "x", x))
 
 
 def softplus(x):
     """log(1 + e^x) = logaddexp(x, 0); its derivative is the logistic sigmoid."""
-    return ops.softplus(_float_tensor("softplus", "x", x))
+    return ops.softplus(as_float_tensor("softplus", "x", x))
 
 
 def sigmoid(x):
     """1 / (1 + e^-x)."""
-    return ops.sigmoid(_float_tensor("sigmoid", "x", x))
+    return ops.sigmoid(as_float_tensor("sigmoid", "x", x))
 
 
 def tanh(x):
     """(e^x - e^-x) / (e^x + e^-x)."""
-    return ops.tanh(_float_tensor("tanh", "x", x))
+    return ops.tanh(as_float_tensor("tanh", "x", x))
 
 
 def leaky_relu(x, negative_slope: float = 0.2):
     """x for x >= 0, negative_slope * x otherwise (Keras' default slope 0.2)."""
     validation.number_in("leaky_relu", "negative_slope", negative_slope, 0.0, float("inf"))
-    return ops.leaky_relu(_float_tensor("leaky_relu", "x", x), negative_slope)
+    return ops.leaky_relu(as_float_tensor("leaky_relu", "x", x), negative_slope)
 
 
 def gelu(x, approximate: bool = False):
@@ -68,28 +78,28 @@ def gelu(x, approximate: bool = False):
     x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). The default is exact, as Keras' and PyTorch's gelu
     (``jax.nn.gelu`` defaults to the tanh form)."""
     approximate = validation.boolean("gelu", "approximate", approximate)
-    return ops.gelu(_float_tensor("gelu", "x", x), approximate)
+    return ops.gelu(as_float_tensor("gelu", "x", x), approximate)
 
 
 def silu(x):
     """x sigmoid(x)."""
-    return ops.silu(_float_tensor("silu", "x", x))
+    return ops.silu(as_float_tensor("silu", "x", x))
 
 
 def swish(x):
     """x sigmoid(x) (Keras' other name for silu)."""
-    return ops.silu(_float_tensor("swish", "x", x))
+    return ops.silu(as_float_tensor("swish", "x", x))
 
 
 def elu(x, alpha: float = 1.0):
     """x for x > 0, alpha (e^x - 1) otherwise; elu'(0) = alpha."""
     alpha = validation.number_in("elu", "alpha", alpha, -float("inf"), float("inf"))
-    return ops.elu(_float_tensor("elu", "x", x), alpha)
+    return ops.elu(as_float_tensor("elu", "x", x), alpha)
 
 
 def selu(x):
     """scale * elu(x, alpha), alpha = 1.67326324..., scale = 1.05070098... (self-normalizing constants)."""
-    return ops.selu(_float_tensor("selu", "x", x))
+    return ops.selu(as_float_tensor("selu", "x", x))
 
 
 def celu(x, alpha: float = 1.0):
@@ -97,49 +107,49 @@ def celu(x, alpha: float = 1.0):
     alpha = validation.number_in("celu", "alpha", alpha, 0.0, float("inf"))
     if alpha == 0.0:
         raise ValueError("celu: alpha must be > 0 (x is divided by it); got 0.0")
-    return ops.celu(_float_tensor("celu", "x", x), alpha)
+    return ops.celu(as_float_tensor("celu", "x", x), alpha)
 
 
 def softsign(x):
     """x / (1 + |x|)."""
-    return ops.softsign(_float_tensor("softsign", "x", x))
+    return ops.softsign(as_float_tensor("softsign", "x", x))
 
 
 def hard_sigmoid(x):
     """relu6(x + 3) / 6 (Keras 3's definition; Keras 2 used clip(0.2 x + 0.5, 0, 1))."""
-    return ops.hard_sigmoid(_float_tensor("hard_sigmoid", "x", x))
+    return ops.hard_sigmoid(as_float_tensor("hard_sigmoid", "x", x))
 
 
 def hard_silu(x):
     """x hard_sigmoid(x) = x relu6(x + 3) / 6."""
-    return ops.hard_silu(_float_tensor("hard_silu", "x", x))
+    return ops.hard_silu(as_float_tensor("hard_silu", "x", x))
 
 
 def hard_swish(x):
     """x hard_sigmoid(x) (Keras' other name for hard_silu)."""
-    return ops.hard_silu(_float_tensor("hard_swish", "x", x))
+    return ops.hard_silu(as_float_tensor("hard_swish", "x", x))
 
 
 def mish(x):
     """x tanh(softplus(x))."""
-    return ops.mish(_float_tensor("mish", "x", x))
+    return ops.mish(as_float_tensor("mish", "x", x))
 
 
 def relu6(x):
     """min(max(x, 0), 6); relu6'(0) = relu6'(6) = 0."""
-    return ops.relu6(_float_tensor("relu6", "x", x))
+    return ops.relu6(as_float_tensor("relu6", "x", x))
 
 
 def log_sigmoid(x):
     """log sigmoid(x) = -softplus(-x), finite for |x| = 1000."""
-    return ops.log_sigmoid(_float_tensor("log_sigmoid", "x", x))
+    return ops.log_sigmoid(as_float_tensor("log_sigmoid", "x", x))
 
 
 def prelu(x, alpha):
     """x for x >= 0, alpha x otherwise; ``alpha`` (a Tensor, array or number) broadcasts against x and gets a
     gradient when it requires one (PReLU's learned slopes). The output has x's shape."""
-    x = _float_tensor("prelu", "x", x)
-    alpha = as_tensor(alpha, like=x) if isinstance(alpha, (int, float)) else _float_tensor("prelu", "alpha", alpha)
+    x = as_float_tensor("prelu", "x", x)
+    alpha = as_tensor(alpha, like=x) if isinstance(alpha, (int, float)) else as_float_tensor("prelu", "alpha", alpha)
     try:
         shape = np.broadcast_shapes(x.shape, alpha.shape)
     except ValueError:
@@ -150,51 +160,16 @@ def prelu(x, alpha):
     return ops.prelu(x, alpha)
 
 
-def _axis(fn: str, x: Tensor, axis) -> int:
-    if not validation.is_int(axis) or not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"{fn}: axis={axis!r} is out of range for an input of shape {x.shape}")
-    return int(axis)
-
-
-def logsumexp(x, axis: int = -1, keepdims: bool = False):
-    """log sum_i e^{x_i}, computed as m + log sum_i e^{x_i - m} with m = max x (a constant), so no overflow."""
-    x = _float_tensor("logsumexp", "x", x)
-    axis = _axis("logsumexp", x, axis)
-    m = np.max(x.data, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0).astype(x.dtype)
-    out = ops.log(ops.sum(ops.exp(x - m), axis, True)) + m
-    return out if keepdims else ops.reshape(out, np.delete(np.array(out.shape), axis % x.ndim))
-
-
-def log_softmax(x, axis: int = -1, _fn: str = "log_softmax"):
-    """x_i - logsumexp(x), computed as s_i - log sum_j e^{s_j} with s = x - max x (a constant).
-
-    Finite for logits of +-1000, and accurate: adding max x back before
-    subtracting (x - (m + log sum e^{x - m})) would lose the low bits of the
-    result to rounding at |x| ~ 1000 (an error of ~3e-5 in float32).
-    """
-    x = _float_tensor(_fn, "x", x)
-    axis = _axis(_fn, x, axis)
-    m = np.max(x.data, axis=axis, keepdims=True)
-    shifted = x - np.where(np.isfinite(m), m, 0).astype(x.dtype)
-    return shifted - ops.log(ops.sum(ops.exp(shifted), axis, True))
-
-
-def softmax(x, axis: int = -1):
-    """e^{x_i} / sum_j e^{x_j}, computed as exp(log_softmax(x))."""
-    return ops.exp(log_softmax(x, axis, _fn="softmax"))
-
-
 def dense(x, kernel, bias=None):
     """y = x @ kernel + bias, kernel of shape (in, out) as in Keras."""
-    x, kernel = _float_tensor("dense", "x", x), _float_tensor("dense", "kernel", kernel)
+    x, kernel = as_float_tensor("dense", "x", x), as_float_tensor("dense", "kernel", kernel)
     validation.rank("dense", "kernel", kernel.shape, 2)
     if x.ndim < 1 or x.shape[-1] != kernel.shape[0]:
         raise ValueError(f"dense: input has {x.shape[-1] if x.ndim else 0} features (shape {x.shape}) but "
                          f"kernel expects {kernel.shape[0]} (kernel shape {kernel.shape})")
     y = x @ kernel
     if bias is not None:
-        bias = _float_tensor("dense", "bias", bias)
+        bias = as_float_tensor("dense", "bias", bias)
         if bias.shape != (kernel.shape[1],):
             raise ValueError(f"dense: bias must have shape ({kernel.shape[1]},); got {bias.shape}")
         y = y + bias
@@ -207,7 +182,7 @@ def dropout(x, rate: float, training: bool, seed=None):
     Identity when not training. ``rate = 1`` gives zeros and a zero gradient
     (never NaN). ``seed`` (int or numpy Generator) makes the mask reproducible.
     """
-    x = _float_tensor("dropout", "x", x)
+    x = as_float_tensor("dropout", "x", x)
     rate = validation.number_in("dropout", "rate", rate, 0.0, 1.0)
     training = validation.boolean("dropout", "training", training)
     if not training or rate == 0.0:
@@ -230,7 +205,7 @@ def _from_last(y: Tensor, data_format: str) -> Tensor:
 def _bias(fn: str, bias, filters: int, like: Tensor):
     if bias is None:
         return None
-    bias = _float_tensor(fn, "bias", bias)
+    bias = as_float_tensor(fn, "bias", bias)
     if bias.shape != (filters,):
         raise ValueError(f"{fn}: bias must have shape ({filters},) (one per filter); got {bias.shape}")
     return bias
@@ -256,9 +231,7 @@ def _conv(fn, x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
     ``relu=True`` (what the layers with ``activation="relu"`` run) returns ``relu(conv(...))`` from one
     fused primitive.
     """
-    x, kernel = _float_tensor(fn, "x", x), _float_tensor(fn, "kernel", kernel)
-    from tinygrad_cnn.ops import conv as conv_ops
-    from tinygrad_cnn.ops.conv_args import conv_args
+    x, kernel = as_float_tensor(fn, "x", x), as_float_tensor(fn, "kernel", kernel)
     data_format, geo = conv_args(fn, x.shape, kernel.shape, strides, padding, dilation_rate, groups, data_format,
                                  rank=rank)
     bias = _bias(fn, bias, kernel.shape[-1], x)
@@ -291,7 +264,7 @@ def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_
     :func:`conv` with ``groups = in_channels`` and the kernel reshaped to ``(kh, kw, 1, in_channels * M)``.
     """
     fn = "depthwise_conv2d"
-    x, kernel = _float_tensor(fn, "x", x), _float_tensor(fn, "kernel", kernel)
+    x, kernel = as_float_tensor(fn, "x", x), as_float_tensor(fn, "kernel", kernel)
     validation.rank(fn, "kernel", kernel.shape, 4)
     validation.rank(fn, "x", x.shape, 4)
     fmt = validation.data_format(fn, data_format)
@@ -316,9 +289,7 @@ def conv_transpose(x, kernel, bias=None, strides=1, padding="valid", output_padd
     groups, in_channels)``, the adjoint of a grouped conv from ``filters`` to ``in_channels`` channels.
     """
     fn = "conv_transpose"
-    x, kernel = _float_tensor(fn, "x", x), _float_tensor(fn, "kernel", kernel)
-    from tinygrad_cnn.ops import conv as conv_ops
-    from tinygrad_cnn.ops.conv_args import conv_transpose_args
+    x, kernel = as_float_tensor(fn, "x", x), as_float_tensor(fn, "kernel", kernel)
     data_format, geo, out = conv_transpose_args(
         fn, x.shape, kernel.shape, strides, padding, output_padding, dilation_rate, data_format, groups)
     filters = kernel.shape[-2] * geo.groups
@@ -330,8 +301,7 @@ def conv_transpose(x, kernel, bias=None, strides=1, padding="valid", output_padd
 
 
 def _pool(fn, x, pool_size, strides, padding, data_format, dilation_rate=1, ceil_mode=False):
-    from tinygrad_cnn.ops.conv_args import pool_args
-    x = _float_tensor(fn, "x", x)
+    x = as_float_tensor(fn, "x", x)
     data_format, geo, pads = pool_args(fn, x.shape, pool_size, strides, padding, data_format, dilation_rate,
                                        ceil_mode)
     return x, data_format, geo, pads
@@ -349,8 +319,6 @@ def max_pool(x, pool_size, strides=None, padding="valid", data_format="channels_
     Tensor shaped like ``y``, each window's first maximum as a flat row-major index over the input's spatial
     axes (PyTorch's convention, per batch element and channel), for :func:`max_unpool`.
     """
-    from tinygrad_cnn.ops.pool import MaxPool, flat_indices
-    from tinygrad_cnn.ops.pool import max_pool as max_pool_op
     x, fmt, geo, _ = _pool("max_pool", x, pool_size, strides, padding, data_format, dilation_rate, ceil_mode)
     xl = _to_last(x, fmt)
     y = _from_last(max_pool_op(xl, geo), fmt)
@@ -371,10 +339,7 @@ def max_unpool(x, indices, pool_size, strides=None, padding="valid", data_format
     Gradient: ``dx[n, o, c] = g[n, indices[n, o, c], c]`` for the kept elements, 0 for the others.
     """
     fn = "max_unpool"
-    from tinygrad_cnn.conv_arithmetic import explicit_pads
-    from tinygrad_cnn.ops.conv_args import channels, spatial_shape
-    from tinygrad_cnn.ops.pool import max_unpool as max_unpool_op
-    x = _float_tensor(fn, "x", x)
+    x = as_float_tensor(fn, "x", x)
     fmt = validation.data_format(fn, data_format)
     validation.rank(fn, "x", x.shape, (3, 4, 5))
     d = x.ndim - 2
@@ -408,8 +373,6 @@ def avg_pool(x, pool_size, strides=None, padding="valid", data_format="channels_
     ``count_include_pad=True`` its cells inside the input and the ``padding`` (PyTorch's default; the cells
     ``ceil_mode`` adds are never counted). ``padding``/``ceil_mode`` as :func:`max_pool`.
     """
-    from tinygrad_cnn.conv_arithmetic import PoolGeometry
-    from tinygrad_cnn.ops.pool import window_counts, window_sum_op
     x, fmt, geo, pads = _pool("avg_pool", x, pool_size, strides, padding, data_format, dilation_rate, ceil_mode)
     include = validation.boolean("avg_pool", "count_include_pad", count_include_pad)
     xl = _to_last(x, fmt)
@@ -433,7 +396,6 @@ def lp_pool(x, pool_size, strides=None, padding="valid", p=2, data_format="chann
     Padded cells count as 0. An all-zero window has output 0 and gradient 0 (never NaN). ``p >= 1``.
     ``padding``/``dilation_rate``/``ceil_mode`` as :func:`max_pool`.
     """
-    from tinygrad_cnn.ops.pool import safe_root, window_sum_op
     x, fmt, geo, _ = _pool("lp_pool", x, pool_size, strides, padding, data_format, dilation_rate, ceil_mode)
     p = validation.number_in("lp_pool", "p", p, 1.0, float("inf"), high_open=True)
     xl = _to_last(x, fmt)
@@ -442,7 +404,7 @@ def lp_pool(x, pool_size, strides=None, padding="valid", p=2, data_format="chann
 
 
 def _adaptive(fn, x, output_size, data_format):
-    x = _float_tensor(fn, "x", x)
+    x = as_float_tensor(fn, "x", x)
     fmt = validation.data_format(fn, data_format)
     validation.rank(fn, "x", x.shape, (3, 4, 5))
     return x, fmt, validation.int_tuple(fn, "output_size", output_size, x.ndim - 2)
@@ -454,7 +416,6 @@ def adaptive_avg_pool(x, output_size, data_format="channels_last"):
     and overlap). Separable: one averaging matrix ``A`` (``out x W``) per axis, ``y = A`` applied along each
     axis in turn (the mean over a box is the product of the per-axis means); gradient ``A^T g`` per axis.
     """
-    from tinygrad_cnn.conv_arithmetic import adaptive_windows
     x, fmt, out = _adaptive("adaptive_avg_pool", x, output_size, data_format)
     y = _to_last(x, fmt)
     for i, m in enumerate(out):
@@ -477,8 +438,6 @@ def adaptive_max_pool(x, output_size, data_format="channels_last"):
     the first row holding the maximum is the box's first maximum in row-major order: the gradient goes to
     it, as :func:`max_pool`.
     """
-    from tinygrad_cnn.conv_arithmetic import PoolGeometry, adaptive_windows
-    from tinygrad_cnn.ops.pool import max_pool as max_pool_op
     x, fmt, out = _adaptive("adaptive_max_pool", x, output_size, data_format)
     y = _to_last(x, fmt)
     d = len(out)
@@ -502,24 +461,11 @@ def _spatial_axes(fn: str, x: Tensor, data_format: str) -> tuple[int, ...]:
 
 def global_max_pool(x, data_format="channels_last", keepdims=False):
     """Maximum over all spatial axes; ties share the gradient evenly (as jnp.max)."""
-    x = _float_tensor("global_max_pool", "x", x)
+    x = as_float_tensor("global_max_pool", "x", x)
     return ops.max(x, _spatial_axes("global_max_pool", x, data_format), keepdims=bool(keepdims))
 
 
 def global_avg_pool(x, data_format="channels_last", keepdims=False):
     """Mean over all spatial axes."""
-    x = _float_tensor("global_avg_pool", "x", x)
+    x = as_float_tensor("global_avg_pool", "x", x)
     return ops.mean(x, _spatial_axes("global_avg_pool", x, data_format), keepdims=bool(keepdims))
-
-
-# the losses use _float_tensor and log_softmax from above, so they are imported last
-from tinygrad_cnn.losses import (  # noqa: E402
-    binary_cross_entropy,
-    cross_entropy,
-    hinge,
-    huber,
-    kl_div,
-    mae,
-    mse,
-    nll_loss,
-)

@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinygrad_cnn import ops, validation
-from tinygrad_cnn.functional import _float_tensor, log_softmax
-from tinygrad_cnn.tensor import Tensor, as_tensor
+from tinygrad_cnn.softmax import log_softmax
+from tinygrad_cnn.tensor import Tensor, as_float_tensor, as_tensor
 
 __all__ = ["EPSILON", "binary_cross_entropy", "cross_entropy", "hinge", "huber", "kl_div", "mae", "mse",
            "nll_loss", "one_hot_targets"]
@@ -47,7 +47,7 @@ def _feature_mean(values: Tensor) -> Tensor:
 
 
 def _pair(fn: str, predictions, targets) -> tuple[Tensor, Tensor]:
-    p = _float_tensor(fn, "predictions", predictions)
+    p = as_float_tensor(fn, "predictions", predictions)
     t = as_tensor(targets, like=p)
     if p.shape != t.shape:
         raise ValueError(f"{fn}: predictions have shape {p.shape} but targets have shape {t.shape}")
@@ -126,7 +126,7 @@ def cross_entropy(logits, labels, from_logits: bool = True, reduction: str = "me
     """
     fn = "cross_entropy"
     from_logits = validation.boolean(fn, "from_logits", from_logits)
-    logits = _float_tensor(fn, "logits", logits)
+    logits = as_float_tensor(fn, "logits", logits)
     if logits.ndim < 1:
         raise ValueError(f"{fn}: logits must have a class axis; got shape {logits.shape}")
     if from_logits:
@@ -145,7 +145,7 @@ def nll_loss(log_probs, labels, ignore_index: int | None = None, reduction: str 
     rows: ``-sum_c y_c log_probs_c``). ``cross_entropy(x, y) == nll_loss(log_softmax(x), y)``.
     vjp: ``-one_hot(labels) * g``.
     """
-    log_probs = _float_tensor("nll_loss", "log_probs", log_probs)
+    log_probs = as_float_tensor("nll_loss", "log_probs", log_probs)
     if log_probs.ndim < 1:
         raise ValueError(f"nll_loss: log_probs must have a class axis; got shape {log_probs.shape}")
     return _negative_log_likelihood("nll_loss", log_probs, labels, 0.0, ignore_index, reduction)

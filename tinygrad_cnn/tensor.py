@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinygrad_cnn import validation as _validation
+
 
 def _to_array(data, dtype) -> np.ndarray:
     if isinstance(data, Tensor):
@@ -203,7 +205,7 @@ class Tensor:
     def all(self, axis=None, keepdims=False): return _ops.all(self, axis, keepdims)
     def cumsum(self, axis=None): return _ops.cumsum(self, axis)
     def cumprod(self, axis=None): return _ops.cumprod(self, axis)
-    def logsumexp(self, axis=-1, keepdims=False): return _F.logsumexp(self, axis, keepdims)
+    def logsumexp(self, axis=-1, keepdims=False): return _softmax.logsumexp(self, axis, keepdims)
     def maximum(self, other): return _ops.maximum(self, self._wrap(other))
     def minimum(self, other): return _ops.minimum(self, self._wrap(other))
     def where(self, condition, other):
@@ -237,9 +239,19 @@ def as_tensor(value, like: Tensor | None = None) -> Tensor:
     return Tensor(value)
 
 
+def as_float_tensor(fn: str, arg: str, x) -> Tensor:
+    """``x`` (a Tensor, an array, a list or a number) as a floating-point Tensor, or an error naming ``fn`` and
+    ``arg`` (the argument check every functional op starts with)."""
+    if not isinstance(x, (Tensor, np.ndarray, list, tuple, int, float)):
+        raise TypeError(f"{fn}: {arg} must be a Tensor or an array; got {type(x).__name__}")
+    x = as_tensor(x)
+    _validation.float_array(fn, arg, x.data)
+    return x
+
+
 # The primitives and reverse mode are written with Tensors, and the Tensor's operators and ``backward`` call them:
 # the modules below import this one, so it imports them last, once it defines Tensor (Python binds the names
 # when they are first used, at call time). This is the only import of the engine's core that is not at the top.
 from tinygrad_cnn import autograd  # noqa: E402
-from tinygrad_cnn import functional as _F  # noqa: E402  (Tensor.logsumexp is F.logsumexp)
 from tinygrad_cnn import ops as _ops  # noqa: E402
+from tinygrad_cnn import softmax as _softmax  # noqa: E402  (Tensor.logsumexp)

@@ -74,7 +74,7 @@ def keras_ops():
     return keras.ops
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(d=st.integers(1, 3), data=st.data())
 def test_conv_transpose_matches_keras(keras_ops, d, data):
     sizes = tuple(data.draw(st.integers(1, {1: 7, 2: 5, 3: 3}[d])) for _ in range(d))

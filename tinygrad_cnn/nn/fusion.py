@@ -10,9 +10,13 @@ available that way.
 
 from __future__ import annotations
 
+from tinygrad_cnn import functional as F
+from tinygrad_cnn.conv_arithmetic import PoolGeometry
 from tinygrad_cnn.nn import activations
 from tinygrad_cnn.nn.conv import _Conv
 from tinygrad_cnn.nn.pooling import MaxPooling1D, MaxPooling2D
+from tinygrad_cnn.ops import conv_pool
+from tinygrad_cnn.ops.conv_args import conv_args
 
 
 def _pair_can_fuse(conv, pool) -> bool:
@@ -43,11 +47,6 @@ def conv_relu_max_pool(conv, pool, x):
     """``pool(conv(x))`` as one primitive when the pair and the input allow it; ``None`` otherwise."""
     if not (_pair_can_fuse(conv, pool) and conv.built and pool.built):
         return None
-    from tinygrad_cnn import functional as F
-    from tinygrad_cnn.conv_arithmetic import PoolGeometry
-    from tinygrad_cnn.ops import conv_pool
-    from tinygrad_cnn.ops.conv_args import conv_args
-
     conv.check_input_shape(x.shape)
     fmt, geo = conv_args("conv", x.shape, conv.kernel.shape, conv.strides, conv.padding, conv.dilation_rate,
                          conv.groups, conv.data_format)

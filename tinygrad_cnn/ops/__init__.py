@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from tinygrad_cnn.ops import unary as _unary
-from tinygrad_cnn.ops._util import normalize_axes, unbroadcast
+from tinygrad_cnn.ops._util import normalize_axes
 from tinygrad_cnn.ops.activations import (
     celu,
     elu,
@@ -54,6 +52,7 @@ from tinygrad_cnn.ops.movement import (
     reshape,
     stack,
     transpose,
+    unbroadcast,
 )
 from tinygrad_cnn.ops.reduce import Max as _Max
 from tinygrad_cnn.ops.reduce import Min as _Min
@@ -66,6 +65,7 @@ from tinygrad_cnn.ops.reduce import (  # noqa: A004  (any, all: NumPy's names)
     cumprod,
     cumsum,
     maximum,
+    mean,
     minimum,
     prod,
     std,
@@ -133,20 +133,6 @@ def clip(x, a_min=None, a_max=None):
 def sum(x, axis=None, keepdims: bool = False):  # noqa: A001
     axes = normalize_axes(axis, x.ndim, "sum")
     return _Sum.apply(x, axes=axes, keepdims=bool(keepdims))
-
-
-def mean(x, axis=None, keepdims: bool = False):
-    """Sum over ``axis`` divided by the number of summed elements, n.   vjp: g / n broadcast back.
-
-    Over zero elements (n = 0) the mean is NaN, with NumPy's ``RuntimeWarning`` (NumPy and JAX give NaN too).
-    """
-    axes = normalize_axes(axis, x.ndim, "mean")
-    count = int(np.prod([x.shape[a] for a in axes])) if axes else 1
-    if count == 0:
-        warnings.warn(f"mean: mean of an empty slice (axis={axis!r} of shape {x.shape} has no elements): NaN",
-                      RuntimeWarning, stacklevel=2)
-        return sum(x, axes, keepdims) * float("nan")
-    return sum(x, axes, keepdims) * (1.0 / count)
 
 
 def max(x, axis=None, keepdims: bool = False):  # noqa: A001

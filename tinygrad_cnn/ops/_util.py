@@ -1,24 +1,6 @@
-"""Helpers shared by the primitives' vjps."""
+"""Helpers shared by the primitives: axis normalisation."""
 
 from __future__ import annotations
-
-from tinygrad_cnn.tensor import Tensor
-
-
-def unbroadcast(g: Tensor, shape: tuple[int, ...]) -> Tensor:
-    """Undo NumPy broadcasting: sum ``g`` down to ``shape``.
-
-    If ``x`` of shape ``shape`` was broadcast to ``g.shape``, every copy of an
-    element received part of the cotangent, so dL/dx is the sum over the
-    leading axes that were added and over the axes where ``shape`` has size 1.
-    """
-    if g.shape == tuple(shape):
-        return g
-    from tinygrad_cnn import ops
-
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
-    return ops.reshape(ops.sum(g, axes, False), tuple(shape))
 
 
 def normalize_axes(axis, ndim: int, fn: str) -> tuple[int, ...]:

@@ -13,8 +13,8 @@ import math
 import numpy as np
 
 from tinygrad_cnn.function import Function
-from tinygrad_cnn.ops._util import unbroadcast
 from tinygrad_cnn.ops.elementwise import Abs, Sigmoid, Softplus, Tanh, _binary, _const, where
+from tinygrad_cnn.ops.movement import unbroadcast
 from tinygrad_cnn.ops.unary import Erfc
 from tinygrad_cnn.tensor import Tensor
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinygrad_cnn.function import Function
-from tinygrad_cnn.ops._util import unbroadcast
+from tinygrad_cnn.ops.movement import unbroadcast
 from tinygrad_cnn.tensor import Tensor
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from tinygrad_cnn.function import Function
 from tinygrad_cnn.ops import movement
-from tinygrad_cnn.ops._util import unbroadcast
+from tinygrad_cnn.ops.movement import unbroadcast
 
 
 def _swap_last(t):

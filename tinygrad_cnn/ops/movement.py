@@ -1,4 +1,5 @@
-"""Shape and indexing primitives: reshape, transpose, broadcast, pad (all modes), index, scatter, concatenate."""
+"""Shape and indexing primitives: reshape, transpose, broadcast and its adjoint (sum to a shape), pad (all modes),
+index, scatter, concatenate."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import numpy as np
 
 from tinygrad_cnn import validation
 from tinygrad_cnn.function import Function
-from tinygrad_cnn.ops._util import unbroadcast
 from tinygrad_cnn.tensor import Tensor
 
 
@@ -59,6 +59,23 @@ class BroadcastTo(Function):
     @staticmethod
     def vjp(ctx, g):
         return (unbroadcast(g, ctx.inputs[0].shape),)
+
+
+class SumTo(Function):
+    """y = x summed down to ``shape``, the adjoint of broadcasting: x of shape (*lead, *s) with s broadcastable
+    to ``shape``-aligned axes is summed over the ``lead`` axes and over every axis where ``shape`` has 1 and x
+    does not.   vjp: g broadcast back to x's shape (so BroadcastTo and SumTo are each other's vjp).
+    """
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        lead = x.ndim - len(shape)
+        axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1)
+        return np.sum(x, axis=axes).reshape(shape)
+
+    @staticmethod
+    def vjp(ctx, g):
+        return (broadcast_to(g, ctx.inputs[0].shape),)
 
 
 class Pad(Function):
@@ -170,6 +187,17 @@ def broadcast_to(x: Tensor, shape) -> Tensor:
     if x.shape == shape:
         return x
     return BroadcastTo.apply(x, shape=shape)
+
+
+def unbroadcast(g: Tensor, shape) -> Tensor:
+    """Undo NumPy broadcasting: sum ``g`` down to ``shape`` (the vjp of every broadcasting op).
+
+    If ``x`` of shape ``shape`` was broadcast to ``g.shape``, every copy of an element received part of the
+    cotangent, so dL/dx is the sum over the leading axes that were added and over the axes where ``shape`` has
+    size 1 (one ``SumTo`` primitive; nothing is recorded when the shapes already agree).
+    """
+    shape = tuple(shape)
+    return g if g.shape == shape else SumTo.apply(g, shape=shape)
 
 
 PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap")

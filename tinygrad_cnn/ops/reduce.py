@@ -5,14 +5,16 @@ argmin, any, all."""
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
 from tinygrad_cnn import validation
 from tinygrad_cnn.function import Function
 from tinygrad_cnn.ops import movement
-from tinygrad_cnn.ops._util import normalize_axes, unbroadcast
-from tinygrad_cnn.ops.elementwise import _binary
+from tinygrad_cnn.ops._util import normalize_axes
+from tinygrad_cnn.ops.elementwise import Sqrt, _binary, where
+from tinygrad_cnn.ops.movement import unbroadcast
 from tinygrad_cnn.tensor import Tensor, as_tensor
 
 
@@ -217,7 +219,21 @@ def cumprod(x, axis=None):
     return _cumulative("cumprod", Cumprod, x, axis)
 
 
-# -- variance ----------------------------------------------------------------------------------------------------
+# -- mean and variance --------------------------------------------------------------------------------------------
+def mean(x, axis=None, keepdims: bool = False):
+    """Sum over ``axis`` divided by the number of summed elements, n.   vjp: g / n broadcast back.
+
+    Over zero elements (n = 0) the mean is NaN, with NumPy's ``RuntimeWarning`` (NumPy and JAX give NaN too).
+    """
+    axes = normalize_axes(axis, x.ndim, "mean")
+    count = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+    if count == 0:
+        warnings.warn(f"mean: mean of an empty slice (axis={axis!r} of shape {x.shape} has no elements): NaN",
+                      RuntimeWarning, stacklevel=2)
+        return Sum.apply(x, axes=axes, keepdims=bool(keepdims)) * float("nan")
+    return Sum.apply(x, axes=axes, keepdims=bool(keepdims)) * (1.0 / count)
+
+
 def var(x, axis=None, *, ddof=0, keepdims: bool = False):
     """Variance over ``axis``: sum_i (x_i - mean x)^2 / (N - ddof), N the number of reduced elements (a
     composite of mean, subtract, multiply, sum and divide, so its vjp is 2 (x_i - mean x) / (N - ddof) g and
@@ -225,28 +241,24 @@ def var(x, axis=None, *, ddof=0, keepdims: bool = False):
     Where N - ddof <= 0 the result is NaN, as ``jnp.var`` (NumPy gives inf or NaN and warns), and so is its
     gradient 0 / (N - ddof): NaN for N = ddof, 0 for N < ddof, exactly as JAX's.
     """
-    from tinygrad_cnn import ops
-
     x = as_tensor(x)
     validation.float_array("var", "x", x.data)
     if not isinstance(ddof, numbers.Real) or isinstance(ddof, bool) or not np.isfinite(ddof):
         raise TypeError(f"var: ddof must be a finite number (the delta degrees of freedom); got {ddof!r}")
     axes = normalize_axes(axis, x.ndim, "var")
     normalizer = int(np.prod([x.shape[a] for a in axes])) - ddof
-    centered = x - ops.mean(x, axes, True)
-    result = ops.sum(centered * centered, axes, keepdims) / float(normalizer)
+    centered = x - mean(x, axes, True)
+    result = Sum.apply(centered * centered, axes=axes, keepdims=bool(keepdims)) / float(normalizer)
     if normalizer > 0:
         return result
     # jnp.var's where(normalizer > 0, result, nan): the gradient through the division is 0 / normalizer
-    return ops.where(np.False_, result, movement.constant(np.asarray(np.nan, x.dtype)))
+    return where(np.False_, result, movement.constant(np.asarray(np.nan, x.dtype)))
 
 
 def std(x, axis=None, *, ddof=0, keepdims: bool = False):
     """sqrt(var(x, axis, ddof)) (see ``var``). At zero variance the value is 0 and the gradient NaN
     (sqrt'(0) = inf times 0), exactly as ``jnp.std``."""
-    from tinygrad_cnn import ops
-
-    return ops.sqrt(var(x, axis, ddof=ddof, keepdims=keepdims))
+    return Sqrt.apply(var(x, axis, ddof=ddof, keepdims=keepdims))
 
 
 # -- elementwise extrema -----------------------------------------------------------------------------------------

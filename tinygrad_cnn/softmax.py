@@ -1,0 +1,49 @@
+"""The softmax family: logsumexp, log_softmax and softmax over one axis, stable for logits of +-1000.
+
+Composites of the engine's primitives (so every order of derivative works); ``F`` re-exports them and the
+losses build on ``log_softmax``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinygrad_cnn import ops, validation
+from tinygrad_cnn.tensor import Tensor, as_float_tensor
+
+__all__ = ["log_softmax", "logsumexp", "softmax"]
+
+
+def _axis(fn: str, x: Tensor, axis) -> int:
+    if not validation.is_int(axis) or not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"{fn}: axis={axis!r} is out of range for an input of shape {x.shape}")
+    return int(axis)
+
+
+def logsumexp(x, axis: int = -1, keepdims: bool = False):
+    """log sum_i e^{x_i}, computed as m + log sum_i e^{x_i - m} with m = max x (a constant), so no overflow."""
+    x = as_float_tensor("logsumexp", "x", x)
+    axis = _axis("logsumexp", x, axis)
+    m = np.max(x.data, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0).astype(x.dtype)
+    out = ops.log(ops.sum(ops.exp(x - m), axis, True)) + m
+    return out if keepdims else ops.reshape(out, np.delete(np.array(out.shape), axis % x.ndim))
+
+
+def log_softmax(x, axis: int = -1, _fn: str = "log_softmax"):
+    """x_i - logsumexp(x), computed as s_i - log sum_j e^{s_j} with s = x - max x (a constant).
+
+    Finite for logits of +-1000, and accurate: adding max x back before
+    subtracting (x - (m + log sum e^{x - m})) would lose the low bits of the
+    result to rounding at |x| ~ 1000 (an error of ~3e-5 in float32).
+    """
+    x = as_float_tensor(_fn, "x", x)
+    axis = _axis(_fn, x, axis)
+    m = np.max(x.data, axis=axis, keepdims=True)
+    shifted = x - np.where(np.isfinite(m), m, 0).astype(x.dtype)
+    return shifted - ops.log(ops.sum(ops.exp(shifted), axis, True))
+
+
+def softmax(x, axis: int = -1):
+    """e^{x_i} / sum_j e^{x_j}, computed as exp(log_softmax(x))."""
+    return ops.exp(log_softmax(x, axis, _fn="softmax"))
