@@ -25,7 +25,7 @@ from tinygrad_cnn.losses import (
 )
 from tinygrad_cnn.ops import conv as conv_ops
 from tinygrad_cnn.ops.conv_args import channels, conv_args, conv_transpose_args, pool_args, spatial_shape
-from tinygrad_cnn.ops.pool import MaxPool, flat_indices, safe_root, window_counts, window_sum_op
+from tinygrad_cnn.ops.pool import MaxPool, flat_indices, safe_root, window_counts, window_sum
 from tinygrad_cnn.ops.pool import max_pool as max_pool_op
 from tinygrad_cnn.ops.pool import max_unpool as max_unpool_op
 from tinygrad_cnn.ops.random import dropout_mask
@@ -376,7 +376,7 @@ def avg_pool(x, pool_size, strides=None, padding="valid", data_format="channels_
     x, fmt, geo, pads = _pool("avg_pool", x, pool_size, strides, padding, data_format, dilation_rate, ceil_mode)
     include = validation.boolean("avg_pool", "count_include_pad", count_include_pad)
     xl = _to_last(x, fmt)
-    sums = window_sum_op(xl, geo)
+    sums = window_sum(xl, geo)
     if any(b or a for b, a in geo.pads) or any(r > 1 for r in geo.dilation):
         spatial, counted = xl.shape[1:-1], geo
         if include:  # count the named padding as cells: only the ceil_mode cells stay uncounted
@@ -400,7 +400,7 @@ def lp_pool(x, pool_size, strides=None, padding="valid", p=2, data_format="chann
     p = validation.number_in("lp_pool", "p", p, 1.0, float("inf"), high_open=True)
     xl = _to_last(x, fmt)
     powered = xl * xl if p == 2 else ops.pow(ops.abs(xl), p)
-    return _from_last(safe_root(window_sum_op(powered, geo), p), fmt)
+    return _from_last(safe_root(window_sum(powered, geo), p), fmt)
 
 
 def _adaptive(fn, x, output_size, data_format):

@@ -149,7 +149,7 @@ def gather_taps(c, idx, geo):
     return out
 
 
-def window_sum(x, geo):
+def window_sum_forward(x, geo):
     """y[n, o, c] = sum over the window's taps of xpad[n, o*s + k, c] (zero padding)."""
     taps = tap_arrays(pad_spatial(x, geo.pads), _out(x.shape, geo), geo)
     y = _copy(taps[0])
@@ -159,7 +159,8 @@ def window_sum(x, geo):
 
 
 def window_sum_adjoint(g, geo, x_shape):
-    """The adjoint of :func:`window_sum`: every input cell gets the sum of ``g`` over the windows covering it."""
+    """The adjoint of :func:`window_sum_forward`: every input cell gets the sum of ``g`` over the windows
+    covering it."""
     out, dxp = _padded_gradient(g, geo, x_shape)
     if geo.disjoint():  # one broadcast copy into every tap of every window
         np.copyto(tap_major(dxp, out, geo, writeable=True), g)
@@ -172,7 +173,7 @@ def window_sum_adjoint(g, geo, x_shape):
 def window_counts(spatial, geo, dtype) -> np.ndarray:
     """How many real (unpadded) cells each window covers, shaped ``(1, *O, 1)``."""
     ones = np.ones((1,) + tuple(spatial) + (1,), dtype=dtype)
-    return window_sum(ones, geo)
+    return window_sum_forward(ones, geo)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -231,7 +232,7 @@ class WindowSum(Function):
 
     @staticmethod
     def forward(ctx, x, geo):
-        return window_sum(x, geo)
+        return window_sum_forward(x, geo)
 
     @staticmethod
     def vjp(ctx, g):
@@ -271,7 +272,7 @@ def max_pool(x, geo):
     return MaxPool.apply(x, geo=geo)
 
 
-def window_sum_op(x, geo):
+def window_sum(x, geo):
     return WindowSum.apply(x, geo=geo)
 
 
