@@ -9,6 +9,8 @@ backward, update. The three frameworks start from the same weights and see the s
 * JAX: the twin ``jax_ref.from_engine(model)`` and ``optax.sgd``, the whole step under one ``jax.jit``.
 * PyTorch (optional): ``torch.nn`` with ``channels_last`` activations (its fastest CPU layout here),
   ``torch.optim.SGD``; eager mode. Skipped, with a note, when torch cannot be imported.
+* floor: the step's unavoidable GEMMs alone, at their exact shapes, on NumPy's BLAS (see ``step_gemms``):
+  what no im2col implementation of this step can go below. ``engine/floor`` is the yardstick.
 
 Steps are interleaved (engine, JAX, torch, engine, ...) so machine noise hits all alike; each
 figure is the median of ``--repeats`` steps after warm-up. Memory: every framework runs a few
@@ -109,6 +111,48 @@ def jax_step_fn(model, x, y):
     return step
 
 
+def step_gemms(model, batch: int) -> list[tuple[str, tuple[int, int], tuple[int, int], bool]]:
+    """The GEMMs of one training step of ``model`` at batch ``batch``, as ``(what, a_shape, b_shape, a_transposed)``.
+
+    A conv with kernel k1 x ... x C_in x C_out (one group) over an input with O output positions per example is,
+    as im2col, forward ``cols (N O, K) @ W (K, C_out)`` with ``K = k1 ... C_in``; its weight gradient
+    ``cols^T (K, N O) @ g (N O, C_out)``; its input gradient ``g (N O, C_out) @ W^T (C_out, K)`` (the col2im scatter
+    that follows is not a GEMM). A dense layer (D_in, D_out) is the same with O = 1, K = D_in. The first layer's
+    input needs no gradient, so it has no input-gradient GEMM.
+    """
+    from tinygrad_cnn import nn
+
+    gemms, shape, first = [], (batch,) + tuple(model.input_shape[1:]), True
+    for layer in model.layers:
+        out = (batch,) + tuple(layer.compute_output_shape(shape)[1:])
+        if isinstance(layer, (nn.Conv1D, nn.Conv2D, nn.Conv3D, nn.Dense)):
+            kernel = layer.kernel.shape
+            rows, k, c_out = int(np.prod(out[:-1])), int(np.prod(kernel[:-1])), kernel[-1]
+            gemms.append((f"{layer.name} forward", (rows, k), (k, c_out), False))
+            gemms.append((f"{layer.name} weight gradient", (k, rows), (rows, c_out), True))
+            if not first:
+                gemms.append((f"{layer.name} input gradient", (rows, c_out), (c_out, k), False))
+            first = False
+        shape = out
+    return gemms
+
+
+def floor_step_fn(model, x, y):
+    """The step's GEMMs (:func:`step_gemms`) on random float32 operands of their exact shapes, one after another."""
+    rng = np.random.default_rng(0)
+    operands = []
+    for _, a_shape, b_shape, a_transposed in step_gemms(model, x.shape[0]):
+        a = rng.standard_normal(a_shape[::-1] if a_transposed else a_shape).astype(x.dtype)
+        operands.append((a.T if a_transposed else a, rng.standard_normal(b_shape).astype(x.dtype),
+                         np.empty((a_shape[0], b_shape[1]), x.dtype)))
+
+    def step():
+        for a, b, out in operands:
+            np.matmul(a, b, out=out)
+        return float("nan")  # no loss: the floor computes no model
+    return step
+
+
 def torch_step_fn(model, x, y):
     import torch
 
@@ -160,7 +204,7 @@ def torch_available() -> str | None:
     return None
 
 
-MAKERS = {"engine": engine_step_fn, "jax": jax_step_fn, "torch": torch_step_fn}
+MAKERS = {"engine": engine_step_fn, "jax": jax_step_fn, "torch": torch_step_fn, "floor": floor_step_fn}
 
 
 # -- timing -----------------------------------------------------------------------------------------------
@@ -282,7 +326,7 @@ def main(argv=None):
     parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     parser.add_argument("--no-memory", action="store_true", help="skip the per-framework memory subprocesses")
     parser.add_argument("--no-profile", action="store_true")
-    parser.add_argument("--frameworks", nargs="+", default=["engine", "jax", "torch"])
+    parser.add_argument("--frameworks", nargs="+", default=["engine", "jax", "torch", "floor"])
     parser.add_argument("--threads", type=int, default=None,
                         help="cap every BLAS/OpenMP pool in the process (threadpoolctl) at this many threads")
     parser.add_argument("--keep-freed-memory", action="store_true",
@@ -332,12 +376,15 @@ def run(args):
             entry["engine/torch"] = times["engine"] / times["torch"]
         if "jax" in times:
             entry["engine/jax"] = times["engine"] / times["jax"]
+        if "floor" in times:
+            entry["engine/floor"] = times["engine"] / times["floor"]
         report["batches"][batch] = entry
+        model_losses = ", ".join(f"{k} {v:.5f}" for k, v in losses.items() if k != "floor")
         print(f"\nbatch {batch}: median (min) of {args.repeats} interleaved steps; 1-min load average "
-              f"{entry['load_average']:.1f}; first-step losses " + ", ".join(f"{k} {v:.5f}" for k, v in losses.items()))
+              f"{entry['load_average']:.1f}; first-step losses {model_losses}")
         for name, t in times.items():
             print(f"  {name:<7} {t:8.2f} ms  ({fastest[name]:.2f})")
-        for key in ("engine/torch", "engine/jax"):
+        for key in ("engine/floor", "engine/torch", "engine/jax"):
             if key in entry:
                 a, b = key.split("/")
                 print(f"  {key:<13} {entry[key]:.2f}  (of the minima: {fastest[a] / fastest[b]:.2f})")
@@ -353,7 +400,7 @@ def run(args):
         print("\nmemory (fresh subprocess per framework): peak RSS in all | rise of the peak during a step")
         report["memory"] = {}
         for batch in args.batches:
-            for name in frameworks:
+            for name in (f for f in frameworks if f != "floor"):  # the floor holds only its operands
                 m = memory(name, batch)
                 report["memory"].setdefault(batch, {})[name] = m
                 if "error" in m:
