@@ -26,6 +26,7 @@ from tinygrad_cnn.ops import (  # noqa: A004  (NumPy's module functions, any and
     var,
 )
 from tinygrad_cnn.ops.indexing import where
+from tinygrad_cnn.threads import get_num_threads, num_threads, set_num_threads
 from tinygrad_cnn.trace import trace
 
 from tinygrad_cnn import nn, optim  # isort: skip  (layers and optimizers, after the engine)
@@ -42,5 +43,6 @@ __all__ = [
     "all", "any", "argmax", "argmin", "argsort", "cumprod", "cumsum", "maximum", "minimum", "prod", "sort", "std",
     "take_along_axis", "var", "where",
 ]
+__all__ += ["get_num_threads", "num_threads", "set_num_threads"]
 __all__ += ["arange", "cat", "concatenate", "eye", "full", "linspace", "ones", "ones_like", "rand", "randn", "stack",
             "zeros", "zeros_like"]
