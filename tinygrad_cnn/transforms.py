@@ -9,8 +9,9 @@ Each call runs ``f`` once on fresh graph inputs and differentiates the recorded 
 * forward mode, ``jvp``, by the double-vjp construction: every primitive's vjp is written with Tensor ops, so
   ``u -> g(u) = u . df/dx`` recorded with ``create_graph=True`` is a graph *linear in u*, and its own vjp,
   evaluated at the tangent ``t``, is ``d<t, g(u)>/du = (df/dx) t``: the exact jvp (no finite step). Cost: one
-  forward, one recorded backward pass and one backward pass of that backward pass, about 1.5x a
-  ``grad(..., create_graph=True)`` step (JAX's true forward mode costs about one forward); ``linearize``
+  forward, one recorded backward pass and one backward pass of that backward pass: about 2x ``value_and_grad``,
+  6 forwards (measured on conv/softplus/max-pool/dense/cross-entropy, batch 16: forward 23 ms,
+  ``value_and_grad`` 76 ms, ``jvp`` 139 ms; JAX's true forward mode costs about 2 forwards); ``linearize``
   keeps the recorded ``g`` so each further tangent costs one backward pass of it.
 
 Transforms nest (``hessian = jacrev(jacrev(f))``, ``jvp`` of ``grad``, ...): a transform whose ``f`` depends on

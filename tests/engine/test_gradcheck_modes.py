@@ -105,3 +105,12 @@ def test_bad_arguments_name_the_value():
         gc.gradcheck(lambda x: x.sum(), [normal(2, 3)], batched=True)
     with pytest.raises(KeyError, match="no tensor named 'inputs\\[0\\]' checked in mode 'fwd' at order 1"):
         gc.gradcheck(lambda x: x * x, [normal(2)])["inputs[0]", "fwd"]
+
+
+def test_the_guide_runs():
+    """docs/checking_gradients.md: its code blocks run in order and its assertions hold."""
+    import pathlib
+    import re
+
+    guide = pathlib.Path(__file__).parents[2] / "docs" / "checking_gradients.md"
+    exec(compile("\n".join(re.findall(r"```python\n(.*?)```", guide.read_text(), re.S)), str(guide), "exec"), {})
