@@ -93,10 +93,10 @@ def backprop(root, seed, targets=None, create_graph: bool = False,
     target_ids = set() if targets is None else {id(t) for t in targets}
     found: dict[int, Tensor] = {}
     grads: dict[int, Tensor] = {}
-    for r, s in pairs:
-        grads[id(r)] = s if id(r) not in grads else grads[id(r)] + s
     active = observe.observers()
     with set_grad_enabled(create_graph):
+        for r, s in pairs:  # the same output given twice: its cotangents add
+            grads[id(r)] = s if id(r) not in grads else grads[id(r)] + s
         for node in reversed(order):
             g = grads.pop(id(node), None)
             if g is None or (wanted is not None and id(node) not in wanted):

@@ -190,16 +190,17 @@ def _grad_transform(f, argnums=0, has_aux: bool = False):
     return grad_f
 
 
-def grad(fun, *args, **kwargs):
+def grad(*args, **kwargs):
     """Two functions by one name, told apart by the first argument (a Tensor is never callable):
 
     * ``grad(f, argnums=0, has_aux=False)`` with ``f`` callable: JAX's transform, the gradient function of ``f``;
-    * ``grad(outputs, inputs, grad_output=None, create_graph=False, retain_graph=None)`` with Tensors: the
+    * ``grad(output, inputs, grad_output=None, create_graph=False, retain_graph=None)`` with Tensors: the
       gradients as ``torch.autograd.grad`` gives them (``tinygrad_cnn.autograd.grad``).
     """
-    if callable(fun) and not isinstance(fun, Tensor):
-        return _grad_transform(fun, *args, **kwargs)
-    return autograd.grad(fun, *args, **kwargs)
+    first = args[0] if args else kwargs.get("f", kwargs.get("output"))
+    if callable(first) and not isinstance(first, Tensor):
+        return _grad_transform(*args, **kwargs)
+    return autograd.grad(*args, **kwargs)
 
 
 def vjp(f, *primals, has_aux: bool = False):
