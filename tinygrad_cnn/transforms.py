@@ -14,15 +14,19 @@ Each call runs ``f`` once on fresh graph inputs and differentiates the recorded 
   ``value_and_grad`` 76 ms, ``jvp`` 139 ms; JAX's true forward mode costs about 2 forwards); ``linearize``
   keeps the recorded ``g`` so each further tangent costs one backward pass of it.
 
-Transforms nest (``hessian = jacrev(jacrev(f))``, ``jvp`` of ``grad``, ...): a transform whose ``f`` depends on
-a Tensor that requires a gradient and is not one of its own inputs (an outer transform's input, a parameter, an
-argument that requires a gradient) records its backward pass, so its results stay differentiable with respect
-to that Tensor; otherwise its results are constants and the graph is released. An argument is differentiated
-only through the argument slot (a fresh node), never through other uses of the same Tensor (no perturbation
-confusion). Under ``no_grad`` nothing outside the transform is differentiable.
+Transforms nest (``hessian = jacrev(jacrev(f))``, ``jvp`` of ``grad``, ...): a transform that runs inside an
+enclosing transform's ``f`` and whose graph reaches that transform's inputs (through its arguments or through
+Tensors ``f`` closes over) records its backward pass, so its results stay differentiable for the enclosing one.
+Otherwise (at top level, as in JAX) its results are constants and the graph is released: a parameter that
+requires a gradient is not differentiated through a transform's results (use ``grad(output, inputs,
+create_graph=True)`` or an enclosing transform for that), which keeps a training step free of a recorded
+backward pass. An argument is differentiated only through its argument slot (a fresh node), never through other
+uses of the same Tensor (no perturbation confusion).
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
@@ -34,6 +38,16 @@ from tinygrad_cnn.pytree import tree_flatten, tree_map, tree_unflatten
 from tinygrad_cnn.tensor import Tensor, as_tensor
 
 __all__ = ["grad", "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jvp", "linearize", "value_and_grad", "vjp"]
+
+
+class _Running(threading.local):
+    """The inputs (ids) of the transforms whose ``f`` is running in this thread, outermost first."""
+
+    def __init__(self):
+        self.inputs: list[set] = []
+
+
+_RUNNING = _Running()
 
 
 class _ArgumentSlot(Function):
@@ -79,7 +93,7 @@ class _Traced:
 
     ``inputs``: the fresh Tensors, flat; ``in_defs``: each position's pytree structure; ``out``/``out_leaves``/
     ``out_def``: the output; ``aux``: the auxiliary output (``has_aux``); ``outer``: whether the results must stay
-    differentiable (``f`` depends on a Tensor requiring a gradient that is not one of ``inputs``).
+    differentiable (an enclosing transform's inputs are in ``f``'s graph).
     """
 
     def __init__(self, fn: str, f, args, kwargs, positions, has_aux: bool):
@@ -96,7 +110,11 @@ class _Traced:
                 self.inputs.extend(fresh)
                 self.in_defs.append(treedef)
                 args[p] = tree_unflatten(treedef, fresh)
-            result = f(*args, **kwargs)
+            _RUNNING.inputs.append({id(t) for t in self.inputs})
+            try:
+                result = f(*args, **kwargs)
+            finally:
+                _RUNNING.inputs.pop()
         if has_aux:
             if not (isinstance(result, (tuple, list)) and len(result) == 2):
                 raise TypeError(f"{fn}: has_aux=True requires f to return a pair (output, aux); got "
@@ -111,10 +129,10 @@ class _Traced:
             if not np.issubdtype(t.dtype, np.floating):
                 raise TypeError(f"{fn}: f's output leaf {i} has dtype {t.dtype}; only floating outputs can be "
                                 f"differentiated")
-        own = {id(t) for t in self.inputs if t._ctx is None}
+        enclosing = set().union(*_RUNNING.inputs)
         live = [t for t in self.out_leaves if t.requires_grad]
-        self.outer = grad_on and any(n._ctx is None and id(n) not in own
-                                     for n in autograd.graph_order(live, caller=fn)) if live else False
+        self.outer = bool(grad_on and enclosing and live) and any(
+            id(n) in enclosing for n in autograd.graph_order(live, caller=fn))
         if not self.outer:  # nothing outside needs a graph: the outputs the caller sees are constants
             self.out_results = [t.detach() for t in self.out_leaves]
         else:

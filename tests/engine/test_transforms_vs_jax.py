@@ -103,6 +103,8 @@ def test_grad_with_aux_and_pytree_argument():
     assert_trees_close((value, aux, grads), (ref("value"), {"logits": ref("out")["logits"]},
                                              {"k": ref("grads")[1], "w": ref("grads")[2]}))
     assert not aux["logits"].requires_grad  # top level: the outputs are constants
+    kernel = tg.Tensor(K, requires_grad=True)  # also when an argument requires a gradient (as JAX)
+    assert not tg.grad(engine(loss), argnums=1)(X, kernel, W).requires_grad
 
 
 def test_vjp_of_a_pytree_output_called_twice():
