@@ -15,7 +15,7 @@ from agreement import Tally, rel_err
 import jax_ref.ops as J
 import tinygrad_cnn as tg
 from tinygrad_cnn import functional as F
-from tinygrad_cnn.pytree import tree_flatten, tree_structure
+from tinygrad_cnn.pytree import tree_flatten, tree_map, tree_structure, tree_unflatten
 
 STATS = Tally("transforms (vs JAX's transforms)")
 R = np.random.default_rng(3)
@@ -173,3 +173,17 @@ def test_grad_dispatch_keeps_the_tensor_form():
     np.testing.assert_allclose(g.data, 2 * W)
     np.testing.assert_allclose(tg.grad(lambda w: (w * w).sum())(W).data, 2 * W)
 
+
+
+def test_pytrees_flatten_as_jax():
+    tree = ({"b": 1.0, "a": [2.0, (3.0,)]}, None, 4.0)
+    leaves, treedef = tree_flatten(tree)
+    ref_leaves, ref_def = jax.tree_util.tree_flatten(tree)
+    assert leaves == ref_leaves == [2.0, 3.0, 1.0, 4.0]  # dict keys sorted, None an empty subtree
+    assert treedef.num_leaves == ref_def.num_leaves and str(treedef) == "({'a': [*, (*,)], 'b': *}, None, *)"
+    assert tree_unflatten(treedef, leaves) == tree
+    assert tree_map(lambda a, b: a + b, tree, tree) == jax.tree_util.tree_map(lambda a, b: a + b, tree, tree)
+    with pytest.raises(ValueError, match=r"tree 1 has structure \[\*\] but the first has \(\*,\)"):
+        tree_map(lambda a, b: a, (1.0,), [1.0])
+    with pytest.raises(ValueError, match="has 4 leaves but 3 values were given"):
+        tree_unflatten(treedef, [1, 2, 3])
