@@ -75,6 +75,11 @@ def _fresh(fn: str, where: str, value) -> Tensor:
     return Tensor(t.data, requires_grad=True)
 
 
+def _callable(fn: str, f) -> None:
+    if not callable(f) or isinstance(f, Tensor):
+        raise TypeError(f"{fn}: f must be a callable (a function of Tensors); got {type(f).__name__}")
+
+
 def _argnums(fn: str, argnums, nargs: int) -> tuple[tuple, bool]:
     """``(positions, as_tuple)`` from JAX's ``argnums`` (an int or a sequence of ints) for ``nargs`` arguments."""
     as_tuple = not isinstance(argnums, (int, np.integer))
@@ -97,8 +102,7 @@ class _Traced:
     """
 
     def __init__(self, fn: str, f, args, kwargs, positions, has_aux: bool):
-        if not callable(f):
-            raise TypeError(f"{fn}: f must be callable; got {type(f).__name__}")
+        _callable(fn, f)
         grad_on = is_grad_enabled()
         args = list(args)
         self.inputs, self.in_defs = [], []
@@ -180,6 +184,8 @@ def value_and_grad(f, argnums=0, has_aux: bool = False):
     ``f`` must return a one-element Tensor (a scalar); ``argnums`` is an int (the gradient is shaped like that
     argument, a pytree like it) or a tuple of ints (a tuple of gradients). One forward and one backward pass.
     """
+
+    _callable("value_and_grad", f)
 
     def value_and_grad_f(*args, **kwargs):
         positions, as_tuple = _argnums("value_and_grad", argnums, len(args))
@@ -307,6 +313,8 @@ def jacrev(f, argnums=0, has_aux: bool = False):
     """The Jacobian of ``f`` by reverse mode, as ``jax.jacrev``: one backward pass per output element. Entry
     ``[out_index + in_index]`` is ``d out[out_index] / d in[in_index]`` (shape ``out.shape + in.shape``)."""
 
+    _callable("jacrev", f)
+
     def jacrev_f(*args, **kwargs):
         positions, as_tuple = _argnums("jacrev", argnums, len(args))
         traced = _Traced("jacrev", f, args, kwargs, positions, has_aux)
@@ -341,6 +349,8 @@ def _stacked(pieces: list[Tensor], out_shape: tuple, in_shape: tuple, axis: int)
 def jacfwd(f, argnums=0, has_aux: bool = False):
     """The Jacobian of ``f`` by forward mode, as ``jax.jacfwd`` (same layout as ``jacrev``): the backward pass is
     recorded once, then one backward pass of it per input element (the double-vjp jvp of each basis tangent)."""
+
+    _callable("jacfwd", f)
 
     def jacfwd_f(*args, **kwargs):
         positions, as_tuple = _argnums("jacfwd", argnums, len(args))

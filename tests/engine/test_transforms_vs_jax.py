@@ -163,6 +163,8 @@ def test_bad_calls_name_the_argument():
         tg.jvp(engine(logits), (X, K, W), (X, K))
     with pytest.raises(ValueError, match=r"tangents leaf 1 has shape \(2,\) but must have shape \(3, 3, 2, 3\)"):
         tg.jvp(engine(logits), (X, K, W), (X, np.zeros(2), W))
+    with pytest.raises(TypeError, match="jacfwd: f must be a callable .*; got ndarray"):
+        tg.jacfwd(X)
     with pytest.raises(TypeError, match="has_aux=True requires f to return a pair"):
         tg.grad(engine(loss), has_aux=True)(X, K, W)
 
