@@ -74,6 +74,7 @@ from tinygrad_cnn.gradcheck_report import (
     grade,
     relative_error,
 )
+from tinygrad_cnn.gradcheck_sweep import output_labels, summarise, summarise_fwd, sweep
 from tinygrad_cnn.modes import enable_grad, is_grad_enabled, no_grad
 from tinygrad_cnn.observe import ForwardEvent, Observer, observing
 from tinygrad_cnn.ops.random import fixed_seed
@@ -133,12 +134,6 @@ def _named_params(params):
             raise TypeError(f"gradcheck: {name} must be a floating Tensor (e.g. from model.parameters()); "
                             f"got {type(p).__name__}" + (f" of dtype {p.dtype}" if isinstance(p, Tensor) else ""))
     return items
-
-
-def _kinks_differ(a: list, b: list) -> bool:
-    if len(a) != len(b):
-        return True
-    return any(np.shape(x) != np.shape(y) or not np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 def _modes(modes) -> tuple:
@@ -275,7 +270,7 @@ def _check_level(level, checked, s: _Settings, order: int):
                          f"dropout with an explicit seed or training=False")
     noise = NOISE_FACTOR * np.finfo(np.float64).eps * max(sabs, 1e-300) / s.eps if s.atol is None else float(s.atol)
     out_noise = NOISE_FACTOR * np.finfo(np.float64).eps * max(float(np.abs(y0).max(initial=0.0)), 1e-300) / s.eps
-    out_label = _output_labels(outs)
+    out_label = output_labels(outs)
 
     results = []
     for index, ((name, t), a) in enumerate(zip(checked, autodiff, strict=True)):
@@ -287,17 +282,17 @@ def _check_level(level, checked, s: _Settings, order: int):
             return np.concatenate([full[id(d)] if t.requires_grad else np.zeros(t.size)
                                    for t, d in _pair(outs, dummies)])
 
-        sweep = _sweep(name, t.data, a, evaluate, s, np.random.default_rng([s.seed, 1, index]),
+        swept = sweep(name, t.data, a, evaluate, s, np.random.default_rng([s.seed, 1, index]),
                        jvp if "fwd" in s.modes else None)
         if "rev" in s.modes:
-            results.append(_summarise(name, t.data.shape, sweep.kind, sweep.rev_a, sweep.rev_n, sweep.kink, noise,
-                                      s.rtol, sweep.label, "rev", order))
+            results.append(summarise(name, t.data.shape, swept.kind, swept.rev_a, swept.rev_n, swept.kink, noise,
+                                      s.rtol, swept.label, "rev", order))
         if "fwd" in s.modes:
-            results.append(_summarise_fwd(name, t.data.shape, sweep, out_noise, s.rtol, out_label, order))
-            dots = np.array([float(v_flat @ j) for j in sweep.fwd_a])
-            scale = max(float(np.abs(v_flat) @ np.abs(j)) for j in sweep.fwd_a) if sweep.fwd_a else 0.0
-            results.append(_summarise(name, t.data.shape, sweep.kind, dots, sweep.rev_a, np.zeros(dots.size, bool),
-                                      64 * np.finfo(np.float64).eps * scale, GOOD, sweep.label, "fwd-vs-rev", order))
+            results.append(summarise_fwd(name, t.data.shape, swept, out_noise, s.rtol, out_label, order))
+            dots = np.array([float(v_flat @ j) for j in swept.fwd_a])
+            scale = max(float(np.abs(v_flat) @ np.abs(j)) for j in swept.fwd_a) if swept.fwd_a else 0.0
+            results.append(summarise(name, t.data.shape, swept.kind, dots, swept.rev_a, np.zeros(dots.size, bool),
+                                      64 * np.finfo(np.float64).eps * scale, GOOD, swept.label, "fwd-vs-rev", order))
     return results, counter[0], noise, vs
 
 
@@ -305,93 +300,6 @@ def _pair(outs, dummies):
     """Each output with its dummy cotangent (None for an output that does not require a gradient)."""
     it = iter(dummies)
     return [(t, next(it) if t.requires_grad else None) for t in outs]
-
-
-def _output_labels(outs):
-    sizes = np.cumsum([0] + [t.size for t in outs])
-
-    def label(k):
-        j = int(np.searchsorted(sizes, k, side="right") - 1)
-        idx = tuple(int(i) for i in np.unravel_index(k - sizes[j], outs[j].shape))
-        return f"out[{j}]{list(idx)}" if len(outs) > 1 else f"out{list(idx)}"
-
-    return label
-
-
-class _Sweep:
-    """The central differences of one tensor along its directions (elements or projections), with the engine's
-    values: ``rev_a``/``rev_n`` (scalars per direction), ``fwd_a``/``fwd_n`` (output vectors per direction)."""
-
-    def __init__(self, kind, n, label):
-        self.kind, self.label = kind, label
-        self.rev_a, self.rev_n, self.kink = np.empty(n), np.empty(n), np.zeros(n, bool)
-        self.fwd_a, self.fwd_n = [], []
-
-
-def _sweep(name, data, autodiff, evaluate, s: _Settings, rng, jvp) -> _Sweep:
-    full = data.size <= s.max_full
-    n = data.size if full else s.n_projections
-    label = ((lambda i: tuple(int(j) for j in np.unravel_index(i, data.shape))) if full else (lambda k: f"u{k}"))
-    sweep = _Sweep("full" if full else "projection", n, label)
-    original = data.copy()
-    flat, a_flat = data.reshape(-1), autodiff.reshape(-1)  # a view: data is C-contiguous float64 owned by the check
-    for k in range(n):
-        if full:
-            u = None
-            sweep.rev_a[k] = a_flat[k]
-            flat[k] = original.flat[k] + s.eps
-        else:
-            u = rng.standard_normal(data.shape)
-            u /= np.linalg.norm(u)
-            sweep.rev_a[k] = float(np.sum(u * autodiff))
-            np.add(original, s.eps * u, out=data)
-        sp, _, kp, yp = evaluate()
-        if full:
-            flat[k] = original.flat[k] - s.eps
-        else:
-            np.subtract(original, s.eps * u, out=data)
-        sm, _, km, ym = evaluate()
-        data[...] = original
-        sweep.rev_n[k] = (sp - sm) / (2 * s.eps)
-        sweep.kink[k] = _kinks_differ(kp, km)
-        if jvp is not None:
-            if u is None:
-                u = np.zeros(data.shape)
-                u.flat[k] = 1.0
-            sweep.fwd_a.append(jvp(u))
-            sweep.fwd_n.append((yp - ym) / (2 * s.eps))
-    return sweep
-
-
-def _summarise(name, shape, kind, a, numerical, kink, noise, rtol, label, ad_mode, order) -> TensorCheck:
-    abs_err = np.abs(a - numerical)
-    abs_err = np.where(np.isfinite(abs_err), abs_err, np.inf)
-    rel = relative_error(a, numerical, noise)
-    smooth = ~kink
-    max_rel = float(rel[smooth].max(initial=0.0))
-    if not smooth.any():
-        worst = int(np.argmax(rel)) if rel.size else 0
-    else:
-        worst = int(np.argmax(np.where(smooth, rel, -1.0)))
-    kinks = [label(int(i)) for i in np.flatnonzero(kink)]
-    return TensorCheck(
-        name=name, shape=tuple(shape), mode=kind, checked=int(a.size),
-        max_abs_error=float(abs_err.max(initial=0.0)), max_rel_error=max_rel, worst_index=label(worst),
-        autodiff=float(a[worst]) if a.size else 0.0, numerical=float(numerical[worst]) if a.size else 0.0,
-        grade=grade(max_rel), passed=max_rel <= rtol, kinks=kinks,
-        kink_max_rel_error=float(rel[kink].max(initial=0.0)), ad_mode=ad_mode, order=order,
-    )
-
-
-def _summarise_fwd(name, shape, sweep: _Sweep, out_noise, rtol, out_label, order) -> TensorCheck:
-    """The jvp vectors against the central differences of the output, element by element (direction, output)."""
-    a, n = np.array(sweep.fwd_a), np.array(sweep.fwd_n)  # (directions, output elements)
-    kink = np.repeat(sweep.kink[:, None], a.shape[1], axis=1).reshape(-1)
-    size = max(a.shape[1], 1)
-    check = _summarise(name, shape, sweep.kind, a.reshape(-1), n.reshape(-1), kink, out_noise, rtol,
-                       lambda i: f"{sweep.label(i // size)} -> {out_label(i % size)}", "fwd", order)
-    check.kinks = [sweep.label(int(i)) for i in np.flatnonzero(sweep.kink)]
-    return check
 
 
 # -- the batched check ------------------------------------------------------------------------------------------
@@ -432,7 +340,7 @@ def _batched(fn, args, checked, seed, rtol) -> list[TensorCheck]:
     for (name, t), w, p in zip(checked, whole, per, strict=True):
         scale = float(np.abs(w).max(initial=0.0))
         label = lambda i, shape=t.shape: tuple(int(j) for j in np.unravel_index(i, shape))  # noqa: E731
-        results.append(_summarise(name, t.shape, "full", w.reshape(-1), p.reshape(-1), np.zeros(w.size, bool),
+        results.append(summarise(name, t.shape, "full", w.reshape(-1), p.reshape(-1), np.zeros(w.size, bool),
                                   1e3 * np.finfo(np.float64).eps * scale, min(rtol, GOOD), label, "batched", 1))
     return results
 
