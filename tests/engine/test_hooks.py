@@ -91,3 +91,27 @@ def test_same_semantics_as_pytorch():
         results.append((as_np(y.grad), as_np(x.grad)))
     for ours, theirs in zip(*results, strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-14)
+
+
+def test_observers_see_the_hooked_cotangent():
+    """Hooks change values, observers only watch: a vjp event carries the cotangent after the node's hooks, so
+    anomaly mode stops at the op that received a hook's NaN."""
+    from tinygrad_cnn.observe import Observer, observing
+
+    class Cotangents(Observer):
+        def __init__(self):
+            self.seen = []
+
+        def vjp(self, event):
+            self.seen.append((event.node, event.g.data.copy()))
+
+    x = tg.Tensor(X, requires_grad=True)
+    y, z = chain(x)
+    y.register_hook(lambda g: g * 0.0 + 7.0)
+    with observing(Cotangents()) as watcher:
+        z.backward(retain_graph=True)
+    (at_y,) = [g for node, g in watcher.seen if node is y]
+    np.testing.assert_array_equal(at_y, 7.0)
+    y.register_hook(lambda g: g * np.nan)
+    with pytest.raises(tg.AnomalyError, match="produced NaN in the backward pass"), tg.detect_anomaly():
+        z.backward()
