@@ -2,7 +2,6 @@
 
 from tinygrad_cnn.tensor import Tensor  # isort: skip  (the core first: the Tensor, its primitives, reverse mode)
 from tinygrad_cnn.anomaly import AnomalyError, detect_anomaly
-from tinygrad_cnn.autograd import grad
 from tinygrad_cnn.conv_arithmetic import conv_output_size, conv_padding, receptive_field
 from tinygrad_cnn.creation import arange, eye, full, linspace, ones, ones_like, rand, randn, zeros, zeros_like
 from tinygrad_cnn.function import Function
@@ -28,6 +27,18 @@ from tinygrad_cnn.ops import (  # noqa: A004  (NumPy's module functions, any and
 from tinygrad_cnn.ops.indexing import where
 from tinygrad_cnn.threads import get_num_threads, num_threads, set_num_threads
 from tinygrad_cnn.trace import trace
+from tinygrad_cnn.transforms import (  # grad: JAX's transform for a function, torch.autograd.grad for Tensors
+    grad,
+    hessian,
+    hvp,
+    jacfwd,
+    jacobian,
+    jacrev,
+    jvp,
+    linearize,
+    value_and_grad,
+    vjp,
+)
 
 from tinygrad_cnn import nn, optim  # isort: skip  (layers and optimizers, after the engine)
 
@@ -38,6 +49,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AnomalyError", "Function", "Tensor", "detect_anomaly", "enable_grad", "grad", "is_grad_enabled",
     "no_grad", "set_grad_enabled", "trace",
+    # JAX's function transforms (tinygrad_cnn.transforms)
+    "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jvp", "linearize", "value_and_grad", "vjp",
     "conv_output_size", "conv_padding", "receptive_field", "nn", "optim",
     # NumPy's module functions for reductions and indexing
     "all", "any", "argmax", "argmin", "argsort", "cumprod", "cumsum", "maximum", "minimum", "prod", "sort", "std",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinygrad_cnn import observe
+from tinygrad_cnn import hooks, observe
 from tinygrad_cnn.modes import set_grad_enabled
 from tinygrad_cnn.tensor import Tensor
 
@@ -34,15 +34,17 @@ def seed_cotangent(fn: str, output: Tensor, grad) -> Tensor:
     return seed
 
 
-def graph_order(root: Tensor, include_constants: bool = False, caller: str = "backward") -> list[Tensor]:
-    """The Tensors of ``root``'s graph, inputs before the ops that use them (iterative: no recursion limit).
+def graph_order(root, include_constants: bool = False, caller: str = "backward") -> list[Tensor]:
+    """The Tensors of ``root``'s graph (``root``: a Tensor or a list of them), inputs before the ops that use
+    them (iterative: no recursion limit).
 
     Only nodes that require a gradient, unless ``include_constants``. Raises
     ``RuntimeError`` (naming ``caller``) if a backward pass released the graph.
     """
     order: list[Tensor] = []
     visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    roots = [root] if isinstance(root, Tensor) else list(root)
+    stack: list[tuple[Tensor, bool]] = [(r, False) for r in reversed(roots)]
     while stack:
         node, expanded = stack.pop()
         if expanded:
@@ -72,27 +74,35 @@ def _feeding(order: list[Tensor], targets) -> set[int]:
     return wanted
 
 
-def backprop(root: Tensor, seed: Tensor, targets=None, create_graph: bool = False,
+def backprop(root, seed, targets=None, create_graph: bool = False,
              retain_graph: bool = False) -> dict[int, Tensor] | None:
-    """Propagate ``seed`` = dL/d ``root`` back through ``root``'s graph.
+    """Propagate ``seed`` = dL/d ``root`` back through ``root``'s graph (``root`` and ``seed``: a Tensor each, or
+    equally long lists of them: several outputs, each with its cotangent, in one pass).
 
     Without ``targets`` every leaf's ``.grad`` accumulates its cotangent (``backward``); with ``targets`` (a
     list of Tensors) nothing is accumulated and ``{id(target): cotangent}`` is returned (``grad``).
     ``create_graph`` records the backward pass (so it can be differentiated again); the graph is released
     afterwards unless ``retain_graph``. Observers (``tinygrad_cnn.observe``) get a vjp event per node and a
-    leaf event per leaf reached.
+    leaf event per leaf reached. Each node's total cotangent passes through its hooks (``Tensor.register_hook``,
+    ``tinygrad_cnn.hooks``) before it is used; ``retain_grad`` nodes keep it in ``.grad`` (``backward`` only).
     """
-    order = graph_order(root)
+    pairs = [(root, seed)] if isinstance(root, Tensor) else list(zip(root, seed, strict=True))
+    pairs = [(r, s) for r, s in pairs if r.requires_grad]  # a constant output sends nothing
+    order = graph_order([r for r, _ in pairs])
     wanted = None if targets is None else _feeding(order, targets)
     target_ids = set() if targets is None else {id(t) for t in targets}
     found: dict[int, Tensor] = {}
-    grads: dict[int, Tensor] = {id(root): seed}
+    grads: dict[int, Tensor] = {}
     active = observe.observers()
     with set_grad_enabled(create_graph):
+        for r, s in pairs:  # the same output given twice: its cotangents add
+            grads[id(r)] = s if id(r) not in grads else grads[id(r)] + s
         for node in reversed(order):
             g = grads.pop(id(node), None)
             if g is None or (wanted is not None and id(node) not in wanted):
                 continue
+            if hooks.has_hooks(node):
+                g = hooks.run_hooks(node, g, accumulate=targets is None)
             if id(node) in target_ids:
                 found[id(node)] = g
             ctx = node._ctx
@@ -126,25 +136,32 @@ def backward(output: Tensor, grad=None, retain_graph: bool = False) -> None:
     backprop(output, seed_cotangent("backward", output, grad), retain_graph=retain_graph)
 
 
-def grad(output: Tensor, inputs, grad_output=None, create_graph: bool = False,
+def grad(output, inputs, grad_output=None, create_graph: bool = False,
          retain_graph: bool | None = None) -> list[Tensor]:
     """Return ``[d output / d x for x in inputs]`` (contracted with ``grad_output``) as Tensors.
 
-    Like ``torch.autograd.grad``: leaves' ``.grad`` is untouched. With
-    ``create_graph=True`` the backward pass is recorded, so the results can be
-    differentiated again. An input that ``output`` does not depend on gets
-    zeros. The graph is kept when ``create_graph`` (or ``retain_graph``) is set.
+    Like ``torch.autograd.grad``: leaves' ``.grad`` is untouched. ``output`` may be a list of Tensors, with
+    ``grad_output`` a list of their cotangents (None for a one-element output): the result is then
+    ``sum_j grad_output_j . d output_j / d x``, in one backward pass. With ``create_graph=True`` the backward
+    pass is recorded, so the results can be differentiated again. An input that ``output`` does not depend on
+    gets zeros. The graph is kept when ``create_graph`` (or ``retain_graph``) is set.
     """
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     for i, x in enumerate(inputs):
         if not isinstance(x, Tensor):
             raise TypeError(f"grad: inputs[{i}] must be a Tensor; got {type(x).__name__}")
-    if not isinstance(output, Tensor):
-        raise TypeError(f"grad: output must be a Tensor; got {type(output).__name__}")
-    seed = seed_cotangent("grad", output, grad_output)
+    single = isinstance(output, Tensor)
+    outputs = [output] if single else list(output) if isinstance(output, (list, tuple)) else None
+    if outputs is None or not all(isinstance(o, Tensor) for o in outputs):
+        raise TypeError(f"grad: output must be a Tensor or a list of Tensors; got {type(output).__name__}")
+    cotangents = [grad_output] if single else [None] * len(outputs) if grad_output is None else list(grad_output)
+    if len(cotangents) != len(outputs):
+        raise ValueError(f"grad: {len(outputs)} outputs but {len(cotangents)} grad_output entries; give one "
+                         f"cotangent (or None) per output")
+    seeds = [seed_cotangent("grad", o, c) for o, c in zip(outputs, cotangents, strict=True)]
     retain = create_graph if retain_graph is None else retain_graph
-    found = backprop(output, seed, inputs, create_graph, retain) if output.requires_grad else {}
-    results, seen = [], {id(seed)}
+    found = backprop(outputs, seeds, inputs, create_graph, retain) if any(o.requires_grad for o in outputs) else {}
+    results, seen = [], {id(s) for s in seeds}
     for x in inputs:
         g = found.get(id(x))
         if g is None:

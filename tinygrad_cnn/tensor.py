@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinygrad_cnn import hooks
 from tinygrad_cnn import validation as _validation
 
 
@@ -110,6 +111,15 @@ class Tensor:
         PyTorch; the graph is released afterwards unless ``retain_graph``.
         """
         autograd.backward(self, grad, retain_graph)
+
+    def register_hook(self, fn) -> "hooks.RemovableHandle":
+        """Call ``fn(g)`` with this Tensor's total cotangent in each backward pass; a returned Tensor or array
+        (same shape) replaces it, None keeps it (as PyTorch's). Returns a handle whose ``remove()`` undoes it."""
+        return hooks.register_hook(self, fn)
+
+    def retain_grad(self) -> None:
+        """Fill ``.grad`` of this non-leaf Tensor in ``backward`` (leaves always get theirs), as PyTorch's."""
+        hooks.retain_grad(self)
 
     # -- operators (defined in terms of the primitives in tinygrad_cnn.ops) ----------------------
     def _wrap(self, other) -> "Tensor":
