@@ -49,7 +49,8 @@ def _entry(tensor) -> _Entry:
     key = id(tensor)
     entry = _TABLE.get(key)
     if entry is None or entry.ref() is not tensor:
-        entry = _Entry(weakref.ref(tensor, lambda _, key=key: _TABLE.pop(key, None)))
+        # the table is bound now: at interpreter exit the module's globals may already be gone
+        entry = _Entry(weakref.ref(tensor, lambda _, key=key, table=_TABLE: table.pop(key, None)))
         _TABLE[key] = entry
     return entry
 
