@@ -76,7 +76,7 @@ def vjp_rule(function) -> str:
     """The math and vjp of a primitive from its docstring: the first paragraph, and the paragraph that
     states the vjp when the first does not (lines joined)."""
     doc = inspect.getdoc(function) or ""
-    paragraphs = [" ".join(p.split()) for p in doc.split("\n\n") if p.strip()]
+    paragraphs = [" ".join(p.replace("``", "").split()) for p in doc.split("\n\n") if p.strip()]  # no reST marks
     if not paragraphs:
         return function.__name__
     rule = paragraphs[0]
