@@ -151,6 +151,16 @@ def browser():
         b.close()
 
 
+SHOWN_JS = """() => ({
+    label: document.querySelector("#step-label").textContent,
+    node: document.querySelector("#current-node").textContent,
+    current: [...document.querySelectorAll(".box.current")].map(b => b.getAttribute("data-key")),
+    grad: document.querySelector("#current-grad").textContent,
+    contributions: document.querySelectorAll("#contributions li").length,
+    active: document.querySelectorAll(".edge.active").length,
+})"""
+
+
 def open_page(browser, explorer, tmp_path, name):
     page = browser.new_page(viewport={"width": 1280, "height": 720})
     errors = []
@@ -164,22 +174,22 @@ def test_browser_steps_the_backward_pass(browser, tmp_path):
     explorer = viz.explore(f, names)
     page, errors = open_page(browser, explorer, tmp_path, "fan_out.html")
     steps = explorer.data["steps"]
+    assert len(steps) == 9  # every node but the constant 0.5
     f.backward()
     assert page.inner_text("#step-label") == f"step 0 / {len(steps)}"
     for k, s in enumerate(steps, start=1):
         page.keyboard.press("ArrowRight")
+        shows = page.evaluate(SHOWN_JS)  # what the DOM shows, read in one round trip
         node = explorer.data["nodes"][s["node"]]
-        assert page.inner_text("#step-label") == f"step {k} / {len(steps)}"
-        assert page.inner_text("#current-node") == node["name"]
-        current = page.query_selector_all(".box.current")
-        assert [c.get_attribute("data-key") for c in current] == [f"n{s['node']}"]
-        shown = float(page.inner_text("#current-grad"))
+        assert shows["label"] == f"step {k} / {len(steps)}"
+        assert shows["node"] == node["name"]
+        assert shows["current"] == [f"n{s['node']}"]  # the one highlighted box is the step's node
+        shown = float(shows["grad"])
         assert shown == pytest.approx(values(s["gradient"]).item(), rel=1e-5)
         if node["name"] in ("x", "y"):
             assert shown == pytest.approx(names[node["name"]].grad.item(), rel=1e-5)
         if node["name"] == "a":  # three consumers: three contributions, three labelled edges
-            assert len(page.query_selector_all("#contributions li")) == 3
-            assert len(page.query_selector_all(".edge.active")) == 3
+            assert shows["contributions"] == 3 and shows["active"] == 3
     page.keyboard.press("ArrowRight")  # past the end stays at the end
     assert page.inner_text("#step-label") == f"step {len(steps)} / {len(steps)}"
     page.keyboard.press("Home")
