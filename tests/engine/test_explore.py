@@ -113,6 +113,11 @@ def test_cnn_loss_collapses_to_layers():
     dense = model.layers[-1].name
     opened = d["views"][f"g{index(d, dense)}"]
     assert {d["nodes"][int(k[1:])]["name"] for k in opened if k[0] == "n"} >= {f"{dense}/kernel", f"{dense}/bias"}
+    kernel, matmul = index(d, f"{dense}/kernel"), d["nodes"][index(d, dense)]["inputs"][0]
+    assert opened[f"n{kernel}"][0] == opened[f"n{matmul}"][0] - 1  # a weight sits just before its use
+    dag = {"x": [], "h": ["x"], "w": [], "y": ["h", "w"]}  # w joins late: column 0, or just before y
+    assert viz.layered_layout(list(dag), dag)["w"][0] == 0
+    assert viz.layered_layout(list(dag), dag, leaves_at_use=True)["w"][0] == 1
     loss.backward()
     for s in d["steps"]:
         name = d["nodes"][s["node"]]["name"]

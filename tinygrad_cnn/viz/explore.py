@@ -146,7 +146,7 @@ def _groups(order: list[Tensor], table: dict[int, str], output: Tensor, consumer
 
 
 def _view(keys: list[str], inputs: dict[str, list[str]]) -> dict[str, list[float]]:
-    pos = layered_layout(keys, inputs)
+    pos = layered_layout(keys, inputs, leaves_at_use=True)  # the page routes edges around boxes
     return {k: [c, r] for k, (c, r) in pos.items()}
 
 

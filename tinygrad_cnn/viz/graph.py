@@ -22,14 +22,15 @@ def _inputs(node: Tensor) -> tuple:
     return node._ctx.inputs if node._ctx is not None else ()
 
 
-def layered_layout(order: list, inputs: dict) -> dict:
+def layered_layout(order: list, inputs: dict, leaves_at_use: bool = False) -> dict:
     """A left-to-right layered layout of a DAG: ``{key: (column, row)}`` for the keys of ``order`` (inputs
     before the nodes that use them; ``inputs[key]`` lists a key's inputs, repeats allowed).
 
-    A node's column is its depth, 1 + the largest column of its inputs, so
-    data flows left to right and backward runs right to left; a node without
-    inputs sits one column before its first consumer. Within a column, rows are centred on 0 and ordered from the
-    output back by the mean row of each node's consumers (fewer crossings).
+    A node's column is its depth, 1 + the largest column of its inputs, so data flows left to right and
+    backward runs right to left. Nodes without inputs sit at column 0, or with ``leaves_at_use`` one column
+    before their first consumer (a layer's weights beside it; for drawings whose edges route around boxes:
+    ``draw_graph``'s arcs do not, so it keeps leaves at 0). Within a column, rows are centred on 0 and
+    ordered from the output back by the mean row of each node's consumers (fewer crossings).
     """
     column: dict = {}
     for key in order:
@@ -38,8 +39,8 @@ def layered_layout(order: list, inputs: dict) -> dict:
     for key in order:
         for p in inputs[key]:
             consumers.setdefault(p, []).append(key)
-    for key in order:  # a leaf (a weight, a constant) sits just before its first consumer, not far left
-        if not inputs[key] and key in consumers:
+    for key in order:
+        if leaves_at_use and not inputs[key] and key in consumers:
             column[key] = min(column[c] for c in consumers[key]) - 1
     layers: dict[int, list] = {}
     for key in order:
@@ -56,8 +57,8 @@ def draw_graph(output: Tensor, names=None, max_nodes: int = 200, title: str | No
     """The graph that produced ``output``: one box per leaf (green: needs a gradient, grey: constant) and
     per op (blue; the output orange), an arrow from each input to the op that uses it.
 
-    Layout: ``layered_layout`` (a node's column is its depth, a leaf just before
-    its first consumer; data flows left to right, backward runs right to left). Scalars show their
+    Layout: ``layered_layout`` (a node's column is its depth, leaves at 0; data
+    flows left to right, backward runs right to left). Scalars show their
     value, arrays their shape.
     """
     from matplotlib.figure import Figure
