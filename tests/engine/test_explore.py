@@ -205,6 +205,16 @@ def test_browser_steps_the_backward_pass(browser, tmp_path):
     assert errors == []
 
 
+def test_browser_runs_the_notebook_iframe(browser):
+    """What Jupyter shows (``_repr_html_``: the page in an iframe's srcdoc) runs its script."""
+    f, names = fan_out()
+    page = browser.new_page()
+    page.set_content("<h1>a notebook cell</h1>" + viz.explore(f, names)._repr_html_())
+    frame = page.frames[1]
+    frame.dispatch_event("#next", "click")
+    assert frame.inner_text("#step-label") == "step 1 / 9" and frame.inner_text("#current-node") == "f"
+
+
 def test_browser_opens_a_layer(browser, tmp_path):
     loss, names, model = small_cnn_loss()
     explorer = viz.explore(loss, names)
@@ -212,13 +222,13 @@ def test_browser_opens_a_layer(browser, tmp_path):
     name = model.layers[-1].name
     dense = index(explorer.data, name)
     assert len(page.query_selector_all(".box")) == len(explorer.data["views"]["layers"])
-    page.click(f'[data-key="g{dense}"]')
+    page.dispatch_event(f'[data-key="g{dense}"]', "click")
     assert len(page.query_selector_all(".box")) == len(explorer.data["views"][f"g{dense}"])
     kernel = index(explorer.data, f"{name}/kernel")
-    page.click(f'[data-key="n{kernel}"]')  # jumps to the kernel's step
+    page.dispatch_event(f'[data-key="n{kernel}"]', "click")  # jumps to the kernel's step
     assert page.inner_text("#current-node") == f"{name}/kernel"
     assert page.query_selector(".box.current").get_attribute("data-key") == f"n{kernel}"
-    page.click("#collapse")
+    page.dispatch_event("#collapse", "click")
     assert len(page.query_selector_all(".box")) == len(explorer.data["views"]["layers"])
     assert errors == []
 
