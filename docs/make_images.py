@@ -9,11 +9,14 @@ each) because they are committed.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 import jax_ref
+import tinygrad_cnn as tg
 from jax_ref import attribution as A
 from jax_ref.attribution import quality as Q
 from tinygrad_cnn import data, nn, optim, viz
@@ -38,7 +41,38 @@ def digits_cnn():
     ], name="digits_cnn")
 
 
+def explorer_screenshot(name: str = "explorer.png") -> None:
+    """The backprop explorer on example 01's expression, at the step where a adds its three paths: a
+    screenshot by headless Chromium (Playwright driving the system's browser); skipped, saying so, without."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        chromium = None
+    if chromium is None:
+        print(f"skipped {name}: needs chromium and the playwright package (pip install -e '.[browser]')")
+        return
+    x = tg.Tensor(np.float64(0.8), requires_grad=True)
+    y = tg.Tensor(np.float64(-1.3), requires_grad=True)
+    a = x * y
+    b = a.tanh() + x
+    f = a * b + a.exp() * 0.5
+    page = viz.explore(f, names={"x": x, "y": y, "a": a, "b": b, "f": f})
+    step = 1 + next(k for k, s in enumerate(page.data["steps"]) if page.data["nodes"][s["node"]]["name"] == "a")
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        tab = browser.new_page(viewport={"width": 1440, "height": 540})
+        tab.goto(page.save(Path(tmp) / "explore.html").as_uri())
+        for _ in range(step):
+            tab.keyboard.press("ArrowRight")
+        OUT.mkdir(parents=True, exist_ok=True)
+        tab.screenshot(path=OUT / name)
+        browser.close()
+    print(f"wrote {OUT / name} ({(OUT / name).stat().st_size // 1024} KB)")
+
+
 def main() -> None:
+    explorer_screenshot()
     x_train, y_train, x_test, y_test = data.load_digits(seed=0)
     model = digits_cnn()
     model.compile(optim.Adam(model.parameters(), learning_rate=5e-3), F.cross_entropy, ["accuracy"])

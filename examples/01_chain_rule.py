@@ -33,6 +33,9 @@ section("the backward pass, node by node")
 # trace() walks the same graph backward() would, without consuming it.
 steps = tg.trace(f, names={"x": x, "y": y, "a": a, "b": b, "f": f})
 run.save(viz.draw_graph(f, names={"x": x, "y": y, "a": a, "b": b, "f": f}), "graph.png")
+# The same backward pass as a page to step through (open it in a browser; in Jupyter it shows inline).
+page = viz.explore(f, names={"x": x, "y": y, "a": a, "b": b, "f": f}, path=run.out / "explore.html")
+print(f"  wrote {page.path}: open it and press the right arrow to watch x and a collect their paths")
 
 section("the same sums written out by hand")
 # dL/df = 1. f = a*b + 0.5 e^a, so the paths into a are: through a*b (factor b),

@@ -47,6 +47,12 @@ print(f"test accuracy {accuracy:.4f} ({len(y_test)} held-out digits), test loss 
       f"trained in {timings['training (engine)']:.1f} s")
 run.save(viz.training_curves(history, title="digits CNN trained by the engine"), "01_training_curves.png")
 
+# Step through one backward pass of this CNN's loss in the browser: the page collapses it to layers (click one).
+logits, names = viz.layer_names(model, x_test[:4])  # runs the layers one by one, naming what each recorded
+loss4 = F.cross_entropy(logits, y_test[:4])
+page = viz.explore(loss4, names={**names, "loss": loss4}, path=run.out / "08_backward_explorer.html")
+print(f"  wrote {page.path} ({len(page.data['nodes'])} nodes, {len(page.data['steps'])} backward steps)")
+
 section("2. check every gradient against JAX")
 # The twin is rebuilt from the model's own config and weights; both sides differentiate the loss in float64.
 # One row per weight and per layer input (the gradient that layer's backward pass hands to the layer before).

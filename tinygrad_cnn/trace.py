@@ -25,7 +25,7 @@ from tinygrad_cnn.autograd import backprop, graph_order, seed_cotangent
 from tinygrad_cnn.observe import LeafEvent, Observer, VjpEvent, observing
 from tinygrad_cnn.tensor import Tensor
 
-__all__ = ["TraceStep", "graph_nodes", "name_table", "node_names", "trace"]
+__all__ = ["TraceStep", "format_array", "graph_nodes", "name_table", "node_names", "trace"]
 
 
 @dataclass
@@ -78,7 +78,8 @@ def _rule(function) -> str:
     return doc[0].strip() if doc else function.__name__
 
 
-def _fmt(a: np.ndarray, max_elements: int) -> str:
+def format_array(a: np.ndarray, max_elements: int) -> str:
+    """``a`` in one line: the number for one element, the values up to ``max_elements``, else a summary."""
     a = np.asarray(a)
     if a.size == 1:
         return f"{a.item():.6g}"
@@ -94,7 +95,7 @@ def node_names(order: list[Tensor], table: dict[int, str]) -> dict[int, str]:
         if id(node) in table:
             names[id(node)] = table[id(node)]
         elif node._ctx is None and not node.requires_grad:
-            names[id(node)] = f"const({_fmt(node.data, 4)})"
+            names[id(node)] = f"const({format_array(node.data, 4)})"
         else:
             counter += 1
             names[id(node)] = f"v{counter}"
@@ -110,7 +111,7 @@ class _Tracer(Observer):
         self.steps: list[TraceStep] = []
 
     def _fmt(self, a) -> str:
-        return _fmt(a, self.max_elements)
+        return format_array(a, self.max_elements)
 
     def _begin(self, node, g, ctx) -> TraceStep:
         """The step of ``node``, which received the total cotangent ``g`` (printing what it received)."""

@@ -15,11 +15,12 @@ from tinygrad_cnn.viz.attribution import (
 )
 from tinygrad_cnn.viz.conv import conv_sliding, correlate_valid
 from tinygrad_cnn.viz.curves import line_plot, loss_comparison, training_curves
-from tinygrad_cnn.viz.graph import draw_graph
+from tinygrad_cnn.viz.explore import Explorer, explore, layer_names
+from tinygrad_cnn.viz.graph import draw_graph, layered_layout
 from tinygrad_cnn.viz.grids import feature_map_grid, filter_grid, image_grid
 
 __all__ = [
-    "attribution_heatmap", "conv_sliding", "correlate_valid", "draw_graph", "feature_map_grid", "filter_grid",
-    "image_grid", "line_plot", "loss_comparison", "method_comparison", "noise_sweep", "occlusion_map",
-    "reduce_channels", "save_figure", "smoothgrad_convergence", "training_curves",
+    "Explorer", "attribution_heatmap", "conv_sliding", "correlate_valid", "draw_graph", "explore", "feature_map_grid",
+    "filter_grid", "image_grid", "layer_names", "layered_layout", "line_plot", "loss_comparison", "method_comparison",
+    "noise_sweep", "occlusion_map", "reduce_channels", "save_figure", "smoothgrad_convergence", "training_curves",
 ]
