@@ -23,10 +23,12 @@ connection), the output has one receptive field per path, all listed.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from tinygrad_cnn import validation
-from tinygrad_cnn.nn import _serial, checkpoint, fusion
+from tinygrad_cnn.nn import _serial, checkpoint, fusion, saving
 from tinygrad_cnn.nn.core import InputLayer
 from tinygrad_cnn.nn.graph import SymbolicTensor, nodes_between
 from tinygrad_cnn.nn.layer import Layer, _fmt_shape
@@ -235,12 +237,26 @@ class Model(ModelBase):
         return [loss for layer in self._layers for loss in layer.losses]
 
     def save_weights(self, path) -> None:
-        """Write the weights to ``path`` as .npz, atomically (see ``tinygrad_cnn.nn.checkpoint``)."""
-        checkpoint.save_weights(self, path)
+        """Write the weights to ``path`` atomically: Keras' layout for a ``.weights.h5`` (or ``.h5``) name
+        (``nn.saving``), ``.npz`` otherwise (``nn.checkpoint``)."""
+        if os.fspath(path).endswith(".h5"):
+            saving.save_keras_weights(self, path)
+        else:
+            checkpoint.save_weights(self, path)
 
     def load_weights(self, path) -> None:
-        """Load weights written by ``save_weights`` (or Keras-ordered arrays); all checked before any change."""
-        checkpoint.load_weights(self, path)
+        """Load weights from a ``.weights.h5`` file (Keras' or ``save_weights``'), a ``.keras`` archive or an
+        ``.npz`` written by ``save_weights`` (or Keras-ordered arrays); all checked before any change."""
+        if os.fspath(path).endswith((".h5", ".keras")):
+            saving.load_keras_weights(self, path)
+        else:
+            checkpoint.load_weights(self, path)
+
+    def save(self, path, overwrite=True, include_optimizer=True) -> None:
+        """Write the whole model to ``path`` (``.keras``, Keras 3's format, which ``keras.models.load_model``
+        opens): architecture, weights and (``include_optimizer``) the optimizer with its state and the compile
+        arguments, atomically; ``nn.load_model(path)`` reads it back (``nn.saving``)."""
+        saving.save_model(self, path, overwrite=overwrite, include_optimizer=include_optimizer)
 
     # -- config ----------------------------------------------------------------------------------------
     def _node_keys(self) -> dict[int, list]:
