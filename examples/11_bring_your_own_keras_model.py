@@ -93,8 +93,8 @@ report = jax_ref.compare_gradients(model, images[:8], targets[:8])
 print(report)
 
 section("which pixels does one prediction rest on?")
-image = images[0]
-pred = int(ours[0].argmax())
+first = 0 if labels is None else int(np.argmax(ours.argmax(-1) == labels))  # the first image it gets right
+image, pred = images[first], int(ours[first].argmax())
 last_conv = [layer.name for layer in model.layers if type(layer).__name__.startswith("Conv")][-1]
 maps = {
     "saliency": A.saliency(model, image, pred),
@@ -106,6 +106,6 @@ table([[name, float(np.abs(a).max()), float(np.abs(a).mean())] for name, a in ma
 if not np.any(maps[f"Grad-CAM ({last_conv})"]):
     print(f"Grad-CAM is zero everywhere: the channels of {last_conv} weighted by their mean gradient sum to a negative "
           f"number at every position, which its relu removes (common when Flatten + Dense follow the layer)")
-title = f"{path.name}: why class {pred}" + ("" if labels is None else f" (true class {labels[0]})")
+title = f"{path.name}: why class {pred}" + ("" if labels is None else f" (true class {labels[first]})")
 run.save(viz.method_comparison(image, maps, title=title), "explanations.png")
 run.done()
