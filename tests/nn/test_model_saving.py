@@ -119,3 +119,30 @@ def test_a_damaged_optimizer_state_is_refused_before_anything_is_built(tmp_path)
     with pytest.raises(ValueError, match=r"optimizer state 0 'mu' is float32\(3,\)"):
         nn.load_model(tmp_path / "bad.keras")
     assert nn.load_model(tmp_path / "bad.keras", compile=False).count_params() == model.count_params()
+
+
+def test_a_legacy_keras_2_h5_file_is_named_as_such(tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "old.h5", "w") as h5:
+        h5.attrs["layer_names"] = [b"dense"]
+    model = _model()
+    before = model.get_weights()
+    with pytest.raises(ValueError, match="legacy Keras 2 HDF5 file"):
+        model.load_weights(tmp_path / "old.h5")
+    (tmp_path / "junk.weights.h5").write_bytes(b"not hdf5 at all")
+    with pytest.raises(ValueError, match="junk.weights.h5.* not a readable HDF5 weights file"):
+        model.load_weights(tmp_path / "junk.weights.h5")
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+
+
+def test_a_keras_archive_cut_anywhere_is_a_clear_error(tmp_path):
+    model = _model()
+    model.compile(optimizer="adam", loss="cross_entropy")
+    _fit(model, 1)
+    model.save(tmp_path / "m.keras")
+    data = (tmp_path / "m.keras").read_bytes()
+    for cut in sorted(set(np.linspace(0, len(data) - 1, 25).astype(int))):
+        (tmp_path / "cut.keras").write_bytes(data[:cut])
+        with pytest.raises(ValueError, match="cut.keras"):
+            nn.load_model(tmp_path / "cut.keras")

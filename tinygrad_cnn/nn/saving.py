@@ -75,6 +75,9 @@ def _write_h5(h5, model, layers) -> None:
 def _read_h5(h5, layers, source: str) -> list[tuple[object, np.ndarray]]:
     """``(weight Tensor, array)`` for every weight of ``layers``, every array checked (count, shape, a real float
     dtype: cast to the weight's dtype, as Keras assigns) before anything is written."""
+    if "model_weights" in h5 or "layer_names" in h5.attrs:
+        raise ValueError(f"load_weights: {source!r} is a legacy Keras 2 HDF5 file (tf.keras' .h5 layout); load it in "
+                         f"Keras and save it again as .keras or .weights.h5 (Keras 3's layout)")
     pairs = []
     expected = set()
     for path, layer in _groups(layers):
