@@ -242,6 +242,44 @@ def test_bad_files_are_clear_errors_and_change_nothing(tmp_path):
         model.save(tmp_path / "m.zip")
 
 
+# required arguments of the layers that have some (any other layer is built from its defaults)
+REQUIRED = {"units": 3, "filters": 2, "kernel_size": 3, "rate": 0.25, "activation": "relu", "pool_size": 2,
+            "groups": 2, "target_shape": (4,), "dims": (1,), "n": 2, "stddev": 0.1, "scale": 2.0}
+
+
+def _keras_instance(name):
+    import inspect
+
+    cls = getattr(L, name)
+    wanted = {p: REQUIRED[p] for p, v in inspect.signature(cls.__init__).parameters.items()
+              if v.default is inspect.Parameter.empty and p in REQUIRED}
+    return cls(**wanted)
+
+
+def test_every_engine_layer_keras_has_maps_both_ways_by_its_config_alone():
+    """The generic mapping, layer class by layer class: Keras' config of a layer (default arguments) builds the
+    engine's layer, whose config Keras reads back into the same config. A new engine layer joins this test by being
+    in nn.LAYER_CLASSES."""
+    checked, skipped = [], []
+    for name in nn.LAYER_CLASSES:
+        if not hasattr(L, name) or name == "InputLayer":
+            skipped.append(name)
+            continue
+        try:
+            layer = _keras_instance(name)
+        except (TypeError, ValueError):
+            skipped.append(name)
+            continue
+        keras_entry = keras.saving.serialize_keras_object(layer)
+        engine = nn.deserialize(keras_config._layer_from_keras(keras_entry))
+        back = getattr(L, name).from_config(engine.get_config())
+        assert back.get_config() == layer.get_config(), name
+        checked.append(name)
+    assert {"Conv2D", "Dense", "BatchNormalization", "MaxPooling2D", "Add", "Dropout"} <= set(checked)
+    print(f"\n  layer configs mapped both ways: {len(checked)} ({', '.join(checked)}); not in Keras or not "
+          f"constructible from defaults: {', '.join(skipped)}")
+
+
 def test_zz_report_worst_differences(capsys):
     with capsys.disabled():
         for key, (diff, scale) in WORST.items():
