@@ -281,7 +281,8 @@ def test_every_engine_layer_keras_has_maps_both_ways_by_its_config_alone():
 
 
 def test_zz_report_worst_differences(capsys):
+    if not WORST:
+        pytest.skip("the round-trip tests above did not run (selected out)")
     with capsys.disabled():
         for key, (diff, scale) in WORST.items():
             print(f"\n  {key}: max |diff| = {diff:.2e} (values up to {scale:.2g})", end="")
-    assert WORST
