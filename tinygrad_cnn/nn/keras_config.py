@@ -25,7 +25,7 @@ import inspect
 
 from tinygrad_cnn.nn import constraints, initializers, regularizers
 
-__all__ = ["KERAS_ONLY_ARGUMENTS", "keras_layer_order", "model_from_keras", "model_to_keras"]
+__all__ = ["KERAS_ONLY_ARGUMENTS", "accepted_arguments", "keras_layer_order", "model_from_keras", "model_to_keras"]
 
 _ANY = object()  # an argument whose value does not matter once the flag that enables it is off
 
@@ -41,7 +41,7 @@ _MODELS = ("Sequential", "Functional", "Model")
 _NESTED = {**initializers._CLASSES, **regularizers._CLASSES, **constraints._CLASSES}
 
 
-def _accepted(cls) -> set[str]:
+def accepted_arguments(cls) -> set[str]:
     """Every keyword ``cls(...)`` takes: the parameters of ``__init__`` along its MRO (layers pass ``**kwargs`` up)."""
     names = set()
     for klass in cls.__mro__:
@@ -53,7 +53,7 @@ def _accepted(cls) -> set[str]:
 
 def _strip(where: str, cls, config: dict) -> dict:
     """``config`` without the Keras-only arguments of ``cls`` that are off; an error for one that is on."""
-    accepted = _accepted(cls)
+    accepted = accepted_arguments(cls)
     out = {}
     for key, value in config.items():
         if key in accepted:

@@ -146,7 +146,7 @@ def _require_built(model, what: str) -> None:
 # -- the optimizer and the compile arguments --------------------------------------------------------------------
 def _hyperparameters(opt) -> dict:
     config = {}
-    for name in sorted(keras_config._accepted(type(opt)) - {"params"}):
+    for name in sorted(keras_config.accepted_arguments(type(opt)) - {"params"}):
         value = getattr(opt, name)
         if callable(value) or not (value is None or isinstance(value, (bool, int, float, str))):
             raise ValueError(f"save: the optimizer's {name}={value!r} cannot be stored (a schedule or another "
