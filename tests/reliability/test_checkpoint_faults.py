@@ -35,19 +35,24 @@ def _open_fds() -> int:
 
 
 # -- which calls does the save make? ---------------------------------------------------------------------------
-INJECTED = {"mkstemp", "fdopen", "savez", "write", "flush", "fsync", "replace"}
+INJECTED = {"mkstemp", "fdopen", "savez", "write", "flush", "fchmod", "fsync", "replace"}
 SIDE_EFFECT_FREE = {"fspath", "dirname", "abspath", "basename", "isdir", "weight_keys", "fileno", "<dictcomp>",
-                    "items", "get", "__exit__", "__enter__", "built", "__fspath__", "_savez_dispatcher"}
+                    "items", "get", "__exit__", "__enter__", "built", "__fspath__", "_savez_dispatcher", "realpath",
+                    "exists", "stat", "S_IMODE", "_new_file_mode", "umask", "atomic_write", "<lambda>"}
 
 
 def _calls_made_by_save(tmp_path) -> set[str]:
-    code = checkpoint.save_weights.__code__
+    """The names of the calls made by save_weights, atomic_write and the writer save_weights hands it."""
+    codes = {checkpoint.save_weights.__code__, checkpoint.atomic_write.__code__}
     seen: set[str] = set()
 
+    def saver(code) -> bool:
+        return code in codes or (code.co_name == "<lambda>" and code.co_filename == checkpoint.__file__)
+
     def profile(frame, event, arg):
-        if event == "c_call" and frame.f_code is code:
+        if event == "c_call" and saver(frame.f_code):
             seen.add(getattr(arg, "__name__", repr(arg)))
-        elif event == "call" and frame.f_back is not None and frame.f_back.f_code is code:
+        elif event == "call" and frame.f_back is not None and saver(frame.f_back.f_code):
             seen.add(frame.f_code.co_name)
 
     model = _model()
@@ -61,7 +66,7 @@ def _calls_made_by_save(tmp_path) -> set[str]:
 
 def test_every_call_the_save_makes_is_injected_or_side_effect_free(tmp_path):
     seen = _calls_made_by_save(tmp_path)
-    assert {"mkstemp", "fdopen", "savez", "fsync", "replace"} <= seen, seen
+    assert {"mkstemp", "fdopen", "savez", "fchmod", "fsync", "replace"} <= seen, seen
     unknown = seen - INJECTED - SIDE_EFFECT_FREE
     assert not unknown, f"save_weights makes calls this test does not interrupt: {sorted(unknown)}"
 
@@ -114,8 +119,8 @@ def _count_writes(tmp_path) -> int:
 def _injections(tmp_path, exc_type):
     """(label, patch function) for every step of the save; each patch makes exactly that step raise."""
     out = [(name, lambda mp, t=target, n=name: mp.setattr(t, n, _raiser(exc_type, n)))
-           for target, name in ((tempfile, "mkstemp"), (os, "fdopen"), (np, "savez"), (os, "fsync"),
-                                (os, "replace"))]
+           for target, name in ((tempfile, "mkstemp"), (os, "fdopen"), (np, "savez"), (os, "fchmod"),
+                                (os, "fsync"), (os, "replace"))]
     n_writes = _count_writes(tmp_path)
     assert n_writes >= 3
     for k in sorted({1, 2, n_writes // 2, n_writes}):
@@ -126,7 +131,7 @@ def _injections(tmp_path, exc_type):
     return out
 
 
-INJECTION_COUNT = 10  # 5 function steps + 4 write positions + flush (asserted below)
+INJECTION_COUNT = 11  # 6 function steps + 4 write positions + flush (asserted below)
 
 
 @pytest.mark.parametrize("exc_type", [_Injected, KeyboardInterrupt], ids=["OSError", "KeyboardInterrupt"])
@@ -250,3 +255,53 @@ def test_another_models_checkpoint_is_rejected_before_any_change(tmp_path):
     renamed["002_Dense/kernal"] = renamed.pop("002_Dense/kernel")
     np.savez(path, **renamed)
     _assert_rejected_without_change(_model(seed=2), path, r"weight 'kernel': not found")
+
+
+# -- files as open() makes them ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_a_new_checkpoint_gets_the_mode_open_would_give(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        _model().save_weights(tmp_path / "w.npz")
+        with open(tmp_path / "plain", "wb"):
+            pass
+    finally:
+        os.umask(old)
+    mode = os.stat(tmp_path / "w.npz").st_mode & 0o777
+    assert mode == os.stat(tmp_path / "plain").st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_an_existing_checkpoint_keeps_its_mode(tmp_path):
+    path = tmp_path / "w.npz"
+    _model().save_weights(path)
+    os.chmod(path, 0o640)
+    _model(seed=1).save_weights(path)
+    assert os.stat(path).st_mode & 0o777 == 0o640
+
+
+def test_saving_onto_a_symlink_writes_through_to_its_target_atomically(tmp_path):
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "w.npz"
+    old = _model(seed=1)
+    old.save_weights(target)
+    link = tmp_path / "latest.npz"
+    link.symlink_to(target)
+    chain = tmp_path / "chain.npz"
+    chain.symlink_to(link)
+    new = _model(seed=2)
+    with pytest.MonkeyPatch.context() as mp:  # a failure keeps the target intact and the links in place
+        mp.setattr(os, "replace", _raiser(_Injected, "replace"))
+        with pytest.raises(_Injected):
+            new.save_weights(chain)
+    probe = _model(seed=3)
+    probe.load_weights(target)
+    assert _same(probe.get_weights(), old.get_weights())
+    new.save_weights(chain)
+    assert link.is_symlink() and chain.is_symlink() and os.readlink(chain) == str(link)
+    probe.load_weights(target)
+    assert _same(probe.get_weights(), new.get_weights())
+    assert sorted(os.listdir(tmp_path / "real")) == ["w.npz"]
+    dangling = tmp_path / "dangling.npz"  # a link to a file not written yet: the file is created at the target
+    dangling.symlink_to(tmp_path / "real" / "first.npz")
+    new.save_weights(dangling)
+    assert dangling.is_symlink() and (tmp_path / "real" / "first.npz").is_file()

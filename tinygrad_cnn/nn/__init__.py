@@ -19,6 +19,7 @@ from tinygrad_cnn.nn.pooling import (
     MaxPooling1D,
     MaxPooling2D,
 )
+from tinygrad_cnn.nn.saving import load_model
 from tinygrad_cnn.nn.sequential import Sequential
 from tinygrad_cnn.nn.training import History
 
@@ -48,4 +49,4 @@ __all__ = [
     "Model", "Multiply", "ReLU", "Sequential", "Subtract", "activations", "constraints", "deserialize",
     "initializers", "reference_cnn", "regularizers", "serialize", "set_random_seed",
 ]
-__all__ += ["losses"]
+__all__ += ["load_model", "losses"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from contextlib import contextmanager
 
 from tinygrad_cnn import validation
 
@@ -36,6 +37,19 @@ def unique_name(base: str) -> str:
     count = _NAME_COUNTS[base]
     _NAME_COUNTS[base] += 1
     return base if count == 0 else f"{base}_{count}"
+
+
+@contextmanager
+def names_kept_on_failure():
+    """Undo the names ``unique_name`` handed out inside the block if it fails: a failed ``from_config`` (or load)
+    leaves the next layer's default name what it was (``dense_3``, not ``dense_5``)."""
+    saved = dict(_NAME_COUNTS)
+    try:
+        yield
+    except BaseException:
+        _NAME_COUNTS.clear()
+        _NAME_COUNTS.update(saved)
+        raise
 
 
 class Configurable:
@@ -94,7 +108,8 @@ def deserialize(config, classes: dict, where: str, arg: str | None = None):
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(f"{where}: {arg or 'config'} as a dict needs a 'class_name' key; got {config!r}")
     key = "class_name" if arg is None else f"{arg} class_name"
-    return class_for(where, key, config["class_name"], classes).from_config(dict(config.get("config") or {}))
+    with names_kept_on_failure():
+        return class_for(where, key, config["class_name"], classes).from_config(dict(config.get("config") or {}))
 
 
 def lookup(where: str, arg: str, identifier, by_name: dict, classes: dict, kind: str, allow_callable=True):

@@ -5,6 +5,9 @@
 directory, flushes it to disk and renames it over the destination with
 ``os.replace`` (atomic on POSIX and Windows): an existing checkpoint survives
 any failure during the save, and the temporary file is removed on failure.
+The saved file behaves as one written with ``open()``: its mode follows the
+umask (an existing file keeps its own), and saving onto a symlink writes
+through the link to its target (``atomic_write``, shared by every saver).
 
 ``load_weights`` reads with ``allow_pickle=False`` and checks every array's
 name, shape and dtype against the model *before* changing anything; the first
@@ -16,11 +19,12 @@ positionally in Keras' order. A truncated or non-npz file is a ``ValueError``.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 
 import numpy as np
 
-__all__ = ["load_weights", "save_weights", "weight_keys"]
+__all__ = ["atomic_write", "load_weights", "save_weights", "weight_keys"]
 
 
 def weight_keys(model) -> list[tuple[str, object, str, object]]:
@@ -36,14 +40,35 @@ def save_weights(model, path) -> None:
     """Write the model's weights to ``path`` (.npz) atomically (see the module docstring)."""
     if not model.built:
         raise ValueError(f"save_weights: the model {model.name!r} is not built; there are no weights to save")
-    path = os.fspath(path)
     arrays = {key: t.data for key, _, _, t in weight_keys(model)}
-    directory = os.path.dirname(os.path.abspath(path))
+    atomic_write(path, lambda f: np.savez(f, **arrays), "save_weights", "weights.npz")
+
+
+def _new_file_mode() -> int:
+    """The mode ``open(path, "w")`` gives a new file: 0o666 without the bits of the process' umask."""
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_write(path, write, where: str, example: str) -> None:
+    """Write a file as ``write(binary file)`` does, atomically: to a temporary file in the destination's directory,
+    flushed and fsynced, then renamed over the destination with ``os.replace``; on any failure (an exception or
+    KeyboardInterrupt at any step) the destination is untouched and the temporary file is removed.
+
+    The result behaves as a file written with ``open()``: a new file gets ``0o666 & ~umask``, an existing one keeps
+    its mode, and a symlink is written through (its target is replaced, atomically; the link stays a link).
+    ``where`` names the caller in errors and ``example`` is a file name suggested when ``path`` is a directory.
+    """
+    path = os.fspath(path)
+    target = os.path.realpath(path)  # a symlink (or a chain of them) is written through to its final target
+    directory = os.path.dirname(target)
     if not os.path.isdir(directory):
-        raise FileNotFoundError(f"save_weights: the directory {directory!r} of {path!r} does not exist")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"save_weights: {path!r} is a directory; give a file name such as 'weights.npz'")
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+        raise FileNotFoundError(f"{where}: the directory {directory!r} of {path!r} does not exist")
+    if os.path.isdir(target):
+        raise IsADirectoryError(f"{where}: {path!r} is a directory; give a file name such as {example!r}")
+    mode = stat.S_IMODE(os.stat(target).st_mode) if os.path.exists(target) else _new_file_mode()
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory)
     try:
         try:
             f = os.fdopen(fd, "wb")
@@ -51,10 +76,11 @@ def save_weights(model, path) -> None:
             os.close(fd)  # fdopen failed: the descriptor is still ours to close
             raise
         with f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
+            os.fchmod(f.fileno(), mode)  # mkstemp made it 0600
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         try:
             os.unlink(tmp)

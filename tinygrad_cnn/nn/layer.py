@@ -26,7 +26,7 @@ from tinygrad_cnn.nn import _serial, activations, constraints, initializers, reg
 from tinygrad_cnn.nn.graph import Node, SymbolicTensor
 from tinygrad_cnn.tensor import Tensor, as_tensor
 
-__all__ = ["Layer"]
+__all__ = ["Layer", "assign_checked"]
 
 _DTYPES = ("float32", "float64")
 
@@ -253,20 +253,14 @@ class Layer:
         return [t.data.copy() for t in self.weights]
 
     def set_weights(self, arrays) -> None:
-        """Overwrite the weights (in place) from arrays in Keras order; checks count, shape, then copies."""
+        """Overwrite the weights (in place) from arrays in Keras order; every array is checked (count, shape, a
+        real number dtype) and converted before the first weight changes."""
         arrays = list(arrays)
         if len(arrays) != len(self._weights):
             raise ValueError(f"{self._where()}: set_weights expects {len(self._weights)} arrays "
                              f"({', '.join(self.weight_names) or 'none'}); got {len(arrays)}")
-        checked = []
-        for (wname, t, _, _), a in zip(self._weights, arrays, strict=True):
-            a = np.asarray(a)
-            if a.shape != t.shape:
-                raise ValueError(f"{self._where()}: weight {wname!r} has shape {t.shape}; got an array of shape "
-                                 f"{a.shape}")
-            checked.append(a)
-        for t, a in zip(self.weights, checked, strict=True):
-            t.data[...] = a
+        slots = [(f"{self._where()}: weight {wname!r}", t) for wname, t, _, _ in self._weights]
+        assign_checked(slots, arrays)
 
     def apply_constraints(self) -> None:
         """Project every constrained weight in place (called after each optimizer step)."""
@@ -294,6 +288,22 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+def assign_checked(slots, arrays) -> None:
+    """Write ``arrays`` into the weights of ``slots`` (``(description, Tensor)`` pairs), all or nothing: each array
+    must have its weight's shape and a real number dtype (bool, int or float: complex, object and string arrays are
+    refused, as a cast would drop or fail on them) and is converted to the weight's dtype before the first write."""
+    converted = []
+    for (where, t), a in zip(slots, arrays, strict=True):
+        a = np.asarray(a.data if isinstance(a, Tensor) else a)
+        if a.shape != t.shape:
+            raise ValueError(f"{where} has shape {t.shape}; got an array of shape {a.shape}")
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"{where} holds {t.dtype} numbers; got an array of dtype {a.dtype}")
+        converted.append(a.astype(t.dtype, copy=False))
+    for (_, t), a in zip(slots, converted, strict=True):
+        t.data[...] = a
 
 
 def _batchless(shape):

@@ -23,13 +23,15 @@ connection), the output has one receptive field per path, all listed.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from tinygrad_cnn import validation
-from tinygrad_cnn.nn import _serial, checkpoint, fusion
+from tinygrad_cnn.nn import _serial, checkpoint, fusion, saving
 from tinygrad_cnn.nn.core import InputLayer
 from tinygrad_cnn.nn.graph import SymbolicTensor, nodes_between
-from tinygrad_cnn.nn.layer import Layer, _fmt_shape
+from tinygrad_cnn.nn.layer import Layer, _fmt_shape, assign_checked
 from tinygrad_cnn.nn.training import ModelBase
 from tinygrad_cnn.tensor import Tensor, as_tensor
 
@@ -208,21 +210,14 @@ class Model(ModelBase):
         return [a for layer in self._layers for a in layer.get_weights()]
 
     def set_weights(self, arrays) -> None:
-        """Set every weight from arrays in Keras order; all shapes are checked before anything changes."""
+        """Set every weight from arrays in Keras order; every array is checked before anything changes
+        (``layer.assign_checked``)."""
         arrays = list(arrays)
-        slots = [(layer, name, t) for layer in self._layers
+        slots = [(f"{self._where()}: {layer._where()} weight {name!r}", t) for layer in self._layers
                  for name, t in zip(layer.weight_names, layer.weights, strict=True)]
         if len(arrays) != len(slots):
             raise ValueError(f"{self._where()}: set_weights expects {len(slots)} arrays; got {len(arrays)}")
-        checked = []
-        for (layer, name, t), a in zip(slots, arrays, strict=True):
-            a = np.asarray(a)
-            if a.shape != t.shape:
-                raise ValueError(f"{self._where()}: {layer._where()} weight {name!r} has shape {t.shape}; got an "
-                                 f"array of shape {a.shape}")
-            checked.append(a)
-        for (_, _, t), a in zip(slots, checked, strict=True):
-            t.data[...] = a
+        assign_checked(slots, arrays)
 
     def apply_constraints(self) -> None:
         """Project the constrained weights of every layer (after each optimizer step)."""
@@ -235,12 +230,26 @@ class Model(ModelBase):
         return [loss for layer in self._layers for loss in layer.losses]
 
     def save_weights(self, path) -> None:
-        """Write the weights to ``path`` as .npz, atomically (see ``tinygrad_cnn.nn.checkpoint``)."""
-        checkpoint.save_weights(self, path)
+        """Write the weights to ``path`` atomically: Keras' layout for a ``.weights.h5`` (or ``.h5``) name
+        (``nn.saving``), ``.npz`` otherwise (``nn.checkpoint``)."""
+        if os.fspath(path).endswith(".h5"):
+            saving.save_keras_weights(self, path)
+        else:
+            checkpoint.save_weights(self, path)
 
     def load_weights(self, path) -> None:
-        """Load weights written by ``save_weights`` (or Keras-ordered arrays); all checked before any change."""
-        checkpoint.load_weights(self, path)
+        """Load weights from a ``.weights.h5`` file (Keras' or ``save_weights``'), a ``.keras`` archive or an
+        ``.npz`` written by ``save_weights`` (or Keras-ordered arrays); all checked before any change."""
+        if os.fspath(path).endswith((".h5", ".keras")):
+            saving.load_keras_weights(self, path)
+        else:
+            checkpoint.load_weights(self, path)
+
+    def save(self, path, overwrite=True, include_optimizer=True) -> None:
+        """Write the whole model to ``path`` (``.keras``, Keras 3's format, which ``keras.models.load_model``
+        opens): architecture, weights and (``include_optimizer``) the optimizer with its state and the compile
+        arguments, atomically; ``nn.load_model(path)`` reads it back (``nn.saving``)."""
+        saving.save_model(self, path, overwrite=overwrite, include_optimizer=include_optimizer)
 
     # -- config ----------------------------------------------------------------------------------------
     def _node_keys(self) -> dict[int, list]:
@@ -267,8 +276,9 @@ class Model(ModelBase):
                 "output_layers": [keys[id(t.node)] for t in self.outputs]}
 
     @classmethod
+    @_serial.names_kept_on_failure()
     def from_config(cls, config: dict) -> "Model":
-        """Rebuild the graph (fresh weights) from ``get_config()``."""
+        """Rebuild the graph (fresh weights) from ``get_config()``; a failure uses up no layer name."""
         from tinygrad_cnn.nn import deserialize  # the layer registry lives in the package, which imports this
 
         layers = {entry["name"]: deserialize(entry) for entry in config["layers"]}

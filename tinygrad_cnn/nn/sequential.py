@@ -108,8 +108,9 @@ class Sequential(Model):
                 "build_input_shape": list(self.input_shape) if self.built else None}
 
     @classmethod
+    @_serial.names_kept_on_failure()
     def from_config(cls, config: dict) -> "Sequential":
-        """Rebuild a model (fresh weights) from ``get_config()``."""
+        """Rebuild a model (fresh weights) from ``get_config()``; a failure uses up no layer name."""
         from tinygrad_cnn.nn import deserialize  # the layer registry lives in the package, which imports this
 
         layers = [deserialize(entry) for entry in config["layers"]]

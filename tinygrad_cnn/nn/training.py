@@ -127,8 +127,8 @@ class ModelBase:
             optim.get(optimizer, "compile")
         elif not (isinstance(optimizer, optim.Optimizer) or callable(optimizer)):
             raise TypeError(f"compile: optimizer must be an optimizer, an optimizer class or a name; got {optimizer!r}")
-        self.loss = get_loss(loss)
-        self.metrics = [get_metric(m) for m in (metrics or [])]
+        loss, metrics = get_loss(loss), [get_metric(m) for m in (metrics or [])]  # all checked, then set
+        self.loss, self.metrics = loss, metrics
         self.optimizer = optimizer
         is_instance = isinstance(optimizer, optim.Optimizer)
         self._optimizer_factory = None if is_instance else optimizer
