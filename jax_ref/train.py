@@ -34,18 +34,44 @@ from tqdm.auto import tqdm
 
 from jax_ref.model import JaxModel, from_engine
 from tinygrad_cnn import optim, validation
+from tinygrad_cnn.optim import schedules
 
 # -- optimizers -----------------------------------------------------------------------------------------
 
-def make_optimizer(optimizer, learning_rate, **kwargs) -> optax.GradientTransformation:
+def optax_schedule(learning_rate):
+    """An engine schedule (``tinygrad_cnn.optim.schedules``) as optax' own function of that name and arguments
+    (``optax.join_schedules`` of the converted parts; a schedule optax lacks, such as ``inverse_time_decay``,
+    runs the engine's formula on ``jax.numpy``); a number or any other callable is returned as is.
+
+    The count reaches the schedule as the default integer type: optax keeps it as int32, and its linear and
+    polynomial schedules then compute in float32 even under ``jax_enable_x64`` (``int32 / int`` is float32);
+    with x64 on, the count is int64 and the rate float64, as the engine computes it."""
+    if not isinstance(learning_rate, schedules.Schedule):
+        return learning_rate
+    return lambda count: _optax_schedule(learning_rate)(jnp.asarray(count, jnp.result_type(int)))
+
+
+def _optax_schedule(schedule):
+    config = schedule.config
+    if schedule.name == "join_schedules":
+        return optax.join_schedules([_optax_schedule(s) for s in config["schedules"]], config["boundaries"])
+    if hasattr(optax, schedule.name):
+        return getattr(optax, schedule.name)(**config)
+    return lambda count: schedule.evaluate(count, jnp)
+
+
+def make_optimizer(optimizer, learning_rate, global_clipnorm=None, **kwargs) -> optax.GradientTransformation:
     """``optax.<name>(learning_rate, **kwargs)`` for a name of the engine's table ``tinygrad_cnn.optim.OPTIMIZERS``
-    (optax' function names: sgd, adam, adamw, rmsprop), or a transform as is."""
+    (optax' function names: sgd, adam, adamw, rmsprop), or a transform as is. ``learning_rate`` may be an engine
+    schedule (``optax_schedule``); ``global_clipnorm`` chains ``optax.clip_by_global_norm`` in front, as the
+    engine's optimizers' ``global_clipnorm`` does."""
     if isinstance(optimizer, optax.GradientTransformation):
         return optimizer
     name = validation.choice("jax_ref.train", "optimizer", optimizer, tuple(optim.OPTIMIZERS))
     if name == "rmsprop":
         kwargs = {"decay": 0.9, "eps": 1e-8, **kwargs}
-    return getattr(optax, name)(learning_rate, **kwargs)
+    tx = getattr(optax, name)(optax_schedule(learning_rate), **kwargs)
+    return tx if global_clipnorm is None else optax.chain(optax.clip_by_global_norm(global_clipnorm), tx)
 
 
 # -- batches --------------------------------------------------------------------------------------------
