@@ -11,7 +11,8 @@ from tinygrad_cnn.optim import schedules as S
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 optax = pytest.importorskip("optax")
-jnp = pytest.importorskip("jax.numpy")
+jax = pytest.importorskip("jax")
+jnp = jax.numpy
 jax_ref = pytest.importorskip("jax_ref")
 from jax_ref._report import float64  # noqa: E402
 from jax_ref.train import optax_schedule  # noqa: E402
@@ -39,7 +40,7 @@ def test_schedule_equals_optax_step_for_step(schedule):
     with float64():
         reference = optax_schedule(schedule)  # optax' own function of that name and arguments
         assert reference is not schedule
-        ref = np.asarray([float(reference(jnp.asarray(c))) for c in range(STEPS)])
+        ref = np.asarray(reference(jnp.arange(STEPS)))  # optax' formulas are elementwise in the count
     ours = np.asarray([schedule(c) for c in range(STEPS)])
     np.testing.assert_allclose(ours, ref, rtol=1e-14, atol=1e-16)
     assert np.ptp(ours) > 0 or schedule.name in ("constant_schedule", "polynomial_schedule")
@@ -64,14 +65,13 @@ def test_inverse_time_and_exponential_decay_equal_keras():
         np.testing.assert_allclose([ours(s) for s in steps], [float(theirs(int(s))) for s in steps], rtol=1e-6)
     with float64():  # optax has no inverse-time schedule: the twin runs the engine's formula on jax.numpy
         twin = optax_schedule(pairs[1][0])
-        np.testing.assert_allclose([float(twin(jnp.asarray(s))) for s in steps], [pairs[1][0](s) for s in steps],
-                                   rtol=1e-15)
+        np.testing.assert_allclose(np.asarray(twin(jnp.asarray(steps))), [pairs[1][0](s) for s in steps], rtol=1e-15)
 
 
-SHAPES = [(3, 4), (5,), (2, 2, 3)]
+SHAPES = [(3, 4), (5,), (2, 3)]
 
 
-def _run(make_ours, tx, steps=12, scale=1.0):
+def _run(make_ours, tx, steps=8, scale=1.0):
     rng = np.random.default_rng(0)
     init = [rng.standard_normal(s) for s in SHAPES]  # float64
     grads = [[scale * rng.standard_normal(s) for s in SHAPES] for _ in range(steps)]
@@ -80,12 +80,13 @@ def _run(make_ours, tx, steps=12, scale=1.0):
     with float64():
         ref = [jnp.asarray(a) for a in init]
         state = tx.init(ref)
+        update = jax.jit(tx.update)
         worst = 0.0
         for g in grads:
             for p, gi in zip(params, g, strict=True):
                 p.grad = gi.copy()
             opt.step()
-            updates, state = tx.update([jnp.asarray(gi) for gi in g], state, ref)
+            updates, state = update([jnp.asarray(gi) for gi in g], state, ref)
             ref = optax.apply_updates(ref, updates)
             worst = max(worst, max(float(np.max(np.abs(p.data - np.asarray(r)))) for p, r in zip(params, ref,
                                                                                                    strict=True)))
