@@ -46,6 +46,16 @@ def test_schedule_equals_optax_step_for_step(schedule):
     assert np.ptp(ours) > 0 or schedule.name in ("constant_schedule", "polynomial_schedule")
 
 
+def test_schedules_round_trip_through_json():
+    import json
+
+    for schedule in SCHEDULES + [S.inverse_time_decay(0.1, 10, 0.5)]:
+        again = S.deserialize(json.loads(json.dumps(schedule.get_config())))
+        assert [again(c) for c in range(0, STEPS, 7)] == [schedule(c) for c in range(0, STEPS, 7)]
+    with pytest.raises(ValueError, match="schedules.deserialize: expected"):
+        S.deserialize({"name": "Schedule", "config": {}})
+
+
 def test_negative_control_an_off_by_one_count_is_caught():
     schedule = S.exponential_decay(0.1, 7, 0.5, staircase=True)
     ours = np.asarray([schedule(c + 1) for c in range(STEPS)])

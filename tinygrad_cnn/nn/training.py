@@ -297,7 +297,7 @@ class ModelBase:
 
     # -- fit -------------------------------------------------------------------------------------------------
     def _fit_data(self, x, y, batch_size, shuffle, class_weight, sample_weight, validation_split, validation_data,
-                  rng):
+                  validation_batch_size, rng):
         """The training data (``ArrayData`` / ``IterableData``) and the validation data, all checked."""
         cw = (None if class_weight is None else da.check_class_weight("fit", class_weight, self._n_classes()))
         if class_weight is not None and sample_weight is not None:
@@ -327,7 +327,7 @@ class ModelBase:
             if sw is not None and self._weighted_loss is None:
                 raise ValueError(self._unweightable())
             data = da.ArrayData(x, y, sw, batch_size, shuffle, rng)
-        return data, self._eval_data("fit", "validation_data", validation_data, batch_size)
+        return data, self._eval_data("fit", "validation_data", validation_data, validation_batch_size)
 
     def _eval_data(self, where: str, arg: str, data, batch_size, sample_weight=None, y=None, needs_targets=True):
         """``ArrayData`` for ``(x, y[, sample_weight])`` arrays, ``IterableData`` for an iterable of batches."""
@@ -388,11 +388,7 @@ class ModelBase:
         shuffle = validation.boolean("fit", "shuffle", shuffle)
         rng = np.random.default_rng(seed)
         data, val_data = self._fit_data(x, y, batch_size, shuffle, class_weight, sample_weight, validation_split,
-                                        validation_data, rng)
-        if val_data is not None:
-            val_data.batch_size = validation_batch_size
-            if isinstance(val_data, da.ArrayData):
-                val_data.num_batches = -(-len(val_data.x) // validation_batch_size)
+                                        validation_data, validation_batch_size, rng)
         epoch_iterator = da.Epochs(data, steps_per_epoch)
         callbacks = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, verbose=verbose,
                                  epochs=epochs, steps=epoch_iterator.steps, batch_size=batch_size)

@@ -47,7 +47,8 @@ import numpy as np
 
 from tinygrad_cnn import validation
 
-__all__ = ["Schedule", "constant_schedule", "cosine_decay_schedule", "exponential_decay", "inverse_time_decay",
+__all__ = ["Schedule", "constant_schedule", "cosine_decay_schedule", "deserialize", "exponential_decay",
+           "inverse_time_decay",
            "join_schedules", "linear_schedule", "piecewise_constant_schedule", "polynomial_schedule",
            "warmup_constant_schedule", "warmup_cosine_decay_schedule", "warmup_exponential_decay_schedule"]
 
@@ -73,6 +74,27 @@ class Schedule:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
         return f"{self.name}({args})"
+
+    def get_config(self) -> dict:
+        """``{"name": optax' function name, "config": its arguments}`` (JSON-able; ``deserialize`` inverts it)."""
+        config = dict(self.config)
+        if self.name == "join_schedules":
+            config["schedules"] = [s.get_config() for s in config["schedules"]]
+        return {"name": self.name, "config": config}
+
+
+def deserialize(config: dict) -> Schedule:
+    """The schedule described by ``schedule.get_config()``."""
+    names = sorted(set(__all__) - {"Schedule", "deserialize"})
+    if not isinstance(config, dict) or config.get("name") not in names:
+        raise ValueError(f"schedules.deserialize: expected {{'name': one of {names}, "
+                         f"'config': {{...}}}}; got {config!r}")
+    kwargs = dict(config.get("config", {}))
+    if config["name"] == "join_schedules":
+        kwargs["schedules"] = [deserialize(s) for s in kwargs["schedules"]]
+    if config["name"] == "piecewise_constant_schedule" and kwargs.get("boundaries_and_scales"):
+        kwargs["boundaries_and_scales"] = {int(b): v for b, v in kwargs["boundaries_and_scales"].items()}
+    return globals()[config["name"]](**kwargs)
 
 
 def _number(fn: str, arg: str, value, allow_none: bool = False):
