@@ -99,6 +99,16 @@ def _trainable_labels(model, params):
     return {name: {w: ("freeze" if (name, w) in frozen else "train") for w in ws} for name, ws in params.items()}
 
 
+def _mask_tree(labels, mask):
+    """AdamW's engine ``mask`` (a bool per trainable weight, in ``model.parameters()`` order) as optax' pytree."""
+    trained = [(name, w) for name, ws in labels.items() for w, label in ws.items() if label == "train"]
+    if len(mask) != len(trained):
+        raise ValueError(f"jax_ref.train: mask must give one bool per trainable weight ({len(trained)}); got "
+                         f"{len(mask)}")
+    flags = dict(zip(trained, (bool(f) for f in mask), strict=True))
+    return {name: {w: flags.get((name, w), False) for w in ws} for name, ws in labels.items()}
+
+
 @dataclass
 class TrainResult:
     """``params`` after training, per-step ``losses`` (the minimised total), ``opt_state``, device count, time,
@@ -139,8 +149,10 @@ def train(jax_model, x, y, optimizer="sgd", learning_rate=0.01, batch_size=32, e
     if not isinstance(jax_model, JaxModel):  # an engine model: train its twin (write back with .to_engine)
         jax_model = from_engine(jax_model)
     params = jax_model.params if params is None else params
-    tx = make_optimizer(optimizer, learning_rate, **optimizer_kwargs)
     labels = _trainable_labels(jax_model, params)
+    if isinstance(optimizer_kwargs.get("mask"), (list, tuple)):  # the engine's form: one bool per trainable weight
+        optimizer_kwargs["mask"] = _mask_tree(labels, optimizer_kwargs["mask"])
+    tx = make_optimizer(optimizer, learning_rate, **optimizer_kwargs)
     if any(v == "freeze" for ws in labels.values() for v in ws.values()):
         tx = optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()}, labels)
     x = np.asarray(x)

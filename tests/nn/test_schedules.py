@@ -172,14 +172,14 @@ def test_bad_schedule_and_optimizer_arguments(make, match):
         make()
 
 
-def test_engine_and_twin_train_alike_with_a_schedule_and_clipping():
+def test_engine_and_twin_train_alike_with_a_schedule_clipping_and_a_decay_mask():
     rng = np.random.default_rng(3)
     x, y = rng.standard_normal((64, 6, 6, 1)), rng.integers(0, 3, 64)
     nn.set_random_seed(0)
     model = nn.Sequential([nn.Input((6, 6, 1)), nn.Conv2D(3, 3, activation="tanh"), nn.Flatten(), nn.Dense(3)])
     schedule = S.warmup_cosine_decay_schedule(0.0, 0.05, 5, 30, end_value=1e-3)
-    result = jax_ref.parity(model, x, y, "adam", steps=30, batch_size=16, learning_rate=schedule, dtype="float64",
-                            global_clipnorm=0.5)
+    result = jax_ref.parity(model, x, y, "adamw", steps=30, batch_size=16, learning_rate=schedule, dtype="float64",
+                            global_clipnorm=0.5, weight_decay=0.1, mask=[True, False, True, False])
     assert result.max_rel_loss_deviation < 1e-12, str(result)
     assert result.max_rel_param_deviation < 1e-11, str(result)
     assert result.engine_losses[-1] < result.engine_losses[0]
