@@ -34,18 +34,44 @@ from tqdm.auto import tqdm
 
 from jax_ref.model import JaxModel, from_engine
 from tinygrad_cnn import optim, validation
+from tinygrad_cnn.optim import schedules
 
 # -- optimizers -----------------------------------------------------------------------------------------
 
-def make_optimizer(optimizer, learning_rate, **kwargs) -> optax.GradientTransformation:
+def optax_schedule(learning_rate):
+    """An engine schedule (``tinygrad_cnn.optim.schedules``) as optax' own function of that name and arguments
+    (``optax.join_schedules`` of the converted parts; a schedule optax lacks, such as ``inverse_time_decay``,
+    runs the engine's formula on ``jax.numpy``); a number or any other callable is returned as is.
+
+    The count reaches the schedule as the default integer type: optax keeps it as int32, and its linear and
+    polynomial schedules then compute in float32 even under ``jax_enable_x64`` (``int32 / int`` is float32);
+    with x64 on, the count is int64 and the rate float64, as the engine computes it."""
+    if not isinstance(learning_rate, schedules.Schedule):
+        return learning_rate
+    return lambda count: _optax_schedule(learning_rate)(jnp.asarray(count, jnp.result_type(int)))
+
+
+def _optax_schedule(schedule):
+    config = schedule.config
+    if schedule.name == "join_schedules":
+        return optax.join_schedules([_optax_schedule(s) for s in config["schedules"]], config["boundaries"])
+    if hasattr(optax, schedule.name):
+        return getattr(optax, schedule.name)(**config)
+    return lambda count: schedule.evaluate(count, jnp)
+
+
+def make_optimizer(optimizer, learning_rate, global_clipnorm=None, **kwargs) -> optax.GradientTransformation:
     """``optax.<name>(learning_rate, **kwargs)`` for a name of the engine's table ``tinygrad_cnn.optim.OPTIMIZERS``
-    (optax' function names: sgd, adam, adamw, rmsprop), or a transform as is."""
+    (optax' function names: sgd, adam, adamw, rmsprop), or a transform as is. ``learning_rate`` may be an engine
+    schedule (``optax_schedule``); ``global_clipnorm`` chains ``optax.clip_by_global_norm`` in front, as the
+    engine's optimizers' ``global_clipnorm`` does."""
     if isinstance(optimizer, optax.GradientTransformation):
         return optimizer
     name = validation.choice("jax_ref.train", "optimizer", optimizer, tuple(optim.OPTIMIZERS))
     if name == "rmsprop":
         kwargs = {"decay": 0.9, "eps": 1e-8, **kwargs}
-    return getattr(optax, name)(learning_rate, **kwargs)
+    tx = getattr(optax, name)(optax_schedule(learning_rate), **kwargs)
+    return tx if global_clipnorm is None else optax.chain(optax.clip_by_global_norm(global_clipnorm), tx)
 
 
 # -- batches --------------------------------------------------------------------------------------------
@@ -71,6 +97,16 @@ def _trainable_labels(model, params):
     """``"freeze"`` for every weight the engine froze (a non-trainable layer's, or one frozen on its own)."""
     frozen = {(layer.name, w) for layer in model.layers for w in layer.frozen_weights}
     return {name: {w: ("freeze" if (name, w) in frozen else "train") for w in ws} for name, ws in params.items()}
+
+
+def _mask_tree(labels, mask):
+    """AdamW's engine ``mask`` (a bool per trainable weight, in ``model.parameters()`` order) as optax' pytree."""
+    trained = [(name, w) for name, ws in labels.items() for w, label in ws.items() if label == "train"]
+    if len(mask) != len(trained):
+        raise ValueError(f"jax_ref.train: mask must give one bool per trainable weight ({len(trained)}); got "
+                         f"{len(mask)}")
+    flags = dict(zip(trained, (bool(f) for f in mask), strict=True))
+    return {name: {w: flags.get((name, w), False) for w in ws} for name, ws in labels.items()}
 
 
 @dataclass
@@ -113,8 +149,10 @@ def train(jax_model, x, y, optimizer="sgd", learning_rate=0.01, batch_size=32, e
     if not isinstance(jax_model, JaxModel):  # an engine model: train its twin (write back with .to_engine)
         jax_model = from_engine(jax_model)
     params = jax_model.params if params is None else params
-    tx = make_optimizer(optimizer, learning_rate, **optimizer_kwargs)
     labels = _trainable_labels(jax_model, params)
+    if isinstance(optimizer_kwargs.get("mask"), (list, tuple)):  # the engine's form: one bool per trainable weight
+        optimizer_kwargs["mask"] = _mask_tree(labels, optimizer_kwargs["mask"])
+    tx = make_optimizer(optimizer, learning_rate, **optimizer_kwargs)
     if any(v == "freeze" for ws in labels.values() for v in ws.values()):
         tx = optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()}, labels)
     x = np.asarray(x)

@@ -282,7 +282,7 @@ ROWS = [
     ("fit-epochs", lambda: _fit(epochs=-1), ValueError, r"fit: epochs must be an integer >= 0; got -1"),
     ("fit-lengths", lambda: _fit(y=YS[:3]), ValueError, r"fit: x has 4 examples but y has 3"),
     ("fit-validation-data", lambda: _fit(validation_data=np.zeros(3)), ValueError,
-     r"fit: validation_data must be a pair \(x_val, y_val\)"),
+     r"fit: validation_data must be \(x_val, y_val\), \(x_val, y_val, sample_weight\) or an iterable"),
     ("fit-seed", lambda: _fit(seed="a"), TypeError, r"fit: seed must be a non-negative int or None; got 'a'"),
     ("fit-verbose", lambda: _fit(verbose="loud"), ValueError, r"fit: verbose must be 0, 1, 2 or 'auto'; got 'loud'"),
     ("fit-labels-range", lambda: _fit(y=np.full(4, 7)), ValueError,

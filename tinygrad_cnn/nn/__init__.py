@@ -2,6 +2,7 @@
 
 from tinygrad_cnn.nn import activations, constraints, initializers, regularizers  # isort: skip
 from tinygrad_cnn.nn import losses  # isort: skip
+from tinygrad_cnn.nn import callbacks  # isort: skip
 from tinygrad_cnn.nn.layer import Layer  # isort: skip
 from tinygrad_cnn.nn.conv import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D, DepthwiseConv2D
 from tinygrad_cnn.nn.core import Activation, Dense, Dropout, Flatten, Input, InputLayer, ReLU
@@ -49,4 +50,4 @@ __all__ = [
     "Model", "Multiply", "ReLU", "Sequential", "Subtract", "activations", "constraints", "deserialize",
     "initializers", "reference_cnn", "regularizers", "serialize", "set_random_seed",
 ]
-__all__ += ["load_model", "losses"]
+__all__ += ["callbacks", "load_model", "losses"]

@@ -1,4 +1,5 @@
-"""compile / fit / evaluate / predict for ``Sequential`` (Keras' meaning of the loss and metric names).
+"""compile / fit / evaluate / predict for every model (Keras' meaning of the loss and metric names and of the fit
+arguments).
 
 Losses: a name of the one registry ``nn.losses.LOSSES`` with Keras' meaning
 (``sparse_categorical_crossentropy`` (class ids) and ``categorical_crossentropy``
@@ -6,92 +7,67 @@ Losses: a name of the one registry ``nn.losses.LOSSES`` with Keras' meaning
 logits), a ``nn.losses`` object such as ``SparseCategoricalCrossentropy(from_logits=True)``,
 or a callable ``loss(outputs, targets) -> scalar Tensor`` used as is. ``fit`` minimises
 loss + sum(model.losses) (the regularization penalties) and reports that total.
+
+Weighted examples (``sample_weight``, ``class_weight``, or weights in the batches), as Keras' ``Loss``: with
+``l_i`` the per-example loss and ``w_i`` its weight, the batch loss is ``sum(w_i l_i) / n`` (the loss'
+``reduction`` ``"sum_over_batch_size"``/``"mean"``), ``sum(w_i l_i)`` (``"sum"``) or ``sum(w_i l_i) / sum(w_i)``
+(``"mean_with_sample_weight"``). It needs per-example losses: a loss name, an ``nn.losses`` object, or a
+function taking ``reduction="none"`` (the functional losses such as ``F.cross_entropy``). Compiled metrics are
+not weighted (Keras' ``metrics``, not ``weighted_metrics``). The epoch's loss and metrics are the means over its
+batches weighted by batch size, as Keras' trackers.
+
+The loop (Keras 3's, hooks in ``nn.callbacks.base``): ``on_train_begin``; per epoch from ``initial_epoch``:
+``on_epoch_begin``, per batch ``on_train_batch_begin`` / one step / ``on_train_batch_end`` (stopping after the
+batch when ``model.stop_training`` is set), then on validation epochs (``validation_freq``: every that many
+epochs, or the 1-based epochs listed) ``evaluate`` (``val_*`` logs), ``on_epoch_end``, and a stop if
+``model.stop_training``; ``on_train_end``. Data: ``nn.data_adapter``.
 """
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
-from tqdm.auto import tqdm
 
 from tinygrad_cnn import optim, validation
 from tinygrad_cnn.modes import no_grad
-from tinygrad_cnn.nn import losses
+from tinygrad_cnn.nn import data_adapter as da
+from tinygrad_cnn.nn.callbacks import CallbackList, History
+from tinygrad_cnn.nn.compile_utils import get_loss, get_metric, weighted_loss
 from tinygrad_cnn.tensor import Tensor
 
-__all__ = ["History", "ModelBase", "get_loss", "get_metric"]
-
-
-def get_loss(loss):
-    """The ``(outputs, targets) -> scalar Tensor`` that ``compile`` trains with.
-
-    A callable is used as is; a name of ``nn.losses.LOSSES`` (Keras' meaning: ``"sparse_categorical_crossentropy"``
-    is ``SparseCategoricalCrossentropy()``, which expects probabilities), a Keras class name, a config dict or a
-    ``nn.losses.Loss`` object or class gives that loss in the engine's argument order (``Loss.forward``).
-    """
-    if isinstance(loss, (str, dict, losses.Loss)) or (isinstance(loss, type) and issubclass(loss, losses.Loss)):
-        return losses.get(loss, "compile", "loss").forward
-    if callable(loss):
-        return loss
-    raise TypeError(f"compile: loss must be a loss name, a config dict, a Loss object or a callable "
-                    f"(outputs, targets) -> scalar Tensor; got {loss!r} of type {type(loss).__name__}")
-
-
-def _accuracy(out: np.ndarray, y: np.ndarray) -> float:
-    if np.issubdtype(y.dtype, np.integer) and out.ndim == y.ndim + 1 and out.shape[-1] > 1:
-        return float(np.mean(np.argmax(out, -1) == y))
-    if out.shape == y.shape and out.shape[-1] > 1:
-        return float(np.mean(np.argmax(out, -1) == np.argmax(y, -1)))
-    y = y.reshape(out.shape) if y.size == out.size else y
-    return float(np.mean((out > 0.5) == (y > 0.5)))
-
-
-def _metric_mse(out, y):
-    return float(np.mean((out - y.reshape(out.shape)) ** 2))
-
-
-def _metric_mae(out, y):
-    return float(np.mean(np.abs(out - y.reshape(out.shape))))
-
-
-_METRICS = {"accuracy": _accuracy, "acc": _accuracy, "sparse_categorical_accuracy": _accuracy,
-            "categorical_accuracy": _accuracy, "mse": _metric_mse, "mae": _metric_mae}
-
-
-def get_metric(metric):
-    """(name, fn(outputs ndarray, targets ndarray) -> batch mean) from a Keras name or a callable."""
-    if callable(metric):
-        return getattr(metric, "__name__", "metric"), metric
-    key = validation.choice("compile", "metrics", metric, tuple(_METRICS))
-    return ("accuracy" if key == "acc" else key), _METRICS[key]
-
-
-class History:
-    """What ``fit`` returns: ``history`` (metric name -> list per epoch), ``epoch``, ``params``."""
-
-    def __init__(self, params: dict):
-        self.history: dict[str, list[float]] = {}
-        self.epoch: list[int] = []
-        self.params = params
-
-    def _append(self, epoch: int, logs: dict) -> None:
-        self.epoch.append(epoch)
-        for k, v in logs.items():
-            self.history.setdefault(k, []).append(v)
-
-    def __repr__(self) -> str:
-        return f"<History epochs={len(self.epoch)} keys={list(self.history)}>"
+__all__ = ["History", "ModelBase", "get_loss", "get_metric", "weighted_loss"]
 
 
 def _arrays(fn: str, x, y=None):
-    x = np.asarray(x.data if isinstance(x, Tensor) else x)
-    if x.ndim < 1 or len(x) == 0:
-        raise ValueError(f"{fn}: x must be a non-empty array with a batch axis; got shape {x.shape}")
+    x = da.to_array(fn, "x", x)
     if y is None:
         return x, None
     y = np.asarray(y.data if isinstance(y, Tensor) else y)
-    if len(y) != len(x):
-        raise ValueError(f"{fn}: x has {len(x)} examples but y has {len(y)}")
+    if y.ndim < 1 or len(y) != len(x):
+        raise ValueError(f"{fn}: x has {len(x)} examples but y has {len(y) if y.ndim else 'none (a scalar)'}")
     return x, y
+
+
+def _verbose(fn: str, verbose) -> int:
+    if isinstance(verbose, str) and verbose == "auto":
+        return 1
+    if isinstance(verbose, (str, float)) or verbose not in (0, 1, 2):  # Keras' values (True/False are 1/0)
+        raise ValueError(f"{fn}: verbose must be 0, 1, 2 or 'auto'; got {verbose!r}")
+    return int(verbose)
+
+
+def _optional_count(fn: str, arg: str, value):
+    return None if value is None else validation.positive_int(fn, arg, value)
+
+
+def _validation_freq(value):
+    if validation.is_int(value) and value >= 1:
+        return int(value)
+    if isinstance(value, (list, tuple, set)) and value and all(validation.is_int(v) and v >= 1 for v in value):
+        return {int(v) for v in value}
+    raise ValueError(f"fit: validation_freq must be an integer >= 1 (validate every that many epochs) or a list of "
+                     f"1-based epoch numbers; got {value!r}")
 
 
 class ModelBase:
@@ -106,6 +82,8 @@ class ModelBase:
         self.history = None
         self._optimizer_factory = None  # the name or class given to compile (None for an instance)
         self._compiled_trainable = None  # ids of the trainable weights an optimizer instance was compiled with
+        self._weighted_loss = None
+        self.stop_training = False  # set by a callback (or by you, from one) to end fit after the current batch
 
     def compile(self, optimizer="adam", loss=None, metrics=None) -> None:
         """Choose the optimizer (instance, class or a name of ``optim.OPTIMIZERS``, built with its class' default
@@ -127,8 +105,8 @@ class ModelBase:
             optim.get(optimizer, "compile")
         elif not (isinstance(optimizer, optim.Optimizer) or callable(optimizer)):
             raise TypeError(f"compile: optimizer must be an optimizer, an optimizer class or a name; got {optimizer!r}")
-        loss, metrics = get_loss(loss), [get_metric(m) for m in (metrics or [])]  # all checked, then set
-        self.loss, self.metrics = loss, metrics
+        resolved = get_loss(loss), weighted_loss(loss), [get_metric(m) for m in (metrics or [])]  # checked, then set
+        self.loss, self._weighted_loss, self.metrics = resolved
         self.optimizer = optimizer
         is_instance = isinstance(optimizer, optim.Optimizer)
         self._optimizer_factory = None if is_instance else optimizer
@@ -174,6 +152,7 @@ class ModelBase:
             kept = {id(p): state for p, state in zip(opt.params, opt.state, strict=True)}
             new.state = [kept.get(id(p), state) for p, state in zip(params, new.state, strict=True)]
             new.count = opt.count
+            new.learning_rate = opt.learning_rate  # as a callback (ReduceLROnPlateau, ...) left it
         self.optimizer = new
         return new
 
@@ -181,108 +160,251 @@ class ModelBase:
         dtype = self._layers[0].dtype if getattr(self, "_layers", None) else "float32"
         return x.astype(dtype, copy=False) if np.issubdtype(x.dtype, np.number) else x
 
-    def _total_loss(self, outputs, targets):
-        loss = self.loss(outputs, targets)
+    def _total_loss(self, outputs, targets, sample_weight=None):
+        if sample_weight is None:
+            loss = self.loss(outputs, targets)
+        elif self._weighted_loss is None:
+            raise ValueError(self._unweightable())
+        else:
+            loss = self._weighted_loss(outputs, targets, sample_weight)
         for penalty in self.losses:
             loss = loss + penalty
         return loss
 
-    def train_step(self, xb: np.ndarray, yb: np.ndarray, opt) -> tuple[float, np.ndarray]:
+    def _unweightable(self) -> str:
+        return (f"{self.name}: sample weights (sample_weight, class_weight or weights in the batches) need a loss "
+                f"that gives per-example values: compile with a loss name, an nn.losses object or a function "
+                f"taking reduction='none' (such as F.cross_entropy); the compiled loss {self.loss!r} takes none")
+
+    def _check_input(self, where: str, x: np.ndarray) -> None:
+        """A ValueError when the model is built for another input shape than ``x``'s."""
+        if not self.built or len(getattr(self, "inputs", [None])) != 1:
+            return
+        expected = tuple(self.input_shape)
+        if x.ndim != len(expected) or any(e is not None and e != a for e, a in zip(expected[1:], x.shape[1:],
+                                                                                   strict=True)):
+            shown = "(None, " + ", ".join(str(d) for d in expected[1:]) + ")"
+            raise ValueError(f"{where}: x has shape {x.shape} but {self.name!r} expects inputs of shape {shown}")
+
+    def _n_classes(self):
+        try:
+            shape = self.output_shape if self.built else None
+        except (ValueError, AttributeError):
+            return None
+        if not isinstance(shape, tuple) or not shape or not validation.is_int(shape[-1]):
+            return None
+        return shape[-1] if shape[-1] > 1 else 2
+
+
+    def train_step(self, xb: np.ndarray, yb: np.ndarray, opt, sample_weight=None) -> tuple[float, np.ndarray]:
         """One update: zero_grad, forward (training=True), loss + penalties, backward, step, constraints."""
         opt.zero_grad()
         outputs = self(xb, training=True)
-        loss = self._total_loss(outputs, yb)
+        loss = self._total_loss(outputs, yb, sample_weight)
         loss.backward()
         opt.step()
         self.apply_constraints()
         return float(loss.item()), outputs.data
 
-    def fit(self, x, y, batch_size=32, epochs=1, validation_data=None, shuffle=True, seed=None, verbose=1):
-        """Train for ``epochs`` passes over (x, y) in mini-batches; returns a History.
+    # -- fit -------------------------------------------------------------------------------------------------
+    def _fit_data(self, x, y, batch_size, shuffle, class_weight, sample_weight, validation_split, validation_data,
+                  validation_batch_size, rng):
+        """The training data (``ArrayData`` / ``IterableData``) and the validation data, all checked."""
+        cw = (None if class_weight is None else da.check_class_weight("fit", class_weight, self._n_classes()))
+        if class_weight is not None and sample_weight is not None:
+            raise ValueError("fit: give class_weight or sample_weight, not both (Keras' rule)")
+        if da.is_batch_iterable(x) and y is None:
+            if validation_split:
+                raise ValueError("fit: validation_split needs array inputs (it takes the last fraction of them); x is "
+                                 "an iterable of batches: pass validation_data instead")
+            if sample_weight is not None:
+                raise ValueError("fit: sample_weight goes with array inputs; with an iterable of batches put the "
+                                 "weights in each batch, (x, y, sample_weight)")
+            if not self.built:
+                raise ValueError(f"fit: {self.name!r} is not built; with an iterable of batches start the model with "
+                                 f"nn.Input or call build(input_shape) first")
+            data = da.IterableData("fit", x, class_weight=cw, check_x=self._check_input)
+        else:
+            if y is None:
+                raise ValueError("fit: y is None; give the targets y, or x as an iterable of (x, y) batches")
+            x, y = _arrays("fit", x, y)
+            x = self._inputs(x)
+            self._check_input("fit", x)
+            sw = None if sample_weight is None else da.sample_weights("fit", sample_weight, len(x))
+            if validation_split and validation_data is None:
+                (x, y, sw), validation_data = da.split_validation("fit", validation_split, x, y, sw)
+            if cw is not None:
+                sw = da.class_weights_to_sample_weights(y, cw)
+            if sw is not None and self._weighted_loss is None:
+                raise ValueError(self._unweightable())
+            data = da.ArrayData(x, y, sw, batch_size, shuffle, rng)
+        return data, self._eval_data("fit", "validation_data", validation_data, validation_batch_size)
 
-        ``seed`` fixes the shuffling and every Dropout mask: the same seed and
-        the same initial weights give bit-identical training.
+    def _eval_data(self, where: str, arg: str, data, batch_size, sample_weight=None, y=None, needs_targets=True):
+        """``ArrayData`` for ``(x, y[, sample_weight])`` arrays, ``IterableData`` for an iterable of batches."""
+        if data is None:
+            return None
+        if da.is_batch_iterable(data) and y is None:
+            return da.IterableData(where, data, needs_targets=needs_targets, check_x=self._check_input)
+        if arg == "validation_data":
+            if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+                raise ValueError(f"{where}: validation_data must be (x_val, y_val), (x_val, y_val, sample_weight) or "
+                                 f"an iterable of (x, y) batches; got {type(data).__name__}")
+            data, y, sample_weight = (list(data) + [None])[:3]
+        if needs_targets and y is None:
+            raise ValueError(f"{where}: y is None; give the targets y, or x as an iterable of (x, y) batches")
+        x, y = _arrays(where, data, y)
+        x = self._inputs(x)
+        self._check_input(where, x)
+        sw = None if sample_weight is None else da.sample_weights(where, sample_weight, len(x))
+        if sw is not None and self._weighted_loss is None:
+            raise ValueError(self._unweightable())
+        return da.ArrayData(x, y, sw, batch_size)
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1, seed=None):
+        """Train for epochs ``initial_epoch .. epochs - 1``; returns the ``History`` (also ``model.history``).
+
+        Keras' arguments and meaning (see the module docstring and ``nn.data_adapter``): ``x``, ``y`` arrays, or
+        ``x`` an iterable of ``(x, y[, sample_weight])`` batches with ``y=None``; ``batch_size`` (default 32);
+        ``verbose`` 0 / 1 / 2 / "auto" (``nn.callbacks.loggers``); ``callbacks`` a list of ``nn.callbacks``
+        objects; ``validation_split`` in [0, 1): the last fraction of the arrays, before shuffling;
+        ``validation_data`` ``(x, y[, sample_weight])`` or an iterable of batches (it wins over
+        ``validation_split``); ``shuffle`` each pass over arrays; ``class_weight`` ``{class id: weight}`` or
+        ``sample_weight`` (one per example); ``steps_per_epoch``, ``validation_steps``, ``validation_batch_size``,
+        ``validation_freq``. ``seed`` fixes the shuffling and every Dropout mask: the same seed and the same
+        initial weights give bit-identical training. Every argument is checked before anything changes.
         """
         if not self.compiled:
             raise RuntimeError(f"{self.name}: call compile(optimizer, loss, metrics) before fit")
-        x, y = _arrays("fit", x, y)
-        batch_size = validation.positive_int("fit", "batch_size", batch_size)
+        batch_size = validation.positive_int("fit", "batch_size", 32 if batch_size is None else batch_size)
         epochs = validation.positive_int("fit", "epochs", epochs, minimum=0)
+        verbose = _verbose("fit", verbose)
+        initial_epoch = validation.positive_int("fit", "initial_epoch", initial_epoch, minimum=0)
+        if initial_epoch > epochs:
+            raise ValueError(f"fit: initial_epoch={initial_epoch} is after the last epoch (epochs={epochs} means "
+                             f"epochs {initial_epoch}..{epochs - 1} would run: none); epochs counts from 0, not from "
+                             f"initial_epoch")
+        steps_per_epoch = _optional_count("fit", "steps_per_epoch", steps_per_epoch)
+        validation_steps = _optional_count("fit", "validation_steps", validation_steps)
+        validation_batch_size = validation.positive_int("fit", "validation_batch_size",
+                                                        validation_batch_size or batch_size)
+        validation_freq = _validation_freq(validation_freq)
+        if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) or not (
+                0.0 <= validation_split < 1.0):
+            raise ValueError(f"fit: validation_split must be a fraction in [0, 1) (the share of the examples kept "
+                             f"for validation); got {validation_split!r}")
         validation.seed("fit", "seed", seed, allow_generator=False)
         shuffle = validation.boolean("fit", "shuffle", shuffle)
-        if verbose not in (0, 1, 2, "auto"):  # Keras' values (True/False are 1/0)
-            raise ValueError(f"fit: verbose must be 0, 1, 2 or 'auto'; got {verbose!r}")
-        if validation_data is not None and (not isinstance(validation_data, (tuple, list))
-                                            or len(validation_data) != 2):
-            raise ValueError("fit: validation_data must be a pair (x_val, y_val)")
-        x = self._inputs(x)
-        if not self.built:
-            self.build((None,) + x.shape[1:])
-        opt = self._make_optimizer()
         rng = np.random.default_rng(seed)
+        data, val_data = self._fit_data(x, y, batch_size, shuffle, class_weight, sample_weight, validation_split,
+                                        validation_data, validation_batch_size, rng)
+        epoch_iterator = da.Epochs(data, steps_per_epoch)
+        callbacks = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, verbose=verbose,
+                                 epochs=epochs, steps=epoch_iterator.steps, batch_size=batch_size)
+        if not self.built:
+            self.build((None,) + data.x.shape[1:])
+        opt = self._make_optimizer()
         if seed is not None:
             for layer in self._layers:
                 if hasattr(layer, "reseed"):
                     layer.reseed(np.random.default_rng(rng.integers(2 ** 63)))
-        n = len(x)
-        steps = -(-n // batch_size)
-        history = History({"epochs": epochs, "steps": steps, "batch_size": batch_size, "verbose": verbose})
-        for epoch in range(epochs):
-            order = rng.permutation(n) if shuffle else np.arange(n)
-            sums = {"loss": 0.0, **{name: 0.0 for name, _ in self.metrics}}
-            seen = 0
-            bar = tqdm(total=steps, desc=f"Epoch {epoch + 1}/{epochs}", disable=not verbose, unit="batch",
-                       leave=True, dynamic_ncols=True)
-            for step in range(steps):
-                idx = order[step * batch_size:(step + 1) * batch_size]
-                loss, out = self.train_step(x[idx], y[idx], opt)
-                k = len(idx)
-                seen += k
-                sums["loss"] += loss * k
+        callbacks.set_model(self)
+        self.stop_training = False
+        callbacks.on_train_begin()
+        training_logs = {}
+        for epoch in range(initial_epoch, epochs):
+            callbacks.on_epoch_begin(epoch)
+            sums, seen = {"loss": 0.0, **{name: 0.0 for name, _ in self.metrics}}, 0
+            for step, (xb, yb, wb) in epoch_iterator.epoch():
+                callbacks.on_train_batch_begin(step)
+                loss, out = self.train_step(xb, yb, opt, wb)
+                seen += len(xb)
+                sums["loss"] += loss * len(xb)
                 for name, fn in self.metrics:
-                    sums[name] += fn(out, y[idx]) * k
-                bar.update(1)
-                bar.set_postfix({k_: f"{v / seen:.4f}" for k_, v in sums.items()}, refresh=False)
-            logs = {k_: v / seen for k_, v in sums.items()}
-            if validation_data is not None:
-                val = self.evaluate(validation_data[0], validation_data[1], batch_size=batch_size, verbose=0,
-                                    return_dict=True)
-                logs.update({f"val_{k_}": v for k_, v in val.items()})
-            bar.set_postfix({k_: f"{v:.4f}" for k_, v in logs.items()})
-            bar.close()
-            history._append(epoch, logs)
-        self.history = history
-        return history
+                    sums[name] += fn(out, yb) * len(xb)
+                callbacks.on_train_batch_end(step, {k: v / seen for k, v in sums.items()})
+                if self.stop_training:
+                    break
+            if epoch_iterator.ran_out:  # the data gave no batch this epoch (Keras warned): training is over
+                break
+            logs = {k: v / seen for k, v in sums.items()}
+            if val_data is not None and (epoch + 1 in validation_freq if isinstance(validation_freq, set)
+                                         else (epoch + 1) % validation_freq == 0):
+                val = self._evaluate(val_data, validation_steps, callbacks)
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            callbacks.on_epoch_end(epoch, logs)
+            training_logs = logs
+            if self.stop_training:
+                break
+        callbacks.on_train_end(training_logs)
+        self.history = callbacks.history
+        return self.history
 
-    def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False):
-        """Mean loss (with penalties) and metrics over (x, y), batched, without recording a graph.
-
-        Returns the loss, or ``[loss, *metrics]`` when metrics were compiled (a dict with ``return_dict``)."""
-        if not self.compiled:
-            raise RuntimeError(f"{self.name}: call compile(optimizer, loss, metrics) before evaluate")
-        x, y = _arrays("evaluate", x, y)
-        batch_size = validation.positive_int("evaluate", "batch_size", batch_size)
-        x = self._inputs(x)
-        sums = {"loss": 0.0, **{name: 0.0 for name, _ in self.metrics}}
+    # -- evaluate / predict ------------------------------------------------------------------------------
+    def _evaluate(self, data, steps, callbacks) -> dict:
+        """Mean loss (with penalties, weighted as in fit) and metrics over ``data``, with the ``on_test_*`` hooks."""
+        callbacks.on_test_begin()
+        sums, seen = {"loss": 0.0, **{name: 0.0 for name, _ in self.metrics}}, 0
         with no_grad():
-            for start in tqdm(range(0, len(x), batch_size), desc="evaluate", disable=not verbose, unit="batch"):
-                xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            for step, (xb, yb, wb) in da.Epochs(data, steps).epoch():
+                callbacks.on_test_batch_begin(step)
                 out = self(xb, training=False)
-                sums["loss"] += float(self._total_loss(out, yb).item()) * len(xb)
+                sums["loss"] += float(self._total_loss(out, yb, wb).item()) * len(xb)
                 for name, fn in self.metrics:
                     sums[name] += fn(out.data, yb) * len(xb)
-        logs = {k: v / len(x) for k, v in sums.items()}
+                seen += len(xb)
+                callbacks.on_test_batch_end(step, {k: v / seen for k, v in sums.items()})
+        if not seen:
+            raise ValueError(f"{self.name}: evaluate got no batch from its input")
+        logs = {k: v / seen for k, v in sums.items()}
+        callbacks.on_test_end(logs)
+        return logs
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, sample_weight=None, steps=None, callbacks=None,
+                 return_dict=False):
+        """Mean loss (with penalties) and metrics over (x, y), batched, without recording a graph.
+
+        ``x`` may be an iterable of ``(x, y[, sample_weight])`` batches (``y=None``); ``sample_weight`` weights
+        the loss as in ``fit``; ``steps`` caps the batches. Returns the loss, or ``[loss, *metrics]`` when metrics
+        were compiled, or a dict ``{name: value}`` with ``return_dict=True`` (Keras' forms)."""
+        if not self.compiled:
+            raise RuntimeError(f"{self.name}: call compile(optimizer, loss, metrics) before evaluate")
+        batch_size = validation.positive_int("evaluate", "batch_size", 32 if batch_size is None else batch_size)
+        verbose = _verbose("evaluate", verbose)
+        steps = _optional_count("evaluate", "steps", steps)
+        data = self._eval_data("evaluate", "x", x, batch_size, sample_weight, y)
+        callbacks = CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
+                                 steps=steps or data.num_batches)
+        logs = self._evaluate(data, steps, callbacks)
         if return_dict:
             return logs
         return logs["loss"] if not self.metrics else list(logs.values())
 
-    def predict(self, x, batch_size=32, verbose=0) -> np.ndarray:
-        """The model's outputs for x, computed in batches without recording a graph."""
-        x, _ = _arrays("predict", x)
-        batch_size = validation.positive_int("predict", "batch_size", batch_size)
-        x = self._inputs(x)
+    def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None) -> np.ndarray:
+        """The model's outputs for x (an array, or an iterable of batches ``x`` / ``(x, ...)``), computed in batches
+        of ``batch_size`` (default 32) without recording a graph; ``steps`` caps the batches."""
+        batch_size = validation.positive_int("predict", "batch_size", 32 if batch_size is None else batch_size)
+        verbose = _verbose("predict", verbose)
+        steps = _optional_count("predict", "steps", steps)
+        if da.is_batch_iterable(x):
+            data = da.IterableData("predict", x, needs_targets=False, check_x=self._check_input)
+        else:
+            x, _ = _arrays("predict", x)
+            x = self._inputs(x)
+            self._check_input("predict", x)
+            data = da.ArrayData(x, None, None, batch_size)
+        callbacks = CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
+                                 steps=steps or data.num_batches)
+        callbacks.on_predict_begin()
         outs = []
         with no_grad():
-            for start in tqdm(range(0, len(x), batch_size), desc="predict", disable=not verbose, unit="batch"):
-                outs.append(self(x[start:start + batch_size], training=False).data)
+            for step, (xb, _, _) in da.Epochs(data, steps).epoch():
+                callbacks.on_predict_batch_begin(step)
+                outs.append(self(self._inputs(xb), training=False).data)
+                callbacks.on_predict_batch_end(step, {"outputs": outs[-1]})
+        callbacks.on_predict_end()
+        if not outs:
+            raise ValueError(f"{self.name}: predict got no batch from its input")
         return np.concatenate(outs, axis=0)

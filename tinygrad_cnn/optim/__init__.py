@@ -26,22 +26,41 @@ Constraints are the model's business:
 ``"adam"``, ``"adamw"``, ``"rmsprop"``): ``compile(optimizer="adam")`` builds
 ``OPTIMIZERS["adam"](params)`` (every class' default learning rate is Keras'),
 and the twin maps each name to ``optax.<name>``.
+
+Every optimizer also takes, keyword-only, ``global_clipnorm`` (Keras' name): the gradients are first scaled by
+``min(1, global_clipnorm / ||g||)``, ``||g||`` the norm of all of them together, exactly
+``optax.chain(optax.clip_by_global_norm(global_clipnorm), optax.<name>(...))``. ``learning_rate`` may be a
+schedule (``optim.schedules``, or any ``count -> rate``); a rate that is negative or not finite is refused
+when the schedule gives it, before anything moves. ``AdamW(mask=...)`` is optax' ``mask``: which parameters
+are decayed (a list of bools, one per parameter, or a callable ``params -> list of bools``).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from tinygrad_cnn import validation
+from tinygrad_cnn.optim import schedules
 from tinygrad_cnn.tensor import Tensor
 
-__all__ = ["OPTIMIZERS", "SGD", "Adam", "AdamW", "Optimizer", "RMSprop", "get"]
+__all__ = ["OPTIMIZERS", "SGD", "Adam", "AdamW", "Optimizer", "RMSprop", "clip_by_global_norm", "get", "schedules"]
+
+
+def clip_by_global_norm(grads: list, max_norm: float) -> list:
+    """optax.clip_by_global_norm on a list of arrays: ``n = sqrt(sum_i sum(g_i ** 2))``; every ``g_i`` is returned
+    unchanged if ``n < max_norm``, else as ``(g_i / n) * max_norm`` (in its own dtype)."""
+    norm = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads))
+    if norm < max_norm:
+        return grads
+    return [(g / g.dtype.type(norm)) * g.dtype.type(max_norm) for g in grads]
 
 
 class Optimizer:
     """Base: holds the parameters and the step count; ``step()`` updates every parameter from its ``.grad``."""
 
-    def __init__(self, params, learning_rate):
+    def __init__(self, params, learning_rate, global_clipnorm=None):
         cls = type(self).__name__
         if isinstance(params, Tensor):
             params = [params]
@@ -65,9 +84,9 @@ class Optimizer:
             seen.add(id(p))
         self._check_trainable(cls, params)
         self.params = params
-        if not callable(learning_rate):
-            learning_rate = validation.number_in(cls, "learning_rate", learning_rate, 0.0, float("inf"))
         self.learning_rate = learning_rate
+        self.global_clipnorm = (None if global_clipnorm is None else
+                                validation.number_in(cls, "global_clipnorm", global_clipnorm, 0.0, float("inf")))
         self.count = 0
         self.state: list[dict] = [self._init_state(p) for p in params]
 
@@ -82,8 +101,31 @@ class Optimizer:
     def _init_state(self, p: Tensor) -> dict:
         return {}
 
+    @property
+    def learning_rate(self):
+        """A number >= 0 or a schedule ``count -> rate`` (settable: callbacks change it between epochs)."""
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value) -> None:
+        if not callable(value):
+            value = validation.number_in(type(self).__name__, "learning_rate", value, 0.0, float("inf"))
+        self._learning_rate = value
+
     def _lr(self) -> float:
-        return float(self.learning_rate(self.count)) if callable(self.learning_rate) else self.learning_rate
+        lr = self.learning_rate
+        if not callable(lr):
+            return lr
+        value = lr(self.count)
+        try:
+            rate = float(value)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{type(self).__name__}.step: the learning_rate schedule {lr!r} gave {value!r} at step "
+                            f"{self.count}; expected a number") from exc
+        if not (math.isfinite(rate) and rate >= 0):
+            raise ValueError(f"{type(self).__name__}.step: the learning_rate schedule {lr!r} gave {rate} at step "
+                             f"{self.count}; a learning rate must be a finite number >= 0 (no weight was changed)")
+        return rate
 
     def zero_grad(self) -> None:
         """Forget every parameter's gradient."""
@@ -98,15 +140,21 @@ class Optimizer:
             if p.grad is not None and np.shape(p.grad) != p.shape:
                 raise ValueError(f"{type(self).__name__}.step: params[{i}] has shape {p.shape} but its .grad has "
                                  f"shape {np.shape(p.grad)}")
-        for p, state in zip(self.params, self.state, strict=True):
-            g = np.zeros_like(p.data) if p.grad is None else np.asarray(p.grad, dtype=p.dtype)
-            u = self._update(p.data, g, state)
+        grads = [np.zeros_like(p.data) if p.grad is None else np.asarray(p.grad, dtype=p.dtype) for p in self.params]
+        if self.global_clipnorm is not None:
+            grads = clip_by_global_norm(grads, self.global_clipnorm)
+        for i, (p, g, state) in enumerate(zip(self.params, grads, self.state, strict=True)):
+            u = self._decay(i, p.data, self._update(p.data, g, state))
             u *= p.dtype.type(-lr)
             p.data += u
         self.count += 1
 
     def _update(self, p: np.ndarray, g: np.ndarray, state: dict) -> np.ndarray:
         raise NotImplementedError
+
+    def _decay(self, index: int, p: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """The update after decoupled weight decay (none here; AdamW adds it)."""
+        return u
 
     def _check(self, arg, value, low=0.0, high=float("inf"), high_open=False) -> float:
         return validation.number_in(type(self).__name__, arg, value, low, high, high_open=high_open)
@@ -115,10 +163,10 @@ class Optimizer:
 class SGD(Optimizer):
     """optax.sgd(learning_rate, momentum, nesterov)."""
 
-    def __init__(self, params, learning_rate=0.01, momentum=None, nesterov=False):
+    def __init__(self, params, learning_rate=0.01, momentum=None, nesterov=False, *, global_clipnorm=None):
         self.momentum = None if momentum is None else validation.number_in("SGD", "momentum", momentum, 0.0, 1.0)
         self.nesterov = bool(nesterov)
-        super().__init__(params, learning_rate)
+        super().__init__(params, learning_rate, global_clipnorm)
 
     def _init_state(self, p):
         return {} if self.momentum is None else {"trace": np.zeros_like(p.data)}
@@ -136,11 +184,11 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """optax.adam(learning_rate, b1, b2, eps)."""
 
-    def __init__(self, params, learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8):
+    def __init__(self, params, learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, *, global_clipnorm=None):
         self.b1 = self._check("b1", b1, 0.0, 1.0, high_open=True)
         self.b2 = self._check("b2", b2, 0.0, 1.0, high_open=True)
         self.eps = self._check("eps", eps)
-        super().__init__(params, learning_rate)
+        super().__init__(params, learning_rate, global_clipnorm)
 
     def _init_state(self, p):
         return {"mu": np.zeros_like(p.data), "nu": np.zeros_like(p.data)}
@@ -159,15 +207,36 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """optax.adamw: Adam plus weight_decay * p, both scaled by the learning rate."""
+    """optax.adamw: Adam plus weight_decay * p, both scaled by the learning rate; ``mask`` (optax') picks the
+    parameters that are decayed: None (all), a list of bools (one per parameter) or a callable
+    ``params -> list of bools`` (called on the parameter list at every step, as optax calls it on the params)."""
 
-    def __init__(self, params, learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4):
+    def __init__(self, params, learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4, mask=None, *,
+                 global_clipnorm=None):
         self.weight_decay = validation.number_in("AdamW", "weight_decay", weight_decay, 0.0, float("inf"))
-        super().__init__(params, learning_rate, b1, b2, eps)
+        if not (mask is None or callable(mask) or isinstance(mask, (list, tuple))):
+            raise TypeError(f"AdamW: mask must be None, a list of bools (one per parameter) or a callable params -> "
+                            f"list of bools; got {mask!r}")
+        self.mask = mask
+        super().__init__(params, learning_rate, b1, b2, eps, global_clipnorm=global_clipnorm)
+        self._decayed("AdamW")  # a bad mask is refused at construction
 
-    def _update(self, p, g, state):
-        u = super()._update(p, g, state)
-        if self.weight_decay:
+    def _decayed(self, where: str) -> list[bool]:
+        if self.mask is None:
+            return [True] * len(self.params)
+        flags = self.mask(self.params) if callable(self.mask) else self.mask
+        flags = list(flags) if isinstance(flags, (list, tuple, np.ndarray)) else flags
+        if (not isinstance(flags, list) or len(flags) != len(self.params)
+                or not all(isinstance(f, (bool, np.bool_)) for f in flags)):
+            raise ValueError(f"{where}: mask must give one bool per parameter ({len(self.params)}); got {flags!r}")
+        return [bool(f) for f in flags]
+
+    def step(self) -> None:
+        self._decay_flags = self._decayed("AdamW.step")
+        super().step()
+
+    def _decay(self, index, p, u):
+        if self.weight_decay and self._decay_flags[index]:
             u += p.dtype.type(self.weight_decay) * p
         return u
 
@@ -176,10 +245,10 @@ class RMSprop(Optimizer):
     """optax.rmsprop(learning_rate, decay, eps): u = g / sqrt(nu + eps), nu starting at 0 (learning_rate defaults to
     Keras' 1e-3; optax has no default)."""
 
-    def __init__(self, params, learning_rate=1e-3, decay=0.9, eps=1e-8):
+    def __init__(self, params, learning_rate=1e-3, decay=0.9, eps=1e-8, *, global_clipnorm=None):
         self.decay = self._check("decay", decay, 0.0, 1.0)
         self.eps = self._check("eps", eps)
-        super().__init__(params, learning_rate)
+        super().__init__(params, learning_rate, global_clipnorm)
 
     def _init_state(self, p):
         return {"nu": np.zeros_like(p.data)}
