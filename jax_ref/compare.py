@@ -121,9 +121,11 @@ def compare_gradients(model, x, y, loss="cross_entropy", dtype=np.float64, train
     ``loss``: any name of the engine's registry ``tinygrad_cnn.nn.losses.LOSSES`` (``"cross_entropy"`` on logits,
     Keras' names with Keras' meaning), a Keras class name, a config dict or an ``nn.losses.Loss``.
     """
-    if training and any(type(layer).__name__ == "Dropout" and layer.rate > 0 for layer in model.layers):
-        raise ValueError("compare_gradients: training=True with Dropout would compare different random masks "
-                         "(NumPy in the engine, jax.random in the twin); use training=False")
+    random = [layer for layer in model.layers if getattr(layer, "random_in_training", False)]
+    if training and random:
+        raise ValueError(f"compare_gradients: training=True with {type(random[0]).__name__} {random[0].name!r} "
+                         f"would compare different random draws (NumPy in the engine, jax.random in the twin); "
+                         f"use training=False")
     dtype = np.dtype(dtype)
     ctx = float64() if dtype == np.float64 else _nullcontext()
     with ctx:
