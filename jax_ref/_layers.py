@@ -2,8 +2,9 @@
 
 ``build(class_name, config) -> fn(params, x, training, key) -> y`` where
 ``params`` maps weight names (``kernel``, ``bias``) to arrays and ``key`` is a
-JAX PRNG key (used by Dropout only). The arguments are read from the config,
-never restated by hand; ``BUILDERS`` is keyed by the class names of the
+JAX PRNG key (used by the training-only noise layers: Dropout, SpatialDropout*D,
+GaussianNoise, GaussianDropout). The arguments are read from the config, never
+restated by hand; ``BUILDERS`` is keyed by the class names of the
 engine's one registry, ``tinygrad_cnn.nn.LAYER_CLASSES``.
 
 A reference that copied the engine's formulas could not catch the engine's

@@ -286,6 +286,11 @@ class _UpSampling(_Spatial):
     def compute_output_shape(self, input_shape):
         return self._map_spatial(input_shape, lambda i, n: n * self.size[i])
 
+    def receptive_field(self):
+        """Per axis: an output cell reads 1 input cell (nearest) or 2 (bilinear), at 1/size of the input's step."""
+        taps = 2 if self.interpolation == "bilinear" else 1
+        return tuple((taps if s > 1 else 1, 1.0 / s) for s in self.size)
+
     def call(self, x, training=False):
         if self.interpolation == "bilinear":
             spatial = [x.shape[a] * s for a, s in zip(self._spatial_axes(), self.size, strict=True)]
