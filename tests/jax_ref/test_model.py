@@ -75,7 +75,8 @@ def _more_models():
     f = nn.Sequential([
         nn.Input(shape=(9, 3)),
         nn.ZeroPadding1D((2, 1)), nn.DepthwiseConv1D(3, depth_multiplier=2, strides=2, activation="relu"),
-        nn.SeparableConv1D(4, 2, padding="same"), nn.UpSampling1D(3), nn.Cropping1D((1, 2)),
+        nn.SeparableConv1D(4, 2, padding="same"), nn.Conv1DTranspose(4, 3, strides=2, padding=(1, 0)),
+        nn.UpSampling1D(3), nn.Cropping1D((1, 2)),
         nn.SpatialDropout1D(0.2), nn.Softmax(), nn.GlobalAveragePooling1D(), nn.RepeatVector(3),
         nn.Flatten(), nn.Dense(4),
     ], name="model_layers_1d")
