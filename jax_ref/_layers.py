@@ -248,8 +248,8 @@ def _cropping(class_name, config):
 
 
 def _up_sampling(class_name, config):
-    """Keras' UpSampling*D: ``jnp.repeat`` along each spatial axis, or (2-D, bilinear) ``jax.image.resize``
-    without antialiasing, as ``keras.ops.image.resize``."""
+    """Keras' UpSampling*D: ``jnp.repeat`` along each spatial axis, or (bilinear) ``jax.image.resize`` without
+    antialiasing, as ``keras.ops.image.resize`` (linear along each axis; 1-D and 3-D: the engine's extension)."""
     size = config["size"] if isinstance(config["size"], (list, tuple)) else [config["size"]]
     bilinear = config.get("interpolation", "nearest") == "bilinear"
 

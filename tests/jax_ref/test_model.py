@@ -83,7 +83,8 @@ def _more_models():
     g = nn.Sequential([
         nn.Input(shape=(4, 5, 4, 2)),
         nn.Conv3DTranspose(3, 2, strides=(2, 1, 1), padding="same"), nn.ZeroPadding3D(1),
-        nn.MaxPooling3D((2, 2, 1)), nn.Cropping3D(((1, 0), (0, 1), (1, 1))), nn.UpSampling3D((1, 2, 1)),
+        nn.MaxPooling3D((2, 2, 1)), nn.Cropping3D(((1, 0), (0, 1), (1, 1))),
+        nn.UpSampling3D((1, 2, 1), interpolation="bilinear"),
         nn.AveragePooling3D(2, padding="same"), nn.SpatialDropout3D(0.1), nn.GlobalAveragePooling3D(keepdims=True),
         nn.GlobalMaxPooling3D(), nn.Dense(4),
     ], name="model_layers_3d")

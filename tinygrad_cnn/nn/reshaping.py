@@ -274,14 +274,13 @@ class Cropping3D(_Cropping):
 
 
 class _UpSampling(_Spatial):
-    _interpolations = ("nearest",)
 
     def __init__(self, size=2, data_format=None, interpolation="nearest", **kwargs):
         super().__init__(**kwargs)
         self._init_format(data_format)
         self.size = validation.int_tuple(self._where(), "size", size, self.rank)
         self.interpolation = validation.choice(self._where(), "interpolation", str(interpolation).lower(),
-                                               self._interpolations)
+                                               ("nearest", "bilinear"))
 
     def compute_output_shape(self, input_shape):
         return self._map_spatial(input_shape, lambda i, n: n * self.size[i])
@@ -304,15 +303,18 @@ class _UpSampling(_Spatial):
 
 
 class UpSampling1D(_UpSampling):
-    """Repeat each step ``size`` times: (batch, steps, channels) -> (batch, steps * size, channels)."""
+    """Repeat each step ``size`` times: (batch, steps, channels) -> (batch, steps * size, channels);
+    ``interpolation="bilinear"`` (linear along the steps) is this project's extension (Keras' UpSampling1D only
+    repeats)."""
 
     rank = 1
 
-    def __init__(self, size=2, **kwargs):
-        super().__init__(size, **kwargs)
+    def __init__(self, size=2, interpolation="nearest", **kwargs):
+        super().__init__(size, interpolation=interpolation, **kwargs)
 
     def get_config(self):
-        return {**Layer.get_config(self), "size": self.size[0]}
+        config = {**Layer.get_config(self), "size": self.size[0]}
+        return config if self.interpolation == "nearest" else {**config, "interpolation": self.interpolation}
 
 
 class UpSampling2D(_UpSampling):
@@ -320,16 +322,20 @@ class UpSampling2D(_UpSampling):
     (``F.resize``, half-pixel centres, as Keras' ``ops.image.resize``)."""
 
     rank = 2
-    _interpolations = ("nearest", "bilinear")
 
     def get_config(self):
         return {**super().get_config(), "interpolation": self.interpolation}
 
 
 class UpSampling3D(_UpSampling):
-    """Each spatial axis times ``size`` by repeating cells (Keras' UpSampling3D has no other interpolation)."""
+    """Each spatial axis times ``size`` by repeating cells; ``interpolation="bilinear"`` (linear along each axis)
+    is this project's extension (Keras' UpSampling3D only repeats)."""
 
     rank = 3
 
-    def __init__(self, size=(2, 2, 2), data_format=None, **kwargs):
-        super().__init__(size, data_format, **kwargs)
+    def __init__(self, size=(2, 2, 2), data_format=None, interpolation="nearest", **kwargs):
+        super().__init__(size, data_format, interpolation, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        return config if self.interpolation == "nearest" else {**config, "interpolation": self.interpolation}
