@@ -2,8 +2,9 @@
 
 ``build(class_name, config) -> fn(params, x, training, key) -> y`` where
 ``params`` maps weight names (``kernel``, ``bias``) to arrays and ``key`` is a
-JAX PRNG key (used by Dropout only). The arguments are read from the config,
-never restated by hand; ``BUILDERS`` is keyed by the class names of the
+JAX PRNG key (used by the training-only noise layers: Dropout, SpatialDropout*D,
+GaussianNoise, GaussianDropout). The arguments are read from the config, never
+restated by hand; ``BUILDERS`` is keyed by the class names of the
 engine's one registry, ``tinygrad_cnn.nn.LAYER_CLASSES``.
 
 A reference that copied the engine's formulas could not catch the engine's
@@ -192,9 +193,213 @@ BUILDERS = {
 }
 
 
+# -- wave 2: the rest of Keras' CNN layer set ---------------------------------------------------------------------
+# Written from Keras 3's layer sources (keras/src/layers/...: each ``call`` on the JAX backend) with jnp/lax/
+# jax.random, not from the engine. Maximum and Minimum (Keras: ``ops.maximum``/``ops.minimum`` folded left to
+# right over the inputs, ties 0.5/0.5 as jnp.maximum) wait in NOT_YET with the other merge layers.
+
+def _spatial_axes_of(config, ndim):
+    """The spatial axes of an input of rank ``ndim`` (layers without data_format are channels_last)."""
+    return _spatial_axes(ndim, config.get("data_format", "channels_last"))
+
+
+def _reshape(class_name, config):
+    target = tuple(config["target_shape"])
+    return lambda p, x, training, key: jnp.reshape(x, (x.shape[0],) + target)
+
+
+def _permute(class_name, config):
+    dims = tuple(config["dims"])
+    return lambda p, x, training, key: jnp.transpose(x, (0,) + dims)
+
+
+def _repeat_vector(class_name, config):
+    n = config["n"]
+    return lambda p, x, training, key: jnp.repeat(x[:, None, :], n, axis=1)
+
+
+def _pairs_of(value):
+    """Keras' stored padding/cropping: a pair (1-D) or one pair per spatial axis."""
+    return (tuple(value),) if not isinstance(value[0], (list, tuple)) else tuple(tuple(v) for v in value)
+
+
+def _zero_padding(class_name, config):
+    pads = _pairs_of(config["padding"])
+
+    def fn(p, x, training, key):
+        width = [(0, 0)] * x.ndim
+        for axis, pair in zip(_spatial_axes_of(config, x.ndim), pads, strict=True):
+            width[axis] = pair
+        return jnp.pad(x, width)
+
+    return fn
+
+
+def _cropping(class_name, config):
+    crops = _pairs_of(config["cropping"])
+
+    def fn(p, x, training, key):
+        index = [slice(None)] * x.ndim
+        for axis, (before, after) in zip(_spatial_axes_of(config, x.ndim), crops, strict=True):
+            index[axis] = slice(before, x.shape[axis] - after)
+        return x[tuple(index)]
+
+    return fn
+
+
+def _up_sampling(class_name, config):
+    """Keras' UpSampling*D: ``jnp.repeat`` along each spatial axis, or (bilinear) ``jax.image.resize`` without
+    antialiasing, as ``keras.ops.image.resize`` (linear along each axis; 1-D and 3-D: the engine's extension)."""
+    size = config["size"] if isinstance(config["size"], (list, tuple)) else [config["size"]]
+    bilinear = config.get("interpolation", "nearest") == "bilinear"
+
+    def fn(p, x, training, key):
+        axes = _spatial_axes_of(config, x.ndim)
+        if bilinear:
+            shape = list(x.shape)
+            for axis, s in zip(axes, size, strict=True):
+                shape[axis] *= s
+            return jax.image.resize(x, shape, method="bilinear", antialias=False)
+        for axis, s in zip(axes, size, strict=True):
+            x = jnp.repeat(x, s, axis=axis)
+        return x
+
+    return fn
+
+
+def _rescaling(class_name, config):
+    scale, offset = config["scale"], config["offset"]
+    return lambda p, x, training, key: x * jnp.asarray(scale, x.dtype) + jnp.asarray(offset, x.dtype)
+
+
+def _lambda(class_name, config):
+    """Keras' Lambda of a ``tinygrad_cnn.functional`` function: the ``jax_ref.ops`` function of the same name."""
+    name, arguments = config["function"]["config"], dict(config.get("arguments") or {})
+    if name not in ops.__all__:
+        raise NotImplementedError(f"jax_ref.from_engine: Lambda {config.get('name')!r} wraps F.{name}, which "
+                                  f"jax_ref.ops does not mirror yet")
+    function = getattr(ops, name)
+    return lambda p, x, training, key: function(x, **arguments)
+
+
+def _separable_conv(class_name, config):
+    """Keras' ``ops.separable_conv``: a depthwise conv (strides, padding, dilation), then a 1 x .. x 1 conv."""
+    act = activation(_where(class_name, config), config.get("activation"))
+    kw = dict(strides=_tuple(config["strides"]), padding=_tuple(config["padding"]),
+              dilation_rate=_tuple(config["dilation_rate"]), data_format=config["data_format"])
+
+    def fn(p, x, training, key):
+        h = _depthwise_nd(x, p["depthwise_kernel"], None, kw)
+        return act(ops.conv(h, p["pointwise_kernel"], p.get("bias"), data_format=kw["data_format"]))
+
+    return fn
+
+
+def _depthwise_nd(x, kernel, bias, kw):
+    """Keras' depthwise conv on JAX: the kernel ``k + (C, M)`` as a grouped kernel ``k + (1, C M)``, C groups."""
+    c, m = kernel.shape[-2:]
+    return ops.conv(x, jnp.reshape(kernel, kernel.shape[:-2] + (1, c * m)), bias, groups=c, **kw)
+
+
+def _depthwise_conv(class_name, config):
+    act = activation(_where(class_name, config), config.get("activation"))
+    kw = dict(strides=_tuple(config["strides"]), padding=_tuple(config["padding"]),
+              dilation_rate=_tuple(config["dilation_rate"]), data_format=config["data_format"])
+    return lambda p, x, training, key: act(_depthwise_nd(x, p["kernel"], p.get("bias"), kw))
+
+
+def _needs_key(where, key):
+    if key is None:
+        raise ValueError(f"jax_ref: {where} needs a PRNG key when training; pass rng=jax.random.key(seed) to apply")
+
+
+def _spatial_dropout(class_name, config):
+    """Keras' SpatialDropout*D: ``backend.random.dropout`` with noise shape (batch, 1, .., 1, channels)."""
+    rate, where = float(config["rate"]), _where(class_name, config)
+
+    def fn(p, x, training, key):
+        if not training or rate == 0.0:
+            return x
+        _needs_key(where, key)
+        shape = [1] * x.ndim
+        shape[0] = x.shape[0]
+        channel = 1 if config.get("data_format") == "channels_first" else x.ndim - 1
+        shape[channel] = x.shape[channel]
+        mask = jnp.broadcast_to(jax.random.bernoulli(key, 1.0 - rate, tuple(shape)), x.shape)
+        return lax.select(mask, x / (1.0 - rate), jnp.zeros_like(x))
+
+    return fn
+
+
+def _gaussian(kind):
+    """Keras' GaussianNoise (``x + N(0, stddev^2)``) and GaussianDropout (``x * N(1, rate / (1 - rate))``)."""
+    def builder(class_name, config):
+        where = _where(class_name, config)
+        amount = float(config["stddev" if kind == "noise" else "rate"])
+
+        def fn(p, x, training, key):
+            if not training or amount == 0.0:
+                return x
+            _needs_key(where, key)
+            z = jax.random.normal(key, x.shape, x.dtype)
+            return x + amount * z if kind == "noise" else x * (1.0 + math.sqrt(amount / (1.0 - amount)) * z)
+
+        return fn
+
+    return builder
+
+
+def _leaky_relu(class_name, config):
+    slope = float(config["negative_slope"])
+    return lambda p, x, training, key: jax.nn.leaky_relu(x, slope)
+
+
+def _prelu(class_name, config):
+    """Keras' PReLU.call: ``relu(x) - alpha * relu(-x)``."""
+    return lambda p, x, training, key: jax.nn.relu(x) - p["alpha"] * jax.nn.relu(-x)
+
+
+def _elu(class_name, config):
+    alpha = float(config["alpha"])
+    return lambda p, x, training, key: jax.nn.elu(x, alpha)
+
+
+def _softmax(class_name, config):
+    axis = tuple(config["axis"]) if isinstance(config["axis"], list) else config["axis"]
+    return lambda p, x, training, key: jax.nn.softmax(x, axis=axis)
+
+
+BUILDERS.update({
+    "Reshape": _reshape, "Permute": _permute, "RepeatVector": _repeat_vector,
+    "ZeroPadding1D": _zero_padding, "ZeroPadding2D": _zero_padding, "ZeroPadding3D": _zero_padding,
+    "Cropping1D": _cropping, "Cropping2D": _cropping, "Cropping3D": _cropping,
+    "UpSampling1D": _up_sampling, "UpSampling2D": _up_sampling, "UpSampling3D": _up_sampling,
+    "Rescaling": _rescaling, "Lambda": _lambda,
+    "MaxPooling3D": _pool(ops.max_pool), "AveragePooling3D": _pool(ops.avg_pool),
+    "GlobalMaxPooling1D": _global_pool(jnp.max), "GlobalMaxPooling3D": _global_pool(jnp.max),
+    "GlobalAveragePooling1D": _global_pool(jnp.mean), "GlobalAveragePooling3D": _global_pool(jnp.mean),
+    "Conv3DTranspose": _conv_transpose, "SeparableConv1D": _separable_conv, "SeparableConv2D": _separable_conv,
+    "DepthwiseConv1D": _depthwise_conv,
+    "SpatialDropout1D": _spatial_dropout, "SpatialDropout2D": _spatial_dropout, "SpatialDropout3D": _spatial_dropout,
+    "GaussianNoise": _gaussian("noise"), "GaussianDropout": _gaussian("dropout"),
+    "LeakyReLU": _leaky_relu, "PReLU": _prelu, "ELU": _elu, "Softmax": _softmax,
+})
+
+# the config argument naming a weight's regularizer/constraint, where it is not the weight's own name
+_WEIGHT_ARGS = {("DepthwiseConv1D", "kernel"): "depthwise", ("DepthwiseConv2D", "kernel"): "depthwise"}
+_WEIGHT_ARGS.update({(f"SeparableConv{d}D", f"{kind}_kernel"): kind for d in (1, 2)
+                     for kind in ("depthwise", "pointwise")})
+
+
+def weight_arg(class_name: str, weight: str) -> str:
+    """The prefix of the config keys ``<prefix>_regularizer`` / ``<prefix>_constraint`` of a layer's weight."""
+    return _WEIGHT_ARGS.get((class_name, weight), weight)
+
+
 # Engine layers the twin cannot build yet, and why: the merge layers live only in graph models, and the twin walks
 # Sequential chains; the normalizations wait for the twin's layer-state pytree (BatchNormalization's statistics)
 NOT_YET = {"Add": "graph", "Average": "graph", "Concatenate": "graph", "Multiply": "graph", "Subtract": "graph",
+           "Maximum": "graph", "Minimum": "graph",
            "BatchNormalization": "state", "GroupNormalization": "state", "LayerNormalization": "state"}
 
 

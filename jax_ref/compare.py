@@ -121,9 +121,11 @@ def compare_gradients(model, x, y, loss="cross_entropy", dtype=np.float64, train
     ``loss``: any name of the engine's registry ``tinygrad_cnn.nn.losses.LOSSES`` (``"cross_entropy"`` on logits,
     Keras' names with Keras' meaning), a Keras class name, a config dict or an ``nn.losses.Loss``.
     """
-    if training and any(type(layer).__name__ == "Dropout" and layer.rate > 0 for layer in model.layers):
-        raise ValueError("compare_gradients: training=True with Dropout would compare different random masks "
-                         "(NumPy in the engine, jax.random in the twin); use training=False")
+    random = [layer for layer in model.layers if getattr(layer, "random_in_training", False)]
+    if training and random:
+        raise ValueError(f"compare_gradients: training=True with {type(random[0]).__name__} {random[0].name!r} "
+                         f"would compare different random draws (NumPy in the engine, jax.random in the twin); "
+                         f"use training=False")
     dtype = np.dtype(dtype)
     ctx = float64() if dtype == np.float64 else _nullcontext()
     with ctx:
@@ -133,7 +135,7 @@ def compare_gradients(model, x, y, loss="cross_entropy", dtype=np.float64, train
         loss_value, w_grads, in_grads = _engine_gradients(engine, x, y, loss, training, regularization)
         twin = from_engine(engine)
         shapes = jax.eval_shape(lambda p, xx: twin.apply(p, xx, capture=True)[1]["outputs"], twin.params, x)
-        taps = {name: jnp.zeros(s.shape, s.dtype) for name, s in shapes.items()}
+        taps = {name: jnp.asarray(np.zeros(s.shape, s.dtype)) for name, s in shapes.items()}  # no compile per shape
 
         def f(params, xx, tt):
             return twin.loss(params, xx, y, loss, training, None, regularization, taps=tt)

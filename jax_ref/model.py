@@ -34,7 +34,7 @@ class LayerInfo:
         where = f"{class_name} {name!r}"
         self.regularizers, self.constraints = {}, {}
         for w in self.weight_names:
-            arg = "depthwise" if class_name == "DepthwiseConv2D" and w == "kernel" else w
+            arg = _layers.weight_arg(class_name, w)
             reg = _penalties.regularizer(where, config.get(f"{arg}_regularizer"))
             con = _penalties.constraint(where, config.get(f"{arg}_constraint"))
             if reg is not None:

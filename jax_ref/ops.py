@@ -30,7 +30,7 @@ __all__ = [
     "avg_pool", "conv", "conv1d", "conv2d", "conv3d", "conv_transpose", "cross_entropy", "dense",
     "depthwise_conv2d", "dropout", "global_avg_pool", "global_max_pool", "leaky_relu", "log_softmax",
     "logsumexp", "lp_pool", "max_pool", "mse", "relu", "sigmoid", "softmax", "softplus", "tanh",
-    "adaptive_avg_pool", "adaptive_max_pool", "max_unpool",
+    "adaptive_avg_pool", "adaptive_max_pool", "max_unpool", "resize",
     "celu", "elu", "gelu", "hard_sigmoid", "hard_silu", "hard_swish", "log_sigmoid", "mish", "prelu", "relu6", "selu",
     "silu", "softsign", "swish",
     # losses (jax_ref.losses)
@@ -198,3 +198,16 @@ def dropout(x, rate: float, training: bool, seed=None):
         return jnp.zeros_like(x)
     keep = jax.random.bernoulli(prng_key(seed), 1.0 - rate, x.shape)
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
+
+
+def resize(x, size, interpolation="bilinear", data_format="channels_last"):
+    """``jax.image.resize`` of the spatial axes to ``size`` without antialiasing (what Keras' ``ops.image.resize``
+    calls on JAX); ``"bilinear"`` is jax's ``"linear"`` method (half-pixel centres)."""
+    x = jnp.asarray(x)
+    fmt = validation.data_format("resize", data_format)
+    validation.rank("resize", "x", x.shape, (3, 4, 5))
+    size = validation.int_tuple("resize", "size", size, x.ndim - 2)
+    method = {"nearest": "nearest", "bilinear": "linear"}[
+        validation.choice("resize", "interpolation", interpolation, ("nearest", "bilinear"))]
+    shape = (x.shape[0], *size, x.shape[-1]) if fmt == "channels_last" else x.shape[:2] + size
+    return jax.image.resize(x, shape, method=method, antialias=False)

@@ -44,6 +44,8 @@ __all__ = [
     "avg_pool", "conv", "conv1d", "conv2d", "conv3d", "conv_transpose", "depthwise_conv2d", "global_avg_pool",
     "global_max_pool", "lp_pool", "max_pool",
     "adaptive_avg_pool", "adaptive_max_pool", "max_unpool",
+    # resampling
+    "resize",
 ]
 
 
@@ -263,17 +265,24 @@ def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_
     kernel ``(kh, kw, in_channels, depth_multiplier)``; output channel ``c * depth_multiplier + m``. It is
     :func:`conv` with ``groups = in_channels`` and the kernel reshaped to ``(kh, kw, 1, in_channels * M)``.
     """
-    fn = "depthwise_conv2d"
+    return _depthwise_conv("depthwise_conv2d", x, kernel, bias, strides, padding, dilation_rate, data_format, rank=2)
+
+
+def _depthwise_conv(fn, x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
+                    data_format="channels_last", rank=2):
+    """The depthwise conv of spatial rank ``rank`` (kernel ``kernel_size + (in_channels, depth_multiplier)``),
+    reporting errors as ``fn``: :func:`conv` with ``groups = in_channels`` and the kernel reshaped to
+    ``kernel_size + (1, in_channels * depth_multiplier)``."""
     x, kernel = as_float_tensor(fn, "x", x), as_float_tensor(fn, "kernel", kernel)
-    validation.rank(fn, "kernel", kernel.shape, 4)
-    validation.rank(fn, "x", x.shape, 4)
+    validation.rank(fn, "kernel", kernel.shape, rank + 2)
+    validation.rank(fn, "x", x.shape, rank + 2)
     fmt = validation.data_format(fn, data_format)
     c_in = x.shape[-1] if fmt == "channels_last" else x.shape[1]
-    if kernel.shape[2] != c_in:
-        raise ValueError(f"{fn}: input has {c_in} channels but kernel expects {kernel.shape[2]} "
-                         f"(kernel shape {kernel.shape}, layout (kh, kw, in_channels, depth_multiplier))")
-    k = ops.reshape(kernel, kernel.shape[:2] + (1, kernel.shape[2] * kernel.shape[3]))
-    return _conv(fn, x, k, bias, strides, padding, dilation_rate, c_in, fmt, rank=2)
+    if kernel.shape[-2] != c_in:
+        raise ValueError(f"{fn}: input has {c_in} channels but kernel expects {kernel.shape[-2]} "
+                         f"(kernel shape {kernel.shape}, layout kernel_size + (in_channels, depth_multiplier))")
+    k = ops.reshape(kernel, kernel.shape[:-2] + (1, kernel.shape[-2] * kernel.shape[-1]))
+    return _conv(fn, x, k, bias, strides, padding, dilation_rate, c_in, fmt, rank=rank)
 
 
 def conv_transpose(x, kernel, bias=None, strides=1, padding="valid", output_padding=None, dilation_rate=1,
@@ -469,3 +478,49 @@ def global_avg_pool(x, data_format="channels_last", keepdims=False):
     """Mean over all spatial axes."""
     x = as_float_tensor("global_avg_pool", "x", x)
     return ops.mean(x, _spatial_axes("global_avg_pool", x, data_format), keepdims=bool(keepdims))
+
+
+def _resize_taps(n_in: int, n_out: int, interpolation: str):
+    """The cells output cell ``i`` of ``n_out`` reads along one axis of ``n_in`` cells, with half-pixel centres
+    (``c = (i + 0.5) n_in / n_out - 0.5``, as ``jax.image.resize``): nearest, ``floor(c + 0.5)`` (computed in
+    float32 as jax does); bilinear, the two cells around ``c`` clamped to the axis, ``(lo, hi, w)`` with value
+    ``x[lo] + w (x[hi] - x[lo])``."""
+    if interpolation == "nearest":
+        offsets = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * np.float32(n_in) / np.float32(n_out)
+        return np.minimum(np.floor(offsets), n_in - 1).astype(np.int64)
+    centres = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0.0, n_in - 1)
+    lo = np.floor(centres).astype(np.int64)
+    return lo, np.minimum(lo + 1, n_in - 1), centres - lo
+
+
+def resize(x, size, interpolation="bilinear", data_format="channels_last"):
+    """Resample the 1-3 spatial axes of ``x`` to ``size`` cells (Keras' ``ops.image.resize`` on JAX, i.e.
+    ``jax.image.resize`` without antialiasing), one axis at a time.
+
+    ``interpolation="nearest"``: ``y[i] = x[floor((i + 0.5) n_in / n_out)]``; ``"bilinear"`` (linear along each
+    axis): ``y[i] = x[lo] + w (x[hi] - x[lo])`` at the half-pixel centre ``c = (i + 0.5) n_in / n_out - 0.5``
+    clamped to ``[0, n_in - 1]``, ``lo = floor(c)``, ``hi = min(lo + 1, n_in - 1)``, ``w = c - lo``.
+    Both are gathers along the axis, so the vjp is their scatter-add (each input cell collects the weights it
+    was read with) and is itself differentiable.
+    """
+    fn = "resize"
+    x = as_float_tensor(fn, "x", x)
+    fmt = validation.data_format(fn, data_format)
+    validation.rank(fn, "x", x.shape, (3, 4, 5))
+    out = validation.int_tuple(fn, "size", size, x.ndim - 2)
+    interpolation = validation.choice(fn, "interpolation", interpolation, ("nearest", "bilinear"))
+    y = _to_last(x, fmt)
+    for i, m in enumerate(out):
+        axis, n = 1 + i, y.shape[1 + i]
+        if m == n:
+            continue
+        taps = _resize_taps(n, m, interpolation)
+        if interpolation == "nearest":
+            y = ops.getitem(y, (slice(None),) * axis + (taps,))
+            continue
+        lo_idx, hi_idx, w = taps
+        lo = ops.getitem(y, (slice(None),) * axis + (lo_idx,))
+        hi = ops.getitem(y, (slice(None),) * axis + (hi_idx,))
+        weight = ops.constant(w.astype(x.dtype).reshape((m,) + (1,) * (y.ndim - axis - 1)))
+        y = lo + (hi - lo) * weight
+    return _from_last(y, fmt)

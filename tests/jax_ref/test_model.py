@@ -51,7 +51,44 @@ def _models():
     ], name="model_channels_first")
     d = nn.Sequential([nn.Input(shape=(4, 4, 4, 2)), nn.Conv3D(3, 2, strides=(1, 2, 1)), nn.Flatten(), nn.Dense(4)],
                       name="model_3d")
-    return [a, b, c, d]
+    return [a, b, c, d, *_more_models()]
+
+
+def _more_models():
+    """The rest of Keras' CNN layer set (shape, noise, separable/depthwise, 3-D and activation layers)."""
+    from tinygrad_cnn import functional as F
+    e = nn.Sequential([
+        nn.Input(shape=(6, 5, 2)),
+        nn.ZeroPadding2D(((1, 0), (2, 1))),
+        nn.SeparableConv2D(4, 3, depth_multiplier=2, padding="same", activation="tanh",
+                           pointwise_regularizer="l2"),
+        nn.PReLU(alpha_initializer="glorot_uniform", shared_axes=[1, 2]),
+        nn.UpSampling2D((2, 1), interpolation="bilinear"),
+        nn.Cropping2D(((1, 2), (0, 1))),
+        nn.Conv2D(3, (3, 2), padding=((1, 0), 1)),  # explicit padding, as PyTorch's layers take it
+        nn.SpatialDropout2D(0.3), nn.GaussianNoise(0.2), nn.GaussianDropout(0.2),
+        nn.LeakyReLU(0.2), nn.ELU(0.7), nn.Rescaling(0.5, offset=[0.1, 0.2, 0.3]),
+        nn.Permute((3, 1, 2)), nn.Lambda(F.leaky_relu, arguments={"negative_slope": 0.1}),
+        nn.Softmax(axis=[2, 3]), nn.UpSampling2D(2, data_format="channels_first"),
+        nn.Reshape((-1, 12)), nn.GlobalMaxPooling1D(), nn.Dense(4),
+    ], name="model_layers_2d")
+    f = nn.Sequential([
+        nn.Input(shape=(9, 3)),
+        nn.ZeroPadding1D((2, 1)), nn.DepthwiseConv1D(3, depth_multiplier=2, strides=2, activation="relu"),
+        nn.SeparableConv1D(4, 2, padding="same"), nn.Conv1DTranspose(4, 3, strides=2, padding=(1, 0)),
+        nn.UpSampling1D(3), nn.Cropping1D((1, 2)),
+        nn.SpatialDropout1D(0.2), nn.Softmax(), nn.GlobalAveragePooling1D(), nn.RepeatVector(3),
+        nn.Flatten(), nn.Dense(4),
+    ], name="model_layers_1d")
+    g = nn.Sequential([
+        nn.Input(shape=(4, 5, 4, 2)),
+        nn.Conv3DTranspose(3, 2, strides=(2, 1, 1), padding="same"), nn.ZeroPadding3D(1),
+        nn.MaxPooling3D((2, 2, 1)), nn.Cropping3D(((1, 0), (0, 1), (1, 1))),
+        nn.UpSampling3D((1, 2, 1), interpolation="bilinear"),
+        nn.AveragePooling3D(2, padding="same"), nn.SpatialDropout3D(0.1), nn.GlobalAveragePooling3D(keepdims=True),
+        nn.GlobalMaxPooling3D(), nn.Dense(4),
+    ], name="model_layers_3d")
+    return [e, f, g]
 
 
 MODELS = _models()

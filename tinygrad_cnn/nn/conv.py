@@ -1,26 +1,36 @@
-"""Convolution layers: Conv1D/2D/3D, DepthwiseConv2D, Conv1DTranspose/2DTranspose (Keras 3 arguments).
+"""Convolution layers (Keras 3 arguments): Conv1D/2D/3D, DepthwiseConv1D/2D, SeparableConv1D/2D,
+Conv1D/2D/3DTranspose.
 
 Weights, in Keras' order and layout: ``kernel`` then ``bias``;
 conv kernel ``kernel_size + (in_channels // groups, filters)``; depthwise
 kernel ``kernel_size + (in_channels, depth_multiplier)`` with bias
-``in_channels * depth_multiplier``; transposed kernel ``kernel_size + (filters,
-in_channels)``. ``y = activation(conv(x, kernel) + bias)`` with the op from
-``tinygrad_cnn.functional``. Output sizes follow ``conv_arithmetic``:
-``"valid"`` floor((W - F_eff)/S) + 1, ``"same"`` ceil(W/S); a transposed conv
-inverts that (Keras' rule, ``(W - 1) S + F_eff + output_padding`` for
-``"valid"`` and ``W S`` for ``"same"``).
+``in_channels * depth_multiplier``; separable: ``depthwise_kernel`` (as the
+depthwise kernel), ``pointwise_kernel`` ``(1,) * rank + (in_channels *
+depth_multiplier, filters)``, ``bias`` ``(filters,)``; transposed kernel
+``kernel_size + (filters, in_channels)``. ``y = activation(conv(x, kernel) +
+bias)`` with the op from ``tinygrad_cnn.functional``. Output sizes follow
+``conv_arithmetic``: ``"valid"`` floor((W - F_eff)/S) + 1, ``"same"``
+ceil(W/S); a transposed conv inverts that (Keras' rule, ``(W - 1) S + F_eff +
+output_padding`` for ``"valid"`` and ``W S`` for ``"same"``).
+
+``padding`` may also be explicit, as PyTorch's layers take it (not a Keras
+option): an int, or one int or ``(before, after)`` pair per spatial axis; a
+conv then pads by that many zeros, a transposed conv cuts that many cells from
+each side of its full output (``(W - 1) S + F_eff - before - after +
+output_padding``, output_padding defaulting to 0).
 """
 
 from __future__ import annotations
 
 from tinygrad_cnn import functional as F
 from tinygrad_cnn import validation
-from tinygrad_cnn.conv_arithmetic import conv_output_size, effective_kernel_size
-from tinygrad_cnn.nn import activations
+from tinygrad_cnn.conv_arithmetic import conv_output_size, effective_kernel_size, explicit_pads
+from tinygrad_cnn.nn import activations, constraints, initializers, regularizers
 from tinygrad_cnn.nn.core import WeightedMixin
 from tinygrad_cnn.nn.layer import Layer
 
-__all__ = ["Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "DepthwiseConv2D"]
+__all__ = ["Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Conv3DTranspose", "DepthwiseConv1D",
+           "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D"]
 
 
 class _BaseConv(WeightedMixin, Layer):
@@ -34,7 +44,8 @@ class _BaseConv(WeightedMixin, Layer):
         self.kernel_size = validation.int_tuple(w, "kernel_size", kernel_size, self.rank)
         self.strides = validation.int_tuple(w, "strides", strides, self.rank)
         self.dilation_rate = validation.int_tuple(w, "dilation_rate", dilation_rate, self.rank)
-        self.padding = validation.choice(w, "padding", padding, self._paddings)
+        pads = explicit_pads(w, padding, self.rank) if not isinstance(padding, str) else None
+        self.padding = pads if pads is not None else validation.choice(w, "padding", padding, self._paddings)
         self.data_format = validation.data_format(w, data_format or "channels_last")
         if forbid_stride_dilation and max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{w}: strides > 1 together with dilation_rate > 1 is not supported (as in Keras); "
@@ -64,14 +75,15 @@ class _BaseConv(WeightedMixin, Layer):
         c = self._channel_axis()
         self.input_spec = {"ndim": self.rank + 2, "axes": {c % (self.rank + 2): input_shape[c]}}
 
-    def _out_size(self, size, k, s, d):
-        return None if size is None else conv_output_size(size, k, s, self.padding, d, fn=self._where())
+    def _axis_paddings(self) -> tuple:
+        """Per spatial axis: the padding name, or the explicit ``(before, after)`` pair."""
+        return (self.padding,) * self.rank if isinstance(self.padding, str) else self.padding
 
     def _conv_output_shape(self, input_shape, channels) -> tuple:
         """``input_shape`` with each spatial size mapped by the conv arithmetic and ``channels`` channels."""
-        spatial = tuple(self._out_size(n, k, s, d) for n, k, s, d in
-                        zip(self._spatial(input_shape), self.kernel_size, self.strides, self.dilation_rate,
-                            strict=True))
+        spatial = tuple(None if n is None else conv_output_size(n, k, s, p, d, fn=self._where()) for n, k, s, p, d in
+                        zip(self._spatial(input_shape), self.kernel_size, self.strides, self._axis_paddings(),
+                            self.dilation_rate, strict=True))
         return self._with_spatial(input_shape, spatial, channels)
 
     def receptive_field(self):
@@ -79,7 +91,8 @@ class _BaseConv(WeightedMixin, Layer):
                      for k, s, d in zip(self.kernel_size, self.strides, self.dilation_rate, strict=True))
 
     def _geometry_config(self) -> dict:
-        return {"kernel_size": list(self.kernel_size), "strides": list(self.strides), "padding": self.padding,
+        padding = self.padding if isinstance(self.padding, str) else [list(p) for p in self.padding]
+        return {"kernel_size": list(self.kernel_size), "strides": list(self.strides), "padding": padding,
                 "data_format": self.data_format, "dilation_rate": list(self.dilation_rate)}
 
 
@@ -144,14 +157,12 @@ class Conv3D(_Conv):
     rank = 3
 
 
-class DepthwiseConv2D(_BaseConv):
+class _DepthwiseConv(_BaseConv):
     """Each input channel convolved with its own ``depth_multiplier`` filters; output channels
     in_channels * depth_multiplier, ordered channel-major (c * depth_multiplier + m)."""
 
-    rank = 2
-
-    def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, data_format=None,
-                 dilation_rate=(1, 1), activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
+    def __init__(self, kernel_size, strides=1, padding="valid", depth_multiplier=1, data_format=None,
+                 dilation_rate=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
                  bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
@@ -171,8 +182,8 @@ class DepthwiseConv2D(_BaseConv):
         return self._conv_output_shape(input_shape, input_shape[self._channel_axis()] * self.depth_multiplier)
 
     def call(self, x, training=False):
-        y = F.depthwise_conv2d(x, self.kernel, self.bias, strides=self.strides, padding=self.padding,
-                               dilation_rate=self.dilation_rate, data_format=self.data_format)
+        y = F._depthwise_conv(self._where(), x, self.kernel, self.bias, self.strides, self.padding,
+                              self.dilation_rate, self.data_format, rank=self.rank)
         return self.activation(y)
 
     def get_config(self):
@@ -180,16 +191,96 @@ class DepthwiseConv2D(_BaseConv):
                 **self._weight_config()}
 
 
+class DepthwiseConv1D(_DepthwiseConv):
+    """Depthwise 1-D convolution over (batch, steps, channels), kernel ``(k, in_channels, depth_multiplier)``."""
+
+    rank = 1
+
+
+class DepthwiseConv2D(_DepthwiseConv):
+    """Depthwise 2-D convolution, kernel ``(kh, kw, in_channels, depth_multiplier)``."""
+
+    rank = 2
+
+
+class _SeparableConv(_BaseConv):
+    """A depthwise conv (``strides``, ``padding``, ``dilation_rate``) then a pointwise (1 x ... x 1) conv to
+    ``filters`` channels, as Keras' ``ops.separable_conv``:
+    ``y = activation(pointwise(depthwise(x, depthwise_kernel), pointwise_kernel) + bias)``."""
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
+                 depth_multiplier=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
+                 pointwise_initializer="glorot_uniform", bias_initializer="zeros", depthwise_regularizer=None,
+                 pointwise_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 depthwise_constraint=None, pointwise_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        w = self._where()
+        self.filters = validation.positive_int(w, "filters", filters)
+        self.depth_multiplier = validation.positive_int(w, "depth_multiplier", depth_multiplier)
+        self._init_geometry(kernel_size, strides, padding, data_format, dilation_rate, False)
+        self._init_weight_args(activation, use_bias, depthwise_initializer, bias_initializer, depthwise_regularizer,
+                               bias_regularizer, depthwise_constraint, bias_constraint, kernel_arg="depthwise")
+        self.pointwise_initializer = self._resolve("initializer", "pointwise_initializer", pointwise_initializer)
+        self.pointwise_regularizer = self._resolve("regularizer", "pointwise_regularizer", pointwise_regularizer)
+        self.pointwise_constraint = self._resolve("constraint", "pointwise_constraint", pointwise_constraint)
+
+    def build(self, input_shape):
+        channels = input_shape[self._channel_axis()]
+        self.depthwise_kernel = self.add_weight(
+            "depthwise_kernel", self.kernel_size + (channels, self.depth_multiplier), self.kernel_initializer,
+            self.kernel_regularizer, self.kernel_constraint)
+        self.pointwise_kernel = self.add_weight(
+            "pointwise_kernel", (1,) * self.rank + (channels * self.depth_multiplier, self.filters),
+            self.pointwise_initializer, self.pointwise_regularizer, self.pointwise_constraint)
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer, self.bias_regularizer,
+                                        self.bias_constraint)
+        self._set_spec(input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return self._conv_output_shape(input_shape, self.filters)
+
+    def call(self, x, training=False):
+        h = F._depthwise_conv(self._where(), x, self.depthwise_kernel, None, self.strides, self.padding,
+                              self.dilation_rate, self.data_format, rank=self.rank)
+        y = F._conv(self._where(), h, self.pointwise_kernel, self.bias, data_format=self.data_format, rank=self.rank)
+        return self.activation(y)
+
+    def get_config(self):
+        return {**Layer.get_config(self), "filters": self.filters, **self._geometry_config(),
+                "depth_multiplier": self.depth_multiplier, **self._weight_config(),
+                "pointwise_initializer": initializers.serialize(self.pointwise_initializer),
+                "pointwise_regularizer": regularizers.serialize(self.pointwise_regularizer),
+                "pointwise_constraint": constraints.serialize(self.pointwise_constraint)}
+
+
+class SeparableConv1D(_SeparableConv):
+    """Depthwise-separable 1-D convolution over (batch, steps, channels)."""
+
+    rank = 1
+
+
+class SeparableConv2D(_SeparableConv):
+    """Depthwise-separable 2-D convolution over (batch, rows, cols, channels)."""
+
+    rank = 2
+
+
 def transpose_output_size(size, kernel_size, stride, padding, output_padding, dilation):
     """Keras' transposed-conv output size along one axis (None stays None).
 
     ``"valid"``: (W - 1) S + F_eff + (output_padding if given, else max(F_eff, S) - F_eff);
     ``"same"``: W S without output_padding, else (W - 1) S + F_eff % 2 + output_padding;
+    explicit ``(before, after)``: (W - 1) S + F_eff - before - after + (output_padding or 0);
     F_eff = d (F - 1) + 1.
     """
     if size is None:
         return None
     k = effective_kernel_size(kernel_size, dilation)
+    if not isinstance(padding, str):
+        return (size - 1) * stride + k - padding[0] - padding[1] + (output_padding or 0)
     if padding == "valid":
         extra = max(k, stride) - k if output_padding is None else output_padding
         return (size - 1) * stride + k + extra
@@ -225,9 +316,12 @@ class _ConvTranspose(_BaseConv):
 
     def compute_output_shape(self, input_shape):
         ops_ = self.output_padding or (None,) * self.rank
-        spatial = tuple(transpose_output_size(n, k, s, self.padding, op, d) for n, k, s, op, d in
-                        zip(self._spatial(input_shape), self.kernel_size, self.strides, ops_, self.dilation_rate,
-                            strict=True))
+        spatial = tuple(transpose_output_size(n, k, s, p, op, d) for n, k, s, p, op, d in
+                        zip(self._spatial(input_shape), self.kernel_size, self.strides, self._axis_paddings(), ops_,
+                            self.dilation_rate, strict=True))
+        if any(n is not None and n < 1 for n in spatial):
+            raise ValueError(f"{self._where()}: padding={self.padding!r} cuts the whole output away for an input of "
+                             f"shape {tuple(input_shape)} (output spatial sizes {spatial})")
         return self._with_spatial(input_shape, spatial, self.filters)
 
     def receptive_field(self):
@@ -256,3 +350,9 @@ class Conv2DTranspose(_ConvTranspose):
     """Transposed 2-D convolution (the input-gradient of Conv2D), kernel ``(kh, kw, filters, in_channels)``."""
 
     rank = 2
+
+
+class Conv3DTranspose(_ConvTranspose):
+    """Transposed 3-D convolution (the input-gradient of Conv3D), kernel ``(kd, kh, kw, filters, in_channels)``."""
+
+    rank = 3

@@ -103,6 +103,11 @@ class Dropout(Layer):
         self.seed = seed
         self._rng = make_rng(seed)
 
+    @property
+    def random_in_training(self) -> bool:
+        """Whether a training call draws random numbers (the twin cannot reproduce the engine's draws)."""
+        return self.rate > 0
+
     def reseed(self, generator: np.random.Generator) -> None:
         """Draw future masks from ``generator`` (``fit(seed=...)`` uses this for reproducible runs)."""
         self._rng = generator

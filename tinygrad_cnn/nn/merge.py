@@ -1,4 +1,5 @@
-"""Merge layers (Keras' names): ``Add``, ``Subtract``, ``Multiply``, ``Average``, ``Concatenate``.
+"""Merge layers (Keras' names): ``Add``, ``Subtract``, ``Multiply``, ``Average``, ``Maximum``, ``Minimum``,
+``Concatenate``.
 
 Each takes a list of inputs, ``layer([a, b, ...])``, so it joins paths of a graph model: a residual block is
 ``Add()([x, f(x)])``. The gradient of a merge sends the cotangent back down every path it joined, and where
@@ -15,7 +16,7 @@ from functools import reduce
 from tinygrad_cnn import ops, validation
 from tinygrad_cnn.nn.layer import Layer, _fmt_shape
 
-__all__ = ["Add", "Average", "Concatenate", "Multiply", "Subtract"]
+__all__ = ["Add", "Average", "Concatenate", "Maximum", "Minimum", "Multiply", "Subtract"]
 
 
 class _Merge(Layer):
@@ -88,6 +89,21 @@ class Average(_Merge):
 
     def combine(self, xs):
         return reduce(ops.add, xs) * (1.0 / len(xs))
+
+
+class Maximum(_Merge):
+    """y = elementwise maximum of the inputs, folded left to right as Keras does (``maximum(maximum(a, b), c)``).
+    Gradient: g to the input holding the maximum; a tie of two splits it 0.5 / 0.5 (as ``jnp.maximum``)."""
+
+    def combine(self, xs):
+        return reduce(ops.maximum, xs)
+
+
+class Minimum(_Merge):
+    """y = elementwise minimum of the inputs, folded left to right.   Gradient: as ``Maximum``, for the minimum."""
+
+    def combine(self, xs):
+        return reduce(ops.minimum, xs)
 
 
 class Concatenate(_Merge):

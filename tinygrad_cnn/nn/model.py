@@ -28,7 +28,7 @@ import os
 import numpy as np
 
 from tinygrad_cnn import validation
-from tinygrad_cnn.nn import _serial, checkpoint, fusion, saving
+from tinygrad_cnn.nn import _serial, checkpoint, fusion, registry, saving
 from tinygrad_cnn.nn.core import InputLayer
 from tinygrad_cnn.nn.graph import SymbolicTensor, nodes_between
 from tinygrad_cnn.nn.layer import Layer, _fmt_shape, assign_checked
@@ -269,7 +269,7 @@ class Model(ModelBase):
         layers = []
         for layer in self._all_layers:
             calls = [[keys[id(t.node)] for t in node.inputs] for node in self._nodes if node.layer is layer]
-            layers.append({"class_name": type(layer).__name__, "config": layer.get_config(), "name": layer.name,
+            layers.append({**registry.serialize(layer), "name": layer.name,
                            "inbound_nodes": [call for call in calls if call]})
         return {"name": self.name, "layers": layers,
                 "input_layers": [keys[id(t.node)] for t in self.inputs],

@@ -1,4 +1,4 @@
-"""Pooling layers: Max/Average pooling 1-D and 2-D, LP (L2-norm) pooling 2-D, global max/average pooling 2-D.
+"""Pooling layers: Max/Average pooling 1-D to 3-D, LP (L2-norm) pooling 2-D, global max/average pooling 1-D to 3-D.
 
 Windows of ``pool_size`` moved by ``strides`` (default: ``pool_size``), output
 sizes by ``conv_arithmetic`` (``"valid"`` floor((W - P)/S) + 1, ``"same"``
@@ -15,8 +15,9 @@ from tinygrad_cnn.conv_arithmetic import conv_output_size
 from tinygrad_cnn.nn.layer import Layer
 
 __all__ = [
-    "AveragePooling1D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "LPPooling2D",
-    "MaxPooling1D", "MaxPooling2D",
+    "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+    "GlobalAveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D", "LPPooling2D",
+    "MaxPooling1D", "MaxPooling2D", "MaxPooling3D",
 ]
 
 
@@ -63,36 +64,50 @@ class _Pool(Layer):
                 "strides": list(self.strides), "data_format": self.data_format}
 
 
-class MaxPooling1D(_Pool):
+class _MaxPool(_Pool):
+    def call(self, x, training=False):
+        return F.max_pool(x, self.pool_size, **self._kw())
+
+
+class _AveragePool(_Pool):
+    def call(self, x, training=False):
+        return F.avg_pool(x, self.pool_size, **self._kw())
+
+
+class MaxPooling1D(_MaxPool):
     """Maximum over windows of ``pool_size`` steps."""
 
     rank = 1
 
-    def call(self, x, training=False):
-        return F.max_pool(x, self.pool_size, **self._kw())
 
-
-class MaxPooling2D(_Pool):
+class MaxPooling2D(_MaxPool):
     """Maximum over ``pool_size`` windows."""
 
-    def call(self, x, training=False):
-        return F.max_pool(x, self.pool_size, **self._kw())
+    rank = 2
 
 
-class AveragePooling1D(_Pool):
+class MaxPooling3D(_MaxPool):
+    """Maximum over ``pool_size`` windows of a volume (batch, d1, d2, d3, channels)."""
+
+    rank = 3
+
+
+class AveragePooling1D(_AveragePool):
     """Mean over windows of ``pool_size`` steps (``"same"``: over the cells inside the input)."""
 
     rank = 1
 
-    def call(self, x, training=False):
-        return F.avg_pool(x, self.pool_size, **self._kw())
 
-
-class AveragePooling2D(_Pool):
+class AveragePooling2D(_AveragePool):
     """Mean over ``pool_size`` windows (``"same"``: over the cells inside the input)."""
 
-    def call(self, x, training=False):
-        return F.avg_pool(x, self.pool_size, **self._kw())
+    rank = 2
+
+
+class AveragePooling3D(_AveragePool):
+    """Mean over ``pool_size`` windows of a volume (``"same"``: over the cells inside the input)."""
+
+    rank = 3
 
 
 class LPPooling2D(_Pool):
@@ -143,15 +158,47 @@ class _GlobalPool(Layer):
         return {**super().get_config(), "data_format": self.data_format, "keepdims": self.keepdims}
 
 
-class GlobalMaxPooling2D(_GlobalPool):
-    """Maximum over all spatial positions, per channel."""
-
+class _GlobalMax(_GlobalPool):
     def call(self, x, training=False):
         return F.global_max_pool(x, data_format=self.data_format, keepdims=self.keepdims)
 
 
-class GlobalAveragePooling2D(_GlobalPool):
-    """Mean over all spatial positions, per channel."""
-
+class _GlobalAverage(_GlobalPool):
     def call(self, x, training=False):
         return F.global_avg_pool(x, data_format=self.data_format, keepdims=self.keepdims)
+
+
+class GlobalMaxPooling1D(_GlobalMax):
+    """Maximum over all steps, per channel: (batch, steps, channels) -> (batch, channels)."""
+
+    rank = 1
+
+
+class GlobalMaxPooling2D(_GlobalMax):
+    """Maximum over all spatial positions, per channel."""
+
+    rank = 2
+
+
+class GlobalMaxPooling3D(_GlobalMax):
+    """Maximum over all positions of a volume, per channel."""
+
+    rank = 3
+
+
+class GlobalAveragePooling1D(_GlobalAverage):
+    """Mean over all steps, per channel: (batch, steps, channels) -> (batch, channels)."""
+
+    rank = 1
+
+
+class GlobalAveragePooling2D(_GlobalAverage):
+    """Mean over all spatial positions, per channel."""
+
+    rank = 2
+
+
+class GlobalAveragePooling3D(_GlobalAverage):
+    """Mean over all positions of a volume, per channel."""
+
+    rank = 3

@@ -9,7 +9,7 @@ fuses on the one path every ``Model`` uses (see ``nn.model``).
 from __future__ import annotations
 
 from tinygrad_cnn import validation
-from tinygrad_cnn.nn import _serial
+from tinygrad_cnn.nn import _serial, registry
 from tinygrad_cnn.nn.core import InputLayer
 from tinygrad_cnn.nn.graph import SymbolicTensor
 from tinygrad_cnn.nn.layer import Layer
@@ -103,7 +103,7 @@ class Sequential(Model):
         layers = []
         if self._input is not None:
             layers.append({"class_name": "InputLayer", "config": self._input.get_config()})
-        layers += [_serial.serialize(layer) for layer in self._layers]
+        layers += [registry.serialize(layer) for layer in self._layers]
         return {"name": self.name, "layers": layers,
                 "build_input_shape": list(self.input_shape) if self.built else None}
 
