@@ -194,9 +194,10 @@ BUILDERS = {
 
 
 # -- graph and state: merges and normalizations ---------------------------------------------------------------
-# A merge's ``fn`` takes the list of its inputs (its node's inputs, in order). A stateful layer's function is
-# ``fn(p, s, x, training, key) -> (y, s_new)``: ``s`` holds the weights in ``STATE_WEIGHTS`` (never trained by a
-# gradient), the rest are in ``p``; ``s_new`` is ``s`` itself outside training.
+# A merge's ``fn`` takes the list of its inputs (its node's inputs, in order). A stateful layer's function (a
+# class of ``STATE_WEIGHTS``) is ``fn(p, s, x, training, key) -> (y, s_new)``: ``s`` holds the weights named in
+# ``STATE_WEIGHTS`` (never trained by a gradient), the rest are in ``p``; ``s_new`` is ``s`` itself outside
+# training.
 
 
 def _merge(combine):
@@ -299,9 +300,10 @@ BUILDERS.update({
     "Average": _merge(lambda xs: functools.reduce(jnp.add, xs) / len(xs)),
     "Concatenate": _concatenate,
     "LayerNormalization": _layer_normalization, "GroupNormalization": _group_normalization,
+    "BatchNormalization": _batch_normalization,
 })
-STATEFUL_BUILDERS = {"BatchNormalization": _batch_normalization}
-# The weights of a stateful layer that are state (in the engine's weight order); the others are parameters.
+# The stateful layers (their ``fn`` takes and returns the state) and which of their weights are state; the
+# others are parameters.
 STATE_WEIGHTS = {"BatchNormalization": ("moving_mean", "moving_variance")}
 
 # Engine layers the twin cannot build yet, and why (class name -> reason)
@@ -310,14 +312,12 @@ NOT_YET: dict[str, str] = {}
 
 def build(class_name: str, config: dict):
     """The JAX function of one engine layer (``fn(p, x, training, key)``, or ``fn(p, s, x, training, key)`` for
-    a class of ``STATEFUL_BUILDERS``); ``NotImplementedError`` naming the class if it is unknown."""
+    a class of ``STATE_WEIGHTS``); ``NotImplementedError`` naming the class if it is unknown."""
     if class_name in NOT_YET:
         raise NotImplementedError(f"jax_ref.from_engine: layer {config.get('name')!r} of class {class_name} has no "
                                   f"JAX twin yet: {NOT_YET[class_name]}")
-    if class_name in STATEFUL_BUILDERS:
-        return STATEFUL_BUILDERS[class_name](class_name, config)
     if class_name not in BUILDERS:
         raise NotImplementedError(f"jax_ref.from_engine: layer {config.get('name')!r} of class {class_name} has no "
                                   f"JAX twin; supported layer classes: "
-                                  f"{', '.join(sorted({*BUILDERS, *STATEFUL_BUILDERS}))}")
+                                  f"{', '.join(sorted(BUILDERS))}")
     return BUILDERS[class_name](class_name, config)

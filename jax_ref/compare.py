@@ -97,25 +97,22 @@ def _engine_nodes(engine):
     return [node for node in engine._nodes if id(node.output) not in inputs]
 
 
-def _engine_gradients(engine, twin, xs, y, loss, training, regularization):
-    """Engine loss, weight gradients (Keras order) and, per node, the contribution of its backward pass to the
-    gradient of each of its inputs: ``vjp_node(dL/d output)`` (one list per node, in ``twin.nodes`` order).
+def _engine_gradients(engine, xs, y, loss, training, regularization):
+    """Engine loss, weight gradients (Keras order) and, per node (in graph order), what its backward pass sends
+    to each of its inputs, ``vjp_node(dL/d output)``; all from one backward pass.
 
-    The layers are called one by one (unfused) in graph order; the total gradients come from one backward pass
-    (weights and every node output), each node's contribution from ``grad(output, its input copies, dL/d
-    output)`` on the same graph.
+    The layers are called one by one (unfused) in graph order, each on its own copies of its inputs (times 1.0,
+    exact): the gradient with respect to a copy is that node's backward alone, not the sum over every reader of
+    the same value.
     """
     leaves = [Tensor(a, requires_grad=True) for a in xs]
     env = {id(t): v for t, v in zip(engine.inputs, leaves, strict=True)}
-    calls, activity = [], []
+    copies, activity = [], []
     for node in _engine_nodes(engine):
-        # each call reads its own copy of its inputs (times 1.0, exact), so that grad(output, copies) is this
-        # node's backward alone, not also the paths through other readers of the same value
         args = [env[id(t)] * 1.0 for t in node.inputs]
-        out = node.layer(args if node.layer.takes_list else args[0], training=training)
+        env[id(node.output)] = node.layer(args if node.layer.takes_list else args[0], training=training)
         activity += node.layer._activity_losses  # one penalty per call (Keras' rule)
-        env[id(node.output)] = out
-        calls.append((args, out))
+        copies.append(args)
     outs = [env[id(t)] for t in engine.outputs]
     ys = list(y) if len(outs) > 1 else [y]
     fn = engine_loss_function(loss)
@@ -129,35 +126,25 @@ def _engine_gradients(engine, twin, xs, y, loss, training, regularization):
         for penalty in activity:
             total = total + penalty
     weights = engine.weights
-    grads = tinygrad_cnn.grad(total, weights + [out for _, out in calls], retain_graph=True)
-    w_grads, out_grads = grads[:len(weights)], grads[len(weights):]
-    contributions = [tinygrad_cnn.grad(out, args, grad_output=g, retain_graph=True)
-                     for (args, out), g in zip(calls, out_grads, strict=True)]
-    return float(total.item()), w_grads, contributions
+    flat = [a for args in copies for a in args]
+    grads = tinygrad_cnn.grad(total, weights + flat)
+    w_grads, rest = grads[:len(weights)], iter(grads[len(weights):])
+    return float(total.item()), w_grads, [[next(rest) for _ in args] for args in copies]
 
 
 def _twin_gradients(twin, xs, y, loss, training, regularization):
-    """Twin loss, weight gradients and per-node contributions (as ``_engine_gradients``), in one compile."""
-    shapes = jax.eval_shape(lambda p, s, xx: twin.run(p, s, xx, training)[2], twin.params, twin.state, xs)
-    taps = {name: jnp.zeros(sh.shape, sh.dtype) for name, sh in shapes.items()}
+    """Twin loss, weight gradients and per-node contributions (as ``_engine_gradients``), by one backward pass
+    through zero ``input_taps``."""
+    shapes = jax.eval_shape(lambda p, s, xx: twin.run(p, s, xx, training)[1], twin.params, twin.state, xs)
+    taps = {name: [jnp.zeros(a.shape, a.dtype) for a in (v if isinstance(v, list) else [v])]
+            for name, v in shapes.items()}
 
-    def total(params, state, xx, tt):
-        return twin.loss_with_state(params, state, xx, y, loss, training, None, regularization, taps=tt)[0]
+    def total(params, tt):
+        return twin.loss_with_state(params, twin.state, xs, y, loss, training, None, regularization,
+                                    input_taps=tt)[0]
 
-    def everything(params, state, xx, tt):
-        value, (gp, gt) = jax.value_and_grad(total, argnums=(0, 3))(params, state, xx, tt)
-        _, inputs, _, _ = twin.run(params, state, xx, training)
-        contributions = {}
-        for node in twin.nodes:
-            name = node.layer.name
-
-            def f(a, layer=node.layer, name=name):
-                return layer.call(params.get(name, {}), state.get(name, {}), a, training, None)[0]
-
-            contributions[node.name] = jax.vjp(f, inputs[node.name])[1](gt[node.name])[0]
-        return value, gp, contributions
-
-    return jax.jit(everything)(twin.params, twin.state, xs, taps)
+    value, (gp, gt) = jax.jit(jax.value_and_grad(total, argnums=(0, 1)))(twin.params, taps)
+    return value, gp, gt
 
 
 def compare_gradients(model, x, y, loss="cross_entropy", dtype=np.float64, training=False, regularization=True,
@@ -188,7 +175,7 @@ def compare_gradients(model, x, y, loss="cross_entropy", dtype=np.float64, train
         xs = [np.asarray(a, dtype) for a in (x if twin.multiple_inputs else [x])]
         y = jax.tree_util.tree_map(
             lambda t: np.asarray(t) if np.issubdtype(np.asarray(t).dtype, np.integer) else np.asarray(t, dtype), y)
-        loss_value, w_grads, contributions = _engine_gradients(engine, twin, xs, y, loss, training, regularization)
+        loss_value, w_grads, contributions = _engine_gradients(engine, xs, y, loss, training, regularization)
         twin_loss, gp, twin_contributions = _twin_gradients(twin, xs if twin.multiple_inputs else xs[0], y, loss,
                                                             training, regularization)
     report = Report(f"compare_gradients {getattr(model, 'name', 'model')} ({dtype}, loss={loss!r}, "
@@ -207,9 +194,7 @@ def compare_gradients(model, x, y, loss="cross_entropy", dtype=np.float64, train
             for w in (w for w in info.weight_names if w not in info.frozen_weights):  # frozen: no engine grad
                 report.entries.append(compare_arrays(f"{info.name}.{w}", "weight grad",
                                                      w_by_slot[(info.name, w)].data, np.asarray(gp[info.name][w])))
-        ref = twin_contributions[node.name]
-        refs = list(ref) if node.takes_list else [ref]
-        for j, (ge, gt) in enumerate(zip(engine_in, refs, strict=True)):
+        for j, (ge, gt) in enumerate(zip(engine_in, twin_contributions[node.name], strict=True)):
             label = f"{node.name} input" + (f" {j}" if node.takes_list else "")
             report.entries.append(compare_arrays(label, f"{info.class_name} backward", ge.data, np.asarray(gt)))
     return report

@@ -42,7 +42,7 @@ class LayerInfo:
     def __init__(self, index, name, class_name, config, weight_names, frozen_weights=()):
         self.index, self.name, self.class_name, self.config = index, name, class_name, config
         self.fn = _layers.build(class_name, config)
-        self.stateful = class_name in _layers.STATEFUL_BUILDERS
+        self.stateful = class_name in _layers.STATE_WEIGHTS
         state = set(_layers.STATE_WEIGHTS.get(class_name, ()))
         self.engine_weight_names = list(weight_names)
         self.weight_names = [w for w in weight_names if w not in state]
@@ -123,14 +123,17 @@ class JaxModel:
                              f"{self.input_names}); got {type(x).__name__}")
         return [jnp.asarray(v) for v in x]
 
-    def run(self, params, state, x, training=False, rng=None, taps=None, fns=None):
+    def run(self, params, state, x, training=False, rng=None, taps=None, fns=None, input_taps=None):
         """Walk the nodes once: ``(outputs, inputs_by_node, outputs_by_node, new_state)``.
 
         ``outputs``: one array per model output; ``inputs_by_node``: each node's input (a list for a merge);
         ``outputs_by_node``: each node's output, keyed by node name. ``taps`` (``{node name: array}``) is added
         to those nodes' outputs (zeros leave the result unchanged; the gradient with respect to a tap is the
-        gradient with respect to that node's output). ``fns`` (``{layer name: f(p, s, x, training, key) -> (y,
-        s)}``) replaces some layers' functions (same values). Node ``i`` gets the key ``fold_in(rng, i)``.
+        gradient with respect to that node's output). ``input_taps`` (``{node name: [array per input]}``) is
+        added to what that node reads, and to nothing else: the gradient with respect to it is that node's
+        backward alone, ``vjp_node(dL/d output)``, not the sum over every reader of the value.
+        ``fns`` (``{layer name: f(p, s, x, training, key) -> (y, s)}``) replaces some layers' functions (same
+        values). Node ``i`` gets the key ``fold_in(rng, i)``.
         A shared stateful layer's state flows through its calls in graph order.
         """
         values = dict(enumerate(self._input_list(x)))
@@ -140,6 +143,8 @@ class JaxModel:
             layer = node.layer
             key = None if rng is None else jax.random.fold_in(rng, node.index)
             args = [values[k] for k in node.inputs]
+            if input_taps is not None and node.name in input_taps:
+                args = [a + t for a, t in zip(args, input_taps[node.name], strict=True)]
             arg = args if node.takes_list else args[0]
             call = layer.call if fns is None or layer.name not in fns else fns[layer.name]
             h, s = call(params.get(layer.name, {}), state.get(layer.name, {}), arg, training, key)
@@ -212,10 +217,12 @@ class JaxModel:
         return out
 
     def loss_with_state(self, params, state, x, y, loss="cross_entropy", training=False, rng=None,
-                        regularization=True, taps=None):
+                        regularization=True, taps=None, input_taps=None):
         """``(total, new_state)``: ``loss(apply(params, x), y)`` plus the weight and activity penalties (as the
-        engine's ``fit``); with several outputs ``y`` is a list and the losses of the outputs add (Keras)."""
-        outs, _, outputs, new_state = self.run(params, state, x, training=training, rng=rng, taps=taps)
+        engine's ``fit``); with several outputs ``y`` is a list and the losses of the outputs add (Keras).
+        ``taps``/``input_taps``: as ``run``."""
+        outs, _, outputs, new_state = self.run(params, state, x, training=training, rng=rng, taps=taps,
+                                               input_taps=input_taps)
         fn = loss_function(loss)
         ys = list(y) if self.multiple_outputs else [y]
         if len(ys) != len(outs):
