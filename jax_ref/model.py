@@ -176,7 +176,8 @@ class JaxModel:
         return self.jit_apply(self.params, x, training=training, rng=rng)
 
     @cached_property
-    def _jit_apply_with_state(self):
+    def jit_apply_with_state(self):
+        """``apply_with_state`` compiled (``training``/``capture`` static, once per shape)."""
         return jax.jit(self.apply_with_state, static_argnames=("training", "capture"))
 
     @property
@@ -185,7 +186,7 @@ class JaxModel:
         ``self.state``, passed as an argument (never baked into the compiled function)."""
         def jit_apply(params, x, training=False, rng=None, capture=False, state=None):
             state = self.state if state is None else state
-            return self._jit_apply_with_state(params, state, x, training=training, rng=rng, capture=capture)[0]
+            return self.jit_apply_with_state(params, state, x, training=training, rng=rng, capture=capture)[0]
         return jit_apply
 
     # -- penalties and constraints --------------------------------------------------------------------
