@@ -39,8 +39,8 @@ class LayerInfo:
     """One layer of the twin: engine name and class, config, JAX function, weight names (trainable ones in
     ``weight_names``, state in ``state_names``; ``engine_weight_names`` in the engine's order), penalties."""
 
-    def __init__(self, index, name, class_name, config, weight_names, frozen_weights=()):
-        self.index, self.name, self.class_name, self.config = index, name, class_name, config
+    def __init__(self, name, class_name, config, weight_names, frozen_weights=()):
+        self.name, self.class_name, self.config = name, class_name, config
         self.fn = _layers.build(class_name, config)
         self.stateful = class_name in _layers.STATE_WEIGHTS
         state = set(_layers.STATE_WEIGHTS.get(class_name, ()))
@@ -263,9 +263,9 @@ class JaxModel:
         return f"JaxModel({', '.join(repr(layer) for layer in self.layers)})"
 
 
-def _engine_layer_info(index, layer) -> LayerInfo:
+def _engine_layer_info(layer) -> LayerInfo:
     frozen = [w for w, t in zip(layer.weight_names, layer.weights, strict=True) if not t.requires_grad]
-    return LayerInfo(index, layer.name, type(layer).__name__, layer.get_config(), layer.weight_names, frozen)
+    return LayerInfo(layer.name, type(layer).__name__, layer.get_config(), layer.weight_names, frozen)
 
 
 def from_engine(model) -> JaxModel:
@@ -289,7 +289,7 @@ def from_engine(model) -> JaxModel:
     for i, node in enumerate(calls):
         layer = node.layer
         if id(layer) not in infos:
-            infos[id(layer)] = _engine_layer_info(len(infos), layer)
+            infos[id(layer)] = _engine_layer_info(layer)
         k = seen[id(layer)] = seen.get(id(layer), -1) + 1
         name = layer.name if count[id(layer)] == 1 else f"{layer.name}:{k}"
         missing = [t for t in node.inputs if id(t) not in keys]

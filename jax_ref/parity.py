@@ -4,7 +4,7 @@ Both start from the same weights (the engine model is cloned, optionally cast
 to ``dtype``, so the user's model is untouched), see the batches of
 ``batch_schedule(n, batch_size, steps, seed=seed)`` and minimise the same loss
 (plus regularization penalties); the engine projects constraints after each
-step as ``Sequential.fit`` does. Dropout is off (``training=False``) by
+step as ``fit`` does. Dropout is off (``training=False``) by
 default, because the engine draws its masks with NumPy and the twin with
 ``jax.random``: with dropout on the two runs are different experiments.
 
