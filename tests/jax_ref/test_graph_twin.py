@@ -134,7 +134,7 @@ def test_several_inputs_and_outputs_with_a_shared_layer():
     nn.set_random_seed(2)
     a, b = nn.Input((5,), name="a"), nn.Input((4, 4, 2), name="b")
     shared = nn.Dense(6, activation="tanh", name="shared")
-    ha, hb = shared(a), shared(nn.Dense(5, name="squeeze")(nn.Flatten()(b)))
+    ha, hb = shared(a), shared(nn.Dense(5, name="squeeze")(nn.Flatten(name="flatten")(b)))
     merged = nn.Concatenate(name="cat")([nn.Multiply()([ha, hb]), nn.Subtract()([ha, hb])])
     model = nn.Model([a, b], [nn.Dense(3, name="head")(merged), nn.Dense(2, name="aux")(hb)], name="two_by_two")
     xs = [R.normal(size=(4, 5)).astype(np.float32), R.normal(size=(4, 4, 4, 2)).astype(np.float32)]
