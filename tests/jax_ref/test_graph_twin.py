@@ -181,3 +181,34 @@ def test_every_attribution_method_runs_on_the_residual_network():
     drop = MODEL(image[None]).data[0, 0] - MODEL(occluded[None]).data[0, 0]
     np.testing.assert_allclose(occ[0, 0], drop, rtol=1e-4, atol=1e-5)  # one window: the score's drop itself
     assert A.filters(MODEL, "b2_proj").shape == (1, 1, 4, 6)
+
+
+# the configurations the graph models above leave out (the engine's layers are matched to Keras in
+# tests/nn/test_normalization.py), twin vs engine layer by layer: output and every vjp, float64
+LAYER_CASES = [
+    ("BatchNormalization", dict(axis=1, momentum=0.9, epsilon=1e-5, center=False), (4, 3, 5), True),
+    ("LayerNormalization", dict(axis=(1, 2), scale=False), (3, 4, 5), False),
+    ("GroupNormalization", dict(groups=2, axis=1), (2, 4, 5), False),
+    ("Concatenate", dict(axis=1), [(2, 3, 2), (2, 1, 2)], False),
+    ("Average", dict(), [(2, 3), (2, 3), (2, 3)], False),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, shape, training", LAYER_CASES, ids=lambda c: str(c))
+def test_merge_and_normalization_twins_match_the_engine_layer(check_vjp, name, kwargs, shape, training):
+    from jax_ref import _layers
+    layer = getattr(nn, name)(dtype="float64", **kwargs)
+    several = isinstance(shape, list)
+    layer.build([(None,) + s[1:] for s in shape] if several else (None,) + shape[1:])
+    weights = [R.uniform(0.5, 2.0, w.shape) for w in layer.weights]
+    layer.set_weights(weights)
+    fn = _layers.build(name, layer.get_config())
+    p = dict(zip(layer.weight_names, weights, strict=True))
+    stateful = name in _layers.STATE_WEIGHTS
+    arrays = [R.normal(1.0, 2.0, s) for s in shape] if several else [R.normal(1.0, 2.0, shape)]
+
+    def twin(*xs):
+        x = list(xs) if several else xs[0]
+        return fn(p, p, x, training, None)[0] if stateful else fn(p, x, training, None)
+
+    check_vjp(lambda *xs: layer(list(xs) if several else xs[0], training=training), twin, *arrays, tol=1e-10)
