@@ -145,6 +145,8 @@ def test_several_inputs_and_outputs_with_a_shared_layer():
         np.testing.assert_allclose(np.asarray(got), want.data, rtol=2e-5, atol=2e-6)
     report = jax_ref.assert_gradients_match(model, xs, ys)
     assert report.max_rel_error < 1e-10 and "shared:1 input" in {e.name for e in report.entries}
+    run = jax_ref.parity(model, xs, ys, steps=2, batch_size=2, learning_rate=0.1, dtype="float64")  # lists in
+    assert run.max_rel_loss_deviation < 1e-12 and run.max_rel_param_deviation < 1e-12, str(run)
     with pytest.raises(ValueError, match="one input and one output"):
         A.saliency(model, xs[1])
 
