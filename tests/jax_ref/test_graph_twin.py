@@ -165,6 +165,7 @@ def test_saliency_and_grad_cam_match_the_engine():
     cam = np.maximum((g.data.mean(axis=(1, 2), keepdims=True) * act.data).sum(axis=-1), 0)
     np.testing.assert_allclose(A.grad_cam(MODEL, images, "b1_add", target=2, upsample=False), cam,
                                rtol=1e-4, atol=1e-6)
+    assert A.grad_cam(MODEL, images, "b2_tanh").shape == (3, 8, 8)  # after the pool: upsampled from 4 x 4
 
 
 def test_every_attribution_method_runs_on_the_residual_network():
@@ -174,8 +175,7 @@ def test_every_attribution_method_runs_on_the_residual_network():
     assert list(maps) == twin.node_names
     hidden = nn.Model(MODEL.inputs, MODEL.get_layer("b2_add").output)(image[None]).data[0]
     np.testing.assert_allclose(maps["b2_add"], hidden, rtol=1e-4, atol=1e-5)
-    assert A.grad_cam(MODEL, image, "b2_tanh").shape == (8, 8)  # upsampled from the pooled 4 x 4
-    assert A.smoothgrad(MODEL, image, n=3).shape == image.shape
+    assert A.smoothgrad(MODEL, image, n=2).shape == image.shape
     assert np.isfinite(A.integrated_gradients(MODEL, image, target=0, steps=16)).all()
     occ = A.occlusion(twin, image, target=0, window=4, stride=4)
     occluded = image.copy()
