@@ -35,6 +35,7 @@ backend) with JAX's own primitives, never from the engine's code:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -195,8 +196,7 @@ BUILDERS = {
 
 # -- wave 2: the rest of Keras' CNN layer set ---------------------------------------------------------------------
 # Written from Keras 3's layer sources (keras/src/layers/...: each ``call`` on the JAX backend) with jnp/lax/
-# jax.random, not from the engine. Maximum and Minimum (Keras: ``ops.maximum``/``ops.minimum`` folded left to
-# right over the inputs, ties 0.5/0.5 as jnp.maximum) wait in NOT_YET with the other merge layers.
+# jax.random, not from the engine (Maximum and Minimum are with the other merges, below).
 
 def _spatial_axes_of(config, ndim):
     """The spatial axes of an input of rank ``ndim`` (layers without data_format are channels_last)."""
@@ -396,21 +396,134 @@ def weight_arg(class_name: str, weight: str) -> str:
     return _WEIGHT_ARGS.get((class_name, weight), weight)
 
 
-# Engine layers the twin cannot build yet, and why: the merge layers live only in graph models, and the twin walks
-# Sequential chains; the normalizations wait for the twin's layer-state pytree (BatchNormalization's statistics)
-NOT_YET = {"Add": "graph", "Average": "graph", "Concatenate": "graph", "Multiply": "graph", "Subtract": "graph",
-           "Maximum": "graph", "Minimum": "graph",
-           "BatchNormalization": "state", "GroupNormalization": "state", "LayerNormalization": "state"}
+# -- graph and state: merges and normalizations ---------------------------------------------------------------
+# A merge's ``fn`` takes the list of its inputs (its node's inputs, in order). A stateful layer's function (a
+# class of ``STATE_WEIGHTS``) is ``fn(p, s, x, training, key) -> (y, s_new)``: ``s`` holds the weights named in
+# ``STATE_WEIGHTS`` (never trained by a gradient), the rest are in ``p``; ``s_new`` is ``s`` itself outside
+# training.
+
+
+def _merge(combine):
+    """Keras' ``Add``/``Subtract``/``Multiply``/``Average`` (``_Merge._merge_function``, broadcasting size-1 axes)."""
+    def builder(class_name, config):
+        return lambda p, xs, training, key: combine(list(xs))
+
+    return builder
+
+
+def _concatenate(class_name, config):
+    """Keras' ``Concatenate(axis)``: ``jnp.concatenate`` of the inputs along ``axis``."""
+    axis = int(config.get("axis", -1))
+    return lambda p, xs, training, key: jnp.concatenate(list(xs), axis=axis)
+
+
+def _moments(x, axes):
+    """``keras.ops.moments``: mean and biased variance over ``axes``, kept as size-1 axes."""
+    mean = jnp.mean(x, axis=axes, keepdims=True)
+    return mean, jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
+
+
+def _scale_shift(x, mean, variance, gamma, beta, epsilon):
+    """``keras.ops.batch_normalization``'s formula: ``x * inv + (beta - mean * inv)`` with
+    ``inv = gamma / sqrt(variance + epsilon)``."""
+    inv = lax.rsqrt(variance + epsilon)
+    if gamma is not None:
+        inv = inv * gamma
+    shift = -mean * inv
+    return x * inv + (shift if beta is None else shift + beta)
+
+
+def _feature(w, ndim, axes):
+    """A weight over the features of ``axes`` shaped to broadcast against a rank-``ndim`` input (None stays)."""
+    if w is None:
+        return None
+    shape = [1] * ndim
+    for a, n in zip(axes, w.shape, strict=True):
+        shape[a] = n
+    return jnp.reshape(w, shape)
+
+
+def _batch_normalization(class_name, config):
+    """Keras' ``BatchNormalization.call``: in training (and trainable) the batch's moments over every axis but
+    ``axis``, then ``moving <- moving * momentum + batch * (1 - momentum)`` (mean and biased variance); otherwise
+    the moving statistics. ``trainable=False`` means inference mode, as in Keras."""
+    momentum, epsilon = float(config["momentum"]), float(config["epsilon"])
+    trainable = bool(config.get("trainable", True))
+
+    def fn(p, s, x, training, key):
+        axis = int(config["axis"]) % x.ndim
+        gamma, beta = (_feature(p.get(w), x.ndim, (axis,)) for w in ("gamma", "beta"))
+        if not (training and trainable):
+            mean, variance = (_feature(s[w], x.ndim, (axis,)) for w in ("moving_mean", "moving_variance"))
+            return _scale_shift(x, mean, variance, gamma, beta, epsilon), s
+        mean, variance = _moments(x, tuple(i for i in range(x.ndim) if i != axis))
+        new = {"moving_mean": s["moving_mean"] * momentum + jnp.reshape(mean, (-1,)) * (1.0 - momentum),
+               "moving_variance": s["moving_variance"] * momentum + jnp.reshape(variance, (-1,)) * (1.0 - momentum)}
+        return _scale_shift(x, mean, variance, gamma, beta, epsilon), new
+
+    return fn
+
+
+def _layer_normalization(class_name, config):
+    """Keras' ``ops.layer_normalization``: moments per example over ``axis`` (an int or a list), gamma and beta
+    over those axes."""
+    epsilon = float(config["epsilon"])
+    axis = config.get("axis", -1)
+
+    def fn(p, x, training, key):
+        axes = tuple(sorted(a % x.ndim for a in (axis if isinstance(axis, (list, tuple)) else (axis,))))
+        mean, variance = _moments(x, axes)
+        gamma, beta = (_feature(p.get(w), x.ndim, axes) for w in ("gamma", "beta"))
+        return _scale_shift(x, mean, variance, gamma, beta, epsilon)
+
+    return fn
+
+
+def _group_normalization(class_name, config):
+    """Keras' ``GroupNormalization.call``: the features of ``axis`` reshaped to ``(groups, features // groups)``,
+    moments per example and group over every other non-batch axis, gamma and beta per feature."""
+    epsilon, groups, axis = float(config["epsilon"]), int(config["groups"]), int(config.get("axis", -1))
+
+    def fn(p, x, training, key):
+        a = axis % x.ndim
+        grouped = jnp.reshape(x, x.shape[:a] + (groups, x.shape[a] // groups) + x.shape[a + 1:])
+        mean, variance = _moments(grouped, tuple(i for i in range(1, grouped.ndim) if i != a))
+        per_group = tuple(groups if i == a else (x.shape[a] // groups if i == a + 1 else 1)
+                          for i in range(grouped.ndim))
+        gamma, beta = (None if p.get(w) is None else jnp.reshape(p[w], per_group) for w in ("gamma", "beta"))
+        return jnp.reshape(_scale_shift(grouped, mean, variance, gamma, beta, epsilon), x.shape)
+
+    return fn
+
+
+BUILDERS.update({
+    "Add": _merge(lambda xs: functools.reduce(jnp.add, xs)),
+    "Subtract": _merge(lambda xs: jnp.subtract(*xs)),
+    "Multiply": _merge(lambda xs: functools.reduce(jnp.multiply, xs)),
+    "Average": _merge(lambda xs: functools.reduce(jnp.add, xs) / len(xs)),
+    # Keras' ops.maximum / ops.minimum folded left to right; ties share the gradient 0.5 / 0.5 (jnp.maximum)
+    "Maximum": _merge(lambda xs: functools.reduce(jnp.maximum, xs)),
+    "Minimum": _merge(lambda xs: functools.reduce(jnp.minimum, xs)),
+    "Concatenate": _concatenate,
+    "LayerNormalization": _layer_normalization, "GroupNormalization": _group_normalization,
+    "BatchNormalization": _batch_normalization,
+})
+# The stateful layers (their ``fn`` takes and returns the state) and which of their weights are state; the
+# others are parameters.
+STATE_WEIGHTS = {"BatchNormalization": ("moving_mean", "moving_variance")}
+
+# Engine layers the twin cannot build yet, and why (class name -> reason)
+NOT_YET: dict[str, str] = {}
 
 
 def build(class_name: str, config: dict):
-    """The JAX function of one engine layer; ``NotImplementedError`` naming the class if it is unknown."""
+    """The JAX function of one engine layer (``fn(p, x, training, key)``, or ``fn(p, s, x, training, key)`` for
+    a class of ``STATE_WEIGHTS``); ``NotImplementedError`` naming the class if it is unknown."""
     if class_name in NOT_YET:
-        why = ("it lives in graph models, and the twin runs Sequential models only" if NOT_YET[class_name] == "graph"
-               else "the twin has no layer state (moving statistics) yet")
         raise NotImplementedError(f"jax_ref.from_engine: layer {config.get('name')!r} of class {class_name} has no "
-                                  f"JAX twin yet: {why}")
+                                  f"JAX twin yet: {NOT_YET[class_name]}")
     if class_name not in BUILDERS:
         raise NotImplementedError(f"jax_ref.from_engine: layer {config.get('name')!r} of class {class_name} has no "
-                                  f"JAX twin; supported layer classes: {', '.join(sorted(BUILDERS))}")
+                                  f"JAX twin; supported layer classes: "
+                                  f"{', '.join(sorted(BUILDERS))}")
     return BUILDERS[class_name](class_name, config)

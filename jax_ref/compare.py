@@ -91,33 +91,76 @@ def check_op(name: str, *args, dtype=np.float64, seed: int = 0, rtol: float | No
     return report
 
 
-def _engine_gradients(engine, x, y, loss, training, regularization):
-    """Engine loss and gradients for every weight and every layer input, by one backward pass."""
+def _engine_nodes(engine):
+    """The engine's layer calls in graph order (the InputLayer nodes left out), as ``from_engine`` walks them."""
+    inputs = {id(t) for t in engine.inputs}
+    return [node for node in engine._nodes if id(node.output) not in inputs]
 
-    h = Tensor(x, requires_grad=True)
-    layer_inputs = []
-    for layer in engine.layers:
-        layer_inputs.append(h)
-        h = layer(h, training=training)
-    total = engine_loss_function(loss)(h, y)
+
+def _engine_gradients(engine, xs, y, loss, training, regularization):
+    """Engine loss, weight gradients (Keras order) and, per node (in graph order), what its backward pass sends
+    to each of its inputs, ``vjp_node(dL/d output)``; all from one backward pass.
+
+    The layers are called one by one (unfused) in graph order, each on its own copies of its inputs (times 1.0,
+    exact): the gradient with respect to a copy is that node's backward alone, not the sum over every reader of
+    the same value.
+    """
+    leaves = [Tensor(a, requires_grad=True) for a in xs]
+    env = {id(t): v for t, v in zip(engine.inputs, leaves, strict=True)}
+    copies, activity = [], []
+    for node in _engine_nodes(engine):
+        args = [env[id(t)] * 1.0 for t in node.inputs]
+        env[id(node.output)] = node.layer(args if node.layer.takes_list else args[0], training=training)
+        activity += node.layer._activity_losses  # one penalty per call (Keras' rule)
+        copies.append(args)
+    outs = [env[id(t)] for t in engine.outputs]
+    ys = list(y) if len(outs) > 1 else [y]
+    fn = engine_loss_function(loss)
+    total = fn(outs[0], ys[0])
+    for out, target in zip(outs[1:], ys[1:], strict=True):
+        total = total + fn(out, target)
     if regularization:
-        for penalty in engine.losses:
+        for layer in engine._layers:
+            for penalty in layer.losses[:len(layer.losses) - len(layer._activity_losses)]:  # the weight penalties
+                total = total + penalty
+        for penalty in activity:
             total = total + penalty
-    weights = [w for layer in engine.layers for w in layer.weights]
-    grads = tinygrad_cnn.grad(total, weights + layer_inputs)
-    return float(total.item()), grads[:len(weights)], grads[len(weights):]
+    weights = engine.weights
+    flat = [a for args in copies for a in args]
+    grads = tinygrad_cnn.grad(total, weights + flat)
+    w_grads, rest = grads[:len(weights)], iter(grads[len(weights):])
+    return float(total.item()), w_grads, [[next(rest) for _ in args] for args in copies]
+
+
+def _twin_gradients(twin, xs, y, loss, training, regularization):
+    """Twin loss, weight gradients and per-node contributions (as ``_engine_gradients``), by one backward pass
+    through zero ``input_taps``."""
+    shapes = jax.eval_shape(lambda p, s, xx: twin.run(p, s, xx, training)[1], twin.params, twin.state, xs)
+    taps = {name: [jnp.asarray(np.zeros(a.shape, a.dtype)) for a in (v if isinstance(v, list) else [v])]
+            for name, v in shapes.items()}  # host zeros: no XLA compile per tap shape
+
+    def total(params, tt):
+        return twin.loss_with_state(params, twin.state, xs, y, loss, training, None, regularization,
+                                    input_taps=tt)[0]
+
+    value, (gp, gt) = jax.jit(jax.value_and_grad(total, argnums=(0, 1)))(twin.params, taps)
+    return value, gp, gt
 
 
 def compare_gradients(model, x, y, loss="cross_entropy", dtype=np.float64, training=False, regularization=True,
                       rtol: float | None = None) -> Report:
-    """Engine vs JAX gradients of ``loss(model(x), y)`` (+ penalties) for every weight and every layer's input.
+    """Engine vs JAX gradients of ``loss(model(x), y)`` (+ penalties) for every weight and, per node of the
+    graph, what its backward pass sends to each of its inputs.
 
-    The engine model is cloned and cast to ``dtype`` (float64 by default, with
-    ``jax_enable_x64`` on inside and restored afterwards); the user's model is
-    untouched. Rows run from the loss backwards: for each layer (last first)
-    its weights, then ``<layer> input`` = d loss / d (that layer's input),
-    the cotangent that layer's backward pass produced. ``report.suspect`` is
-    the first failing row in that order: where a wrong gradient enters.
+    ``model``: any engine model (a graph ``Model`` or a ``Sequential``); ``x`` one array or a list (one per
+    model input); ``y`` the targets (a list for several outputs, whose losses add). The engine model is cloned
+    and cast to ``dtype`` (float64 by default, with ``jax_enable_x64`` on inside and restored afterwards); the
+    user's model is untouched. ``training=True`` compares training mode (BatchNormalization on batch statistics).
+    Rows run from the loss backwards through the nodes in reverse graph order: for each node, the weights of
+    its layer (at the layer's first call, where a shared layer's gradient is complete), then ``<node> input``
+    (``<node> input <j>`` for a merge) = ``vjp_node(dL/d output)``: that node's backward applied to the
+    cotangent arriving at its output. Every row depends only on the rows before it and the node it names, so
+    ``report.suspect`` (the first failing row) names the layer where a wrong gradient enters.
     ``loss``: any name of the engine's registry ``tinygrad_cnn.nn.losses.LOSSES`` (``"cross_entropy"`` on logits,
     Keras' names with Keras' meaning), a Keras class name, a config dict or an ``nn.losses.Loss``.
     """
@@ -130,32 +173,32 @@ def compare_gradients(model, x, y, loss="cross_entropy", dtype=np.float64, train
     ctx = float64() if dtype == np.float64 else _nullcontext()
     with ctx:
         engine = clone_engine(model, dtype)
-        x = np.asarray(x, dtype)
-        y = np.asarray(y) if np.issubdtype(np.asarray(y).dtype, np.integer) else np.asarray(y, dtype)
-        loss_value, w_grads, in_grads = _engine_gradients(engine, x, y, loss, training, regularization)
         twin = from_engine(engine)
-        shapes = jax.eval_shape(lambda p, xx: twin.apply(p, xx, capture=True)[1]["outputs"], twin.params, x)
-        taps = {name: jnp.asarray(np.zeros(s.shape, s.dtype)) for name, s in shapes.items()}  # no compile per shape
-
-        def f(params, xx, tt):
-            return twin.loss(params, xx, y, loss, training, None, regularization, taps=tt)
-
-        twin_loss, (gp, gx, gt) = jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2)))(twin.params, jnp.asarray(x), taps)
+        xs = [np.asarray(a, dtype) for a in (x if twin.multiple_inputs else [x])]
+        y = jax.tree_util.tree_map(
+            lambda t: np.asarray(t) if np.issubdtype(np.asarray(t).dtype, np.integer) else np.asarray(t, dtype), y)
+        loss_value, w_grads, contributions = _engine_gradients(engine, xs, y, loss, training, regularization)
+        twin_loss, gp, twin_contributions = _twin_gradients(twin, xs if twin.multiple_inputs else xs[0], y, loss,
+                                                            training, regularization)
     report = Report(f"compare_gradients {getattr(model, 'name', 'model')} ({dtype}, loss={loss!r}, "
-                    f"batch {x.shape[0]})")
+                    f"batch {xs[0].shape[0]}{', training' if training else ''})")
     if rtol is not None:
         report.rtol = rtol
     report.entries.append(compare_arrays("loss", "forward", np.array(loss_value), np.asarray(twin_loss)))
-    slots = [(info, w) for info in twin.layers for w in info.weight_names]
-    w_by_slot = {(info.name, w): g for (info, w), g in zip(slots, w_grads, strict=True)}
-    for k in range(len(twin.layers) - 1, -1, -1):
-        info = twin.layers[k]
-        for w in info.weight_names:
-            report.entries.append(compare_arrays(f"{info.name}.{w}", "weight grad", w_by_slot[(info.name, w)].data,
-                                                 np.asarray(gp[info.name][w])))
-        ref = gx if k == 0 else gt[twin.layers[k - 1].name]
-        report.entries.append(compare_arrays(f"{info.name} input", f"{info.class_name} backward",
-                                             in_grads[k].data, np.asarray(ref)))
+    slots = [(info.name, w) for info in twin.layers for w in info.engine_weight_names]
+    w_by_slot = dict(zip(slots, w_grads, strict=True))
+    first_call = {}
+    for node in twin.nodes:
+        first_call.setdefault(node.layer.name, node.name)
+    for node, engine_in in zip(reversed(twin.nodes), reversed(contributions), strict=True):
+        info = node.layer
+        if first_call[info.name] == node.name:
+            for w in (w for w in info.weight_names if w not in info.frozen_weights):  # frozen: no engine grad
+                report.entries.append(compare_arrays(f"{info.name}.{w}", "weight grad",
+                                                     w_by_slot[(info.name, w)].data, np.asarray(gp[info.name][w])))
+        for j, (ge, gt) in enumerate(zip(engine_in, twin_contributions[node.name], strict=True)):
+            label = f"{node.name} input" + (f" {j}" if node.takes_list else "")
+            report.entries.append(compare_arrays(label, f"{info.class_name} backward", ge.data, np.asarray(gt)))
     return report
 
 

@@ -112,7 +112,7 @@ def _mask_tree(labels, mask):
 @dataclass
 class TrainResult:
     """``params`` after training, per-step ``losses`` (the minimised total), ``opt_state``, device count, time,
-    and the trained ``model`` (a JaxModel)."""
+    the trained ``model`` (a JaxModel) and its layer ``state`` after training (moving statistics)."""
 
     params: dict
     losses: np.ndarray
@@ -120,16 +120,19 @@ class TrainResult:
     devices: int
     seconds: float
     model: object = None
+    state: dict = None
 
 
 def make_step(model, tx, loss="cross_entropy", training=True, regularization=True):
-    """The un-jitted step ``(params, opt_state, x, y, key) -> (params, opt_state, loss)``."""
+    """The un-jitted step ``(params, state, opt_state, x, y, key) -> (params, state, opt_state, loss)``; ``state``
+    (BatchNormalization's moving statistics) comes back updated by the training forward pass."""
 
-    def step(params, opt_state, xb, yb, key):
-        value, grads = jax.value_and_grad(model.loss)(params, xb, yb, loss, training, key, regularization)
+    def step(params, state, opt_state, xb, yb, key):
+        (value, state), grads = jax.value_and_grad(model.loss_with_state, has_aux=True)(
+            params, state, xb, yb, loss, training, key, regularization)
         updates, opt_state = tx.update(grads, opt_state, params)
         params = model.constrain(optax.apply_updates(params, updates))
-        return params, opt_state, value
+        return params, state, opt_state, value
 
     return step
 
@@ -142,9 +145,11 @@ def train(jax_model, x, y, optimizer="sgd", learning_rate=0.01, batch_size=32, e
     An engine model is converted with ``from_engine`` first (the engine's
     weights are not changed; ``result.model.to_engine()`` writes them back).
 
-    ``params`` defaults to ``jax_model.params``; ``optimizer_kwargs`` go to the
+    ``params`` defaults to ``jax_model.params`` and the layer state to ``jax_model.state`` (both set to the
+    result); ``optimizer_kwargs`` go to the
     optax constructor (``momentum``, ``nesterov``, ``b1``, ``weight_decay``, ...).
-    Dropout keys: step ``t`` uses ``fold_in(key(seed), t)``.
+    Dropout keys: step ``t`` uses ``fold_in(key(seed), t)``. ``x`` (and ``y``) may be lists, one array per model
+    input (output).
     """
     if not isinstance(jax_model, JaxModel):  # an engine model: train its twin (write back with .to_engine)
         jax_model = from_engine(jax_model)
@@ -155,11 +160,11 @@ def train(jax_model, x, y, optimizer="sgd", learning_rate=0.01, batch_size=32, e
     tx = make_optimizer(optimizer, learning_rate, **optimizer_kwargs)
     if any(v == "freeze" for ws in labels.values() for v in ws.values()):
         tx = optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()}, labels)
-    x = np.asarray(x)
-    y = np.asarray(y)
-    batches = batch_schedule(len(x), batch_size, steps, epochs, seed)
+    x, y = (jax.tree_util.tree_map(np.asarray, v) for v in (x, y))
+    batches = batch_schedule(len(jax.tree_util.tree_leaves(x)[0]), batch_size, steps, epochs, seed)
     step = make_step(jax_model, tx, loss, training, regularization)
     opt_state = tx.init(params)
+    state = jax_model.state
     devices = 1
     if shard:
         mesh = Mesh(np.array(jax.devices()), ("data",))
@@ -168,8 +173,8 @@ def train(jax_model, x, y, optimizer="sgd", learning_rate=0.01, batch_size=32, e
             raise ValueError(f"jax_ref.train: shard=True splits each batch over {devices} devices; batch_size="
                              f"{batch_size} must be a multiple of {devices}")
         data, replicated = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
-        params, opt_state = jax.device_put((params, opt_state), replicated)
-        jstep = jax.jit(step, out_shardings=(replicated, replicated, replicated))
+        params, state, opt_state = jax.device_put((params, state, opt_state), replicated)
+        jstep = jax.jit(step, out_shardings=(replicated, replicated, replicated, replicated))
         put = lambda a: jax.device_put(a, data)  # noqa: E731
     else:
         jstep = jax.jit(step)
@@ -180,10 +185,11 @@ def train(jax_model, x, y, optimizer="sgd", learning_rate=0.01, batch_size=32, e
     bar = tqdm(batches, desc=f"jax_ref.train ({devices} device{'s' * (devices > 1)})", disable=not verbose,
                leave=False)
     for t, idx in enumerate(bar):
-        params, opt_state, value = jstep(params, opt_state, put(x[idx]), put(y[idx]), jax.random.fold_in(base, t))
+        xb, yb = (jax.tree_util.tree_map(lambda a: put(a[idx]), v) for v in (x, y))  # noqa: B023
+        params, state, opt_state, value = jstep(params, state, opt_state, xb, yb, jax.random.fold_in(base, t))
         losses.append(value)
         if verbose and t % 10 == 0:
             bar.set_postfix(loss=f"{float(value):.4f}")
     losses = np.asarray(jax.device_get(losses))
-    jax_model.params = params
-    return TrainResult(params, losses, opt_state, devices, time.perf_counter() - start, jax_model)
+    jax_model.params, jax_model.state = params, state
+    return TrainResult(params, losses, opt_state, devices, time.perf_counter() - start, jax_model, state)

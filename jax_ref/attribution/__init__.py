@@ -1,5 +1,6 @@
 """What the network looks at: saliency, SmoothGrad, integrated gradients, occlusion, Grad-CAM,
-feature maps and filters, for a ``JaxModel`` or an engine ``Sequential``.
+feature maps and filters, for a ``JaxModel`` or an engine model (``Sequential`` or a graph ``Model``, one
+input, one output; layers are named by node, so Grad-CAM and feature maps reach every call of a graph).
 
 Every function returns raw NumPy arrays (no normalisation, no channel
 reduction: that is ``tinygrad_cnn.viz``'s job), shaped like ``x`` (one image

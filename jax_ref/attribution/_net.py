@@ -1,12 +1,16 @@
 """What the attribution tools need from a model, and the input/target/score plumbing they share.
 
-``as_net(model)`` accepts a ``JaxModel`` (``jax_ref.from_engine``) or an engine
-``Sequential`` (converted once with ``from_engine``) and returns ``(net, params)``:
-``net`` holds the pure functions (the layers in inference mode, max pooling with
-non-overlapping windows given a fast but identical gradient, see ``_maxpool``) and a cache of compiled ones
-(kept per model, so a second call with the same shapes does not
-recompile), ``params`` the current weights (read afresh on every call, so a
-model trained between two calls is seen as it is now).
+``as_net(model)`` accepts a ``JaxModel`` (``jax_ref.from_engine``) or an engine model (a graph ``Model`` or a
+``Sequential``, converted once with ``from_engine``) with one input and one output, and returns ``(net,
+params)``: ``net`` holds the pure functions (the twin's walk over the model's nodes in inference mode,
+max pooling with non-overlapping windows given a fast but identical gradient, see ``_maxpool``) and a cache of
+compiled ones (kept per model, so a second call with the same shapes does not recompile), ``params`` every
+weight of every layer, ``{layer: {weight: array}}`` with the layer state (BatchNormalization's moving
+statistics, which inference uses) beside the trained weights, read afresh on every call (so a model trained
+between two calls is seen as it is now).
+
+Layers and feature maps are named by node (``JaxModel.node_names``: the layer's name, ``"<layer>:<k>"`` for
+the calls of a shared layer), in graph order.
 
 The score of image ``x`` for class ``t`` is ``logits(x)[t]`` (``score="logit"``,
 pre-softmax) or ``softmax(logits(x))[t]`` (``score="probability"``).
@@ -21,8 +25,6 @@ later calls with that shape only look it up.
 
 from __future__ import annotations
 
-import functools
-import itertools
 from dataclasses import dataclass, field
 
 import jax
@@ -33,7 +35,7 @@ from jax_ref.attribution._maxpool import max_pool_stage
 from jax_ref.model import JaxModel, from_engine
 from tinygrad_cnn import validation
 
-__all__ = ["Net", "as_net", "outputs", "prepare", "run", "score_fn", "stage_shapes"]
+__all__ = ["Net", "as_net", "prepare", "score_fn", "stage_shapes"]
 
 SCORES = ("logit", "probability")
 _ATTR = "_jax_ref_attribution_net"
@@ -41,14 +43,19 @@ _ATTR = "_jax_ref_attribution_net"
 
 @dataclass(eq=False)
 class Net:
-    """Pure functions of a model: ``apply(params, x) -> logits`` and its layers ``stages`` as
-    ``(name, f(params, h) -> h')`` in order, plus a cache of jitted functions."""
+    """Pure functions of a model: ``forward(params, x, taps=None) -> (logits, {node: output})`` (``taps``:
+    ``{node: array}`` added to those nodes' outputs), ``apply(params, x) -> logits``, the node ``names`` in graph
+    order and the ``layer_names``, plus a cache of jitted functions."""
 
-    apply: object
-    stages: tuple
+    forward: object
+    names: tuple
+    layer_names: tuple
     data_format: str
     image_shape: tuple | None  # the per-image shape the model was built for
     _jits: dict = field(default_factory=dict)
+
+    def apply(self, params, x):
+        return self.forward(params, x)[0]
 
     def jit(self, key, build):
         """The jitted function cached under ``key`` (``build()`` makes it the first time)."""
@@ -57,44 +64,37 @@ class Net:
             fn = self._jits[key] = build()
         return fn
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(name for name, _ in self.stages)
-
 
 def _engine_format(layers) -> str:
     return next((layer.data_format for layer in layers if hasattr(layer, "data_format")), "channels_last")
 
 
-def _stage(info):
-    """The layer in inference mode (Dropout is the identity); non-overlapping max pooling with a fast gradient."""
-    if info.class_name.startswith("MaxPooling"):
-        fast = max_pool_stage(info.config)
+def _fast_pools(jax_model) -> dict:
+    """``{layer name: f(p, s, x, training, key) -> (y, s)}`` for the max poolings with non-overlapping windows."""
+    fns = {}
+    for info in jax_model.layers:
+        fast = max_pool_stage(info.config) if info.class_name.startswith("MaxPooling") else None
         if fast is not None:
-            return fast
-    return lambda params, h: info.fn(params.get(info.name, {}), h, False, None)
-
-
-def run(stages, params, h):
-    """``stage_n(... stage_1(h))``: the last of ``stages``' outputs (``h`` itself when there are none)."""
-    return functools.reduce(lambda a, stage: stage[1](params, a), stages, h)
-
-
-def outputs(stages, params, h) -> list:
-    """Every stage's output in order: ``[stage_1(h), stage_2(stage_1(h)), ...]``."""
-    return list(itertools.accumulate(stages, lambda a, stage: stage[1](params, a), initial=h))[1:]
+            fns[info.name] = lambda p, s, x, training, key, fast=fast: (fast(p, x), s)
+    return fns
 
 
 def _build(jax_model) -> Net:
-    stages = tuple((info.name, _stage(info)) for info in jax_model.layers)
+    if jax_model.multiple_inputs or jax_model.multiple_outputs:
+        raise ValueError(f"attribution: the model must have one input and one output (an image in, class scores "
+                         f"out); this one has inputs {jax_model.input_names} and outputs {jax_model.output_nodes}")
+    fns = _fast_pools(jax_model)
 
-    def apply(params, x):  # the model's forward pass: the stages in order
-        return run(stages, params, jnp.asarray(x))
+    def forward(params, x, taps=None, wrap=None):  # the twin's walk in inference mode, params as state too
+        calls = fns if wrap is None else {info.name: wrap(info.name, fns.get(info.name, info.call))
+                                          for info in jax_model.layers}
+        outs, _, outputs, _ = jax_model.run(params, params, jnp.asarray(x), training=False, taps=taps, fns=calls)
+        return outs[0], outputs
 
     engine = getattr(jax_model, "engine_model", None)
     shape = jax_model.input_shape
-    return Net(apply, stages, _engine_format(getattr(engine, "layers", [])),
-               None if shape is None else tuple(shape[1:]))
+    return Net(forward, tuple(jax_model.node_names), tuple(jax_model.layer_names),
+               _engine_format(getattr(engine, "layers", [])), None if shape is None else tuple(shape[1:]))
 
 
 def _engine_params(model):
@@ -102,17 +102,22 @@ def _engine_params(model):
             for layer in model.layers if layer.weight_names}
 
 
+def _jax_params(model: JaxModel):
+    names = set(model.params) | set(model.state)
+    return {name: {**model.params.get(name, {}), **model.state.get(name, {})} for name in names}
+
+
 def as_net(model):
-    """``(net, params)`` for a JaxModel or an engine Sequential (see the module docstring)."""
+    """``(net, params)`` for a JaxModel or an engine model (see the module docstring)."""
     is_jax = isinstance(model, JaxModel)
     if not is_jax and not (hasattr(model, "layers") and hasattr(model, "get_config")):
-        raise TypeError(f"attribution: model must be a jax_ref JaxModel or an engine Sequential; got "
+        raise TypeError(f"attribution: model must be a jax_ref JaxModel or an engine Model/Sequential; got "
                         f"{type(model).__name__}")
     net = model.__dict__.get(_ATTR)  # kept on the model: it lives exactly as long as the model does
     if net is None:
         net = _build(model if is_jax else from_engine(model))
         model.__dict__[_ATTR] = net
-    return net, (model.params if is_jax else _engine_params(model))
+    return net, (_jax_params(model) if is_jax else _engine_params(model))
 
 
 def prepare(fn: str, net: Net, x, params=None):
@@ -148,27 +153,26 @@ def _check_channels(fn: str, net: Net, image: tuple):
 
 
 def _traced_shapes(fn: str, net: Net, params, xb) -> tuple:
-    """Each stage's output shape per image, by abstract evaluation; a stage that cannot take its input is
-    reported in terms of ``x``."""
+    """Each node's output shape per image (in ``net.names`` order), by abstract evaluation; a layer that cannot
+    take its input is reported in terms of ``x``."""
     image = tuple(xb.shape[1:])
     built = "" if net.image_shape is None else f" (the model was built for images of shape {net.image_shape})"
 
-    def trace(params, h):
-        shapes = []
-        for name, stage in net.stages:
+    def wrap(name, call):
+        def checked(*args):
             try:
-                h = stage(params, h)
+                return call(*args)
             except ValueError as exc:
                 raise ValueError(f"{fn}: x holds images of shape {image} that layer {name!r} cannot take{built}: "
                                  f"{exc}") from exc
-            shapes.append(h)
-        return shapes
+        return checked
 
-    return tuple(tuple(s.shape[1:]) for s in jax.eval_shape(trace, params, xb))
+    outputs = jax.eval_shape(lambda p, x: net.forward(p, x, wrap=wrap)[1], params, xb)
+    return tuple(tuple(outputs[name].shape[1:]) for name in net.names)
 
 
 def stage_shapes(fn: str, net: Net, params, xb) -> tuple:
-    """Each stage's output shape per image for the batch ``xb``, after checking that its images fit the model
+    """Each node's output shape per image for the batch ``xb``, after checking that its images fit the model
     (see the module docstring); computed once per image shape and dtype, then looked up."""
     key = ("shapes", xb.shape[1:], xb.dtype)
     shapes = net._jits.get(key)
@@ -198,8 +202,8 @@ def targets_for(fn: str, net: Net, params, xb, target) -> np.ndarray | None:
     array, so each case compiles without a runtime branch and no separate forward pass is dispatched)."""
     if target is None:
         return None
-    shapes = stage_shapes(fn, net, params, xb)
-    n_classes = shapes[-1][-1] if shapes else xb.shape[-1]
+    stage_shapes(fn, net, params, xb)
+    n_classes = net.jit(("classes", xb.shape[1:], xb.dtype), lambda: jax.eval_shape(net.apply, params, xb).shape[-1])
     if validation.is_int(target):  # the common case, without NumPy round trips
         if not 0 <= target < n_classes:
             raise ValueError(f"{fn}: target {int(target)} is outside the model's classes 0..{n_classes - 1}")

@@ -13,7 +13,7 @@ __all__ = ["engine_saliency"]
 
 
 def engine_saliency(model, x, target=None, score: str = "logit") -> np.ndarray:
-    """``dS_target(x)/dx`` computed by ``tinygrad_cnn.grad`` on the engine ``Sequential`` itself.
+    """``dS_target(x)/dx`` computed by ``tinygrad_cnn.grad`` on the engine model itself.
 
     Same conventions as ``jax_ref.attribution.saliency``: ``x`` one image or a
     batch, ``target`` None (the predicted class), an int or one per image,

@@ -1,7 +1,8 @@
 """Looking inside: Grad-CAM, every layer's output (feature maps) and the learned filters.
 
-Layers are named as in the engine model (``model.layers[i].name``); an unknown
-name raises a ValueError suggesting the nearest one. Images that do not fit the
+Layers are named as in the engine model (``model.layers[i].name``; the calls of a shared layer as
+``"<layer>:<k>"``, see ``JaxModel.node_names``), any node of a graph model; an unknown name raises a ValueError
+suggesting the nearest one. Images that do not fit the
 model are reported as by every attribution tool (``_net.prepare``).
 """
 
@@ -22,20 +23,18 @@ def _layer_index(fn: str, net, layer) -> int:
     return names.index(validation.choice(fn, "layer", layer, names)) if layer not in names else names.index(layer)
 
 
-def _grad_cam_fn(net, idx, score, fmt, upsample):
-    head, tail = net.stages[:idx + 1], net.stages[idx + 1:]
-
+def _grad_cam_fn(net, name, score, fmt, upsample):
     def run(params, xb, targets):
         targets = _net.resolve_targets(net, params, xb, targets)
-        a = _net.run(head, params, xb)
+        shape = jax.eval_shape(lambda p, x: net.forward(p, x)[1][name], params, xb)
 
-        def s(act):
-            out = _net.run(tail, params, act)
+        def s(tap):  # the score with ``tap`` added to the layer's output A: dS/dtap at 0 is dS/dA
+            out, outputs = net.forward(params, xb, taps={name: tap})
             if score == "probability":
                 out = jax.nn.softmax(out, axis=-1)
-            return jnp.take_along_axis(out, targets[:, None], axis=1)[:, 0].sum()
+            return jnp.take_along_axis(out, targets[:, None], axis=1)[:, 0].sum(), outputs[name]
 
-        g = jax.grad(s)(a)
+        g, a = jax.grad(s, has_aux=True)(jnp.zeros(shape.shape, shape.dtype))
         c = -1 if fmt == "channels_last" else 1
         spatial = tuple(range(1, a.ndim - 1)) if fmt == "channels_last" else tuple(range(2, a.ndim))
         alpha = g.mean(axis=spatial, keepdims=True)  # (B, 1.., C) or (B, C, 1..)
@@ -70,28 +69,28 @@ def grad_cam(model, x, layer, target=None, score: str = "logit", upsample: bool 
                          f"{', '.join(map(repr, spatial)) or 'none in this model'}")
     targets = _net.targets_for(fn, net, params, xb, target)
     run = net.jit(("grad_cam", idx, score, bool(upsample)),
-                  lambda: _grad_cam_fn(net, idx, score, net.data_format, bool(upsample)))
+                  lambda: _grad_cam_fn(net, net.names[idx], score, net.data_format, bool(upsample)))
     return _net.finish(run(params, xb, targets), single)
 
 
 def feature_maps(model, x) -> dict:
-    """Every layer's output for ``x``, ``{layer name: array}`` in layer order (inference mode).
+    """Every layer's output for ``x``, ``{node name: array}`` in graph order (inference mode).
 
     For one image each array has no batch axis (e.g. ``(H, W, C)``).
     """
     fn = "feature_maps"
     net, params = _net.as_net(model)
     xb, single = _net.prepare(fn, net, x, params)
-    outs = net.jit("feature_maps", lambda: jax.jit(lambda p, xb: _net.outputs(net.stages, p, xb)))(params, xb)
-    return {name: _net.finish(o, single) for name, o in zip(net.names, outs, strict=True)}
+    outs = net.jit("feature_maps", lambda: jax.jit(lambda p, xb: net.forward(p, xb)[1]))(params, xb)
+    return {name: _net.finish(outs[name], single) for name in net.names}
 
 
 def filters(model, layer) -> np.ndarray:
     """The kernel of ``layer`` as a NumPy array in Keras layout (``kernel_size + (in, filters)`` for a conv)."""
     fn = "filters"
     net, params = _net.as_net(model)
-    name = net.names[_layer_index(fn, net, layer)]
-    with_kernel = [n for n in net.names if "kernel" in params.get(n, {})]
+    name = validation.choice(fn, "layer", layer, net.layer_names) if layer not in net.layer_names else layer
+    with_kernel = [n for n in net.layer_names if "kernel" in params.get(n, {})]
     if name not in with_kernel:
         raise ValueError(f"{fn}: layer={name!r} has no kernel; choose one of "
                          f"{', '.join(map(repr, with_kernel)) or 'none in this model'}")

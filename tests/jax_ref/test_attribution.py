@@ -179,7 +179,7 @@ def test_grad_cam_from_captured_activation_and_tap_gradient(model, images):
     a = np.asarray(cap["outputs"][name])
 
     def s(tap):
-        out, _, _ = jm.apply_range(jm.params, jnp.asarray(images), taps={name: tap})
+        out = jm.run(jm.params, jm.state, jnp.asarray(images), taps={name: tap})[0][0]
         return out[:, 1].sum()
 
     g = np.asarray(jax.grad(s)(jnp.zeros_like(a)))

@@ -51,7 +51,7 @@ def _models():
     ], name="model_channels_first")
     d = nn.Sequential([nn.Input(shape=(4, 4, 4, 2)), nn.Conv3D(3, 2, strides=(1, 2, 1)), nn.Flatten(), nn.Dense(4)],
                       name="model_3d")
-    return [a, b, c, d, *_more_models()]
+    return [a, b, c, d, *_more_models(), _graph()]
 
 
 def _more_models():
@@ -91,6 +91,19 @@ def _more_models():
     return [e, f, g]
 
 
+def _graph():
+    """A graph model with every merge and normalization, branch points read by several layers and a shared Dense."""
+    x = nn.Input(shape=(6, 6, 4))
+    r = nn.ReLU()(nn.BatchNormalization(momentum=0.9)(nn.Conv2D(4, 3, padding="same")(x)))
+    a = nn.Add()([x, r])
+    s = nn.Subtract()([a, x])
+    m = nn.Multiply()([s, nn.GroupNormalization(groups=2, center=False)(a)])
+    c = nn.Concatenate()([nn.Average()([m, nn.Maximum()([a, s]), nn.Minimum()([s, x])]), x])
+    shared = nn.Dense(8, activation="tanh")
+    z = shared(shared(nn.LayerNormalization()(nn.GlobalAveragePooling2D()(c))))
+    return nn.Model(x, nn.Dense(4)(z), name="model_graph")
+
+
 MODELS = _models()
 
 
@@ -112,9 +125,10 @@ def test_outputs_and_every_gradient_match_the_engine(model):
     x, y = _data(model)
     twin = jax_ref.from_engine(model)
     np.testing.assert_allclose(np.asarray(twin(x)), model(x).data, rtol=2e-5, atol=2e-6)  # float32, jitted
-    report = jax_ref.assert_gradients_match(model, x, y)  # float64, weights, penalties and every layer's input
+    report = jax_ref.assert_gradients_match(model, x, y)  # float64, weights, penalties and every node's input
     assert report.max_rel_error < 1e-7, str(report)
-    assert len([e for e in report.entries if e.kind.endswith("backward")]) == len(model.layers)
+    assert len([e for e in report.entries if e.kind.endswith("backward")]) == sum(
+        len(node.inputs) for node in twin.nodes)
 
 
 def test_capture_gives_every_layer_input_and_output():

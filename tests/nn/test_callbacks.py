@@ -194,9 +194,18 @@ def test_model_checkpoint_saves_the_best_epochs_with_templated_names(tmp_path):
                   callbacks=[cb.ModelCheckpoint(str(tmp_path / "{val_acc}.npz"), save_weights_only=True)])
 
 
+def test_model_checkpoint_saves_the_whole_model_by_default(tmp_path):
+    model = _model()
+    model.fit(X, Y, epochs=2, verbose=0, callbacks=[cb.ModelCheckpoint(str(tmp_path / "m-{epoch}.keras"))])
+    again = nn.load_model(str(tmp_path / "m-2.keras"))
+    for w, ref in zip(again.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(w, ref)
+
+
 def test_model_checkpoint_without_model_save_asks_for_weights_only(tmp_path, monkeypatch):
     model = _model()
-    monkeypatch.delattr(type(model), "save", raising=False)  # the whole-model format is another module's
+    owner = next(c for c in type(model).__mro__ if "save" in vars(c))
+    monkeypatch.delattr(owner, "save")  # a model class of the user's without the whole-model format
     before = model.get_weights()
     with pytest.raises(ValueError, match="save_weights_only=True"):
         model.fit(X, Y, epochs=1, verbose=0, callbacks=[cb.ModelCheckpoint(str(tmp_path / "m.keras"))])

@@ -42,7 +42,9 @@ class _SpatialDropout(Dropout):
                              f"shape {_fmt_shape(shape)} (rank {len(shape)})")
 
     def get_config(self):
-        config = {**Layer.get_config(self), "rate": self.rate, "seed": self.seed}
+        """Keras' SpatialDropout config: no ``trainable`` (its constructor takes none: nothing here trains)."""
+        base = {k: v for k, v in Layer.get_config(self).items() if k != "trainable"}
+        config = {**base, "rate": self.rate, "seed": self.seed}
         return config if self.rank == 1 else {**config, "data_format": self.data_format}
 
 
