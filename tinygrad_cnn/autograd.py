@@ -72,6 +72,27 @@ def _feeding(order: list[Tensor], targets) -> set[int]:
     return wanted
 
 
+def _check_versions(node: Tensor) -> None:
+    """Raise ``RuntimeError`` if an input of ``node``'s primitive (or ``node`` itself) was written in place since the
+    primitive ran: its vjp reads those arrays, so the gradient would be silently wrong (PyTorch's check)."""
+    ctx = node._ctx
+    name = ctx.function.__name__
+    for i, (t, seen) in enumerate(zip(ctx.inputs, ctx.versions, strict=True)):
+        if t._version[0] != seen:
+            what = "a leaf" if t._ctx is None else f"the output of {t._ctx.function.__name__}"
+            raise RuntimeError(
+                f"backward: input {i} of {name} ({what}, shape {t.shape}, dtype {t.dtype}) was modified in place "
+                f"after {name} used it (its version is {t._version[0]}, {name} saw version {seen}: an optimizer "
+                f"step, an x.data assignment such as x.data *= 10, x[...] = v, copy_ or set_weights); its gradient "
+                f"would be computed from the new values. Run backward before changing it, or run the forward "
+                f"pass again after the change")
+    if node._version[0]:
+        raise RuntimeError(f"backward: the output of {name} (shape {node.shape}, dtype {node.dtype}) was modified in "
+                           f"place after it was computed (version {node._version[0]}); its vjp would use the new "
+                           f"values. Compute a new Tensor instead (y2 = y * 2) or run the forward pass again after "
+                           f"the change")
+
+
 def backprop(root: Tensor, seed: Tensor, targets=None, create_graph: bool = False,
              retain_graph: bool = False) -> dict[int, Tensor] | None:
     """Propagate ``seed`` = dL/d ``root`` back through ``root``'s graph.
@@ -100,9 +121,10 @@ def backprop(root: Tensor, seed: Tensor, targets=None, create_graph: bool = Fals
                 if active:
                     observe.send_leaf(active, node, g)
                 if targets is None:
-                    node.grad = (g.data.astype(node.dtype, copy=True) if node.grad is None
-                                 else node.grad + g.data)
+                    node.grad = (g.data.astype(node.dtype, copy=True) if node.grad is None  # a leaf's dtype
+                                 else (node.grad + g.data).astype(node.dtype, copy=False))
                 continue
+            _check_versions(node)
             parent_grads = observe.run_vjp(node, g)
             if len(parent_grads) != len(ctx.inputs):
                 raise RuntimeError(f"backward: {ctx.function.__name__}.vjp returned {len(parent_grads)} "
@@ -149,8 +171,10 @@ def grad(output: Tensor, inputs, grad_output=None, create_graph: bool = False,
         g = found.get(id(x))
         if g is None:
             g = Tensor(np.zeros_like(x.data))
-        elif not create_graph:  # a fresh array: never the caller's grad_output, never shared by two results
-            g = Tensor._from_op(g.data.copy(), None)
+        elif not create_graph:  # a fresh array in x's dtype: never the caller's grad_output, never shared
+            g = Tensor._from_op(g.data.astype(x.dtype, copy=True), None)
+        elif g.dtype != x.dtype:  # d output / d x has x's dtype, as jax.grad's
+            g = g.astype(x.dtype)
         elif id(g) in seen:  # the same node reached two inputs (e.g. a + b): give each its own Tensor
             g = g + Tensor._from_op(np.zeros((), g.dtype), None)
         seen.add(id(g))
