@@ -151,17 +151,26 @@ def prelu(x, alpha):
 
 
 def _axis(fn: str, x: Tensor, axis) -> int:
-    if not validation.is_int(axis) or not -x.ndim <= axis < x.ndim:
+    if not validation.is_int(axis):
+        raise TypeError(f"{fn}: axis must be an int (one axis); got {axis!r} ({type(axis).__name__})")
+    if not -x.ndim <= axis < x.ndim:
         raise ValueError(f"{fn}: axis={axis!r} is out of range for an input of shape {x.shape}")
     return int(axis)
 
 
+def _max_shift(x: Tensor, axis: int) -> np.ndarray:
+    """The constant m = max x along ``axis`` (kept), 0 where it is not finite or the axis is empty, for the
+    overflow-free forms of logsumexp and log_softmax."""
+    m = np.max(x.data, axis=axis, keepdims=True, initial=-np.inf)
+    return np.where(np.isfinite(m), m, 0).astype(x.dtype)
+
+
 def logsumexp(x, axis: int = -1, keepdims: bool = False):
-    """log sum_i e^{x_i}, computed as m + log sum_i e^{x_i - m} with m = max x (a constant), so no overflow."""
+    """log sum_i e^{x_i}, computed as m + log sum_i e^{x_i - m} with m = max x (a constant), so no overflow.
+    Over an empty axis it is log 0 = -inf, as ``jax.nn.logsumexp``."""
     x = _float_tensor("logsumexp", "x", x)
     axis = _axis("logsumexp", x, axis)
-    m = np.max(x.data, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0).astype(x.dtype)
+    m = _max_shift(x, axis)
     out = ops.log(ops.sum(ops.exp(x - m), axis, True)) + m
     return out if keepdims else ops.reshape(out, np.delete(np.array(out.shape), axis % x.ndim))
 
@@ -175,8 +184,7 @@ def log_softmax(x, axis: int = -1, _fn: str = "log_softmax"):
     """
     x = _float_tensor(_fn, "x", x)
     axis = _axis(_fn, x, axis)
-    m = np.max(x.data, axis=axis, keepdims=True)
-    shifted = x - np.where(np.isfinite(m), m, 0).astype(x.dtype)
+    shifted = x - _max_shift(x, axis)
     return shifted - ops.log(ops.sum(ops.exp(shifted), axis, True))
 
 
@@ -437,8 +445,40 @@ def lp_pool(x, pool_size, strides=None, padding="valid", p=2, data_format="chann
     x, fmt, geo, _ = _pool("lp_pool", x, pool_size, strides, padding, data_format, dilation_rate, ceil_mode)
     p = validation.number_in("lp_pool", "p", p, 1.0, float("inf"), high_open=True)
     xl = _to_last(x, fmt)
+    if _powers_out_of_range(xl.data, p, geo):
+        return _from_last(_lp_pool_scaled(xl, geo, p), fmt)
     powered = xl * xl if p == 2 else ops.pow(ops.abs(xl), p)
     return _from_last(safe_root(window_sum_op(powered, geo), p), fmt)
+
+
+def _powers_out_of_range(x: np.ndarray, p: float, geo) -> bool:
+    """Whether a window sum of ``|x|^p`` could overflow (the largest power times the window size) or a nonzero
+    ``|x|^p`` underflow to (nearly) 0 in ``x``'s dtype: then :func:`lp_pool` scales each window first."""
+    a = np.abs(x[np.isfinite(x)])
+    a = a[a > 0]
+    if not a.size:
+        return False
+    info = np.finfo(x.dtype)
+    log_max = p * np.log(float(a.max())) + np.log(float(np.prod(geo.pool)))
+    return bool(log_max > np.log(float(info.max)) or p * np.log(float(a.min())) < np.log(float(info.tiny)))
+
+
+def _lp_pool_scaled(xl: Tensor, geo, p: float) -> Tensor:
+    """Lp pooling without overflow or underflow for any ``p``: ``M (sum_k (|x_k| / M)^p)^(1/p)`` with M the
+    window's largest |x| (a constant: the identity holds for any M > 0, so the gradient is exact), the sum taken
+    one window tap at a time (a differentiable strided slice of the padded input per tap)."""
+    from tinygrad_cnn.ops.conv import tap_slices
+    from tinygrad_cnn.ops.pool import safe_root
+    xp = ops.abs(ops.pad(xl, ((0, 0),) + tuple(geo.pads) + ((0, 0),)))
+    out = geo.output_size(xl.shape[1:-1])
+    taps = [xp[index] for _, index in tap_slices(out, geo.pool, geo.strides, geo.dilation)]
+    m = np.max(np.stack([t.data for t in taps]), axis=0)
+    m = np.where(m > 0, m, 1).astype(xl.dtype)
+    inv = ops.constant(1 / m)
+    total = ops.pow(taps[0] * inv, p)
+    for t in taps[1:]:
+        total = total + ops.pow(t * inv, p)
+    return safe_root(total, p) * ops.constant(m)
 
 
 def _adaptive(fn, x, output_size, data_format):
