@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinygrad_cnn import validation
+from tinygrad_cnn import observe, validation
 from tinygrad_cnn.tensor import Tensor
 
 __all__ = ["OPTIMIZERS", "SGD", "Adam", "AdamW", "Optimizer", "RMSprop", "get"]
@@ -66,7 +66,8 @@ class Optimizer:
         self._check_trainable(cls, params)
         self.params = params
         if not callable(learning_rate):
-            learning_rate = validation.number_in(cls, "learning_rate", learning_rate, 0.0, float("inf"))
+            learning_rate = validation.number_in(cls, "learning_rate", learning_rate, 0.0, float("inf"),
+                                                 high_open=True)
         self.learning_rate = learning_rate
         self.count = 0
         self.state: list[dict] = [self._init_state(p) for p in params]
@@ -83,7 +84,13 @@ class Optimizer:
         return {}
 
     def _lr(self) -> float:
-        return float(self.learning_rate(self.count)) if callable(self.learning_rate) else self.learning_rate
+        if not callable(self.learning_rate):
+            return self.learning_rate
+        lr = float(self.learning_rate(self.count))
+        if not (np.isfinite(lr) and lr >= 0):  # before any parameter moves: a refused step changes nothing
+            raise ValueError(f"{type(self).__name__}.step: the learning_rate schedule returned {lr} at step count "
+                             f"{self.count}; a learning rate must be finite and >= 0")
+        return lr
 
     def zero_grad(self) -> None:
         """Forget every parameter's gradient."""
@@ -98,10 +105,13 @@ class Optimizer:
             if p.grad is not None and np.shape(p.grad) != p.shape:
                 raise ValueError(f"{type(self).__name__}.step: params[{i}] has shape {p.shape} but its .grad has "
                                  f"shape {np.shape(p.grad)}")
-        for p, state in zip(self.params, self.state, strict=True):
+        active = observe.observers()
+        for i, (p, state) in enumerate(zip(self.params, self.state, strict=True)):
             g = np.zeros_like(p.data) if p.grad is None else np.asarray(p.grad, dtype=p.dtype)
             u = self._update(p.data, g, state)
             u *= p.dtype.type(-lr)
+            if active:  # anomaly mode checks the new value before it is written
+                observe.send_update(active, self, i, p, g, p.data + u, lr)
             p.data += u
         self.count += 1
 
@@ -109,7 +119,10 @@ class Optimizer:
         raise NotImplementedError
 
     def _check(self, arg, value, low=0.0, high=float("inf"), high_open=False) -> float:
-        return validation.number_in(type(self).__name__, arg, value, low, high, high_open=high_open)
+        """``value`` in ``[low, high]`` (``high`` excluded when ``high_open`` or infinite: no hyperparameter may be
+        inf)."""
+        return validation.number_in(type(self).__name__, arg, value, low, high,
+                                    high_open=high_open or high == float("inf"))
 
 
 class SGD(Optimizer):
@@ -117,7 +130,7 @@ class SGD(Optimizer):
 
     def __init__(self, params, learning_rate=0.01, momentum=None, nesterov=False):
         self.momentum = None if momentum is None else validation.number_in("SGD", "momentum", momentum, 0.0, 1.0)
-        self.nesterov = bool(nesterov)
+        self.nesterov = validation.boolean("SGD", "nesterov", nesterov)
         super().__init__(params, learning_rate)
 
     def _init_state(self, p):
@@ -162,7 +175,8 @@ class AdamW(Adam):
     """optax.adamw: Adam plus weight_decay * p, both scaled by the learning rate."""
 
     def __init__(self, params, learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4):
-        self.weight_decay = validation.number_in("AdamW", "weight_decay", weight_decay, 0.0, float("inf"))
+        self.weight_decay = validation.number_in("AdamW", "weight_decay", weight_decay, 0.0, float("inf"),
+                                                 high_open=True)
         super().__init__(params, learning_rate, b1, b2, eps)
 
     def _update(self, p, g, state):

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from tinygrad_cnn import optim, validation
 from tinygrad_cnn.modes import no_grad
 from tinygrad_cnn.nn import losses
+from tinygrad_cnn.ops.random import rng as make_rng
 from tinygrad_cnn.tensor import Tensor
 
 __all__ = ["History", "ModelBase", "get_loss", "get_metric"]
@@ -127,6 +128,9 @@ class ModelBase:
             optim.get(optimizer, "compile")
         elif not (isinstance(optimizer, optim.Optimizer) or callable(optimizer)):
             raise TypeError(f"compile: optimizer must be an optimizer, an optimizer class or a name; got {optimizer!r}")
+        if isinstance(metrics, (str, dict)) or (metrics is not None and not isinstance(metrics, (list, tuple))):
+            raise TypeError(f"compile: metrics must be a list of metric names or callables (as Keras'); got "
+                            f"{metrics!r} of type {type(metrics).__name__}: pass metrics=[{metrics!r}]")
         self.loss = get_loss(loss)
         self.metrics = [get_metric(m) for m in (metrics or [])]
         self.optimizer = optimizer
@@ -205,6 +209,8 @@ class ModelBase:
         """
         if not self.compiled:
             raise RuntimeError(f"{self.name}: call compile(optimizer, loss, metrics) before fit")
+        if y is None:
+            raise ValueError("fit: y is None; fit needs the targets y (one per example of x) for the loss")
         x, y = _arrays("fit", x, y)
         batch_size = validation.positive_int("fit", "batch_size", batch_size)
         epochs = validation.positive_int("fit", "epochs", epochs, minimum=0)
@@ -219,11 +225,10 @@ class ModelBase:
         if not self.built:
             self.build((None,) + x.shape[1:])
         opt = self._make_optimizer()
-        rng = np.random.default_rng(seed)
-        if seed is not None:
-            for layer in self._layers:
-                if hasattr(layer, "reseed"):
-                    layer.reseed(np.random.default_rng(rng.integers(2 ** 63)))
+        rng = make_rng(seed)  # seed=None: reproducible after nn.set_random_seed, fresh entropy otherwise
+        for layer in self._layers:  # fit(seed) reseeds every random layer; seed=None only the unseeded ones
+            if hasattr(layer, "reseed") and (seed is not None or getattr(layer, "seed", None) is None):
+                layer.reseed(np.random.default_rng(rng.integers(2 ** 63)))
         n = len(x)
         steps = -(-n // batch_size)
         history = History({"epochs": epochs, "steps": steps, "batch_size": batch_size, "verbose": verbose})
@@ -260,6 +265,8 @@ class ModelBase:
         Returns the loss, or ``[loss, *metrics]`` when metrics were compiled (a dict with ``return_dict``)."""
         if not self.compiled:
             raise RuntimeError(f"{self.name}: call compile(optimizer, loss, metrics) before evaluate")
+        if y is None:
+            raise ValueError("evaluate: y is None; evaluate needs the targets y (one per example of x) for the loss")
         x, y = _arrays("evaluate", x, y)
         batch_size = validation.positive_int("evaluate", "batch_size", batch_size)
         x = self._inputs(x)
