@@ -181,7 +181,9 @@ class Model(ModelBase):
     @staticmethod
     def _run_fused(conv, pool, x):
         """``fusion.conv_relu_max_pool`` on ``x`` cast to the conv's dtype, named after both layers in observers'
-        events (anomaly mode); None when the pair cannot be fused."""
+        events (anomaly mode); None when the pair cannot be fused (or the pool casts to another dtype)."""
+        if conv.dtype != pool.dtype:
+            return None
         x = conv._cast_input(x)
         if not observe.observers():
             return fusion.conv_relu_max_pool(conv, pool, x)
