@@ -14,7 +14,7 @@ import numpy as np
 
 from tinygrad_cnn import observe
 from tinygrad_cnn.modes import set_grad_enabled
-from tinygrad_cnn.tensor import Tensor
+from tinygrad_cnn.tensor import WRITES, Tensor
 
 __all__ = ["backprop", "grad", "graph_order", "seed_cotangent"]
 
@@ -74,23 +74,23 @@ def _feeding(order: list[Tensor], targets) -> set[int]:
 
 def _check_versions(node: Tensor) -> None:
     """Raise ``RuntimeError`` if an input of ``node``'s primitive (or ``node`` itself) was written in place since the
-    primitive ran: its vjp reads those arrays, so the gradient would be silently wrong (PyTorch's check)."""
+    primitive ran (its cell's stamp is later than the node's): its vjp reads those arrays, so the gradient would be
+    silently wrong (PyTorch's check)."""
     ctx = node._ctx
     name = ctx.function.__name__
-    for i, (t, seen) in enumerate(zip(ctx.inputs, ctx.versions, strict=True)):
-        if t._version[0] != seen:
+    for i, t in enumerate(ctx.inputs):
+        if t._version is not None and t._version[1] > ctx.stamp:
             what = "a leaf" if t._ctx is None else f"the output of {t._ctx.function.__name__}"
             raise RuntimeError(
                 f"backward: input {i} of {name} ({what}, shape {t.shape}, dtype {t.dtype}) was modified in place "
-                f"after {name} used it (its version is {t._version[0]}, {name} saw version {seen}: an optimizer "
-                f"step, an x.data assignment such as x.data *= 10, x[...] = v, copy_ or set_weights); its gradient "
-                f"would be computed from the new values. Run backward before changing it, or run the forward "
-                f"pass again after the change")
-    if node._version[0]:
+                f"after {name} used it (by an optimizer step, an x.data assignment such as x.data *= 10, "
+                f"x[...] = v, copy_ or set_weights; {t._version[0]} write(s) so far); its gradient would be "
+                f"computed from the new values. Run backward before changing it, or run the forward pass again "
+                f"after the change")
+    if node._version is not None and node._version[1] > ctx.stamp:
         raise RuntimeError(f"backward: the output of {name} (shape {node.shape}, dtype {node.dtype}) was modified in "
-                           f"place after it was computed (version {node._version[0]}); its vjp would use the new "
-                           f"values. Compute a new Tensor instead (y2 = y * 2) or run the forward pass again after "
-                           f"the change")
+                           f"place after it was computed; its vjp would use the new values. Compute a new Tensor "
+                           f"instead (y2 = y * 2) or run the forward pass again after the change")
 
 
 def backprop(root: Tensor, seed: Tensor, targets=None, create_graph: bool = False,
@@ -124,7 +124,8 @@ def backprop(root: Tensor, seed: Tensor, targets=None, create_graph: bool = Fals
                     node.grad = (g.data.astype(node.dtype, copy=True) if node.grad is None  # a leaf's dtype
                                  else (node.grad + g.data).astype(node.dtype, copy=False))
                 continue
-            _check_versions(node)
+            if ctx.stamp != WRITES[0]:  # something was written since this node ran: was it one of its arrays?
+                _check_versions(node)
             parent_grads = observe.run_vjp(node, g)
             if len(parent_grads) != len(ctx.inputs):
                 raise RuntimeError(f"backward: {ctx.function.__name__}.vjp returned {len(parent_grads)} "

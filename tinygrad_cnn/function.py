@@ -25,13 +25,13 @@ class Context:
     can differentiate through them), ``params`` the keyword parameters,
     ``saved`` whatever ``save_for_backward`` stored, and ``output`` the output
     Tensor (held weakly, so no reference cycle keeps a graph alive).
-    ``versions`` are the inputs' version counters when the node was recorded:
-    backward refuses to run the vjp if any input was written in place since.
+    ``stamp`` is the global write clock when the node was recorded: backward
+    refuses to run the vjp if any input (or the output) was written since.
     ``layer`` (set only while something observes, ``observe.layer_of``) names
     the layer that applied the primitive.
     """
 
-    __slots__ = ("function", "inputs", "params", "saved", "needs_input_grad", "_output", "released", "versions",
+    __slots__ = ("function", "inputs", "params", "saved", "needs_input_grad", "_output", "released", "stamp",
                  "layer")
 
     def __init__(self, function, inputs, params):
@@ -89,7 +89,7 @@ class Function:
         out = _tensor.Tensor._from_op(out_data, ctx if needs_grad else None)
         if needs_grad:
             ctx._output = weakref.ref(out)
-            ctx.versions = tuple(t._version[0] for t in inputs)
+            ctx.stamp = _tensor.WRITES[0]
         else:
             ctx.inputs = ()
         if active:

@@ -31,6 +31,9 @@ def _to_array(data, dtype) -> np.ndarray:
     return arr
 
 
+WRITES = [0]  # the global write clock: how many tracked in-place writes have happened (see Tensor._mark_written)
+
+
 class Tensor:
     """An n-dimensional array that can record how it was computed.
 
@@ -59,7 +62,7 @@ class Tensor:
         self.grad: np.ndarray | None = None
         self.requires_grad = bool(requires_grad)
         self._ctx = None
-        self._version = [0]
+        self._version = None
 
     @classmethod
     def _from_op(cls, data: np.ndarray, ctx) -> "Tensor":
@@ -68,13 +71,23 @@ class Tensor:
         out.grad = None
         out.requires_grad = ctx is not None
         out._ctx = ctx
-        out._version = [0]
+        out._version = None
         return out
 
     # -- data and its version counter ---------------------------------------------------------------
+    # ``_version`` is None until the first write, then a cell ``[writes, stamp]`` shared with detach()ed Tensors:
+    # ``stamp`` is the value of the global write clock ``WRITES`` at the last write. A recorded op keeps the clock
+    # it saw; backward looks at its inputs only if the clock has moved since (one comparison per node otherwise).
+    def _mark_written(self) -> None:
+        WRITES[0] += 1
+        if self._version is None:
+            self._version = [0, 0]
+        self._version[0] += 1
+        self._version[1] = WRITES[0]
+
     def _set_data(self, value) -> None:
         self._data = value
-        self._version[0] += 1
+        self._mark_written()
 
     # The getter is C (attrgetter), so reading .data costs about what a plain slot did.
     data = property(attrgetter("_data"), _set_data,
@@ -83,19 +96,19 @@ class Tensor:
     @property
     def version(self) -> int:
         """How many in-place writes this Tensor's data has seen (shared with its ``detach()``ed Tensors)."""
-        return self._version[0]
+        return 0 if self._version is None else self._version[0]
 
     def copy_(self, src) -> "Tensor":
         """Write ``src`` (broadcast to this shape, cast to this dtype) into this Tensor's array in place; returns
         ``self``. Recorded by the version counter, so a graph that used the old values refuses to backpropagate."""
         np.copyto(self._data, np.asarray(src.data if isinstance(src, Tensor) else src), casting="unsafe")
-        self._version[0] += 1
+        self._mark_written()
         return self
 
     def __setitem__(self, index, value) -> None:
         """``x[index] = value`` in place, as NumPy's (recorded by the version counter, as ``copy_``)."""
         self._data[index] = value.data if isinstance(value, Tensor) else value
-        self._version[0] += 1
+        self._mark_written()
 
     # -- array protocol -------------------------------------------------------------------------
     shape = property(lambda self: self._data.shape)
@@ -124,6 +137,8 @@ class Tensor:
     def detach(self) -> "Tensor":
         """A Tensor sharing this one's data (and version counter), outside any graph."""
         out = Tensor._from_op(self._data, None)
+        if self._version is None:
+            self._version = [0, 0]
         out._version = self._version
         return out
 

@@ -426,7 +426,8 @@ ROWS = [
      r"^astype: dtype complex64 is not one the engine works with"),
     ("backward-after-data-write", _backward_after(_times_ten), RuntimeError,
      r"^backward: input 0 of Mul \(a leaf, shape \(3,\), dtype float64\) was modified in place after Mul used it "
-     r"\(its version is 1, Mul saw version 0"),
+     r"\(by an optimizer step, an x.data assignment such as x.data \*= 10, x\[...\] = v, copy_ or set_weights; "
+     r"1 write\(s\) so far\)"),
     ("backward-after-setitem", _backward_after(lambda p: p.__setitem__(0, 5.0)), RuntimeError,
      r"^backward: input 0 of Mul .*was modified in place"),
     ("backward-after-optimizer-step", _backward_after(_sgd_step), RuntimeError,
