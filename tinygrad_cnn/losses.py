@@ -125,12 +125,13 @@ def cross_entropy(logits, labels, from_logits: bool = True, reduction: str = "me
                   ignore_index: int | None = None):
     """Softmax cross-entropy, ``-sum_c y_c log p_c`` over the last (class) axis, one value per example.
 
-    ``labels``: integer class ids (sparse categorical) or one-hot / soft rows (categorical); a float Tensor
-    that requires a gradient receives one (``-log p``, as optax). ``from_logits=True``: ``log p =
-    log_softmax(logits)``; ``False``: the inputs are probabilities (>= 0, else ValueError), renormalised to
-    sum to 1 and clipped to ``[1e-7, 1 - 1e-7]`` before the log (Keras). ``label_smoothing`` s:
-    ``y <- y (1 - s) + s / classes`` (Keras, optax.smooth_labels, PyTorch). ``ignore_index``: examples whose
-    class id equals it give 0 and are not counted by ``"mean"``. vjp (logits): ``(softmax - y) * g``.
+    ``labels``: integer class ids (sparse categorical) or one-hot / soft rows (categorical), used as given: a
+    row summing to s scales its example's loss by s (Keras and optax do not renormalise either); float class
+    ids are refused. A float Tensor that requires a gradient receives one (``-log p``, as optax).
+    ``from_logits=True``: ``log p = log_softmax(logits)``; ``False``: the inputs are probabilities (>= 0, else
+    ValueError), renormalised to sum to 1 and clipped to ``[1e-7, 1 - 1e-7]`` before the log (Keras).
+    ``label_smoothing`` s: ``y <- y (1 - s) + s / classes`` (Keras, optax.smooth_labels, PyTorch). ``ignore_index``:
+    examples whose class id equals it give 0 and are not counted by ``"mean"``. vjp (logits): ``(softmax - y) * g``.
     """
     fn = "cross_entropy"
     from_logits = validation.boolean(fn, "from_logits", from_logits)
