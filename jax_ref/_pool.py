@@ -160,12 +160,25 @@ def _safe_root(s, p):
 
 def lp_pool(x, pool_size, strides=None, padding="valid", p=2, data_format="channels_last", *, dilation_rate=1,
             ceil_mode=False):
-    """y[o] = (sum over the window of |x|^p)^(1/p); an all-zero window gives 0 with gradient 0."""
+    """y[o] = (sum over the window of |x|^p)^(1/p), computed as M (sum (|x| / M)^p)^(1/p) with M the window's
+    largest |x| (held constant: the identity holds for any M > 0), so no |x|^p overflows or underflows for any p;
+    an all-zero window gives 0 with gradient 0. The windows are ``lax.conv_general_dilated_patches`` (zero
+    padding), laid out channel-major then tap."""
     x = jnp.asarray(x)
     p = validation.number_in("lp_pool", "p", p, 1.0, float("inf"), high_open=True)
-    lax_args, dil, *_ = _window("lp_pool", x, pool_size, strides, padding, data_format, dilation_rate, ceil_mode)
-    powered = x * x if p == 2 else jnp.abs(x) ** p
-    return _safe_root(_reduce(powered, 0, lax.add, lax_args, dil), p)
+    *_, geo, _, fmt = _window("lp_pool", x, pool_size, strides, padding, data_format, dilation_rate, ceil_mode)
+    axes = "DHW"[-geo.rank:]
+    layout = f"N{axes}C" if fmt == "channels_last" else f"NC{axes}"
+    patches = lax.conv_general_dilated_patches(x, geo.pool, geo.strides, geo.pads, rhs_dilation=geo.dilation,
+                                               dimension_numbers=(layout, f"{axes}IO", layout))
+    taps = int(np.prod(geo.pool))
+    if fmt == "channels_last":
+        a, axis = jnp.abs(patches.reshape(patches.shape[:-1] + (x.shape[-1], taps))), -1
+    else:
+        a, axis = jnp.abs(patches.reshape(patches.shape[:1] + (x.shape[1], taps) + patches.shape[2:])), 2
+    m = lax.stop_gradient(jnp.max(a, axis, keepdims=True))
+    m = jnp.where(m > 0, m, jnp.ones_like(m))
+    return _safe_root(jnp.sum((a / m) ** p, axis), p) * jnp.squeeze(m, axis)
 
 
 def _spatial_axes(fn, x, data_format):

@@ -14,7 +14,7 @@ import numpy as np
 
 from tinygrad_cnn import hooks, observe
 from tinygrad_cnn.modes import set_grad_enabled
-from tinygrad_cnn.tensor import Tensor
+from tinygrad_cnn.tensor import WRITES, Tensor
 
 __all__ = ["backprop", "grad", "graph_order", "seed_cotangent"]
 
@@ -74,6 +74,27 @@ def _feeding(order: list[Tensor], targets) -> set[int]:
     return wanted
 
 
+def _check_versions(node: Tensor) -> None:
+    """Raise ``RuntimeError`` if an input of ``node``'s primitive (or ``node`` itself) was written in place since the
+    primitive ran (its cell's stamp is later than the node's): its vjp reads those arrays, so the gradient would be
+    silently wrong (PyTorch's check)."""
+    ctx = node._ctx
+    name = ctx.function.__name__
+    for i, t in enumerate(ctx.inputs):
+        if t._version is not None and t._version[1] > ctx.stamp:
+            what = "a leaf" if t._ctx is None else f"the output of {t._ctx.function.__name__}"
+            raise RuntimeError(
+                f"backward: input {i} of {name} ({what}, shape {t.shape}, dtype {t.dtype}) was modified in place "
+                f"after {name} used it (by an optimizer step, an x.data assignment such as x.data *= 10, "
+                f"x[...] = v, copy_ or set_weights; {t._version[0]} write(s) so far); its gradient would be "
+                f"computed from the new values. Run backward before changing it, or run the forward pass again "
+                f"after the change")
+    if node._version is not None and node._version[1] > ctx.stamp:
+        raise RuntimeError(f"backward: the output of {name} (shape {node.shape}, dtype {node.dtype}) was modified in "
+                           f"place after it was computed; its vjp would use the new values. Compute a new Tensor "
+                           f"instead (y2 = y * 2) or run the forward pass again after the change")
+
+
 def backprop(root, seed, targets=None, create_graph: bool = False,
              retain_graph: bool = False) -> dict[int, Tensor] | None:
     """Propagate ``seed`` = dL/d ``root`` back through ``root``'s graph (``root`` and ``seed``: a Tensor each, or
@@ -110,9 +131,11 @@ def backprop(root, seed, targets=None, create_graph: bool = False,
                 if active:
                     observe.send_leaf(active, node, g)
                 if targets is None:
-                    node.grad = (g.data.astype(node.dtype, copy=True) if node.grad is None
-                                 else node.grad + g.data)
+                    node.grad = (g.data.astype(node.dtype, copy=True) if node.grad is None  # a leaf's dtype
+                                 else (node.grad + g.data).astype(node.dtype, copy=False))
                 continue
+            if ctx.stamp != WRITES[0]:  # something was written since this node ran: was it one of its arrays?
+                _check_versions(node)
             parent_grads = observe.run_vjp(node, g)
             if len(parent_grads) != len(ctx.inputs):
                 raise RuntimeError(f"backward: {ctx.function.__name__}.vjp returned {len(parent_grads)} "
@@ -166,8 +189,10 @@ def grad(output, inputs, grad_output=None, create_graph: bool = False,
         g = found.get(id(x))
         if g is None:
             g = Tensor(np.zeros_like(x.data))
-        elif not create_graph:  # a fresh array: never the caller's grad_output, never shared by two results
-            g = Tensor._from_op(g.data.copy(), None)
+        elif not create_graph:  # a fresh array in x's dtype: never the caller's grad_output, never shared
+            g = Tensor._from_op(g.data.astype(x.dtype, copy=True), None)
+        elif g.dtype != x.dtype:  # d output / d x has x's dtype, as jax.grad's
+            g = g.astype(x.dtype)
         elif id(g) in seen:  # the same node reached two inputs (e.g. a + b): give each its own Tensor
             g = g + Tensor._from_op(np.zeros((), g.dtype), None)
         seen.add(id(g))

@@ -25,9 +25,14 @@ class Context:
     can differentiate through them), ``params`` the keyword parameters,
     ``saved`` whatever ``save_for_backward`` stored, and ``output`` the output
     Tensor (held weakly, so no reference cycle keeps a graph alive).
+    ``stamp`` is the global write clock when the node was recorded: backward
+    refuses to run the vjp if any input (or the output) was written since.
+    ``layer`` (set only while something observes, ``observe.layer_of``) names
+    the layer that applied the primitive.
     """
 
-    __slots__ = ("function", "inputs", "params", "saved", "needs_input_grad", "_output", "released")
+    __slots__ = ("function", "inputs", "params", "saved", "needs_input_grad", "_output", "released", "stamp",
+                 "layer")
 
     def __init__(self, function, inputs, params):
         self.function = function
@@ -84,6 +89,7 @@ class Function:
         out = _tensor.Tensor._from_op(out_data, ctx if needs_grad else None)
         if needs_grad:
             ctx._output = weakref.ref(out)
+            ctx.stamp = _tensor.WRITES[0]
         else:
             ctx.inputs = ()
         if active:

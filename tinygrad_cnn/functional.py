@@ -408,8 +408,40 @@ def lp_pool(x, pool_size, strides=None, padding="valid", p=2, data_format="chann
     x, fmt, geo, _ = _pool("lp_pool", x, pool_size, strides, padding, data_format, dilation_rate, ceil_mode)
     p = validation.number_in("lp_pool", "p", p, 1.0, float("inf"), high_open=True)
     xl = _to_last(x, fmt)
+    if _powers_out_of_range(xl.data, p, geo):
+        return _from_last(_lp_pool_scaled(xl, geo, p), fmt)
     powered = xl * xl if p == 2 else ops.pow(ops.abs(xl), p)
     return _from_last(safe_root(window_sum(powered, geo), p), fmt)
+
+
+def _powers_out_of_range(x: np.ndarray, p: float, geo) -> bool:
+    """Whether a window sum of ``|x|^p`` could overflow (the largest power times the window size) or a nonzero
+    ``|x|^p`` underflow to (nearly) 0 in ``x``'s dtype: then :func:`lp_pool` scales each window first."""
+    a = np.abs(x[np.isfinite(x)])
+    a = a[a > 0]
+    if not a.size:
+        return False
+    info = np.finfo(x.dtype)
+    log_max = p * np.log(float(a.max())) + np.log(float(np.prod(geo.pool)))
+    return bool(log_max > np.log(float(info.max)) or p * np.log(float(a.min())) < np.log(float(info.tiny)))
+
+
+def _lp_pool_scaled(xl: Tensor, geo, p: float) -> Tensor:
+    """Lp pooling without overflow or underflow for any ``p``: ``M (sum_k (|x_k| / M)^p)^(1/p)`` with M the
+    window's largest |x| (a constant: the identity holds for any M > 0, so the gradient is exact), the sum taken
+    one window tap at a time (a differentiable strided slice of the padded input per tap)."""
+    from tinygrad_cnn.ops.conv import tap_slices
+    from tinygrad_cnn.ops.pool import safe_root
+    xp = ops.abs(ops.pad(xl, ((0, 0),) + tuple(geo.pads) + ((0, 0),)))
+    out = geo.output_size(xl.shape[1:-1])
+    taps = [xp[index] for _, index in tap_slices(out, geo.pool, geo.strides, geo.dilation)]
+    m = np.max(np.stack([t.data for t in taps]), axis=0)
+    m = np.where(m > 0, m, 1).astype(xl.dtype)
+    inv = ops.constant(1 / m)
+    total = ops.pow(taps[0] * inv, p)
+    for t in taps[1:]:
+        total = total + ops.pow(t * inv, p)
+    return safe_root(total, p) * ops.constant(m)
 
 
 def _adaptive(fn, x, output_size, data_format):

@@ -69,7 +69,11 @@ def _probabilities(fn: str, arg: str, x: Tensor, at_most_one: bool) -> None:
 
 
 def one_hot_targets(fn: str, labels, num_classes: int, batch_shape, dtype) -> np.ndarray:
-    """Integer class ids (shape ``batch_shape``) or one-hot rows (``batch_shape + (classes,)``) as one-hot."""
+    """Integer class ids (shape ``batch_shape``) or one-hot rows (``batch_shape + (classes,)``) as one-hot.
+
+    Float rows are used as given, as Keras' ``categorical_crossentropy`` and optax's
+    ``softmax_cross_entropy`` do: soft labels need not be one-hot, and a row summing to s scales that
+    example's loss by s (rows are not renormalised; normalise them first if they should sum to 1)."""
     y = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
     if np.issubdtype(y.dtype, np.integer):
         if y.shape != tuple(batch_shape):
@@ -80,6 +84,10 @@ def one_hot_targets(fn: str, labels, num_classes: int, batch_shape, dtype) -> np
             raise ValueError(f"{fn}: labels must be class ids in [0, {num_classes}); got {bad}")
         return np.eye(num_classes, dtype=dtype)[y]
     if np.issubdtype(y.dtype, np.floating):
+        if y.shape == tuple(batch_shape) and y.size and np.array_equal(y, np.round(y)):
+            raise TypeError(f"{fn}: labels must be integer class ids (or float one-hot rows of shape "
+                            f"{tuple(batch_shape) + (num_classes,)}); got float class ids of shape {y.shape} "
+                            f"(dtype {y.dtype}): pass labels.astype(int)")
         if y.shape != tuple(batch_shape) + (num_classes,):
             raise ValueError(f"{fn}: one-hot labels have shape {y.shape} but the predictions have shape "
                              f"{tuple(batch_shape) + (num_classes,)}")
@@ -117,12 +125,13 @@ def cross_entropy(logits, labels, from_logits: bool = True, reduction: str = "me
                   ignore_index: int | None = None):
     """Softmax cross-entropy, ``-sum_c y_c log p_c`` over the last (class) axis, one value per example.
 
-    ``labels``: integer class ids (sparse categorical) or one-hot / soft rows (categorical); a float Tensor
-    that requires a gradient receives one (``-log p``, as optax). ``from_logits=True``: ``log p =
-    log_softmax(logits)``; ``False``: the inputs are probabilities (>= 0, else ValueError), renormalised to
-    sum to 1 and clipped to ``[1e-7, 1 - 1e-7]`` before the log (Keras). ``label_smoothing`` s:
-    ``y <- y (1 - s) + s / classes`` (Keras, optax.smooth_labels, PyTorch). ``ignore_index``: examples whose
-    class id equals it give 0 and are not counted by ``"mean"``. vjp (logits): ``(softmax - y) * g``.
+    ``labels``: integer class ids (sparse categorical) or one-hot / soft rows (categorical), used as given: a
+    row summing to s scales its example's loss by s (Keras and optax do not renormalise either); float class
+    ids are refused. A float Tensor that requires a gradient receives one (``-log p``, as optax).
+    ``from_logits=True``: ``log p = log_softmax(logits)``; ``False``: the inputs are probabilities (>= 0, else
+    ValueError), renormalised to sum to 1 and clipped to ``[1e-7, 1 - 1e-7]`` before the log (Keras).
+    ``label_smoothing`` s: ``y <- y (1 - s) + s / classes`` (Keras, optax.smooth_labels, PyTorch). ``ignore_index``:
+    examples whose class id equals it give 0 and are not counted by ``"mean"``. vjp (logits): ``(softmax - y) * g``.
     """
     fn = "cross_entropy"
     from_logits = validation.boolean(fn, "from_logits", from_logits)

@@ -10,7 +10,12 @@ thread; other threads are not seen), the core sends the observer
 * ``vjp(VjpEvent)`` after the backward pass applied a node's vjp: the node (the output Tensor whose primitive
   ran), the total cotangent g = dL/d node it received (the sum over its consumers), the gradients it sent to
   its inputs, and the seconds, inclusive of the primitives the vjp applied;
-* ``leaf(LeafEvent)`` when the backward pass reaches a leaf with its total cotangent.
+* ``leaf(LeafEvent)`` when the backward pass reaches a leaf with its total cotangent;
+* ``update(UpdateEvent)`` when an optimizer's ``step()`` has computed a parameter's new value, before writing it.
+
+Layers run their ``call`` inside ``in_layer(name)`` while something observes, so every ``ForwardEvent`` says
+which layer (if any) applied the primitive, and a recorded node keeps that name (``context.layer``) for the
+``VjpEvent`` of its backward pass.
 
 An observer raising stops the operation (that is how ``detect_anomaly`` stops at the first NaN). With no
 observer open the cost is one attribute read per primitive.
@@ -24,8 +29,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ForwardEvent", "LeafEvent", "Observer", "VjpEvent", "observers", "observing", "run_vjp",
-           "send_forward", "send_leaf"]
+__all__ = ["ForwardEvent", "LeafEvent", "Observer", "UpdateEvent", "VjpEvent", "current_layer", "in_layer",
+           "layer_of", "observers", "observing", "run_vjp", "send_forward", "send_leaf", "send_update"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class ForwardEvent:
     output: Any
     seconds: float
     in_vjp: bool
+    layer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,19 @@ class VjpEvent:
     g: Any
     grads: tuple
     seconds: float
+
+
+@dataclass(frozen=True)
+class UpdateEvent:
+    """``optimizer``'s step is about to set ``params[index]`` (``param``) to ``new_value`` (an array) from its
+    gradient ``grad`` (an array) at learning rate ``learning_rate``."""
+
+    optimizer: Any
+    index: int
+    param: Any
+    grad: Any
+    new_value: Any
+    learning_rate: float
 
 
 @dataclass(frozen=True)
@@ -72,10 +91,14 @@ class Observer:
     def leaf(self, event: LeafEvent) -> None:
         pass
 
+    def update(self, event: UpdateEvent) -> None:
+        pass
+
 
 class _Observers(threading.local):
     active: tuple = ()
     vjp_depth = 0
+    layers: tuple = ()
 
 
 _STATE = _Observers()
@@ -100,6 +123,27 @@ def observing(observer: Observer):
         _STATE.active = previous
 
 
+@contextlib.contextmanager
+def in_layer(name: str):
+    """Mark the primitives applied inside as the work of the layer ``name`` (the innermost one wins)."""
+    previous = _STATE.layers
+    _STATE.layers = previous + (name,)
+    try:
+        yield
+    finally:
+        _STATE.layers = previous
+
+
+def current_layer() -> str | None:
+    """The innermost layer running (in this thread), or None."""
+    return _STATE.layers[-1] if _STATE.layers else None
+
+
+def layer_of(node) -> str | None:
+    """The layer that applied the primitive of ``node`` (a non-leaf Tensor) while something observed, or None."""
+    return getattr(node._ctx, "layer", None) if node._ctx is not None else None
+
+
 def run_vjp(node, g) -> tuple:
     """Apply ``node``'s vjp to ``g`` and, if anything is observing, time it and send the ``VjpEvent``."""
     ctx = node._ctx
@@ -120,7 +164,10 @@ def run_vjp(node, g) -> tuple:
 
 def send_forward(active: tuple, function, inputs, params, output, start: float) -> None:
     """Send ``ForwardEvent`` to the ``active`` observers (``start``: the ``clock()`` reading before the forward)."""
-    event = ForwardEvent(function, inputs, params, output, clock() - start, _STATE.vjp_depth > 0)
+    layer = current_layer()
+    if output._ctx is not None:
+        output._ctx.layer = layer
+    event = ForwardEvent(function, inputs, params, output, clock() - start, _STATE.vjp_depth > 0, layer)
     for observer in active:
         observer.forward(event)
 
@@ -130,3 +177,10 @@ def send_leaf(active: tuple, node, g) -> None:
     event = LeafEvent(node, g)
     for observer in active:
         observer.leaf(event)
+
+
+def send_update(active: tuple, optimizer, index: int, param, grad, new_value, learning_rate: float) -> None:
+    """Send ``UpdateEvent`` to the ``active`` observers."""
+    event = UpdateEvent(optimizer, index, param, grad, new_value, learning_rate)
+    for observer in active:
+        observer.update(event)

@@ -15,17 +15,26 @@ __all__ = ["log_softmax", "logsumexp", "softmax"]
 
 
 def _axis(fn: str, x: Tensor, axis) -> int:
-    if not validation.is_int(axis) or not -x.ndim <= axis < x.ndim:
+    if not validation.is_int(axis):
+        raise TypeError(f"{fn}: axis must be an int (one axis); got {axis!r} ({type(axis).__name__})")
+    if not -x.ndim <= axis < x.ndim:
         raise ValueError(f"{fn}: axis={axis!r} is out of range for an input of shape {x.shape}")
     return int(axis)
 
 
+def _max_shift(x: Tensor, axis: int) -> np.ndarray:
+    """The constant m = max x along ``axis`` (kept), 0 where it is not finite or the axis is empty, for the
+    overflow-free forms of logsumexp and log_softmax."""
+    m = np.max(x.data, axis=axis, keepdims=True, initial=-np.inf)
+    return np.where(np.isfinite(m), m, 0).astype(x.dtype)
+
+
 def logsumexp(x, axis: int = -1, keepdims: bool = False):
-    """log sum_i e^{x_i}, computed as m + log sum_i e^{x_i - m} with m = max x (a constant), so no overflow."""
+    """log sum_i e^{x_i}, computed as m + log sum_i e^{x_i - m} with m = max x (a constant), so no overflow.
+    Over an empty axis it is log 0 = -inf, as ``jax.nn.logsumexp``."""
     x = as_float_tensor("logsumexp", "x", x)
     axis = _axis("logsumexp", x, axis)
-    m = np.max(x.data, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0).astype(x.dtype)
+    m = _max_shift(x, axis)
     out = ops.log(ops.sum(ops.exp(x - m), axis, True)) + m
     return out if keepdims else ops.reshape(out, np.delete(np.array(out.shape), axis % x.ndim))
 
@@ -39,8 +48,7 @@ def log_softmax(x, axis: int = -1, _fn: str = "log_softmax"):
     """
     x = as_float_tensor(_fn, "x", x)
     axis = _axis(_fn, x, axis)
-    m = np.max(x.data, axis=axis, keepdims=True)
-    shifted = x - np.where(np.isfinite(m), m, 0).astype(x.dtype)
+    shifted = x - _max_shift(x, axis)
     return shifted - ops.log(ops.sum(ops.exp(shifted), axis, True))
 
 

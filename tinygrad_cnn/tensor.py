@@ -7,6 +7,8 @@ end (see the note there): the one answer to the Tensor/ops circle.
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 import numpy as np
 
 from tinygrad_cnn import hooks
@@ -16,19 +18,23 @@ from tinygrad_cnn import validation as _validation
 def _to_array(data, dtype) -> np.ndarray:
     if isinstance(data, Tensor):
         data = data.data
-    if dtype is not None:
-        return np.asarray(data, dtype=dtype)
-    if isinstance(data, np.ndarray):
-        return data
-    if isinstance(data, np.generic):
-        return np.asarray(data)
-    arr = np.asarray(data)
-    if arr.dtype.kind in "iuf":
-        return arr.astype(np.float32)
-    if arr.dtype.kind == "b":
-        return arr
-    raise TypeError(f"Tensor: data must be numbers, a nested list of numbers or an array; "
-                    f"got {type(data).__name__} (as array: dtype {arr.dtype})")
+    try:
+        arr = np.asarray(data, dtype=dtype)
+    except ValueError as exc:
+        if isinstance(data, (list, tuple)):
+            raise ValueError("Tensor: data is a ragged nested list (rows of different lengths, or numbers mixed "
+                             "with lists); every row at one depth must have the same length") from exc
+        raise
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"Tensor: data must be numbers, a nested list of numbers or an array of floats, ints or "
+                        f"bools; got {type(data).__name__} (as array: dtype {arr.dtype}): the engine cannot "
+                        f"differentiate complex, string or object data")
+    if dtype is None and arr.dtype.kind in "iuf" and not isinstance(data, (np.ndarray, np.generic)):
+        return arr.astype(np.float32)  # Python numbers and lists are float32
+    return arr
+
+
+WRITES = [0]  # the global write clock: how many tracked in-place writes have happened (see Tensor._mark_written)
 
 
 class Tensor:
@@ -37,55 +43,107 @@ class Tensor:
     ``Tensor(data, requires_grad=False, dtype=None)``: Python numbers and lists
     become float32; NumPy arrays keep their dtype (without a copy); integer
     arrays are for labels and indices and cannot require a gradient.
+
+    Version counter (as PyTorch's): every in-place write the engine performs or
+    exposes bumps ``version`` -- assigning ``x.data`` (which includes
+    ``x.data *= 10``: Python assigns the attribute back), ``x[index] = value``,
+    ``x.copy_(src)``, optimizer steps, ``set_weights``/``load_weights``. Each
+    op records its inputs' versions when it records the graph and backward
+    checks them, so a gradient is never computed from data changed under it.
+    Writing into the array's elements through a reference (``x.data[i] = v``,
+    ``x.numpy()[...] = v``) bypasses the Tensor and is not seen: use
+    ``x[i] = v`` or ``x.copy_(v)``. A ``detach()``ed Tensor shares the counter.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
+    __slots__ = ("_data", "grad", "requires_grad", "_ctx", "_version", "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operator
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
-        self.data = _to_array(data, dtype)
-        if requires_grad and not np.issubdtype(self.data.dtype, np.floating):
-            raise TypeError(f"Tensor: requires_grad=True needs a floating dtype; got {self.data.dtype}")
+        self._data = _to_array(data, dtype)
+        if requires_grad and not np.issubdtype(self._data.dtype, np.floating):
+            raise TypeError(f"Tensor: requires_grad=True needs a floating dtype; got {self._data.dtype}")
         self.grad: np.ndarray | None = None
         self.requires_grad = bool(requires_grad)
         self._ctx = None
+        self._version = None
 
     @classmethod
     def _from_op(cls, data: np.ndarray, ctx) -> "Tensor":
         out = cls.__new__(cls)
-        out.data = data if isinstance(data, np.ndarray) else np.asarray(data)
+        out._data = data if isinstance(data, np.ndarray) else np.asarray(data)
         out.grad = None
         out.requires_grad = ctx is not None
         out._ctx = ctx
+        out._version = None
         return out
 
+    # -- data and its version counter ---------------------------------------------------------------
+    # ``_version`` is None until the first write, then a cell ``[writes, stamp]`` shared with detach()ed Tensors:
+    # ``stamp`` is the value of the global write clock ``WRITES`` at the last write. A recorded op keeps the clock
+    # it saw; backward looks at its inputs only if the clock has moved since (one comparison per node otherwise).
+    def _mark_written(self) -> None:
+        WRITES[0] += 1
+        if self._version is None:
+            self._version = [0, 0]
+        self._version[0] += 1
+        self._version[1] = WRITES[0]
+
+    def _set_data(self, value) -> None:
+        self._data = value
+        self._mark_written()
+
+    # The getter is C (attrgetter), so reading .data costs about what a plain slot did.
+    data = property(attrgetter("_data"), _set_data,
+                    doc="The underlying np.ndarray; assigning it (x.data = a, x.data *= 10) bumps the version.")
+
+    @property
+    def version(self) -> int:
+        """How many in-place writes this Tensor's data has seen (shared with its ``detach()``ed Tensors)."""
+        return 0 if self._version is None else self._version[0]
+
+    def copy_(self, src) -> "Tensor":
+        """Write ``src`` (broadcast to this shape, cast to this dtype) into this Tensor's array in place; returns
+        ``self``. Recorded by the version counter, so a graph that used the old values refuses to backpropagate."""
+        np.copyto(self._data, np.asarray(src.data if isinstance(src, Tensor) else src), casting="unsafe")
+        self._mark_written()
+        return self
+
+    def __setitem__(self, index, value) -> None:
+        """``x[index] = value`` in place, as NumPy's (recorded by the version counter, as ``copy_``)."""
+        self._data[index] = value.data if isinstance(value, Tensor) else value
+        self._mark_written()
+
     # -- array protocol -------------------------------------------------------------------------
-    shape = property(lambda self: self.data.shape)
-    dtype = property(lambda self: self.data.dtype)
-    ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: self.data.size)
+    shape = property(lambda self: self._data.shape)
+    dtype = property(lambda self: self._data.dtype)
+    ndim = property(lambda self: self._data.ndim)
+    size = property(lambda self: self._data.size)
 
     def __len__(self) -> int:
-        return len(self.data)
+        return len(self._data)
 
     def __bool__(self) -> bool:
         """Truth of a one-element Tensor; ambiguous (ValueError, as NumPy) for more elements."""
-        return bool(self.data)
+        return bool(self._data)
 
     def __array__(self, dtype=None, copy=None):
-        return self.data if dtype is None else self.data.astype(dtype)
+        return self._data if dtype is None else self._data.astype(dtype)
 
     def numpy(self) -> np.ndarray:
         """The underlying array (not a copy)."""
-        return self.data
+        return self._data
 
     def item(self):
         """The value of a one-element Tensor as a Python number."""
-        return self.data.item()
+        return self._data.item()
 
     def detach(self) -> "Tensor":
-        """A Tensor sharing this one's data, outside any graph."""
-        return Tensor._from_op(self.data, None)
+        """A Tensor sharing this one's data (and version counter), outside any graph."""
+        out = Tensor._from_op(self._data, None)
+        if self._version is None:
+            self._version = [0, 0]
+        out._version = self._version
+        return out
 
     @property
     def is_leaf(self) -> bool:
@@ -98,7 +156,7 @@ class Tensor:
     def __repr__(self) -> str:
         flag = ", requires_grad=True" if self.requires_grad else ""
         op = f", op={self._ctx.function.__name__}" if self._ctx is not None else ""
-        return f"Tensor({np.array2string(self.data, precision=4, threshold=20)}, dtype={self.dtype}{flag}{op})"
+        return f"Tensor({np.array2string(self._data, precision=4, threshold=20)}, dtype={self.dtype}{flag}{op})"
 
     __hash__ = object.__hash__
 
@@ -238,12 +296,14 @@ def _shape_args(args: tuple) -> tuple:
 
 
 def as_tensor(value, like: Tensor | None = None) -> Tensor:
-    """``value`` as a Tensor; Python numbers take ``like``'s floating dtype so float32 stays float32."""
+    """``value`` as a Tensor. Scalars -- Python numbers, NumPy scalars and 0-d arrays -- take ``like``'s floating
+    dtype, so ``x * 2.0`` and ``x * np.array(2.0)`` are both float32 for a float32 ``x`` (PyTorch's rule for
+    0-d tensors; NumPy 2 and JAX promote a 0-d float64 array). Arrays with axes keep their dtype."""
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, np.ndarray):
+    if isinstance(value, np.ndarray) and (value.ndim or like is None or value.dtype.kind not in "biuf"):
         return Tensor._from_op(value, None)
-    if isinstance(value, (bool, int, float, np.generic)) and like is not None:
+    if isinstance(value, (bool, int, float, np.generic, np.ndarray)) and like is not None:
         dtype = like.dtype if np.issubdtype(like.dtype, np.floating) else np.float32
         return Tensor._from_op(np.asarray(value, dtype=dtype), None)
     return Tensor(value)

@@ -86,12 +86,17 @@ def occlusion(model, x, target=None, window=4, stride=2, baseline=0.0, batch_siz
 
     ``window`` and ``stride``: an int for every spatial axis or one int per
     axis; ``baseline``: the value occluded cells take (a scalar, or an array
-    broadcasting to ``x``); ``data_format`` defaults to the model's.
+    broadcasting to ``x``); ``data_format`` is the model's (the images go to the model as they are); giving
+    another one is refused.
     """
     fn = "occlusion"
     net, params = _net.as_net(model)
     score = _net.check_score(fn, score)
     fmt = validation.data_format(fn, data_format or net.data_format)
+    if fmt != net.data_format:
+        raise ValueError(f"{fn}: data_format={data_format!r} but the model is {net.data_format} (its layers say "
+                         f"so, and x goes to the model as it is); leave data_format unset, or transpose the images "
+                         f"and use a {fmt} model")
     batch_size = None if batch_size is None else validation.positive_int(fn, "batch_size", batch_size)
     xb, single = _net.prepare(fn, net, x, params)
     spatial = tuple(xb.shape[a] for a in _spatial_axes(xb.ndim, fmt))

@@ -16,11 +16,11 @@ STACKS = {  # every nn layer type appears in at least one stack
     "1d: Conv1D MaxPooling1D Conv1DTranspose AveragePooling1D Flatten Dense": lambda: [
         nn.Input((12, 2)), nn.Conv1D(3, 3, activation="relu", **F64), nn.MaxPooling1D(2, **F64),
         nn.Conv1DTranspose(3, 3, strides=2, activation="tanh", **F64), nn.AveragePooling1D(2, **F64),
-        nn.Flatten(), nn.Dense(5, **F64)],
+        nn.Flatten(**F64), nn.Dense(5, **F64)],
     "2d: Conv2D DepthwiseConv2D MaxPooling2D Activation Dropout Flatten Dense": lambda: [
         nn.Input((9, 9, 2)), nn.Conv2D(4, 3, strides=2, padding="same", activation="relu", **F64),
         nn.DepthwiseConv2D(2, depth_multiplier=2, padding="same", **F64), nn.MaxPooling2D(2, padding="same", **F64),
-        nn.Activation("softplus", **F64), nn.Dropout(0.5, **F64), nn.Flatten(), nn.Dense(5, **F64)],
+        nn.Activation("softplus", **F64), nn.Dropout(0.5, **F64), nn.Flatten(**F64), nn.Dense(5, **F64)],
     "2d: Conv2DTranspose AveragePooling2D LPPooling2D ReLU GlobalMaxPooling2D Dense": lambda: [
         nn.Input((6, 6, 2)), nn.Conv2DTranspose(3, 3, strides=2, padding="same", **F64),
         nn.AveragePooling2D(3, strides=2, padding="same", **F64), nn.LPPooling2D(2, **F64),
@@ -29,7 +29,7 @@ STACKS = {  # every nn layer type appears in at least one stack
         nn.Input((2, 8, 8)), nn.Conv2D(4, 3, dilation_rate=2, activation="sigmoid", **CF),
         nn.MaxPooling2D(2, **CF), nn.GlobalAveragePooling2D(**CF), nn.Dense(5, activation="tanh", **F64)],
     "3d: Conv3D Flatten Dense": lambda: [
-        nn.Input((5, 5, 4, 1)), nn.Conv3D(2, 3, activation="relu", **F64), nn.Flatten(), nn.Dense(5, **F64)],
+        nn.Input((5, 5, 4, 1)), nn.Conv3D(2, 3, activation="relu", **F64), nn.Flatten(**F64), nn.Dense(5, **F64)],
 }
 
 

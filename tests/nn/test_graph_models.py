@@ -17,7 +17,7 @@ R = np.random.default_rng(0)
 def _residual(dtype="float64"):
     x = nn.Input((6, 6, 2), dtype=dtype)
     h = nn.Conv2D(2, 3, padding="same", activation="tanh", dtype=dtype, name="f")(x)
-    y = nn.Add(name="add")([x, h])
+    y = nn.Add(name="add", dtype=dtype)([x, h])
     out = nn.Dense(3, dtype=dtype, name="head")(nn.Flatten(dtype=dtype)(y))
     return nn.Model(x, out, name="residual")
 
@@ -82,9 +82,9 @@ def test_sequential_is_a_model_and_matches_the_same_graph():
 def _conv_pool_graph(extra_reader: bool):
     x = nn.Input((8, 8, 2), dtype="float64")
     c = nn.Conv2D(4, 3, padding="same", activation="relu", dtype="float64", name="conv")(x)
-    p = nn.Flatten(dtype="float64")(nn.MaxPooling2D(2, name="pool")(c))
+    p = nn.Flatten(dtype="float64")(nn.MaxPooling2D(2, name="pool", dtype="float64")(c))
     if extra_reader:  # the conv output is read twice: it must be computed on its own, no fusion
-        p = nn.Concatenate()([p, nn.Flatten(dtype="float64")(c)])
+        p = nn.Concatenate(dtype="float64")([p, nn.Flatten(dtype="float64")(c)])
     return nn.Model(x, nn.Dense(2, dtype="float64")(p))
 
 
@@ -129,8 +129,8 @@ def test_intermediate_outputs_make_a_feature_extractor_with_the_same_weights():
 
 def test_several_inputs_and_outputs():
     a, b = nn.Input((3,), dtype="float64", name="a"), nn.Input((3,), dtype="float64", name="b")
-    joined = nn.Concatenate(name="cat")([a, b])
-    out1, out2 = nn.Dense(2, dtype="float64", name="o1")(joined), nn.Subtract(name="diff")([a, b])
+    joined = nn.Concatenate(name="cat", dtype="float64")([a, b])
+    out1, out2 = nn.Dense(2, dtype="float64", name="o1")(joined), nn.Subtract(name="diff", dtype="float64")([a, b])
     model = nn.Model([a, b], [out1, out2])
     xa, xb = R.standard_normal((4, 3)), R.standard_normal((4, 3))
     y1, y2 = model([xa, xb])

@@ -117,7 +117,7 @@ def test_register_serializable_refuses_clashes_and_non_layers():
 def test_lambda_serialises_functional_functions_only():
     layer = nn.Lambda(F.softmax, arguments={"axis": 1})
     clone = nn.deserialize(json.loads(json.dumps(nn.serialize(layer))))
-    x = np.random.default_rng(0).standard_normal((2, 3, 4))
+    x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)  # the layer's dtype
     np.testing.assert_array_equal(clone(x).numpy(), F.softmax(x, axis=1).numpy())
     assert clone.compute_output_shape((None, 3, 4)) == (None, 3, 4)
     closure = nn.Lambda(lambda t: t * 2.0, output_shape=(3, 4))

@@ -1,5 +1,6 @@
-"""detect_anomaly through a whole Sequential model: the first op where a NaN/Inf appears is named, forward or
-backward, with its input shapes, even though every later op also sees non-finite values."""
+"""detect_anomaly through a whole Sequential model: the first op that turns finite inputs into NaN/Inf is named,
+forward or backward, with its layer and input shapes, even though every later op also sees non-finite values;
+NaN/Inf already in the data (a weight, the input batch) is reported as such; optimizer updates are checked."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 import tinygrad_cnn as tg
 from tinygrad_cnn import functional as F
-from tinygrad_cnn import nn, ops
+from tinygrad_cnn import nn, ops, optim
 
 X = np.random.default_rng(0).standard_normal((2, 6, 6, 3))
 Y = np.array([0, 2])
@@ -36,31 +37,74 @@ def test_clean_model_passes_forward_and_backward():
     assert all(np.isfinite(p.grad).all() for p in model.parameters())
 
 
-def test_nan_in_first_layer_weights_names_the_conv_forward():
-    """A NaN in the conv kernel makes every later op non-finite; the error names the Conv, the first one."""
+def test_nan_in_first_layer_weights_is_reported_as_data_at_the_conv():
+    """A NaN in the conv kernel makes every later op non-finite; the error says the kernel (a leaf) held it, at the
+    Conv of layer 'conv', the first op that reads it: the Conv did not make it."""
     model = _model()
     model.layers[0].kernel.data[1, 1, 0, 2] = np.nan
     with tg.detect_anomaly(), pytest.raises(
-            tg.AnomalyError, match=r"Conv produced NaN in the forward pass \(input shapes: \(2, 6, 6, 3\), "
-                                   r"\(3, 3, 3, 4\)"):
+            tg.AnomalyError, match=r"NaN already in the data: input 1 of Conv, in layer Conv2D 'conv' \(a leaf or "
+                                   r"constant of shape \(3, 3, 3, 4\)\) holds NaN; Conv did not make it"):
         _loss(model)
 
 
-def test_nan_in_last_layer_weights_names_the_matmul_forward():
-    """Conv, ReLU, pool and Flatten run clean; the Dense kernel's NaN first shows up in its MatMul."""
+def test_nan_in_the_input_batch_is_reported_as_data():
+    model = _model()
+    x = X.copy()
+    x[1, 2, 2, 0] = np.nan
+    with tg.detect_anomaly(), pytest.raises(
+            tg.AnomalyError, match=r"NaN already in the data: input 0 of Conv, in layer Conv2D 'conv' \(a leaf or "
+                                   r"constant of shape \(2, 6, 6, 3\)\)"):
+        model(x)
+
+
+def test_nan_in_last_layer_weights_is_reported_at_the_dense_matmul():
+    """Conv, ReLU, pool and Flatten run clean; the Dense kernel's NaN is found at its MatMul."""
     model = _model()
     model.layers[-1].kernel.data[5, 1] = np.nan
     with tg.detect_anomaly(), pytest.raises(
-            tg.AnomalyError, match=r"MatMul produced NaN in the forward pass \(input shapes: \(2, 16\), \(16, 3\)"):
+            tg.AnomalyError, match=r"NaN already in the data: input 1 of MatMul, in layer Dense 'dense' \(a leaf or "
+                                   r"constant of shape \(16, 3\)\)"):
         _loss(model)
 
 
-def test_inf_weight_names_the_first_op_that_turns_it_into_a_non_finite_output():
+def test_overflow_from_finite_values_blames_the_op_and_its_layer():
+    """Finite but huge weights: the Dense MatMul is the first op whose inputs are finite and whose output is not."""
     model = _model()
-    model.layers[-1].bias.data[0] = np.inf
-    with tg.detect_anomaly(), pytest.raises(tg.AnomalyError, match=r"Add produced Inf in the forward pass "
-                                                                   r"\(input shapes: \(2, 3\), \(3,\)"):
+    model.layers[-1].kernel.data[...] = 1e308
+    with tg.detect_anomaly(), np.errstate(over="ignore"), pytest.raises(
+            tg.AnomalyError, match=r"MatMul produced Inf in the forward pass \(input shapes: \(2, 16\), \(16, 3\); "
+                                   r"output shape \(2, 3\)\), in layer Dense 'dense', from finite inputs"):
         _loss(model)
+
+
+def test_fused_conv_pool_names_both_layers():
+    model = nn.Sequential([nn.Input((6, 6, 3)), nn.Conv2D(4, 3, activation="relu", name="conv", dtype="float64"),
+                           nn.MaxPooling2D(2, name="pool", dtype="float64"), nn.Flatten(dtype="float64")])
+    model.layers[0].kernel.data[...] = 1e308
+    with tg.detect_anomaly(), np.errstate(over="ignore", invalid="ignore"), pytest.raises(
+            tg.AnomalyError, match=r"ConvReluMaxPool produced (Inf|NaN) in the forward pass .*, in layer Conv2D "
+                                   r"'conv' \+ MaxPooling2D 'pool' \(fused\), from finite inputs"):
+        model(np.abs(X) + 1.0)
+
+
+def test_an_optimizer_update_that_overflows_is_caught_before_the_write():
+    model = _model()
+    model.compile(optim.SGD(model.parameters(), learning_rate=1e300), lambda out, y: F.cross_entropy(out, y) * 1e20)
+    before = model.get_weights()
+    with tg.detect_anomaly(), np.errstate(over="ignore"), pytest.raises(
+            tg.AnomalyError, match=r"SGD.step: params\[0\] \(shape \(3, 3, 3, 4\)\) would become Inf: the update "
+                                   r"overflowed from a finite gradient and parameter \(learning rate 1e\+300\)"):
+        model.fit(X, Y, batch_size=2, epochs=1, verbose=0)
+    np.testing.assert_array_equal(model.get_weights()[0], before[0])  # params[0] was not written
+
+
+def test_an_optimizer_update_from_a_nan_gradient_names_the_gradient():
+    w = tg.Tensor(np.ones(2), requires_grad=True)
+    w.grad = np.array([np.nan, 0.0])
+    with tg.detect_anomaly(), pytest.raises(tg.AnomalyError, match=r"params\[0\] \(shape \(2,\)\) would become "
+                                                                   r"NaN: its gradient holds NaN"):
+        optim.Adam([w]).step()
 
 
 def test_inf_gradient_names_the_op_backward_not_the_later_ones():
@@ -72,7 +116,9 @@ def test_inf_gradient_names_the_op_backward_not_the_later_ones():
         loss = _loss(model)
         assert np.isfinite(loss.data)
         with pytest.raises(tg.AnomalyError,
-                           match=r"Sqrt produced Inf in the backward pass \(input shapes: \(2, 4, 4, 4\)"):
+                           match=r"Sqrt produced Inf in the backward pass \(input shapes: \(2, 4, 4, 4\); "
+                                 r"output shape \(2, 4, 4, 4\)\), in layer Activation 'custom', in the gradient "
+                                 r"for its input 0, from a finite cotangent"):
             loss.backward()
 
 
@@ -88,5 +134,6 @@ def test_fit_under_detect_anomaly_stops_at_the_first_bad_op():
     model = _model()
     model.layers[-1].kernel.data[0, 0] = np.nan
     model.compile("sgd", F.cross_entropy)
-    with tg.detect_anomaly(), pytest.raises(tg.AnomalyError, match="MatMul produced NaN in the forward pass"):
+    with tg.detect_anomaly(), pytest.raises(tg.AnomalyError, match="NaN already in the data: input 1 of MatMul, in "
+                                                                   "layer Dense 'dense'"):
         model.fit(X, Y, batch_size=2, epochs=1, verbose=0)

@@ -54,6 +54,36 @@ def _optimizer_step_with_bad_grad():
     opt.step()
 
 
+def _backward_after(write):
+    """A call that records ``p * p``, applies ``write(p)`` (an in-place write) and then runs backward."""
+    def call():
+        p = _param()
+        loss = (p * p).sum()
+        write(p)
+        loss.backward()
+    return call
+
+
+def _times_ten(p):
+    p.data *= 10  # the augmented assignment goes through the Tensor's data setter
+
+
+def _sgd_step(p):
+    p.grad = np.ones(3)
+    optim.SGD([p]).step()
+
+
+def _step_with_schedule(schedule):
+    p = _param()
+    p.grad = np.ones(3)
+    optim.SGD([p], learning_rate=schedule).step()
+
+
+def _layer_twice():
+    dense = nn.Dense(3, name="twice")
+    nn.Sequential([nn.Input((3,)), dense, dense])
+
+
 def _jops():
     from jax_ref import ops as jops
     return jops
@@ -305,16 +335,16 @@ ROWS = [
      ValueError, r"nn.deserialize: class_name='Dens' .*did you mean 'dense'\?"),
     # -- optimizers ----------------------------------------------------------------------------------------
     ("SGD-learning-rate", lambda: optim.SGD([_param()], learning_rate=-1), ValueError,
-     r"SGD: learning_rate must be in \[0.0, inf\]; got -1"),
+     r"SGD: learning_rate must be in \[0.0, inf\); got -1"),
     ("SGD-learning-rate-type", lambda: optim.SGD([_param()], learning_rate="fast"), TypeError,
      r"SGD: learning_rate must be a number; got 'fast'"),
     ("SGD-momentum", lambda: optim.SGD([_param()], momentum=1.5), ValueError,
      r"SGD: momentum must be in \[0.0, 1.0\]; got 1.5"),
     ("Adam-b1", lambda: optim.Adam([_param()], b1=1.0), ValueError, r"Adam: b1 must be in \[0.0, 1.0\); got 1.0"),
     ("Adam-eps", lambda: optim.Adam([_param()], eps=-1e-8), ValueError,
-     r"Adam: eps must be in \[0.0, inf\]; got -1e-08"),
+     r"Adam: eps must be in \[0.0, inf\); got -1e-08"),
     ("AdamW-weight-decay", lambda: optim.AdamW([_param()], weight_decay=-1), ValueError,
-     r"AdamW: weight_decay must be in \[0.0, inf\]; got -1"),
+     r"AdamW: weight_decay must be in \[0.0, inf\); got -1"),
     ("RMSprop-decay", lambda: optim.RMSprop([_param()], 0.01, decay=2), ValueError,
      r"RMSprop: decay must be in \[0.0, 1.0\]; got 2"),
     ("optimizer-empty", lambda: optim.SGD([]), ValueError, r"SGD: params is empty"),
@@ -357,7 +387,7 @@ ROWS = [
     ("jax-dropout-rate", lambda: _jops().dropout(X2.data, 2.0, True), ValueError,
      r"dropout: rate must be in \[0.0, 1.0\]; got 2.0"),
     ("from-engine-type", lambda: __import__("jax_ref").from_engine(3), TypeError,
-     r"from_engine: model must be a tinygrad_cnn.nn.Sequential; got int"),
+     r"from_engine: model must be a tinygrad_cnn.nn.Model or Sequential; got int"),
     ("from-engine-unbuilt", lambda: __import__("jax_ref").from_engine(nn.Sequential([nn.Dense(2)])), ValueError,
      r"from_engine: the engine model '.*' is not built"),
     ("check-op-name", lambda: __import__("jax_ref").check_op("conv2dd", X4.data, K.data), ValueError,
@@ -385,6 +415,65 @@ ROWS = [
     *_attribution_image_rows(),
     ("optimizer-frozen-param", lambda: optim.SGD([_param(), T(np.zeros(2))]), ValueError,
      r"SGD: params\[1\] \(shape \(2,\)\) has requires_grad=False"),
+    # -- issue 16: data the engine cannot differentiate, in-place writes, values that make no sense, messages --
+    ("Tensor-object", lambda: T(np.array([1, "a"], dtype=object)), TypeError,
+     r"^Tensor: data must be numbers.*dtype object\): the engine cannot differentiate complex, string or object"),
+    ("Tensor-complex", lambda: T(np.array([1j])), TypeError, r"^Tensor: .*dtype complex128"),
+    ("Tensor-string-array", lambda: T(np.array(["a", "b"])), TypeError, r"^Tensor: .*dtype <U1"),
+    ("Tensor-ragged", lambda: T([[1.0, 2.0], [3.0]]), ValueError,
+     r"^Tensor: data is a ragged nested list \(rows of different lengths"),
+    ("astype-complex", lambda: X2.astype(np.complex64), TypeError,
+     r"^astype: dtype complex64 is not one the engine works with"),
+    ("backward-after-data-write", _backward_after(_times_ten), RuntimeError,
+     r"^backward: input 0 of Mul \(a leaf, shape \(3,\), dtype float64\) was modified in place after Mul used it "
+     r"\(by an optimizer step, an x.data assignment such as x.data \*= 10, x\[...\] = v, copy_ or set_weights; "
+     r"1 write\(s\) so far\)"),
+    ("backward-after-setitem", _backward_after(lambda p: p.__setitem__(0, 5.0)), RuntimeError,
+     r"^backward: input 0 of Mul .*was modified in place"),
+    ("backward-after-optimizer-step", _backward_after(_sgd_step), RuntimeError,
+     r"^backward: input 0 of Mul .*was modified in place.*Run backward before changing it"),
+    ("SGD-learning-rate-inf", lambda: optim.SGD([_param()], learning_rate=float("inf")), ValueError,
+     r"^SGD: learning_rate must be in \[0.0, inf\); got inf"),
+    ("SGD-learning-rate-nan", lambda: optim.SGD([_param()], learning_rate=float("nan")), ValueError,
+     r"^SGD: learning_rate must be in \[0.0, inf\); got nan"),
+    ("SGD-nesterov-string", lambda: optim.SGD([_param()], momentum=0.9, nesterov="no"), TypeError,
+     r"^SGD: nesterov must be True or False; got 'no'"),
+    ("Adam-eps-inf", lambda: optim.Adam([_param()], eps=float("inf")), ValueError,
+     r"^Adam: eps must be in \[0.0, inf\); got inf"),
+    ("AdamW-weight-decay-inf", lambda: optim.AdamW([_param()], weight_decay=float("inf")), ValueError,
+     r"^AdamW: weight_decay must be in \[0.0, inf\); got inf"),
+    ("schedule-negative-rate", lambda: _step_with_schedule(lambda count: -0.1), ValueError,
+     r"^SGD.step: the learning_rate schedule .* gave -0.1 at step 0; a learning rate must be a finite number >= 0 "
+     r"\(no weight was changed\)"),
+    ("schedule-nan-rate", lambda: _step_with_schedule(lambda count: float("nan")), ValueError,
+     r"^SGD.step: the learning_rate schedule .* gave nan at step 0"),
+    ("occlusion-data-format-mismatch",
+     lambda: _attr().occlusion(_model(), IMG, window=2, data_format="channels_first"), ValueError,
+     r"^occlusion: data_format='channels_first' but the model is channels_last"),
+    ("ce-float-class-ids", lambda: F.cross_entropy(X2, np.array([0.0, 1.0])), TypeError,
+     r"^cross_entropy: labels must be integer class ids .*got float class ids of shape \(2,\) \(dtype float64\): "
+     r"pass labels.astype\(int\)"),
+    ("softmax-axis-float", lambda: F.softmax(X2, axis=1.0), TypeError,
+     r"^softmax: axis must be an int \(one axis\); got 1.0 \(float\)"),
+    ("log-softmax-axis-none", lambda: F.log_softmax(X2, axis=None), TypeError,
+     r"^log_softmax: axis must be an int \(one axis\); got None"),
+    ("compile-metrics-string", lambda: _model().compile("adam", loss="mse", metrics="accuracy"), TypeError,
+     r"^compile: metrics must be a list of metric names or callables \(as Keras'\); got 'accuracy' of type str: "
+     r"pass metrics=\['accuracy'\]"),
+    ("set-weights-unbuilt-model", lambda: nn.Sequential([nn.Dense(2)]).set_weights([np.zeros((3, 2)), np.zeros(2)]),
+     ValueError, r"^Sequential '.*': set_weights on a model that is not built \(it has no weights yet\); build it"),
+    ("set-weights-unbuilt-layer", lambda: nn.Dense(2).set_weights([np.zeros((3, 2)), np.zeros(2)]), ValueError,
+     r"^Dense '.*': set_weights on a layer that is not built"),
+    ("fit-y-none", lambda: _fit(y=None), ValueError, r"^fit: y is None; give the targets y"),
+    ("evaluate-y-none", lambda: _compiled().evaluate(XS, None), ValueError, r"^evaluate: y is None"),
+    ("sequential-layer-twice", _layer_twice, ValueError,
+     r"^Sequential '.*': Dense 'twice' is already in the model \(position 0\); a Sequential runs each layer once"),
+    ("viz-channels-first-image", lambda: __import__("tinygrad_cnn.viz").viz.attribution_heatmap(
+        np.zeros((3, 8, 8)), np.zeros((8, 8))), ValueError,
+     r"^viz: the image has shape \(3, 8, 8\), which looks channels_first .*pass data_format='channels_first'"),
+    ("set-random-seed-none", lambda: nn.set_random_seed(None), TypeError,
+     r"^set_random_seed: seed must be an integer >= 0; got None"),
+    ("set-random-seed-negative", lambda: nn.set_random_seed(-1), TypeError, r"^set_random_seed: seed must be"),
 ]
 
 MIN_ROWS = 60

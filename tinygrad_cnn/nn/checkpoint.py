@@ -129,4 +129,4 @@ def load_weights(model, path) -> None:
         raise ValueError(f"load_weights: {path!r} holds {len(extra)} array(s) the model does not have, e.g. "
                          f"{extra[0]!r} (the model has {len(slots)} weights)")
     for key, _, _, t in slots:
-        t.data[...] = arrays[key]
+        t.copy_(arrays[key])

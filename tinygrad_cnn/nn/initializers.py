@@ -17,12 +17,14 @@ reset by ``set_random_seed``.
 from __future__ import annotations
 
 import math
+import random
 
 import numpy as np
 
 from tinygrad_cnn import validation
 from tinygrad_cnn.nn import _serial
 from tinygrad_cnn.ops.random import rng as _make_rng
+from tinygrad_cnn.ops.random import set_global_seed as _set_global_seed
 
 __all__ = [
     "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Initializer", "LecunNormal",
@@ -34,8 +36,16 @@ _GLOBAL = {"rng": np.random.default_rng()}
 
 
 def set_random_seed(seed: int) -> None:
-    """Reseed the generator used by unseeded initializers (like ``keras.utils.set_random_seed``)."""
+    """``keras.utils.set_random_seed``: after it, everything drawn without a seed is reproducible -- unseeded
+    initializers, ``fit(seed=None)``'s shuffling and Dropout masks (and every op taking ``seed=None``) -- and,
+    as Keras does, Python's ``random`` and NumPy's legacy global generator are seeded too."""
+    seed = validation.seed("set_random_seed", "seed", seed, allow_generator=False)
+    if seed is None:
+        raise TypeError("set_random_seed: seed must be an integer >= 0; got None")
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
     _GLOBAL["rng"] = _make_rng(seed)
+    _set_global_seed(seed)
 
 
 def compute_fans(shape) -> tuple[int, int]:

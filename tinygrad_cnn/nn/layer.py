@@ -21,7 +21,7 @@ import inspect
 
 import numpy as np
 
-from tinygrad_cnn import validation
+from tinygrad_cnn import observe, ops, validation
 from tinygrad_cnn.nn import _serial, activations, constraints, initializers, regularizers
 from tinygrad_cnn.nn.graph import Node, SymbolicTensor
 from tinygrad_cnn.tensor import Tensor, as_tensor
@@ -146,14 +146,21 @@ class Layer:
                                 f"{type(x).__name__}")
             if any(isinstance(t, SymbolicTensor) for t in x):
                 return self._call_symbolic(list(x))
-            x = [as_tensor(t) for t in x]
+            x = [self._cast_input(as_tensor(t)) for t in x]
             return self._run(x, [tuple(t.shape) for t in x], training)
         if isinstance(x, SymbolicTensor):
             return self._call_symbolic(x)
         x = as_tensor(x)
         if not isinstance(x, Tensor):
             raise TypeError(f"{self._where()}: input must be a Tensor or an array; got {type(x).__name__}")
-        return self._run(x, tuple(x.shape), training)
+        return self._run(self._cast_input(x), tuple(x.shape), training)
+
+    def _cast_input(self, x: Tensor) -> Tensor:
+        """Keras' dtype policy: a floating input of another dtype is cast to the layer's ``dtype`` (differentiably:
+        the gradient flows back in the input's own dtype); integer and bool inputs pass unchanged."""
+        if x.dtype.kind == "f" and x.dtype != self.dtype:
+            return ops.astype(x, self.dtype)
+        return x
 
     def _run(self, x, shape, training):
         """Build on first use (for ``shape``, batch axis read as None), check the input, call, record the activity
@@ -163,7 +170,11 @@ class Layer:
             self._build_shape = _batchless(shape)
             self.build(self._build_shape)
         self.check_input_shape(shape)
-        out = self.call(x, training=bool(training))
+        if observe.observers():  # anomaly mode, the profiler...: name this layer in the events
+            with observe.in_layer(self._where()):
+                out = self.call(x, training=bool(training))
+        else:
+            out = self.call(x, training=bool(training))
         self._activity_losses = []
         if self.activity_regularizer is not None:
             penalty = self.activity_regularizer(out)
@@ -256,6 +267,9 @@ class Layer:
         """Overwrite the weights (in place) from arrays in Keras order; every array is checked (count, shape, a
         real number dtype) and converted before the first weight changes."""
         arrays = list(arrays)
+        if not self.built and arrays:
+            raise ValueError(f"{self._where()}: set_weights on a layer that is not built (it has no weights yet); "
+                             f"build it first: layer.build(input_shape), or call it on an input")
         if len(arrays) != len(self._weights):
             raise ValueError(f"{self._where()}: set_weights expects {len(self._weights)} arrays "
                              f"({', '.join(self.weight_names) or 'none'}); got {len(arrays)}")
@@ -266,7 +280,7 @@ class Layer:
         """Project every constrained weight in place (called after each optimizer step)."""
         for _, t, _, c in self._weights:
             if c is not None:
-                t.data[...] = c(t.data)
+                t.copy_(c(t.data))
 
     @property
     def losses(self) -> list[Tensor]:
@@ -303,7 +317,7 @@ def assign_checked(slots, arrays) -> None:
             raise TypeError(f"{where} holds {t.dtype} numbers; got an array of dtype {a.dtype}")
         converted.append(a.astype(t.dtype, copy=False))
     for (_, t), a in zip(slots, converted, strict=True):
-        t.data[...] = a
+        t.copy_(a)  # an in-place write: bumps the version that backward checks
 
 
 def _batchless(shape):

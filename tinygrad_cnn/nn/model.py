@@ -27,7 +27,7 @@ import os
 
 import numpy as np
 
-from tinygrad_cnn import validation
+from tinygrad_cnn import observe, validation
 from tinygrad_cnn.nn import _serial, checkpoint, fusion, registry, saving
 from tinygrad_cnn.nn.core import InputLayer
 from tinygrad_cnn.nn.graph import SymbolicTensor, nodes_between
@@ -173,12 +173,24 @@ class Model(ModelBase):
             args = [env[id(t)] for t in node.inputs]
             x = args if node.layer.takes_list else args[0]
             pool = self._fused.get(id(node))
-            fused = fusion.conv_relu_max_pool(node.layer, pool.layer, x) if pool is not None else None
+            fused = self._run_fused(node.layer, pool.layer, x) if pool is not None else None
             if fused is not None:
                 env[id(pool.output)] = fused
                 skip.add(id(pool))
             else:
                 env[id(node.output)] = node.layer(x, training=training)
+
+    @staticmethod
+    def _run_fused(conv, pool, x):
+        """``fusion.conv_relu_max_pool`` on ``x`` cast to the conv's dtype, named after both layers in observers'
+        events (anomaly mode); None when the pair cannot be fused (or the pool casts to another dtype)."""
+        if conv.dtype != pool.dtype:
+            return None
+        x = conv._cast_input(x)
+        if not observe.observers():
+            return fusion.conv_relu_max_pool(conv, pool, x)
+        with observe.in_layer(f"{conv._where()} + {pool._where()} (fused)"):
+            return fusion.conv_relu_max_pool(conv, pool, x)
 
     # -- weights ---------------------------------------------------------------------------------------
     @property
@@ -212,6 +224,9 @@ class Model(ModelBase):
     def set_weights(self, arrays) -> None:
         """Set every weight from arrays in Keras order; every array is checked before anything changes
         (``layer.assign_checked``)."""
+        if not self.built:
+            raise ValueError(f"{self._where()}: set_weights on a model that is not built (it has no weights yet); "
+                             f"build it first: model.build(input_shape), or start it with nn.Input(shape)")
         arrays = list(arrays)
         slots = [(f"{self._where()}: {layer._where()} weight {name!r}", t) for layer in self._layers
                  for name, t in zip(layer.weight_names, layer.weights, strict=True)]

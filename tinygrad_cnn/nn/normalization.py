@@ -132,8 +132,8 @@ class BatchNormalization(_Normalization):
         y = normalize(x, mu, s2, gamma, beta, self.epsilon)
         with no_grad():  # the moving statistics follow the batch, outside any graph (after y: a failed call
             m = self.momentum  # leaves them as they were)
-            self.moving_mean.data[...] = m * self.moving_mean.data + (1.0 - m) * mu.data.reshape(-1)
-            self.moving_variance.data[...] = m * self.moving_variance.data + (1.0 - m) * s2.data.reshape(-1)
+            self.moving_mean.copy_(m * self.moving_mean.data + (1.0 - m) * mu.data.reshape(-1))
+            self.moving_variance.copy_(m * self.moving_variance.data + (1.0 - m) * s2.data.reshape(-1))
         return y
 
     def get_config(self):

@@ -52,6 +52,10 @@ class Sequential(Model):
                 raise ValueError(f"Sequential {self.name!r}: Input must come first, before any layer")
             self._input = layer
         elif isinstance(layer, Layer):
+            if any(existing is layer for existing in self._layers):
+                raise ValueError(f"Sequential {self.name!r}: {type(layer).__name__} {layer.name!r} is already in the "
+                                 f"model (position {[id(x) for x in self._layers].index(id(layer))}); a Sequential "
+                                 f"runs each layer once: add a new layer, or share it in a graph model (nn.Model)")
             self._layers.append(layer)
         else:
             raise TypeError(f"Sequential {self.name!r}: expected a Layer; got {layer!r} of type "

@@ -34,6 +34,7 @@ from tinygrad_cnn.modes import no_grad
 from tinygrad_cnn.nn import data_adapter as da
 from tinygrad_cnn.nn.callbacks import CallbackList, History
 from tinygrad_cnn.nn.compile_utils import get_loss, get_metric, weighted_loss
+from tinygrad_cnn.ops.random import rng as make_rng
 from tinygrad_cnn.tensor import Tensor
 
 __all__ = ["History", "ModelBase", "get_loss", "get_metric", "weighted_loss"]
@@ -105,6 +106,9 @@ class ModelBase:
             optim.get(optimizer, "compile")
         elif not (isinstance(optimizer, optim.Optimizer) or callable(optimizer)):
             raise TypeError(f"compile: optimizer must be an optimizer, an optimizer class or a name; got {optimizer!r}")
+        if isinstance(metrics, (str, dict)) or (metrics is not None and not isinstance(metrics, (list, tuple))):
+            raise TypeError(f"compile: metrics must be a list of metric names or callables (as Keras'); got "
+                            f"{metrics!r} of type {type(metrics).__name__}: pass metrics=[{metrics!r}]")
         resolved = get_loss(loss), weighted_loss(loss), [get_metric(m) for m in (metrics or [])]  # checked, then set
         self.loss, self._weighted_loss, self.metrics = resolved
         self.optimizer = optimizer
@@ -297,7 +301,7 @@ class ModelBase:
                              f"for validation); got {validation_split!r}")
         validation.seed("fit", "seed", seed, allow_generator=False)
         shuffle = validation.boolean("fit", "shuffle", shuffle)
-        rng = np.random.default_rng(seed)
+        rng = make_rng(seed)  # seed=None: reproducible after nn.set_random_seed, fresh entropy otherwise
         data, val_data = self._fit_data(x, y, batch_size, shuffle, class_weight, sample_weight, validation_split,
                                         validation_data, validation_batch_size, rng)
         epoch_iterator = da.Epochs(data, steps_per_epoch)
@@ -306,10 +310,9 @@ class ModelBase:
         if not self.built:
             self.build((None,) + data.x.shape[1:])
         opt = self._make_optimizer()
-        if seed is not None:
-            for layer in self._layers:
-                if hasattr(layer, "reseed"):
-                    layer.reseed(np.random.default_rng(rng.integers(2 ** 63)))
+        for layer in self._layers:  # fit(seed) reseeds every random layer; seed=None only the unseeded ones
+            if hasattr(layer, "reseed") and (seed is not None or getattr(layer, "seed", None) is None):
+                layer.reseed(np.random.default_rng(rng.integers(2 ** 63)))
         callbacks.set_model(self)
         self.stop_training = False
         callbacks.on_train_begin()

@@ -115,6 +115,12 @@ def tap_overlaps(out, spatial, geo):
         yield o_index, x_index
 
 
+def matrix(a: np.ndarray) -> np.ndarray:
+    """``a`` as a ``(prod(leading axes), last axis)`` matrix. The sizes are explicit because NumPy cannot infer a
+    ``-1`` when another size is 0 (an empty batch, zero filters)."""
+    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
+
+
 def columns(view, ksize, ones=False):
     """The im2col matrix of a window view ``(*lead, *K, C)``: ``(*lead, T*C)`` (T = taps), from the buffer cache.
 
@@ -142,26 +148,26 @@ def _im2col(x, geo, ones=False):
     view = windows(pad_spatial(x, geo.pads), out, geo.ksize, geo.strides, geo.dilation)
     m, groups = x.shape[0] * math.prod(out), geo.groups
     if groups == 1:
-        return columns(view, geo.ksize, ones).reshape(m, -1), out
+        return matrix(columns(view, geo.ksize, ones)), out
     view = view.reshape(view.shape[:-1] + (groups, x.shape[-1] // groups))
     view = np.moveaxis(view, -2, 0)
-    return view.reshape(groups, m, -1), out
+    return view.reshape(groups, m, math.prod(view.shape[2 + len(out):])), out
 
 
 def kernel_matrix(w, groups):
     """``(*K, Cg, C_out)`` as ``(T*Cg, C_out)`` or, grouped, ``(G, T*Cg, C_out/G)``."""
     if groups == 1:
-        return w.reshape(-1, w.shape[-1])
-    w3 = w.reshape(-1, groups, w.shape[-1] // groups)
+        return matrix(w)
+    w3 = w.reshape(math.prod(w.shape[:-1]), groups, w.shape[-1] // groups)
     return np.moveaxis(w3, 1, 0)
 
 
 def _out_matrix(g, groups):
     """Output-shaped ``g`` as ``(M, C_out)`` or ``(G, M, C_out/G)``."""
-    g2 = g.reshape(-1, g.shape[-1])
+    g2 = matrix(g)
     if groups == 1:
         return g2
-    return np.moveaxis(g2.reshape(g2.shape[0], groups, -1), 1, 0)
+    return np.moveaxis(g2.reshape(g2.shape[0], groups, g2.shape[1] // groups), 1, 0)
 
 
 def folds_bias(x, w, bias, groups) -> bool:
@@ -231,14 +237,15 @@ def conv_input_adjoint(g, w, geo, x_shape):
     cg, co = w.shape[-2], w.shape[-1] // groups
     taps = math.prod(geo.ksize)
     wt = np.ascontiguousarray(np.transpose(w.reshape(taps, cg, groups, co), (0, 2, 3, 1)), dtype=dtype)
-    gm = np.ascontiguousarray(np.moveaxis(g.reshape(-1, groups, co), 1, 0), dtype=dtype)  # (G, M, C_out/G)
+    gm = np.ascontiguousarray(np.moveaxis(g.reshape(math.prod(g.shape[:-1]), groups, co), 1, 0),
+                              dtype=dtype)  # (G, M, C_out/G)
     slab = buffers.empty((groups,) + g.shape[:-1] + (cg,), dtype)  # one tap's (G, N, *O, Cg), reused
     dx = buffers.zeros(x_shape, dtype)
     dx_groups = dx.reshape(x_shape[:-1] + (groups, cg))
     slab_groups = np.moveaxis(slab, 0, -2)  # (N, *O, G, Cg) view
     for t, (o_index, x_index) in enumerate(tap_overlaps(out, x_shape[1:1 + d], geo)):
         if o_index is not None:
-            np.matmul(gm, wt[t], out=slab.reshape(groups, -1, cg))
+            np.matmul(gm, wt[t], out=slab.reshape(groups, math.prod(slab.shape[1:-1]), cg))
             dx_groups[x_index] += slab_groups[o_index]
     return dx
 
@@ -352,7 +359,7 @@ class ChannelSum(Function):
 
     @staticmethod
     def forward(ctx, g):
-        g2 = g.reshape(-1, g.shape[-1])
+        g2 = matrix(g)
         return np.ones(g2.shape[0], dtype=g.dtype) @ g2
 
     @staticmethod

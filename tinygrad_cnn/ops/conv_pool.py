@@ -42,6 +42,7 @@ from tinygrad_cnn.ops.conv import (
     conv_input_adjoint,
     folds_bias,
     kernel_matrix,
+    matrix,
     pad_spatial,
     windows,
 )
@@ -88,7 +89,7 @@ class ConvReluMaxPool(Function):
         fold = folds_bias(x, w, b, geo.groups)
         pooled = pooled_sizes(x.shape, geo, pool)[1]
         cols = columns(_pool_major(pad_spatial(x, geo.pads), pool, pooled, geo), geo.ksize, ones=fold)
-        cols = cols.reshape(-1, cols.shape[-1])  # im2col, rows in pool-tap-major order
+        cols = matrix(cols)  # im2col, rows in pool-tap-major order
         wm = kernel_matrix(w, 1)
         if fold:
             wm = np.concatenate([wm, b.reshape(1, -1)])
@@ -96,7 +97,7 @@ class ConvReluMaxPool(Function):
         if b is not None and not fold:
             y += b
         np.maximum(y, 0, out=y)
-        z, idx = first_max(list(y.reshape(math.prod(pool), -1, w.shape[-1])))
+        z, idx = first_max(list(y.reshape(math.prod(pool), y.shape[0] // math.prod(pool), w.shape[-1])))
         ctx.save_for_backward(cols if ctx.needs_input_grad[1] or (fold and ctx.needs_input_grad[2]) else None,
                               idx, z)
         return z.reshape((x.shape[0],) + pooled + (w.shape[-1],))
@@ -109,10 +110,10 @@ class ConvReluMaxPool(Function):
         geo, pool = ctx.params["geo"], ctx.params["pool"]
         cols, idx, z = ctx.saved
         c_out = w.shape[-1]
-        g2 = g.data.reshape(-1, c_out)
+        g2 = matrix(g.data)
         positive = np.greater(z, 0, out=buffers.empty(z.shape, bool))  # relu folded into the pool
         winners = tap_shares(g2, idx, math.prod(pool), gate=positive)  # G, pool-tap-major
-        gm = winners.reshape(-1, c_out)
+        gm = winners.reshape(math.prod(winners.shape[:-1]), c_out)
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:  # G in the conv's output layout (one strided copy), then the conv's adjoint
             out, pooled = pooled_sizes(x.shape, geo, pool)

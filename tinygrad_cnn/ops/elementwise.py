@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinygrad_cnn.function import Function
+from tinygrad_cnn.modes import no_grad
 from tinygrad_cnn.ops.movement import unbroadcast
 from tinygrad_cnn.tensor import Tensor
 
@@ -338,8 +339,18 @@ def where(condition, a: Tensor, b: Tensor) -> Tensor:
 
 
 def astype(x: Tensor, dtype) -> Tensor:
+    """``x`` cast to ``dtype``: a float dtype keeps the graph; an integer or bool dtype gives a constant (outside the
+    graph, ``requires_grad=False``), so no gradient flows through the cast: JAX's semantics, where the derivative
+    of an integer cast is zero (``jax.grad`` returns zeros, ``tinygrad_cnn.grad`` too). Complex, string and object
+    dtypes are refused: the engine cannot differentiate them."""
     try:
         dtype = np.dtype(dtype)
     except TypeError as exc:
         raise TypeError(f"astype: dtype={dtype!r} is not a NumPy dtype (e.g. 'float32', 'float64')") from exc
+    if dtype.kind not in "biuf":
+        raise TypeError(f"astype: dtype {dtype} is not one the engine works with (float, int or bool; "
+                        f"complex, string and object data cannot be differentiated)")
+    if dtype.kind != "f":
+        with no_grad():
+            return AsType.apply(x, dtype=dtype)
     return AsType.apply(x, dtype=dtype)

@@ -73,7 +73,7 @@ def tap_arrays(xp, out, geo) -> list:
     view = tap_major(xp, out, geo)
     stack = buffers.empty(view.shape, xp.dtype)
     np.copyto(stack, view)
-    return list(stack.reshape((-1,) + stack.shape[len(out):]))
+    return list(stack.reshape((math.prod(stack.shape[:len(out)]),) + stack.shape[len(out):]))
 
 
 def _copy(view):

@@ -14,6 +14,13 @@ class _Pinned(threading.local):
 
 
 _PINNED = _Pinned()
+_GLOBAL: dict = {"generator": None}  # set by set_global_seed (nn.set_random_seed); None: fresh entropy per draw
+
+
+def set_global_seed(seed: int) -> None:
+    """Make every later draw without a seed reproducible: the k-th one after this call uses a child of
+    ``default_rng(seed)`` (``keras.utils.set_random_seed``'s global seed generator). Shared by all threads."""
+    _GLOBAL["generator"] = np.random.default_rng(seed)
 
 
 @contextlib.contextmanager
@@ -34,7 +41,9 @@ def fixed_seed(seed: int):
 
 
 def rng(seed, fn: str = "rng") -> np.random.Generator:
-    """A NumPy Generator from a seed (int or None) or an existing Generator (returned as is)."""
+    """A NumPy Generator from a seed (int or None) or an existing Generator (returned as is). None: inside
+    ``fixed_seed`` the pinned sequence; after ``set_global_seed`` the next child of the global generator; else
+    fresh entropy."""
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
@@ -42,6 +51,8 @@ def rng(seed, fn: str = "rng") -> np.random.Generator:
     if seed is None and _PINNED.seed is not None:
         _PINNED.count += 1
         return np.random.default_rng([_PINNED.seed, _PINNED.count - 1])
+    if seed is None and _GLOBAL["generator"] is not None:
+        return np.random.default_rng(_GLOBAL["generator"].integers(2 ** 63))
     return np.random.default_rng(seed)
 
 

@@ -41,7 +41,7 @@ import math
 
 import numpy as np
 
-from tinygrad_cnn import validation
+from tinygrad_cnn import observe, validation
 from tinygrad_cnn.optim import schedules
 from tinygrad_cnn.tensor import Tensor
 
@@ -86,7 +86,8 @@ class Optimizer:
         self.params = params
         self.learning_rate = learning_rate
         self.global_clipnorm = (None if global_clipnorm is None else
-                                validation.number_in(cls, "global_clipnorm", global_clipnorm, 0.0, float("inf")))
+                                validation.number_in(cls, "global_clipnorm", global_clipnorm, 0.0, float("inf"),
+                                                     high_open=True))
         self.count = 0
         self.state: list[dict] = [self._init_state(p) for p in params]
 
@@ -109,7 +110,8 @@ class Optimizer:
     @learning_rate.setter
     def learning_rate(self, value) -> None:
         if not callable(value):
-            value = validation.number_in(type(self).__name__, "learning_rate", value, 0.0, float("inf"))
+            value = validation.number_in(type(self).__name__, "learning_rate", value, 0.0, float("inf"),
+                                         high_open=True)
         self._learning_rate = value
 
     def _lr(self) -> float:
@@ -143,9 +145,12 @@ class Optimizer:
         grads = [np.zeros_like(p.data) if p.grad is None else np.asarray(p.grad, dtype=p.dtype) for p in self.params]
         if self.global_clipnorm is not None:
             grads = clip_by_global_norm(grads, self.global_clipnorm)
+        active = observe.observers()
         for i, (p, g, state) in enumerate(zip(self.params, grads, self.state, strict=True)):
             u = self._decay(i, p.data, self._update(p.data, g, state))
             u *= p.dtype.type(-lr)
+            if active:  # anomaly mode checks the new value before it is written
+                observe.send_update(active, self, i, p, g, p.data + u, lr)
             p.data += u
         self.count += 1
 
@@ -157,7 +162,10 @@ class Optimizer:
         return u
 
     def _check(self, arg, value, low=0.0, high=float("inf"), high_open=False) -> float:
-        return validation.number_in(type(self).__name__, arg, value, low, high, high_open=high_open)
+        """``value`` in ``[low, high]`` (``high`` excluded when ``high_open`` or infinite: no hyperparameter may be
+        inf)."""
+        return validation.number_in(type(self).__name__, arg, value, low, high,
+                                    high_open=high_open or high == float("inf"))
 
 
 class SGD(Optimizer):
@@ -165,7 +173,7 @@ class SGD(Optimizer):
 
     def __init__(self, params, learning_rate=0.01, momentum=None, nesterov=False, *, global_clipnorm=None):
         self.momentum = None if momentum is None else validation.number_in("SGD", "momentum", momentum, 0.0, 1.0)
-        self.nesterov = bool(nesterov)
+        self.nesterov = validation.boolean("SGD", "nesterov", nesterov)
         super().__init__(params, learning_rate, global_clipnorm)
 
     def _init_state(self, p):
@@ -213,7 +221,8 @@ class AdamW(Adam):
 
     def __init__(self, params, learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4, mask=None, *,
                  global_clipnorm=None):
-        self.weight_decay = validation.number_in("AdamW", "weight_decay", weight_decay, 0.0, float("inf"))
+        self.weight_decay = validation.number_in("AdamW", "weight_decay", weight_decay, 0.0, float("inf"),
+                                                 high_open=True)
         if not (mask is None or callable(mask) or isinstance(mask, (list, tuple))):
             raise TypeError(f"AdamW: mask must be None, a list of bools (one per parameter) or a callable params -> "
                             f"list of bools; got {mask!r}")

@@ -35,13 +35,19 @@ def save_figure(fig, path, dpi: int = 100) -> Path:
 
 def to_display(image, data_format: str = "channels_last") -> np.ndarray:
     """One image as ``(H, W)`` or ``(H, W, 3)`` for ``imshow``: a single channel is squeezed,
-    ``channels_first`` moved last; other channel counts are averaged to gray."""
+    ``channels_first`` moved last; other channel counts are averaged to gray. A ``channels_last`` image whose
+    first axis looks like channels (1, 3 or 4) and whose last does not (more than 4) is refused: it is almost
+    surely ``(C, H, W)``, which would be averaged into a meaningless gray picture."""
     img = np.asarray(image, dtype=np.float64)
     data_format = validation.data_format("viz", data_format)
     if img.ndim == 2:
         return img
     if img.ndim != 3:
         raise ValueError(f"viz: an image must have shape (H, W) or (H, W, C); got shape {img.shape}")
+    if data_format == "channels_last" and img.shape[0] in (1, 3, 4) and img.shape[-1] > 4:
+        raise ValueError(f"viz: the image has shape {img.shape}, which looks channels_first ({img.shape[0]} "
+                         f"channels, then {img.shape[1]}x{img.shape[2]} pixels) but data_format='channels_last'; "
+                         f"pass data_format='channels_first' or move the channel axis last")
     if data_format == "channels_first":
         img = np.moveaxis(img, 0, -1)
     if img.shape[-1] == 1:
