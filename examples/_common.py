@@ -28,15 +28,14 @@ class Run:
     """Parsed flags plus helpers: ``run.out`` (a Path), ``run.quick``, ``run.save(fig, name)``.
 
     ``name`` is the example's name (``"01_chain_rule"``; a path works too, its stem is used). ``argv`` defaults
-    to the script's command line, and to no flags in a notebook.
+    to the script's command line, and to no flags in a notebook. The figures go to ``--out``, else
+    ``$TINYGRAD_EXAMPLES_OUT/<name>``, else ``default_out``, else ``out/<name>``.
     """
 
     def __init__(self, name: str, description: str, argv=None, default_out=None):
         name = Path(name).stem
-        env_out = os.environ.get(OUT_ENV)
-        if default_out is None:
-            default_out = Path(env_out) / name if env_out else Path("out") / name
-        default_out = Path(default_out)
+        env_out = os.environ.get(OUT_ENV)  # the flag wins over the environment, which wins over default_out
+        default_out = Path(env_out) / name if env_out else Path(default_out or Path("out") / name)
         parser = argparse.ArgumentParser(prog=f"{name}.py", description=description)
         parser.add_argument("--out", type=Path, default=default_out,
                             help=f"folder for the figures (default: ./{default_out}/)")

@@ -138,7 +138,7 @@ def filter_grid(kernel, max_filters: int = 64, in_channel: int | None = None, ti
         else:
             im = ax.imshow(planes[..., f], cmap="RdBu_r", vmin=-bound, vmax=bound)
             if values:
-                annotate_cells(ax, im, planes[..., f], fmt="{:.3g}", fontsize=8)
+                annotate_cells(ax, im, planes[..., f], fmt="{:.2g}", fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(str(f) if names is None else str(names[f]), fontsize=9)
