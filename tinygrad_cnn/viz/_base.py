@@ -28,6 +28,18 @@ def new_figure(nrows: int, ncols: int, panel: float = 2.2, extra_width: float = 
 DPI = 150  # readable on a projector: a 2.2-inch panel is 330 pixels wide, 9-point text about 19 pixels tall
 
 
+def text_width(text: str, fontsize: float | None = None) -> float:
+    """The width in inches of ``text`` at ``fontsize`` points (default: matplotlib's title size), so a figure can
+    be made wide enough for its title instead of clipping it."""
+    from matplotlib import rcParams
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    size = fontsize or FontProperties(size=rcParams["axes.titlesize"]).get_size_in_points()
+    width, _, _ = TextToPath().get_text_width_height_descent(text, FontProperties(size=size), ismath=False)
+    return width / 72.0
+
+
 def save_figure(fig, path, dpi: int = DPI) -> Path:
     """Write ``fig`` to ``path`` (PNG unless the suffix says otherwise) at ``dpi`` dots per inch, creating
     folders; return the path."""

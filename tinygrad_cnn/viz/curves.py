@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinygrad_cnn.viz._base import new_figure
+from tinygrad_cnn.viz._base import new_figure, text_width
 
 
 def integer_ticks(axis, values) -> None:
@@ -109,7 +109,8 @@ def line_plot(curves: dict, xlabel: str = "", ylabel: str = "", title: str = "",
     values are not shown (for ``logx``, an ``x <= 0`` hides that point of every curve). An x axis of whole
     numbers gets integer ticks. The figure is wide enough for a long title.
     """
-    fig, axes = new_figure(1, 1, 4.0, extra_width=max(0.0, 0.09 * len(title) - 4.0))
+    # the title is centred over the axes, which sit right of the y label: 1.2 inches of margin
+    fig, axes = new_figure(1, 1, 4.0, extra_width=max(0.0, text_width(title) + 1.2 - 4.0))
     ax = axes[0, 0]
     if logy:
         ax.set_yscale("log")
