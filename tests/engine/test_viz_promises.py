@@ -159,3 +159,17 @@ def test_titles_fit_and_figures_are_projector_readable(tmp_path):
 
     height, width = matplotlib.image.imread(path).shape[:2]
     assert (width, height) == tuple(round(v * 150) for v in fig.get_size_inches())
+
+
+def test_sequence_saliency_rows_share_one_scale_aligned_with_the_signal():
+    signals = RNG.normal(size=(3, 12))
+    maps = RNG.normal(size=(3, 12)) * np.array([[1.0], [5.0], [0.1]])
+    fig = viz.sequence_saliency(signals, maps, titles=["a", "b", "c"])
+    bars = [ax for ax in fig.axes if ax.patches]
+    assert len(bars) == 3 and {ax.get_ylim() for ax in bars} == {bars[0].get_ylim()}   # one scale for all rows
+    assert bars[0].get_ylim()[1] >= np.abs(maps).max()
+    heights = [p.get_height() for p in bars[2].patches]
+    np.testing.assert_allclose(heights, maps[2])
+    assert [p.get_x() + p.get_width() / 2 for p in bars[0].patches] == list(range(12))   # bar i under value i
+    with pytest.raises(ValueError, match="same shape"):
+        viz.sequence_saliency(signals, maps[:, :5])

@@ -137,3 +137,33 @@ def noise_sweep(image, maps: dict, data_format: str = "channels_last", how: str 
         raise ValueError("noise_sweep: maps is empty; pass {noise level: smoothgrad map}")
     return _strip(image, dict(sorted(maps.items())), lambda s, prev, m: f"noise {100 * s:.0f}%",
                   "SmoothGrad noise level sweep", data_format, how)
+
+
+def sequence_saliency(signals, maps, titles=None, title: str = "saliency over the sequence"):
+    """One row per sequence: the signal (line) and, on the same position axis, its signed attribution as bars
+    (red positive, blue negative, one symmetric scale for all rows, with 0 at the axis), so a bar sits under the
+    value it explains. ``signals`` and ``maps``: ``(n, length)`` arrays."""
+    x, a = np.atleast_2d(np.asarray(signals, np.float64)), np.atleast_2d(np.asarray(maps, np.float64))
+    if x.shape != a.shape:
+        raise ValueError(f"sequence_saliency: signals {x.shape} and maps {a.shape} must have the same shape")
+    if titles is not None and len(titles) != len(x):
+        raise ValueError(f"sequence_saliency: got {len(titles)} titles for {len(x)} sequences")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.0, 1.9 * len(x)), layout="constrained")
+    axes = fig.subplots(len(x), 1, squeeze=False, sharex=True)[:, 0]
+    bound = float(np.abs(a).max()) or 1.0
+    positions = np.arange(x.shape[1])
+    for k, ax in enumerate(axes):
+        ax.bar(positions, a[k], color=np.where(a[k] >= 0, "#c0392b", "#2e6fb7"), width=0.8, alpha=0.8)
+        ax.axhline(0.0, color="0.5", lw=0.6)
+        ax.set_ylim(-1.05 * bound, 1.05 * bound)
+        ax.set_ylabel("dS/dx", fontsize=8)
+        twin = ax.twinx()
+        twin.plot(positions, x[k], color="k", lw=1.4)
+        twin.set_ylabel("signal", fontsize=8)
+        if titles is not None:
+            ax.set_title(str(titles[k]), fontsize=9)
+    axes[-1].set_xlabel("position")
+    fig.suptitle(f"{title}\nbars: signed saliency (one scale for all rows); line: the input")
+    return fig
