@@ -4,7 +4,8 @@ Every example is a jupytext percent-format script: ``python examples/NN_name.py`
 same file as a notebook (``# %% [markdown]`` cells carry the story). As a script it accepts ``--out DIR``
 (default ``./out/<name>/``) and ``--quick`` (smaller data, fewer steps: what the test suite runs). A notebook has
 no command line, so the same two settings also come from the environment: ``TINYGRAD_EXAMPLES_QUICK=1`` and
-``TINYGRAD_EXAMPLES_OUT=DIR`` (figures then go to ``DIR/<name>/``); the flags win when both are given.
+``TINYGRAD_EXAMPLES_OUT=DIR`` (figures then go to ``DIR/<name>/``); the flags win when both are given. The quick
+mode also asks XLA for quick compiles (``quick_xla_compiles``), which is most of a smoke run's JAX time.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class Run:
         args = parser.parse_args(argv)
         self.name, self.out = name, args.out
         self.quick = args.quick or os.environ.get(QUICK_ENV, "").lower() in ("1", "true", "yes")
+        if self.quick:  # a smoke run compiles many small JAX functions once each: compile them quickly
+            quick_xla_compiles()
         self.written: list[Path] = []
         self._start = time.perf_counter()
 

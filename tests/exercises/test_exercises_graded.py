@@ -22,7 +22,8 @@ def _grade(solutions: Path | None) -> tuple[int, dict, str]:
     if solutions is not None:
         env["TINYGRAD_EXERCISES_SOLUTIONS"] = str(solutions)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    proc = subprocess.run([sys.executable, "-m", "pytest", str(EXERCISES), "-q", "-rN"], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(EXERCISES), "-q", "-rN", "-p", "no:xdist",
+                           "-p", "no:hypothesispytest"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     counts = {word: int(n) for n, word in re.findall(r"(\d+) (passed|failed|errors?)", summary)}
