@@ -52,10 +52,13 @@ class Run:
         self._start = time.perf_counter()
 
     def save(self, fig, filename: str) -> Path:
-        """Save ``fig`` as ``<out>/<filename>``, print the path and, in a notebook, show the saved picture."""
+        """Save ``fig`` as ``<out>/<filename>``, print the path and, in a notebook, show the saved picture.
+
+        Figures are saved at the projector-readable default resolution (``tinygrad_cnn.viz.save_figure``), except
+        in quick mode, a smoke run, which saves at 100 dpi (less than half the pixels to encode)."""
         from tinygrad_cnn.viz import save_figure
 
-        path = save_figure(fig, self.out / filename)
+        path = save_figure(fig, self.out / filename, **({"dpi": 100} if self.quick else {}))
         self.written.append(path)
         print(f"  wrote {path}")
         if in_notebook():
