@@ -1,26 +1,33 @@
-"""01: the chain rule, run by hand and by the engine.
+# %% [markdown]
+# # 01: the chain rule, run by hand and by the engine
+#
+# We build a small expression in which one value feeds several others (fan-out),
+# watch the engine's backward pass node by node, draw the graph it recorded,
+# and check every gradient against JAX.
+#
+#     a = x * y
+#     b = tanh(a) + x          # x is used twice, a three times
+#     f = a * b + 0.5 * exp(a)
+#
+# The multivariate chain rule says: when a value v feeds several consumers,
+# dL/dv is the SUM over the consumers c of dL/dc * dc/dv. Reverse mode applies
+# this from the output back to the inputs, visiting each node once.
 
-We build a small expression in which one value feeds several others (fan-out),
-watch the engine's backward pass node by node, draw the graph it recorded,
-and check every gradient against JAX.
-
-    a = x * y
-    b = tanh(a) + x          # x is used twice, a three times
-    f = a * b + 0.5 * exp(a)
-
-The multivariate chain rule says: when a value v feeds several consumers,
-dL/dv is the SUM over the consumers c of dL/dc * dc/dv. Reverse mode applies
-this from the output back to the inputs, visiting each node once.
-"""
-
+# %%
 import numpy as np
 from _common import Run, section
 
 import tinygrad_cnn as tg
 from tinygrad_cnn import viz
 
-run = Run(__file__, __doc__.splitlines()[0])
+run = Run("01_chain_rule", "the chain rule, run by hand and by the engine")
 
+# %% [markdown]
+# ## The forward pass records a graph
+# Every operation on a Tensor that needs a gradient remembers its inputs and its primitive: the graph that
+# reverse mode will walk back.
+
+# %%
 section("the forward pass records a graph")
 x = tg.Tensor(np.float64(0.8), requires_grad=True)
 y = tg.Tensor(np.float64(-1.3), requires_grad=True)
@@ -29,14 +36,24 @@ b = a.tanh() + x
 f = a * b + a.exp() * 0.5
 print(f"x = {x.item()}, y = {y.item()}  ->  a = {a.item():.6f}, b = {b.item():.6f}, f = {f.item():.6f}")
 
+# %% [markdown]
+# ## The backward pass, node by node
+# `tg.trace` walks the same graph `backward()` would, without consuming it, and prints what every node
+# receives from its consumers (their sum, where a value fans out) and what it sends to its inputs. The
+# constant 0.5 is part of the graph but needs no gradient, so the pass has no step for it.
+
+# %%
 section("the backward pass, node by node")
-# trace() walks the same graph backward() would, without consuming it.
 steps = tg.trace(f, names={"x": x, "y": y, "a": a, "b": b, "f": f})
 run.save(viz.draw_graph(f, names={"x": x, "y": y, "a": a, "b": b, "f": f}), "graph.png")
 # The same backward pass as a page to step through (open it in a browser; in Jupyter it shows inline).
 page = viz.explore(f, names={"x": x, "y": y, "a": a, "b": b, "f": f}, path=run.out / "explore.html")
 print(f"  wrote {page.path}: open it and press the right arrow to watch x and a collect their paths")
 
+# %% [markdown]
+# ## The same sums written out by hand
+
+# %%
 section("the same sums written out by hand")
 # dL/df = 1. f = a*b + 0.5 e^a, so the paths into a are: through a*b (factor b),
 # through e^a (factor 0.5 e^a), and through b = tanh(a) + x (factor a * (1 - tanh(a)^2)).
@@ -48,6 +65,11 @@ print(f"df/da = b + 0.5 e^a + a (1 - tanh(a)^2) = {df_da:.10f}")
 print(f"df/dx = df/da * y + df/db * 1        = {df_dx:.10f}")
 print(f"df/dy = df/da * x                     = {df_dy:.10f}")
 
+# %% [markdown]
+# ## backward() agrees with the trace and with JAX
+# The same function written with `jax.numpy` and differentiated by `jax.grad`, in float64.
+
+# %%
 section("backward() agrees with the trace and with JAX")
 f.backward()
 traced = {s.name: float(s.grad) for s in steps if s.op == "leaf"}

@@ -1,15 +1,17 @@
-"""02: convolution arithmetic, checked against the real ops.
+# %% [markdown]
+# # 02: convolution arithmetic, checked against the real ops
+#
+# A filter of F taps slides over W input cells in steps of S, after P zeros are
+# added around the input. The number of positions it visits is
+#
+#     O = (W - F + 2P) / S + 1        (rounded down when S does not divide)
+#
+# With dilation d the filter spans F_eff = d (F - 1) + 1 cells. "valid" adds no
+# padding, "same" adds just enough for O = ceil(W / S), "causal" (1-D) puts all
+# F_eff - 1 zeros before the sequence. Every number below is computed with the
+# formula and then measured on F.conv1d / F.conv2d output shapes.
 
-A filter of F taps slides over W input cells in steps of S, after P zeros are
-added around the input. The number of positions it visits is
-
-    O = (W - F + 2P) / S + 1        (rounded down when S does not divide)
-
-With dilation d the filter spans F_eff = d (F - 1) + 1 cells. "valid" adds no
-padding, "same" adds just enough for O = ceil(W / S), "causal" (1-D) puts all
-F_eff - 1 zeros before the sequence. Every number below is computed with the
-formula and then measured on F.conv1d / F.conv2d output shapes.
-"""
+# %%
 
 import numpy as np
 from _common import Run, section, table
@@ -19,9 +21,13 @@ from tinygrad_cnn import functional as F
 from tinygrad_cnn import viz
 from tinygrad_cnn.conv_arithmetic import conv_output_size, conv_padding, receptive_fields
 
-run = Run(__file__, __doc__.splitlines()[0])
+run = Run("02_conv_arithmetic", "convolution arithmetic, checked against the real ops")
 rng = np.random.default_rng(0)
 
+# %% [markdown]
+# ## Output sizes: the formula against the engine
+
+# %%
 section("output sizes: formula against the engine")
 cases = [  # (W, F, stride, dilation, padding)
     (28, 3, 1, 1, "valid"), (28, 3, 1, 1, "same"), (28, 5, 1, 1, "valid"), (28, 5, 2, 1, "valid"),
@@ -50,8 +56,14 @@ for w, k, s, d, pad in cases:
 table(rows, ["W", "F", "S", "d", "padding", "P", "F_eff", "formula", "engine"])
 print("\nW=7 and W=8 with F=3, S=2 both give 3 outputs: the 8th cell is never read by any window.")
 
+# %% [markdown]
+# ## Receptive field growth through a stack (one spatial axis)
+# A unit of layer i sees R_i input cells: R_i = R_{i-1} + (F_eff_i - 1) * J_i, where J_i is the product of the
+# strides before layer i. We measure it too: the gradient of one output cell is nonzero exactly on the input
+# cells it can see.
+
+# %%
 section("receptive field growth through a stack (one spatial axis)")
-# R_i = R_{i-1} + (F_eff_i - 1) * J_i, where J_i is the product of the strides before layer i.
 stack = [("conv 3", (3, 1, 1)), ("conv 3", (3, 1, 1)), ("pool 2", (2, 2, 1)), ("conv 3", (3, 1, 1)),
          ("conv 3", (3, 1, 1)), ("pool 2", (2, 2, 1)), ("conv 3, d=2", (3, 1, 2))]
 fields = receptive_fields([t for _, t in stack])
@@ -74,6 +86,12 @@ run.save(viz.line_plot({"receptive field": fields}, x=np.arange(1, len(fields) +
                        ylabel="input cells seen by one output", title="receptive field growth"),
          "receptive_field.png")
 
+# %% [markdown]
+# ## A filter sliding over an input
+# The activation map is drawn on the input's grid: each output cell sits at the centre of the window it reads,
+# so the response lines up with the edge that caused it.
+
+# %%
 section("a filter sliding over an input")
 # A 7x7 input: dark on the left, bright on the right. A 3x3 vertical-edge filter responds where they meet.
 img = np.zeros((7, 7))

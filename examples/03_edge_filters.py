@@ -1,12 +1,14 @@
-"""03: hand-made filters on a real photo, and a "curve detector".
+# %% [markdown]
+# # 03: hand-made filters on a real photo, and a "curve detector"
+#
+# Before any learning, a convolution is just a small weighted window slid over
+# the image. With the right weights it finds vertical or horizontal edges,
+# blurs, sharpens or embosses. A trained CNN learns such weights itself; its
+# first-layer filters often look like these. A filter is also a feature
+# detector: it answers strongly where the image looks like the filter and
+# weakly elsewhere.
 
-Before any learning, a convolution is just a small weighted window slid over
-the image. With the right weights it finds vertical or horizontal edges,
-blurs, sharpens or embosses. A trained CNN learns such weights itself; its
-first-layer filters often look like these. A filter is also a feature
-detector: it answers strongly where the image looks like the filter and
-weakly elsewhere.
-"""
+# %%
 
 import numpy as np
 from _common import Run, section, table
@@ -14,8 +16,13 @@ from _common import Run, section, table
 from tinygrad_cnn import data, viz
 from tinygrad_cnn import functional as F
 
-run = Run(__file__, __doc__.splitlines()[0])
+run = Run("03_edge_filters", "hand-made filters on a real photo, and a curve detector")
 
+# %% [markdown]
+# ## Five classic 3x3 filters
+# All five run at once, as one `conv2d` with a kernel of shape (3, 3, 1 input channel, 5 filters).
+
+# %%
 section("five classic 3x3 filters")
 FILTERS = {
     "vertical edge": np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]),      # brighter to the right -> positive
@@ -30,7 +37,6 @@ print("Edge filters sum to 0: flat regions give 0. Blur and sharpen sum to 1: fl
 
 photo = data.sample_photo(gray=True, size=120 if run.quick else None)
 print(f"\nphoto: {photo.shape[0]}x{photo.shape[1]} gray, values in [0, 1]")
-# All five filters at once: one conv2d with a kernel of shape (3, 3, 1 input channel, 5 filters).
 kernel = np.stack(list(FILTERS.values()), axis=-1)[:, :, None, :].astype(np.float32)
 maps = F.conv2d(photo[None, :, :, None], kernel, padding="same").numpy()[0]
 rows = [[name, float(maps[..., i].min()), float(maps[..., i].max()), float(np.abs(maps[..., i]).mean())]
@@ -43,11 +49,17 @@ shown = [np.minimum(np.abs(m), np.percentile(np.abs(m), 99)) if "edge" in name e
 run.save(viz.image_grid([photo] + shown, titles=["photo"] + [f"{n}" + (" |.|" if "edge" in n else "")
                                                              for n in FILTERS], ncols=3, panel=3.0),
          "photo_filters.png")
-run.save(viz.filter_grid(kernel, title="the five kernels (red +, blue -)"), "kernels.png")
+run.save(viz.filter_grid(kernel, names=list(FILTERS), values=True,
+                         title="the five kernels: weights (red +, blue -, one scale)"), "kernels.png")
 
+# %% [markdown]
+# ## A curve detector
+# The filter is a curve drawn in a 7x7 window. Its response at a window is the dot product of that window and
+# the filter: large where the image holds the same curve, small anywhere else. The figure marks the best window
+# on the input and draws the response at the window centres, on the input's grid.
+
+# %%
 section("a curve detector")
-# The filter is a curve drawn in a 7x7 window. Its response is the dot product between the window of the
-# image under it and the filter: large where the image holds the same curve, small anywhere else.
 curve = np.zeros((7, 7))
 curve[1, 4:6] = 1
 curve[2, 3] = 1
@@ -68,6 +80,7 @@ print(f"on the diagonal line:            {on_line:.0f}")
 print(f"on the horizontal line:          {on_flat:.0f}")
 print(f"on empty background:             {empty:.0f}")
 assert response[best] == curve.sum() and best == (4, 3) and on_line <= 2 and on_flat <= 2
-run.save(viz.image_grid([canvas, curve, response], titles=["input", "curve filter", "response"], ncols=3,
-                        cmap="magma", panel=3.0), "curve_detector.png")
+run.save(viz.conv_sliding(canvas, curve, position=best, output=response,
+                          title=f"the curve filter's best window: response {response[best]:.0f} of a possible "
+                                f"{curve.sum():.0f}"), "curve_detector.png")
 run.done()

@@ -1,12 +1,14 @@
-"""04: activation functions, their derivatives, and the vanishing gradient.
+# %% [markdown]
+# # 04: activation functions, their derivatives, and the vanishing gradient
+#
+# After every convolution a CNN applies a nonlinearity; without one, a stack of
+# layers would collapse into a single linear map. We compare ReLU, softplus,
+# sigmoid and tanh, take their derivatives with the engine (not by hand), see
+# that the derivative of softplus is exactly the logistic sigmoid, and then
+# watch the gradient shrink layer after layer in a deep sigmoid network while a
+# ReLU network keeps it alive.
 
-After every convolution a CNN applies a nonlinearity; without one, a stack of
-layers would collapse into a single linear map. We compare ReLU, softplus,
-sigmoid and tanh, take their derivatives with the engine (not by hand), see
-that the derivative of softplus is exactly the logistic sigmoid, and then
-watch the gradient shrink layer after layer in a deep sigmoid network while a
-ReLU network keeps it alive.
-"""
+# %%
 
 import numpy as np
 from _common import Run, section, table
@@ -15,11 +17,14 @@ import tinygrad_cnn as tg
 from tinygrad_cnn import functional as F
 from tinygrad_cnn import viz
 
-run = Run(__file__, __doc__.splitlines()[0])
+run = Run("04_activations", "activation functions, their derivatives, and the vanishing gradient")
 ACTIVATIONS = {"relu": F.relu, "softplus": F.softplus, "sigmoid": F.sigmoid, "tanh": F.tanh}
 
+# %% [markdown]
+# ## Values and derivatives, computed by the engine
+
+# %%
 section("values and derivatives, computed by the engine")
-# An elementwise f has a diagonal Jacobian, so the gradient of sum(f(x)) is f'(x) at every point.
 xs = np.linspace(-6.0, 6.0, 241)
 values, slopes = {}, {}
 for name, fn in ACTIVATIONS.items():
@@ -35,6 +40,10 @@ print("relu'(0) = 0 by convention (the kink gets the left slope), as in JAX.")
 print("sigmoid saturates: its slope is at most 0.25 (at x = 0) and ~0.018 at |x| = 4;")
 print("tanh's slope peaks at 1, but it also vanishes for large |x|.")
 
+# %% [markdown]
+# ## softplus' is the logistic function
+
+# %%
 section("softplus' is the logistic function")
 gap = np.abs(slopes["softplus"] - 1.0 / (1.0 + np.exp(-xs))).max()
 print(f"max |d softplus/dx - 1/(1 + e^-x)| over x in [-6, 6]: {gap:.2e}")
@@ -45,10 +54,14 @@ run.save(viz.line_plot(values, xlabel="x", ylabel="f(x)", title="activations", x
 run.save(viz.line_plot(slopes, xlabel="x", ylabel="f'(x)", title="derivatives (from the engine)", x=xs),
          "derivatives.png")
 
+# %% [markdown]
+# ## The vanishing gradient: gradient norm per layer
+# A stack of dense layers h_{k+1} = act(h_k W_k + b_k). Backprop multiplies the cotangent by act'(.) and W_k^T
+# at every layer; with sigmoid, act' <= 1/4, so the gradient reaching the first layers is a product of many
+# small factors. ReLU passes a slope of exactly 1 wherever it is active.
+
+# %%
 section("the vanishing gradient: gradient norm per layer")
-# A stack of dense layers h_{k+1} = act(h_k W_k + b_k). Backprop multiplies the cotangent by
-# act'(.) and W_k^T at every layer; with sigmoid, act' <= 1/4, so the gradient reaching the first
-# layers is a product of many small factors. ReLU passes a slope of exactly 1 wherever it is active.
 depth, width, batch = (8, 32, 32) if run.quick else (16, 64, 128)
 rng = np.random.default_rng(0)
 x0 = rng.normal(size=(batch, width))

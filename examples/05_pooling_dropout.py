@@ -1,11 +1,13 @@
-"""05: pooling and dropout.
+# %% [markdown]
+# # 05: pooling and dropout
+#
+# Pooling summarises each small window of a feature map by one number: its
+# maximum, its average, or its L2 norm sqrt(sum x^2). It shrinks the map (fewer
+# numbers for the next layers) and makes the features care less about exactly
+# where something is. Dropout zeroes random activations while training, so the
+# network cannot rely on any single one; at test time it does nothing.
 
-Pooling summarises each small window of a feature map by one number: its
-maximum, its average, or its L2 norm sqrt(sum x^2). It shrinks the map (fewer
-numbers for the next layers) and makes the features care less about exactly
-where something is. Dropout zeroes random activations while training, so the
-network cannot rely on any single one; at test time it does nothing.
-"""
+# %%
 
 import numpy as np
 from _common import Run, section, table
@@ -14,9 +16,13 @@ import tinygrad_cnn as tg
 from tinygrad_cnn import data, viz
 from tinygrad_cnn import functional as F
 
-run = Run(__file__, __doc__.splitlines()[0])
+run = Run("05_pooling_dropout", "pooling and dropout")
 rng = np.random.default_rng(0)
 
+# %% [markdown]
+# ## Max, average and L2 pooling of the same feature map
+
+# %%
 section("max, average and L2 pooling of the same feature map")
 fmap = np.round(rng.random((4, 4)) * 4, 1)
 x = fmap[None, :, :, None]
@@ -41,14 +47,22 @@ run.save(viz.image_grid([edges[0, :, :, 0]] + list(pooled.values()),
                         + [f"{k} pool 4 -> {v.shape[0]}x{v.shape[1]}" for k, v in pooled.items()],
                         ncols=4, cmap="magma", panel=2.6), "pooling.png")
 
+# %% [markdown]
+# ## Where the gradient goes
+# Max pooling passes each window's gradient to its maximum only (the first one on ties); average pooling spreads
+# it evenly; L2 pooling in proportion to x / ||window||.
+
+# %%
 section("where the gradient goes")
-# max pooling passes each window's gradient to its maximum only (the first one on ties); average pooling
-# spreads it evenly; L2 pooling in proportion to x / ||window||.
 xt = tg.Tensor(x, requires_grad=True)
 for name, fn in (("max", F.max_pool), ("average", F.avg_pool), ("L2", lambda t, k: F.lp_pool(t, k, p=2))):
     (g,) = tg.grad(fn(xt, 2).sum(), [xt])
     print(f"{name:7s} d(sum of pooled)/d(map), top-left window: {g.numpy()[0, :2, :2, 0].ravel().round(3)}")
 
+# %% [markdown]
+# ## Translation robustness: shift the input, compare the features
+
+# %%
 section("translation robustness: shift the input, compare the features")
 # A shape image, shifted right by 1..3 pixels. We compare the edge features before pooling, after 2x2 and 4x4
 # max pooling, and after global max pooling: relative change ||f(shifted) - f(x)|| / ||f(x)||.
@@ -75,9 +89,14 @@ run.save(viz.line_plot({k: [r[i + 1] for r in rows] for i, k in enumerate(base)}
                        xlabel="shift (pixels)", ylabel="relative change of the features",
                        title="translation robustness"), "translation.png")
 
+# %% [markdown]
+# ## Dropout: training versus test time
+# Inverted dropout keeps each unit with probability 1 - rate and divides the survivors by 1 - rate, so the
+# expected activation is unchanged and nothing needs rescaling at test time. The two panels share one colour
+# scale: a kept unit (2), a test-time unit (1) and a dropped one (0) each have their own colour.
+
+# %%
 section("dropout: training versus test time")
-# Inverted dropout: keep each unit with probability 1 - rate and divide the survivors by 1 - rate, so the
-# expected activation is unchanged and nothing needs rescaling at test time.
 h = np.ones((4, 10), np.float32)
 train = F.dropout(h, rate=0.5, training=True, seed=0).numpy()
 test = F.dropout(h, rate=0.5, training=False).numpy()
@@ -94,5 +113,6 @@ xt = tg.Tensor(h, requires_grad=True)
 (g,) = tg.grad(F.dropout(xt, 0.5, training=True, seed=0).sum(), [xt])
 print(f"gradient flows only through the kept units, scaled by 2: {np.array_equal(g.numpy(), train)}")
 run.save(viz.image_grid([train, test], titles=["training: mask x 1/(1-rate)", "test: identity"], ncols=2,
-                        cmap="viridis", panel=3.0), "dropout.png")
+                        cmap="viridis", panel=3.0, colorbar=True,
+                        suptitle="dropout of a (4, 10) array of ones, rate 0.5 (one colour scale)"), "dropout.png")
 run.done()

@@ -1,11 +1,13 @@
-"""07: checking gradients with finite differences.
+# %% [markdown]
+# # 07: checking gradients with finite differences
+#
+# Autodiff can be wrong in quiet ways: a vjp with a missing factor still runs and
+# still trains, just worse. The test is numerical: nudge an input by +-eps and
+# compare (f(x + eps) - f(x - eps)) / (2 eps) with the gradient. We do it by hand,
+# learn why it must run in float64, read the checker's report, catch a planted
+# bug, and see why kinks (ReLU at 0, ties in max) make finite differences lie.
 
-Autodiff can be wrong in quiet ways: a vjp with a missing factor still runs and
-still trains, just worse. The test is numerical: nudge an input by +-eps and
-compare (f(x + eps) - f(x - eps)) / (2 eps) with the gradient. We do it by hand,
-learn why it must run in float64, read the checker's report, catch a planted
-bug, and see why kinks (ReLU at 0, ties in max) make finite differences lie.
-"""
+# %%
 
 import warnings
 
@@ -18,9 +20,13 @@ from tinygrad_cnn import viz
 from tinygrad_cnn.function import Function
 from tinygrad_cnn.gradcheck import GradcheckWarning, gradcheck
 
-run = Run(__file__, __doc__.splitlines()[0])
+run = Run("07_gradient_check", "checking gradients with finite differences")
 rng = np.random.default_rng(0)
 
+# %% [markdown]
+# ## Finite differences by hand
+
+# %%
 section("finite differences by hand")
 # f(x) = sum(tanh(x) * x^2); the engine's gradient against central differences, element by element.
 x0 = rng.normal(size=4)
@@ -42,6 +48,12 @@ for i in range(x0.size):
     rows.append([i, float(xt.grad[i]), numeric, abs(numeric - xt.grad[i]) / abs(xt.grad[i])])
 table(rows, ["i", "autodiff", "central difference", "rel. error"])
 
+# %% [markdown]
+# ## Why float64: the error of a central difference against eps
+# Truncation error shrinks like eps^2; rounding error grows like (machine eps) / eps. The best eps balances them.
+# Both axes are logarithmic: each step along x is a factor of 10^0.5 in eps.
+
+# %%
 section("why float64: the error of a central difference against eps")
 # Truncation error shrinks like eps^2; rounding error grows like (machine eps) / eps. The best eps
 # balances them: ~1e-6 in float64 (error ~1e-11), but ~1e-4 in float32 (error ~1e-5 at best).
@@ -60,12 +72,16 @@ for dtype in (np.float64, np.float32):
     best = int(np.argmin(errs))
     print(f"{np.dtype(dtype).name}: best eps {eps_grid[best]:.0e} gives rel. error {errs[best]:.1e}; "
           f"at eps = 1e-6 the error is {errs[int(np.argmin(np.abs(eps_grid - 1e-6)))]:.1e}")
-run.save(viz.line_plot(curves, x=eps_grid, xlabel="eps (log10)", ylabel="relative error", logy=True,
-                       title="central difference error vs eps"), "fd_error_vs_eps.png")
+run.save(viz.line_plot(curves, x=eps_grid, xlabel="eps (log scale)", ylabel="relative error (log scale)",
+                       logy=True, logx=True, title="central difference error vs eps"), "fd_error_vs_eps.png")
 
+# %% [markdown]
+# ## The checker's report on a small conv net
+# `gradcheck` contracts the output with a seeded random cotangent v (never all ones) and checks every element of
+# every input and parameter in float64.
+
+# %%
 section("the checker's report on a small conv net")
-# gradcheck contracts the output with a seeded random cotangent v (never all ones) and checks every
-# element of every input and parameter in float64.
 size = 5 if run.quick else 8
 x = rng.normal(size=(2, size, size, 2))
 kernel = tg.Tensor(rng.normal(size=(3, 3, 2, 3)) * 0.5)
@@ -82,6 +98,10 @@ report = gradcheck(net, [x], params={"kernel": kernel, "dense_w": dense_w})
 print(report)
 assert report.passed
 
+# %% [markdown]
+# ## A wrong vjp is caught
+
+# %%
 section("a wrong vjp is caught")
 
 
@@ -114,6 +134,10 @@ for fn_class in (Cube, BuggyCube):
     assert r.passed == (fn_class is Cube)
 print("The bug changes every gradient by a factor of 3: the relative error is |1 - 3| / (1 + 3) = 0.5.")
 
+# %% [markdown]
+# ## float32 inputs are checked as float64 copies
+
+# %%
 section("float32 inputs are checked as float64 copies")
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always", GradcheckWarning)
@@ -122,6 +146,10 @@ for w in caught:
     print(f"warning: {w.message}")
 print(f"float32 input, checked in float64: max rel. error {r32.max_rel_error:.1e} ({r32.tensors[0].grade})")
 
+# %% [markdown]
+# ## Kinks: where finite differences lie
+
+# %%
 section("kinks: where finite differences lie")
 # relu has a kink at 0. If an input sits within eps of 0, x + eps and x - eps land on different sides and
 # the central difference mixes the two slopes: (relu(x+eps) - relu(x-eps)) / 2eps = 0.65 here,

@@ -1,11 +1,13 @@
-"""tour: the whole project in one run (well under two minutes on a 2-core laptop).
+# %% [markdown]
+# # tour: the whole project in one run (well under two minutes on a 2-core laptop)
+#
+# 1. train a small CNN on handwritten digits with the engine (NumPy, our own backward pass);
+# 2. differentiate the same model with JAX and compare every gradient, layer by layer;
+# 3. look inside the trained network: feature maps, filters, saliency, SmoothGrad, occlusion.
+#
+# The figures go to ./tour_output/ (--out DIR to change it; --quick for a few-second smoke run).
 
-1. train a small CNN on handwritten digits with the engine (NumPy, our own backward pass);
-2. differentiate the same model with JAX and compare every gradient, layer by layer;
-3. look inside the trained network: feature maps, filters, saliency, SmoothGrad, occlusion.
-
-The figures go to ./tour_output/ (--out DIR to change it; --quick for a few-second smoke run).
-"""
+# %%
 
 import time
 
@@ -17,14 +19,22 @@ from jax_ref import attribution as A
 from tinygrad_cnn import data, nn, optim, viz
 from tinygrad_cnn import functional as F
 
-run = Run(__file__, __doc__.splitlines()[0], default_out="tour_output")
+run = Run("tour", "the whole project in one run", default_out="tour_output")
 timings = {}
 
+# %% [markdown]
+# ## 1. Train a CNN with the engine
+# 1,797 scikit-learn digits, 8x8 grey images in [0, 1], shaped (n, 8, 8, 1): channels last, as Keras. A fifth of
+# the training digits is split off as a validation set to watch during training; the test set is used once, at
+# the end.
+
+# %%
 section("1. train a CNN with the engine")
-# 1,797 scikit-learn digits, 8x8 grey images in [0, 1], shaped (n, 8, 8, 1): channels last, as Keras.
 x_train, y_train, x_test, y_test = data.load_digits(seed=0)
 if run.quick:
-    x_train, y_train, x_test, y_test = x_train[:256], y_train[:256], x_test[:128], y_test[:128]
+    x_train, y_train, x_test, y_test = x_train[:320], y_train[:320], x_test[:128], y_test[:128]
+n_val = len(x_train) // 5  # the split is already shuffled: its last fifth is a random validation set
+x_train, y_train, x_val, y_val = x_train[:-n_val], y_train[:-n_val], x_train[-n_val:], y_train[-n_val:]
 nn.set_random_seed(0)  # initial weights from a seed: every run prints the same numbers
 model = nn.Sequential([
     nn.Input((8, 8, 1)),
@@ -40,7 +50,7 @@ model.compile(optimizer=optim.Adam(model.parameters(), learning_rate=5e-3), loss
               metrics=["accuracy"])
 start = time.perf_counter()
 history = model.fit(x_train, y_train, batch_size=32, epochs=2 if run.quick else 6,
-                    validation_data=(x_test, y_test), seed=0)
+                    validation_data=(x_val, y_val), seed=0)
 timings["training (engine)"] = time.perf_counter() - start
 loss, accuracy = model.evaluate(x_test, y_test)
 print(f"test accuracy {accuracy:.4f} ({len(y_test)} held-out digits), test loss {loss:.4f}, "
@@ -53,14 +63,22 @@ loss4 = F.cross_entropy(logits, y_test[:4])
 page = viz.explore(loss4, names={**names, "loss": loss4}, path=run.out / "08_backward_explorer.html")
 print(f"  wrote {page.path} ({len(page.data['nodes'])} nodes, {len(page.data['steps'])} backward steps)")
 
-section("2. check every gradient against JAX")
+# %% [markdown]
+# ## 2. Check every gradient against JAX
 # The twin is rebuilt from the model's own config and weights; both sides differentiate the loss in float64.
 # One row per weight and per layer input (the gradient that layer's backward pass hands to the layer before).
+
+# %%
+section("2. check every gradient against JAX")
 start = time.perf_counter()
 report = jax_ref.compare_gradients(model, x_test[:64], y_test[:64])
 timings["gradient check (JAX)"] = time.perf_counter() - start
 print(report)
 
+# %% [markdown]
+# ## 3. Look inside the trained network
+
+# %%
 section("3. look inside the trained network")
 idx = int(np.flatnonzero(model.predict(x_test).argmax(-1) == y_test)[0])  # the first test digit it reads right
 image, label = x_test[idx], int(y_test[idx])
@@ -84,12 +102,16 @@ run.save(viz.occlusion_map(image, occ, title="occlusion: 2x2 window, stride 1"),
 timings["attribution and figures"] = time.perf_counter() - start
 table([[k, v] for k, v in timings.items()], ["part", "seconds"])
 
+# %% [markdown]
+# ## What was written, and how to read it
+
+# %%
 section("what was written")
 for path in run.written:
     print(f"  {path}  ({path.stat().st_size // 1024} KB)")
 print(f"""
-How to read them. 01: loss falls and accuracy rises on the training batches (solid) and on held-out digits
-(dashed); the two staying close means the model is not memorising. The table above: every weight's gradient
+How to read them. 01: loss falls and accuracy rises on the training batches (solid) and on the validation
+digits (dashed); the two staying close means the model is not memorising. The table above: every weight's gradient
 and every layer's backward pass from the engine agrees with JAX's (relative error ~1e-10 in float64); a bug
 would show as a failing row. 02: the digit passing through the network, each layer's output averaged over its
 channels; pooling halves the size, so deeper maps are coarser and say more about "what" than "where". 03: the

@@ -174,7 +174,9 @@ def trace(output: Tensor, names=None, file=None, grad_output=None, max_elements:
     tracer = _Tracer(label, out, max_elements)
     tracer.received[id(output)] = [("seed dL/dL", seed.data)]
     leaves = [node for node in order if node._ctx is None and node.requires_grad]
-    out(f"backward pass of {label[id(output)]} ({len(order)} nodes), from the output back to the inputs")
+    visited = sum(1 for node in order if node.requires_grad)  # constants get no gradient: no step of their own
+    skipped = f"; {len(order) - visited} constant(s) get no gradient" if len(order) > visited else ""
+    out(f"backward pass of {label[id(output)]}: {visited} nodes{skipped}; from the output back to the inputs")
     with observing(tracer):
         backprop(output, seed, targets=leaves, retain_graph=True)  # targets: nothing accumulates into .grad
     return tracer.steps

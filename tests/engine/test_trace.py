@@ -23,6 +23,7 @@ def test_trace_scalar_diamond_matches_backward():
     x, y, a, out = _diamond()
     buf = io.StringIO()
     steps = tg.trace(out, names={"x": x, "y": y, "a": a, "out": out}, file=buf)
+    assert len(graph_nodes(out)) == len(steps) + 1     # + the constant 0.5, which gets no step
     assert x.grad is None and y.grad is None          # trace does not touch .grad
     by_name = {s.name: s for s in steps}
     assert len(by_name["a"].contributions) == 3
@@ -35,6 +36,8 @@ def test_trace_scalar_diamond_matches_backward():
     text = buf.getvalue()
     assert "chain rule" in text and "feeds 3 consumers" in text and "local da/dx" in text
     assert by_name["a"].local == {"x": pytest.approx(-0.7), "y": pytest.approx(1.5)}
+    # the count printed in the header is the number of steps listed (the constant 0.5 gets none)
+    assert f": {len(steps)} nodes; 1 constant(s) get no gradient;" in text.splitlines()[0]
 
 
 def test_trace_arrays_with_broadcasting_and_seed():

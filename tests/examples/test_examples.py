@@ -1,30 +1,81 @@
-"""Every example script runs in --quick mode: exit status 0 and at least one non-empty PNG written."""
+"""Every example runs once, as the notebook generated from its script, in quick mode: every cell executes, at
+least one non-empty PNG is written and its path printed. The scripts themselves are the notebooks' only source
+(jupytext percent format), so running the notebook runs the script's code; the command-line path of the shared
+plumbing (``--quick``, ``--out``) is tested on its own below, without running an example twice."""
 
-import os
-import subprocess
+import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-SCRIPTS = sorted(p for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"examples_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+notebooks = _load("_notebooks")
+SCRIPTS = notebooks.example_scripts()
 
 
 def test_examples_found():
-    assert SCRIPTS, f"no example scripts in {EXAMPLES}"
+    assert len(SCRIPTS) >= 10, f"expected the numbered examples and the tour in {EXAMPLES}, found {SCRIPTS}"
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
-def test_example_runs_quick(script, tmp_path):
+def test_example_is_a_notebook_with_a_story(script):
+    text = script.read_text()
+    assert text.startswith("# %% [markdown]"), f"{script.name} must open with a markdown cell (its story)"
+    nb = notebooks.to_notebook(script)
+    kinds = [c.cell_type for c in nb.cells]
+    assert kinds.count("markdown") >= 3 and kinds.count("code") >= 3, f"{script.name}: cells {kinds}"
+    assert nb.cells[0].source.startswith("#"), f"{script.name}: the first cell should be a markdown heading"
+    assert "__file__" not in text and "__doc__" not in text, f"{script.name}: a notebook has no __file__/__doc__"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
+def test_example_notebook_runs_quick(script, tmp_path, monkeypatch):
+    from nbclient.exceptions import CellExecutionError
+
     out = tmp_path / "out"
-    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0"}
-    proc = subprocess.run([sys.executable, str(script), "--quick", "--out", str(out)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"{script.name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    pngs = sorted(tmp_path.rglob("*.png"))
-    assert pngs, f"{script.name} wrote no PNG under {tmp_path}:\n{proc.stdout[-2000:]}"
+    monkeypatch.setenv("TINYGRAD_EXAMPLES_OUT", str(out))
+    nb = notebooks.to_notebook(script)
+    try:
+        notebooks.execute(nb, quick=True)
+    except CellExecutionError as err:
+        pytest.fail(f"{script.name} failed as a notebook:\n{str(err)[-4000:]}")
+    printed = notebooks.printed_text(nb)
+    assert "quick mode" in printed, f"{script.name} did not run in quick mode:\n{printed[-2000:]}"
+    pngs = sorted(out.rglob("*.png"))
+    assert pngs, f"{script.name} wrote no PNG under {out}:\n{printed[-2000:]}"
     for png in pngs:
         data = png.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000, f"{png} is empty or not a PNG"
-        assert str(png) in proc.stdout or png.name in proc.stdout, f"{script.name} did not print {png}"
+        assert str(png) in printed, f"{script.name} did not print {png}"
+    shown = sum(1 for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {}))
+    assert shown == len(pngs), f"{script.name}: {len(pngs)} figures written but {shown} shown in the notebook"
+
+
+def test_command_line_flags_and_environment(tmp_path, monkeypatch):
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        common = _load("_common")
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    monkeypatch.delenv(common.QUICK_ENV, raising=False)
+    monkeypatch.delenv(common.OUT_ENV, raising=False)
+    run = common.Run("/somewhere/07_gradient_check.py", "d", argv=["--quick", "--out", str(tmp_path / "a")])
+    assert (run.name, run.quick, run.out) == ("07_gradient_check", True, tmp_path / "a")
+    run = common.Run("07_gradient_check", "d", argv=[])
+    assert (run.quick, run.out) == (False, Path("out") / "07_gradient_check")
+    monkeypatch.setenv(common.QUICK_ENV, "1")
+    monkeypatch.setenv(common.OUT_ENV, str(tmp_path))
+    run = common.Run("07_gradient_check", "d", argv=[])
+    assert (run.quick, run.out) == (True, tmp_path / "07_gradient_check")
+    with pytest.raises(SystemExit):
+        common.Run("07_gradient_check", "d", argv=["--bogus"])

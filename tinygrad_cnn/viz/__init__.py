@@ -11,6 +11,8 @@ from tinygrad_cnn.viz.attribution import (
     method_comparison,
     noise_sweep,
     occlusion_map,
+    relative_change,
+    sequence_saliency,
     smoothgrad_convergence,
 )
 from tinygrad_cnn.viz.conv import conv_sliding, correlate_valid
@@ -22,5 +24,6 @@ from tinygrad_cnn.viz.grids import feature_map_grid, filter_grid, image_grid
 __all__ = [
     "Explorer", "attribution_heatmap", "conv_sliding", "correlate_valid", "draw_graph", "explore", "feature_map_grid",
     "filter_grid", "image_grid", "layer_names", "layered_layout", "line_plot", "loss_comparison", "method_comparison",
-    "noise_sweep", "occlusion_map", "reduce_channels", "save_figure", "smoothgrad_convergence", "training_curves",
+    "noise_sweep", "occlusion_map", "reduce_channels", "relative_change", "save_figure", "sequence_saliency",
+    "smoothgrad_convergence", "training_curves",
 ]

@@ -25,8 +25,24 @@ def new_figure(nrows: int, ncols: int, panel: float = 2.2, extra_width: float = 
     return fig, axes
 
 
-def save_figure(fig, path, dpi: int = 100) -> Path:
-    """Write ``fig`` to ``path`` (PNG unless the suffix says otherwise), creating folders; return the path."""
+DPI = 150  # readable on a projector: a 2.2-inch panel is 330 pixels wide, 9-point text about 19 pixels tall
+
+
+def text_width(text: str, fontsize: float | None = None) -> float:
+    """The width in inches of ``text`` at ``fontsize`` points (default: matplotlib's title size), so a figure can
+    be made wide enough for its title instead of clipping it."""
+    from matplotlib import rcParams
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    size = fontsize or FontProperties(size=rcParams["axes.titlesize"]).get_size_in_points()
+    width, _, _ = TextToPath().get_text_width_height_descent(text, FontProperties(size=size), ismath=False)
+    return width / 72.0
+
+
+def save_figure(fig, path, dpi: int = DPI) -> Path:
+    """Write ``fig`` to ``path`` (PNG unless the suffix says otherwise) at ``dpi`` dots per inch, creating
+    folders; return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
@@ -89,9 +105,27 @@ def clip_abs(amap: np.ndarray, percentile: float = 99.0) -> tuple[np.ndarray, fl
     return np.minimum(a, vmax), vmax
 
 
+def heat_label(signed: bool, percentile: float = 99.0) -> str:
+    """What ``show_heat`` drew, said on the figure: signed or absolute, and where the scale was clipped."""
+    clip = f"clipped at the {percentile:g}th percentile of |a|" if percentile < 100 else "not clipped"
+    return f"signed, 0 = white, {clip}" if signed else f"|a|, {clip}"
+
+
+def outline(ax, image, data_format: str = "channels_last") -> None:
+    """Thin contour lines of ``image`` at its mid grey level, in the image's pixel coordinates: where the object
+    is, drawn over a map shown on its own (no alpha blending, so the map's colours stay true)."""
+    img = to_display(image, data_format)
+    img = img.mean(-1) if img.ndim == 3 else img
+    lo, hi = float(img.min()), float(img.max())
+    if hi > lo:
+        ax.contour(img, levels=[(lo + hi) / 2], colors="k", linewidths=0.8, alpha=0.7)
+    ax.set_xlim(-0.5, img.shape[1] - 0.5)
+    ax.set_ylim(img.shape[0] - 0.5, -0.5)
+
+
 def show_heat(ax, amap, signed: bool, percentile: float = 99.0, alpha: float = 1.0, extent=None):
     """Draw an attribution map on ``ax``: absolute (clipped at the percentile, sequential colormap) or
-    signed (diverging colormap, 0 at the centre, symmetric bound at the percentile of |a|)."""
+    signed (diverging colormap, 0 at the centre and white, symmetric bound at the percentile of |a|)."""
     from matplotlib.colors import TwoSlopeNorm
 
     amap = np.asarray(amap, dtype=np.float64)
@@ -103,10 +137,13 @@ def show_heat(ax, amap, signed: bool, percentile: float = 99.0, alpha: float = 1
     return ax.imshow(clipped, cmap="inferno", vmin=0.0, vmax=vmax, alpha=alpha, extent=extent)
 
 
-def show_image(ax, image, cmap="gray", data_format: str = "channels_last", title: str | None = None):
-    """``imshow`` one image without ticks; returns the AxesImage."""
+def show_image(ax, image, cmap="gray", data_format: str = "channels_last", title: str | None = None,
+               vmin: float | None = None, vmax: float | None = None):
+    """``imshow`` one image without ticks (a single channel scaled to ``[vmin, vmax]``, by default its own
+    range); returns the AxesImage."""
     img = to_display(image, data_format)
-    im = ax.imshow(img, cmap=cmap if img.ndim == 2 else None)
+    limits = {"vmin": vmin, "vmax": vmax} if img.ndim == 2 else {}
+    im = ax.imshow(img, cmap=cmap if img.ndim == 2 else None, **limits)
     ax.set_xticks([])
     ax.set_yticks([])
     if title is not None:

@@ -13,22 +13,27 @@ def correlate_valid(x: np.ndarray, kernel: np.ndarray, stride: int = 1) -> np.nd
     return np.einsum("ijuv,uv->ij", windows, kernel)
 
 
-def _annotate(ax, im, a: np.ndarray, fmt: str = "{:.2g}") -> None:
-    """Write each value in its cell, in black or white depending on how dark the cell is drawn."""
+def annotate_cells(ax, im, a: np.ndarray, fmt: str = "{:.2g}", offset=(0.0, 0.0), fontsize: int = 7) -> None:
+    """Write each value of ``a`` in its cell (cell (i, j) at ``(j, i) + offset``), in black or white depending
+    on how dark the cell is drawn; nothing for maps over 144 cells, where the numbers would not fit."""
     if a.size > 144:
         return
     rgba = im.cmap(im.norm(a))
     dark = rgba[..., :3] @ np.array([0.299, 0.587, 0.114]) < 0.5
     for (i, j), v in np.ndenumerate(a):
-        ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=7, color="white" if dark[i, j] else "black")
+        ax.text(j + offset[1], i + offset[0], fmt.format(v), ha="center", va="center", fontsize=fontsize,
+                color="white" if dark[i, j] else "black")
 
 
 def conv_sliding(x, kernel, position=(0, 0), stride: int = 1, output=None, title: str | None = None):
-    """Three panels: the input with the filter's window at output cell ``position``, the kernel, and the
-    activation map with that cell outlined; the dot product for the cell is written under the figure.
+    """Three panels: the input with the filter's window at output cell ``position``, the kernel (its values
+    written in), and the activation map with that cell outlined; the dot product for the cell is the title.
 
-    ``x`` is 2-D ``(H, W)``, ``kernel`` 2-D ``(kh, kw)``; ``output`` defaults to
-    the valid cross-correlation with ``stride``.
+    The activation map is drawn on the input's grid: output cell (i, j) sits at the centre of the window it
+    reads, i*s + (kh - 1)/2, j*s + (kw - 1)/2, one stride wide, so a response lines up with the input pattern
+    that caused it (the border the valid windows never centre on stays blank). The kernel and the map have
+    colour bars. ``x`` is 2-D ``(H, W)``, ``kernel`` 2-D ``(kh, kw)``; ``output`` defaults to the valid
+    cross-correlation with ``stride``.
     """
     from matplotlib.patches import Rectangle
 
@@ -41,17 +46,32 @@ def conv_sliding(x, kernel, position=(0, 0), stride: int = 1, output=None, title
     i, j = position
     if not (0 <= i < out.shape[0] and 0 <= j < out.shape[1]):
         raise ValueError(f"conv_sliding: position={position} is outside the output of shape {out.shape}")
-    fig, axes = new_figure(1, 3, 2.8)
-    panels = [(x, "input", "gray"), (k, "kernel", "RdBu_r"), (out, "activation map", "viridis")]
-    for ax, (a, name, cmap) in zip(axes[0], panels, strict=True):
-        kw = {"vmin": -np.abs(a).max(), "vmax": np.abs(a).max()} if cmap == "RdBu_r" else {}
-        _annotate(ax, ax.imshow(a, cmap=cmap, **kw), a)
-        ax.set_title(f"{name} {a.shape[0]}x{a.shape[1]}", fontsize=9)
+    (h, w), (kh, kw), s = x.shape, k.shape, stride
+    fig, axes = new_figure(1, 3, 2.8, extra_width=1.0)
+    im = axes[0, 0].imshow(x, cmap="gray")
+    annotate_cells(axes[0, 0], im, x)
+    bound = np.abs(k).max() or 1.0
+    im = axes[0, 1].imshow(k, cmap="RdBu_r", vmin=-bound, vmax=bound)
+    annotate_cells(axes[0, 1], im, k)
+    fig.colorbar(im, ax=axes[0, 1], shrink=0.7)
+    top, left = (kh - 1) / 2 - s / 2, (kw - 1) / 2 - s / 2   # the map on the input's grid
+    extent = (left, left + s * out.shape[1], top + s * out.shape[0], top)
+    im = axes[0, 2].imshow(out, cmap="viridis", extent=extent)
+    if s == 1:
+        annotate_cells(axes[0, 2], im, out, offset=((kh - 1) / 2, (kw - 1) / 2))
+    fig.colorbar(im, ax=axes[0, 2], shrink=0.7)
+    axes[0, 2].set_xlim(-0.5, w - 0.5)
+    axes[0, 2].set_ylim(h - 0.5, -0.5)
+    axes[0, 2].set_facecolor("0.92")
+    titles = (f"input {h}x{w}", f"kernel {kh}x{kw}", f"activation map {out.shape[0]}x{out.shape[1]}\n"
+              f"at the window centres, stride {s}")
+    for ax, name in zip(axes[0], titles, strict=True):
+        ax.set_title(name, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    r0, c0 = i * stride, j * stride
-    axes[0, 0].add_patch(Rectangle((c0 - 0.5, r0 - 0.5), k.shape[1], k.shape[0], fill=False, ec="red", lw=2))
-    axes[0, 2].add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
-    window = x[r0:r0 + k.shape[0], c0:c0 + k.shape[1]]
+    r0, c0 = i * s, j * s
+    axes[0, 0].add_patch(Rectangle((c0 - 0.5, r0 - 0.5), kw, kh, fill=False, ec="red", lw=2))
+    axes[0, 2].add_patch(Rectangle((left + s * j, top + s * i), s, s, fill=False, ec="red", lw=2))
+    window = x[r0:r0 + kh, c0:c0 + kw]
     fig.suptitle(title or f"output[{i}, {j}] = sum(window * kernel) = {float((window * k).sum()):.3g}", fontsize=10)
     return fig

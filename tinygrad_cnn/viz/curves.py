@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinygrad_cnn.viz._base import new_figure
+from tinygrad_cnn.viz._base import new_figure, text_width
+
+
+def integer_ticks(axis, values) -> None:
+    """Integer tick labels on ``axis`` (``ax.xaxis``) when every value plotted along it is a whole number
+    (layers, epochs, pixels): no "2.5 layers"."""
+    from matplotlib.ticker import MaxNLocator
+
+    v = np.asarray(values, dtype=float)
+    if v.size and np.all(np.isfinite(v)) and np.all(v == np.round(v)):
+        axis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _history_dict(history) -> dict:
@@ -28,6 +38,7 @@ def training_curves(history, title: str | None = None):
         if f"val_{name}" in h:
             ax.plot(epochs[: len(h[f"val_{name}"])], h[f"val_{name}"], "s--", ms=3, label=f"validation {name}")
         ax.set_xlabel("epoch")
+        integer_ticks(ax.xaxis, epochs)
         ax.set_title(name)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -89,28 +100,43 @@ def loss_comparison(curve_a, curve_b, labels=("engine", "JAX"), xlabel: str = "s
     return fig
 
 
-def line_plot(curves: dict, xlabel: str = "", ylabel: str = "", title: str = "", logy: bool = False, x=None):
-    """Several named curves ``{label: values}`` on one axes (optionally log-scaled y).
+def line_plot(curves: dict, xlabel: str = "", ylabel: str = "", title: str = "", logy: bool = False, x=None,
+              logx: bool = False):
+    """Several named curves ``{label: values}`` on one axes, against ``x`` (default 0, 1, ...).
 
-    With ``logy`` a value ``<= 0`` or not finite cannot be drawn: it is left as a
-    gap and the curve's legend entry says how many values are not shown.
+    ``logy`` / ``logx`` put that axis on a log scale (base 10: equal steps are equal ratios); on a log axis a
+    value ``<= 0`` or not finite cannot be drawn: it is left as a gap and the curve's legend entry says how many
+    values are not shown (for ``logx``, an ``x <= 0`` hides that point of every curve). An x axis of whole
+    numbers gets integer ticks. The figure is wide enough for a long title.
     """
-    fig, axes = new_figure(1, 1, 4.0)
+    # the title is centred over the axes, which sit right of the y label: 1.2 inches of margin
+    fig, axes = new_figure(1, 1, 4.0, extra_width=max(0.0, text_width(title) + 1.2 - 4.0))
     ax = axes[0, 0]
     if logy:
         ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log")
+    all_x = []
     for label, ys in curves.items():
         ys, label = np.asarray(ys, dtype=float), str(label)
-        xs = np.arange(len(ys)) if x is None else np.asarray(x)
+        xs = np.arange(len(ys)) if x is None else np.asarray(x, dtype=float)
+        hidden = []
         if logy:
             ys, nonpositive, nonfinite = _log_visible(ys)
-            hidden = [f"{nonpositive} values <= 0"] * bool(nonpositive) + [f"{nonfinite} not finite"] * bool(nonfinite)
-            if hidden:
-                label += f" ({', '.join(hidden)}: not shown)"
+            hidden += [f"{nonpositive} values <= 0"] * bool(nonpositive) + [f"{nonfinite} not finite"] * bool(nonfinite)
+        if logx:
+            shown, nonpositive, nonfinite = _log_visible(xs)
+            ys = np.where(np.isnan(shown), np.nan, ys)
+            hidden += [f"{nonpositive} x <= 0"] * bool(nonpositive) + [f"{nonfinite} x not finite"] * bool(nonfinite)
+        if hidden:
+            label += f" ({', '.join(hidden)}: not shown)"
         ax.plot(xs, ys, "o-" if len(ys) < 30 else "-", ms=3, label=label)
+        all_x.append(xs)
+    if not logx and all_x:
+        integer_ticks(ax.xaxis, np.concatenate(all_x))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.grid(alpha=0.3)
+    ax.grid(alpha=0.3, which="both" if (logx or logy) else "major")
     ax.legend(fontsize=8)
     return fig

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 
 from tinygrad_cnn.tensor import Tensor
@@ -16,10 +14,6 @@ def _label(node: Tensor, name: str) -> str:
     if ctx is None:
         return f"{name}\n{value}"
     return f"{name} = {ctx.function.__name__.lower()}\n{value}"
-
-
-def _inputs(node: Tensor) -> tuple:
-    return node._ctx.inputs if node._ctx is not None else ()
 
 
 def layered_layout(order: list, inputs: dict, leaves_at_use: bool = False) -> dict:
@@ -53,13 +47,56 @@ def layered_layout(order: list, inputs: dict, leaves_at_use: bool = False) -> di
     return pos
 
 
+def graph_layout(nodes: list[Tensor]) -> tuple[dict[int, tuple[float, float]], list[list[tuple[float, float]]]]:
+    """Where ``draw_graph`` puts each node and how it routes each edge (inputs before users in ``nodes``).
+
+    Returns ``(pos, routes)``: ``pos[id(node)] = (column, row)`` and one polyline per edge (input -> op, once per
+    use), from the input's box to the op's box. A node's column is its depth: 1 + the largest depth of its
+    inputs for an op; a leaf sits one column before its first user. An edge that skips columns gets a waypoint
+    of its own in every column it crosses, placed in that column's ordering like a node (a Sugiyama-style
+    layered layout), so it runs between the boxes, never behind one.
+    """
+    depth: dict[int, int] = {}
+    for node in nodes:  # inputs come first
+        if node._ctx is not None:
+            depth[id(node)] = 1 + max(depth.get(id(p), 0) for p in node._ctx.inputs)
+    for node in nodes:  # ops were placed with leaves at 0; now pull each leaf up to just before its first user
+        if node._ctx is not None:
+            for p in node._ctx.inputs:
+                if p._ctx is None:
+                    depth[id(p)] = min(depth.get(id(p), depth[id(node)] - 1), depth[id(node)] - 1)
+    for node in nodes:
+        depth.setdefault(id(node), 0)
+    edges = [(id(p), id(node)) for node in nodes if node._ctx is not None for p in node._ctx.inputs]
+    members: dict[int, list] = {}    # column -> the nodes and waypoints in it
+    successor: dict = {}            # item -> the items it points to in the next column
+    for node in nodes:
+        members.setdefault(depth[id(node)], []).append(id(node))
+    chains = []
+    for e, (src, dst) in enumerate(edges):
+        chain = [src] + [("via", e, col) for col in range(depth[src] + 1, depth[dst])] + [dst]
+        for a, b in zip(chain[:-1], chain[1:], strict=True):
+            successor.setdefault(a, []).append(b)
+        for item in chain[1:-1]:
+            members.setdefault(item[2], []).append(item)
+        chains.append(chain)
+    pos: dict = {}
+    for col in sorted(members, reverse=True):  # from the output back: order each column by its successors' rows
+        ordered = sorted(members[col], key=lambda m: -np.mean([pos[s][1] for s in successor.get(m, [])] or [0]))
+        for k, item in enumerate(ordered):
+            pos[item] = (float(col), (len(ordered) - 1) / 2 - k)
+    routes = [[pos[item] for item in chain] for chain in chains]
+    return {id(node): pos[id(node)] for node in nodes}, routes
+
+
 def draw_graph(output: Tensor, names=None, max_nodes: int = 200, title: str | None = None):
     """The graph that produced ``output``: one box per leaf (green: needs a gradient, grey: constant) and
     per op (blue; the output orange), an arrow from each input to the op that uses it.
 
-    Layout: ``layered_layout`` (a node's column is its depth, leaves at 0; data
-    flows left to right, backward runs right to left). Scalars show their
-    value, arrays their shape.
+    Layered layout (``graph_layout``): a node's column is its depth, so the data flows left to right and
+    backward runs right to left; an edge that skips columns is routed between the boxes of the columns it
+    crosses, never behind one. Scalars show their value, arrays their shape. The title counts the nodes drawn
+    and how many of them are constants (which get no gradient).
     """
     from matplotlib.figure import Figure
 
@@ -70,19 +107,13 @@ def draw_graph(output: Tensor, names=None, max_nodes: int = 200, title: str | No
         raise ValueError(f"draw_graph: the graph has {len(nodes)} nodes, more than max_nodes={max_nodes}; "
                          f"draw a smaller expression or raise max_nodes")
     label = node_names(nodes, name_table(names, "draw_graph"))
-    pos = layered_layout([id(n) for n in nodes], {id(n): [id(p) for p in _inputs(n)] for n in nodes})
-    columns = 1 + max(c for c, _ in pos.values())
-    tallest = max(Counter(c for c, _ in pos.values()).values())
+    pos, routes = graph_layout(nodes)
+    columns = int(max(x for x, _ in pos.values())) + 1
+    half = max([abs(y) for route in routes for _, y in route] + [abs(y) for _, y in pos.values()]) + 0.6
 
-    fig = Figure(figsize=(2.0 + 1.9 * columns, 1.2 + 1.0 * tallest), layout="constrained")
+    fig = Figure(figsize=(2.0 + 1.9 * columns, 1.2 + 2.0 * half), layout="constrained")
     ax = fig.subplots()
-    for node in nodes:
-        for p in _inputs(node):
-            span = pos[id(node)][0] - pos[id(p)][0]
-            bend = 0.0 if span == 1 else 0.25  # arcs for edges that skip layers, so they miss the boxes between
-            ax.annotate("", xy=pos[id(node)], xytext=pos[id(p)],
-                        arrowprops={"arrowstyle": "-|>", "color": "0.4", "shrinkA": 22, "shrinkB": 22, "lw": 1,
-                                    "connectionstyle": f"arc3,rad={bend}"})
+    boxes, constants = {}, 0
     for node in nodes:
         if node is output:
             colour = "#f6c177"
@@ -90,11 +121,23 @@ def draw_graph(output: Tensor, names=None, max_nodes: int = 200, title: str | No
             colour = "#9ccfd8"
         else:
             colour = "#a6da95" if node.requires_grad else "#d0d0d0"
-        ax.text(*pos[id(node)], _label(node, label[id(node)]), ha="center", va="center", fontsize=8,
-                bbox={"boxstyle": "round,pad=0.4", "fc": colour, "ec": "0.3"})
+            constants += not node.requires_grad
+        boxes[pos[id(node)]] = ax.text(*pos[id(node)], _label(node, label[id(node)]), ha="center", va="center",
+                                       fontsize=9, zorder=3, bbox={"boxstyle": "round,pad=0.4", "fc": colour,
+                                                                   "ec": "0.3"})
+    line = {"color": "0.4", "lw": 1, "shrinkA": 4, "shrinkB": 4}
+    for route in routes:  # out of the right side of the input's box, into the left side of the op's box
+        src, dst, via = boxes[route[0]], boxes[route[-1]], route[1:-1]
+        start = {"xytext": (1.0, 0.5), "textcoords": src}
+        if via:  # the waypoints: a plain line from the input to the last one, then the arrow into the op
+            ax.annotate("", xy=via[0], **start, arrowprops={**line, "arrowstyle": "-", "shrinkB": 0})
+            ax.plot(*zip(*via, strict=True), color="0.4", lw=1, zorder=1)
+            start = {"xytext": via[-1], "textcoords": "data"}
+        ax.annotate("", xy=(0.0, 0.5), xycoords=dst, **start,
+                    arrowprops={**line, "arrowstyle": "-|>", "shrinkA": 0 if via else 4})
     ax.set_xlim(-0.6, columns - 0.4)
-    half = (tallest - 1) / 2 + 0.6
     ax.set_ylim(-half, half)
     ax.set_axis_off()
-    ax.set_title(title or f"graph of {label[id(output)]}: {len(nodes)} nodes, depth {columns - 1}")
+    consts = f" ({constants} constant{'s' * (constants != 1)}, no gradient)" if constants else ""
+    ax.set_title(title or f"graph of {label[id(output)]}: {len(nodes)} nodes{consts}, depth {columns - 1}")
     return fig

@@ -16,18 +16,33 @@ def _grid_shape(count: int, ncols: int | None) -> tuple[int, int]:
 
 
 def image_grid(images, titles=None, cmap: str = "gray", ncols: int | None = None,
-               data_format: str = "channels_last", suptitle: str | None = None, panel: float = 1.8):
-    """A grid of images (a batch ``(N, H, W[, C])`` or a list of arrays), with optional titles."""
+               data_format: str = "channels_last", suptitle: str | None = None, panel: float = 1.8,
+               shared_scale: bool = False, colorbar: bool = False):
+    """A grid of images (a batch ``(N, H, W[, C])`` or a list of arrays), with optional titles.
+
+    By default each single-channel panel is scaled to its own range (fine for pictures). Panels whose values are
+    to be compared need ``shared_scale=True``: one colour scale, from the smallest to the largest value of all
+    panels, so equal values get equal colours in every panel; ``colorbar=True`` adds that scale's colour bar
+    (and implies ``shared_scale``).
+    """
     images = list(images)
     if not images:
         raise ValueError("image_grid: images is empty; need at least one image")
     if titles is not None and len(titles) != len(images):
         raise ValueError(f"image_grid: got {len(titles)} titles for {len(images)} images")
     nrows, ncols = _grid_shape(len(images), ncols)
-    fig, axes = new_figure(nrows, ncols, panel)
+    fig, axes = new_figure(nrows, ncols, panel, extra_width=0.8 if colorbar else 0.0)
+    shared_scale = shared_scale or colorbar
+    limits = {}
+    if shared_scale:
+        lo = min(float(np.min(img)) for img in images)
+        hi = max(float(np.max(img)) for img in images)
+        limits = {"vmin": lo, "vmax": hi if hi > lo else lo + 1.0}
     for i, (ax, img) in enumerate(zip(axes.flat, images, strict=False)):
-        show_image(ax, img, cmap, data_format, None if titles is None else str(titles[i]))
+        im = show_image(ax, img, cmap, data_format, None if titles is None else str(titles[i]), **limits)
     hide_unused(axes, len(images))
+    if colorbar:
+        fig.colorbar(im, ax=axes, shrink=0.8)
     if suptitle:
         fig.suptitle(suptitle)
     return fig
@@ -84,20 +99,27 @@ def feature_map_grid(feature_maps: dict, layer: str | None = None, max_channels:
     return fig
 
 
-def filter_grid(kernel, max_filters: int = 64, in_channel: int | None = None, title: str | None = None):
+def filter_grid(kernel, max_filters: int = 64, in_channel: int | None = None, title: str | None = None,
+                names=None, values: bool = False):
     """Learned filters of a conv kernel shaped ``kernel_size + (in_channels, filters)`` (Keras order).
 
     A kernel with 3 input channels is shown in colour (rescaled to [0, 1]);
     otherwise input channel ``in_channel`` or, by default, the mean over
     input channels, on a diverging colormap with one symmetric scale for all
-    filters (so 0 is the middle colour and strengths compare across panels).
+    filters (so 0 is white and strengths compare across panels), with its colour
+    bar. ``names``: one title per filter (default its index); ``values=True``
+    writes each weight in its cell (for small hand-made kernels).
     """
+    from tinygrad_cnn.viz.conv import annotate_cells
+
     k = np.asarray(kernel, dtype=np.float64)
     if k.ndim == 3:  # 1-D kernel (k, in, out): show each filter as a 1 x k strip
         k = k[None]
     if k.ndim != 4:
         raise ValueError(f"filter_grid: kernel must have shape (kh, kw, in, out) or (k, in, out); got {k.shape}")
     count = min(k.shape[-1], max_filters)
+    if names is not None and len(names) < count:
+        raise ValueError(f"filter_grid: got {len(names)} names for {count} filters")
     colour = k.shape[2] == 3 and in_channel is None
     if in_channel is not None:
         if not 0 <= in_channel < k.shape[2]:
@@ -106,17 +128,22 @@ def filter_grid(kernel, max_filters: int = 64, in_channel: int | None = None, ti
     else:
         planes = k[..., :count] if colour else k.mean(2)[..., :count]
     nrows, ncols = _grid_shape(count, None)
-    fig, axes = new_figure(nrows, ncols, 1.2)
+    fig, axes = new_figure(nrows, ncols, 1.6 if values or names is not None else 1.2,
+                           extra_width=0.0 if colour else 0.8)
     bound = float(np.abs(planes).max()) or 1.0
     for f, ax in zip(range(count), axes.flat, strict=False):
         if colour:
             rgb = planes[..., f]
             ax.imshow((rgb - rgb.min()) / (np.ptp(rgb) or 1.0))
         else:
-            ax.imshow(planes[..., f], cmap="RdBu_r", vmin=-bound, vmax=bound)
+            im = ax.imshow(planes[..., f], cmap="RdBu_r", vmin=-bound, vmax=bound)
+            if values:
+                annotate_cells(ax, im, planes[..., f], fmt="{:.2g}", fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(str(f), fontsize=8)
+        ax.set_title(str(f) if names is None else str(names[f]), fontsize=9)
     hide_unused(axes, count)
+    if not colour:
+        fig.colorbar(im, ax=axes, shrink=0.8, label="weight")
     fig.suptitle(title or f"{count} filters {k.shape[0]}x{k.shape[1]}")
     return fig
