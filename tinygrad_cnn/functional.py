@@ -24,6 +24,7 @@ from tinygrad_cnn.losses import (
     nll_loss,
 )
 from tinygrad_cnn.ops import conv as conv_ops
+from tinygrad_cnn.ops.conv import tap_slices
 from tinygrad_cnn.ops.conv_args import channels, conv_args, conv_transpose_args, pool_args, spatial_shape
 from tinygrad_cnn.ops.pool import MaxPool, flat_indices, safe_root, window_counts, window_sum
 from tinygrad_cnn.ops.pool import max_pool as max_pool_op
@@ -430,8 +431,6 @@ def _lp_pool_scaled(xl: Tensor, geo, p: float) -> Tensor:
     """Lp pooling without overflow or underflow for any ``p``: ``M (sum_k (|x_k| / M)^p)^(1/p)`` with M the
     window's largest |x| (a constant: the identity holds for any M > 0, so the gradient is exact), the sum taken
     one window tap at a time (a differentiable strided slice of the padded input per tap)."""
-    from tinygrad_cnn.ops.conv import tap_slices
-    from tinygrad_cnn.ops.pool import safe_root
     xp = ops.abs(ops.pad(xl, ((0, 0),) + tuple(geo.pads) + ((0, 0),)))
     out = geo.output_size(xl.shape[1:-1])
     taps = [xp[index] for _, index in tap_slices(out, geo.pool, geo.strides, geo.dilation)]

@@ -59,12 +59,12 @@ from tinygrad_cnn.nn.saving import load_model
 from tinygrad_cnn.nn.sequential import Sequential
 from tinygrad_cnn.nn.training import History
 
-from tinygrad_cnn.nn import _serial, registry  # isort: skip
+from tinygrad_cnn.nn import registry  # isort: skip
 
 # The one registry of layer classes, by class name: every public Layer subclass of this package (new layers join it
 # by being imported above). serialize/deserialize, Sequential.from_config and the JAX twin (jax_ref._layers) key on it;
 # a user's own Layer subclasses join deserialize through nn.register_serializable (nn.registry).
-LAYER_CLASSES = _serial.subclasses(Layer, __name__)
+LAYER_CLASSES = registry.layer_classes()
 
 
 def serialize(layer) -> dict:

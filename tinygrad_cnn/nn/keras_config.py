@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import inspect
 
-from tinygrad_cnn.nn import constraints, initializers, regularizers
+from tinygrad_cnn.nn import constraints, initializers, registry, regularizers
 
 __all__ = ["KERAS_ONLY_ARGUMENTS", "accepted_arguments", "keras_layer_order", "model_from_keras", "model_to_keras"]
 
@@ -86,12 +86,11 @@ def _plain(where: str, value):
 
 
 def _layer_class(entry: dict):
-    from tinygrad_cnn.nn import LAYER_CLASSES  # the registry lives in the package, which imports this module
-
+    layer_classes = registry.layer_classes()
     name, cls_name = entry.get("name") or entry.get("config", {}).get("name"), entry.get("class_name")
-    if cls_name in LAYER_CLASSES:
-        return LAYER_CLASSES[cls_name]
-    supported = ", ".join(LAYER_CLASSES)
+    if cls_name in layer_classes:
+        return layer_classes[cls_name]
+    supported = ", ".join(layer_classes)
     if cls_name in _MODELS:
         raise ValueError(f"load_model: the Keras layer {name!r} is a whole model ({cls_name}) used as a layer; the "
                          f"engine's models do not nest yet: rebuild it as one model")

@@ -294,9 +294,7 @@ class Model(ModelBase):
     @_serial.names_kept_on_failure()
     def from_config(cls, config: dict) -> "Model":
         """Rebuild the graph (fresh weights) from ``get_config()``; a failure uses up no layer name."""
-        from tinygrad_cnn.nn import deserialize  # the layer registry lives in the package, which imports this
-
-        layers = {entry["name"]: deserialize(entry) for entry in config["layers"]}
+        layers = {entry["name"]: registry.deserialize(entry) for entry in config["layers"]}
         produced: dict[tuple, SymbolicTensor] = {}
         for entry in config["layers"]:
             layer = layers[entry["name"]]

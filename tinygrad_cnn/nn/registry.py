@@ -55,9 +55,17 @@ def serialize(layer) -> dict:
     return out if key is None else {**out, "registered_name": key}
 
 
-def deserialize(config: dict, builtin: dict):
+def layer_classes() -> dict[str, type]:
+    """The package's own layer classes by name (``nn.LAYER_CLASSES``): every public ``Layer`` subclass defined in
+    ``tinygrad_cnn.nn``, found when asked (so every module of the package has defined its classes by then)."""
+    return _serial.subclasses(Layer, "tinygrad_cnn.nn")
+
+
+def deserialize(config: dict, builtin: dict | None = None):
     """The layer ``serialize`` described: a registered class by ``registered_name``, else a class of ``builtin``
-    by ``class_name`` (any case); a class that is neither is a ``ValueError`` saying how to register it."""
+    (default: :func:`layer_classes`) by ``class_name`` (any case); a class that is neither is a ``ValueError``
+    saying how to register it."""
+    builtin = layer_classes() if builtin is None else builtin
     if isinstance(config, dict) and config.get("registered_name") in _REGISTERED:
         return _REGISTERED[config["registered_name"]].from_config(dict(config.get("config") or {}))
     if isinstance(config, dict) and isinstance(config.get("class_name"), str):

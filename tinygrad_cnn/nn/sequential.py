@@ -115,9 +115,7 @@ class Sequential(Model):
     @_serial.names_kept_on_failure()
     def from_config(cls, config: dict) -> "Sequential":
         """Rebuild a model (fresh weights) from ``get_config()``; a failure uses up no layer name."""
-        from tinygrad_cnn.nn import deserialize  # the layer registry lives in the package, which imports this
-
-        layers = [deserialize(entry) for entry in config["layers"]]
+        layers = [registry.deserialize(entry) for entry in config["layers"]]
         model = cls(layers, name=config.get("name"))
         if not model.built and config.get("build_input_shape") is not None:
             model.build(tuple(config["build_input_shape"]))

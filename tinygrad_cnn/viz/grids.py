@@ -8,6 +8,7 @@ import numpy as np
 
 from tinygrad_cnn import validation
 from tinygrad_cnn.viz._base import hide_unused, new_figure, show_image
+from tinygrad_cnn.viz.conv import annotate_cells
 
 
 def _grid_shape(count: int, ncols: int | None) -> tuple[int, int]:
@@ -110,7 +111,6 @@ def filter_grid(kernel, max_filters: int = 64, in_channel: int | None = None, ti
     bar. ``names``: one title per filter (default its index); ``values=True``
     writes each weight in its cell (for small hand-made kernels).
     """
-    from tinygrad_cnn.viz.conv import annotate_cells
 
     k = np.asarray(kernel, dtype=np.float64)
     if k.ndim == 3:  # 1-D kernel (k, in, out): show each filter as a 1 x k strip
