@@ -118,3 +118,4 @@ def dtype_choice(fn: str, arg: str, value, choices: Sequence[str]) -> str:
     except TypeError as exc:
         raise TypeError(f"{fn}: {arg} must be one of {_fmt(choices)}; got {value!r}") from exc
     return choice(fn, arg, name, choices)
+

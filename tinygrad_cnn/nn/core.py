@@ -98,9 +98,7 @@ class Dropout(Layer):
         if noise_shape is not None and not isinstance(noise_shape, (tuple, list)):
             raise TypeError(f"{self._where()}: noise_shape must be a tuple or None; got {noise_shape!r}")
         self.noise_shape = None if noise_shape is None else tuple(noise_shape)
-        if seed is not None and (not validation.is_int(seed) or seed < 0):
-            raise TypeError(f"{self._where()}: seed must be a non-negative int or None; got {seed!r}")
-        self.seed = seed
+        self.seed = validation.seed(self._where(), "seed", seed, allow_generator=False)
         self._rng = make_rng(seed)
 
     @property

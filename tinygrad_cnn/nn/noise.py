@@ -78,9 +78,7 @@ class _Noise(Layer):
         super().__init__(**kwargs)
         setattr(self, self.amount_arg, validation.number_in(self._where(), self.amount_arg, amount, 0.0, 1.0,
                                                             high_open=self.amount_arg == "rate"))
-        if seed is not None and (not validation.is_int(seed) or seed < 0):
-            raise TypeError(f"{self._where()}: seed must be a non-negative int or None; got {seed!r}")
-        self.seed = seed
+        self.seed = validation.seed(self._where(), "seed", seed, allow_generator=False)
         self._rng = make_rng(seed)
 
     @property
