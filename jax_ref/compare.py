@@ -21,6 +21,7 @@ from jax_ref._report import Report, compare_arrays, float64
 from jax_ref.losses import engine_loss_function
 from jax_ref.model import from_engine
 from jax_ref.parity import clone_engine
+from jax_ref.train import check_data
 from tinygrad_cnn import functional as F
 from tinygrad_cnn.tensor import Tensor
 
@@ -174,6 +175,7 @@ def compare_gradients(model, x, y, loss="cross_entropy", dtype=np.float64, train
     with ctx:
         engine = clone_engine(model, dtype)
         twin = from_engine(engine)
+        x, y = check_data("compare_gradients", twin, x, y, loss)  # the engine's checks (empty batch, labels)
         xs = [np.asarray(a, dtype) for a in (x if twin.multiple_inputs else [x])]
         y = jax.tree_util.tree_map(
             lambda t: np.asarray(t) if np.issubdtype(np.asarray(t).dtype, np.integer) else np.asarray(t, dtype), y)

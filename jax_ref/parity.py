@@ -24,7 +24,7 @@ import numpy as np
 from jax_ref._report import float64
 from jax_ref.losses import engine_loss_function
 from jax_ref.model import from_engine
-from jax_ref.train import batch_schedule, train
+from jax_ref.train import batch_schedule, check_counts, check_data, train
 from tinygrad_cnn import optim
 
 
@@ -74,6 +74,7 @@ def parity(model, x, y, optimizer="sgd", steps=50, batch_size=32, seed=0, learni
     (one registry of names for both sides). ``training=True`` trains in training mode (BatchNormalization on
     batch statistics, its moving statistics updated on both sides and compared).
     """
+    check_counts("parity", batch_size, 1, steps, seed, min_steps=1)  # zero steps would compare nothing
     dtype = np.dtype(dtype or model.get_weights()[0].dtype)
     if dtype == np.float64:
         with float64():
@@ -90,6 +91,7 @@ def _parity(model, x, y, optimizer, steps, batch_size, seed, learning_rate, loss
     several_outputs = not getattr(model, "_single_output", True)
     engine = clone_engine(model, dtype)
     twin = from_engine(engine)
+    check_data("parity", twin, x, y, loss)  # before either side trains: the engine's checks, once
     # engine
     opt = engine_optimizer(optimizer, engine.parameters(), learning_rate, **kw)
     loss_fn = engine_loss_function(loss)

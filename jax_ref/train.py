@@ -32,8 +32,10 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
+from jax_ref.losses import loss_function
 from jax_ref.model import JaxModel, from_engine
 from tinygrad_cnn import optim, validation
+from tinygrad_cnn.nn import data_adapter
 from tinygrad_cnn.optim import schedules
 
 # -- optimizers -----------------------------------------------------------------------------------------
@@ -68,6 +70,7 @@ def make_optimizer(optimizer, learning_rate, global_clipnorm=None, **kwargs) -> 
     if isinstance(optimizer, optax.GradientTransformation):
         return optimizer
     name = validation.choice("jax_ref.train", "optimizer", optimizer, tuple(optim.OPTIMIZERS))
+    optim.check_learning_rate("jax_ref.train", learning_rate)
     if name == "rmsprop":
         kwargs = {"decay": 0.9, "eps": 1e-8, **kwargs}
     tx = getattr(optax, name)(optax_schedule(learning_rate), **kwargs)
@@ -91,6 +94,40 @@ def batch_schedule(n, batch_size, steps=None, epochs=1, seed=0):
         out += [perm[i * batch_size:(i + 1) * batch_size] for i in range(per_epoch)]
         epoch += 1
     return out[:total]
+
+
+def check_counts(fn, batch_size, epochs, steps, seed, min_steps=0):
+    """``(batch_size, epochs, steps, seed)`` as ints, checked as ``fit`` checks its own (``batch_size >= 1``,
+    ``epochs >= 0``; ``steps``, None or ``>= min_steps``, and the ``seed`` of the batch order, an int >= 0)."""
+    return (validation.positive_int(fn, "batch_size", batch_size),
+            validation.positive_int(fn, "epochs", epochs, minimum=0),
+            None if steps is None and min_steps == 0 else validation.positive_int(fn, "steps", steps, min_steps),
+            validation.positive_int(fn, "seed", seed, minimum=0))
+
+
+def check_data(fn, jax_model, x, y, loss, params=None):
+    """``(x, y)`` as arrays, refused as the engine refuses them, before ``jax.jit`` hides the values.
+
+    One path for both sides: the arrays and their common length through ``nn.data_adapter.paired_arrays`` (a
+    list per input / output for graph models), and the targets through the registry loss' own checks
+    (``tinygrad_cnn.losses.one_hot_targets``: integer class ids in ``[0, classes)``, shapes), run once on the
+    concrete ``y`` against zeros shaped like the model's outputs (``jax.eval_shape``, nothing computed). A JAX
+    callable loss is the caller's and is not probed."""
+    x, y = data_adapter.paired_arrays(fn, x, y, jax_model.multiple_inputs, jax_model.multiple_outputs)
+    if callable(loss) and not hasattr(loss, "get_config"):
+        return x, y
+    params = jax_model.params if params is None else params
+    weights = jax.tree_util.tree_leaves(params)
+    shapes = jax.tree_util.tree_map(  # the inputs as the model's layers cast them (Keras' dtype policy)
+        lambda a: jax.ShapeDtypeStruct(a.shape, weights[0].dtype if weights else a.dtype), x)
+    outs = jax.eval_shape(lambda p, s, v: jax_model.run(p, s, v)[0], params, jax_model.state, shapes)
+    apply = loss_function(loss)
+    for out, target in zip(outs, y if jax_model.multiple_outputs else [y], strict=True):
+        try:
+            apply(np.zeros(out.shape, out.dtype), target)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{fn}: y does not fit the model's output of shape {out.shape}: {exc}") from exc
+    return x, y
 
 
 def _trainable_labels(model, params):
@@ -151,16 +188,17 @@ def train(jax_model, x, y, optimizer="sgd", learning_rate=0.01, batch_size=32, e
     Dropout keys: step ``t`` uses ``fold_in(key(seed), t)``. ``x`` (and ``y``) may be lists, one array per model
     input (output).
     """
+    batch_size, epochs, steps, seed = check_counts("jax_ref.train", batch_size, epochs, steps, seed)
     if not isinstance(jax_model, JaxModel):  # an engine model: train its twin (write back with .to_engine)
         jax_model = from_engine(jax_model)
     params = jax_model.params if params is None else params
+    x, y = check_data("jax_ref.train", jax_model, x, y, loss, params)
     labels = _trainable_labels(jax_model, params)
     if isinstance(optimizer_kwargs.get("mask"), (list, tuple)):  # the engine's form: one bool per trainable weight
         optimizer_kwargs["mask"] = _mask_tree(labels, optimizer_kwargs["mask"])
     tx = make_optimizer(optimizer, learning_rate, **optimizer_kwargs)
     if any(v == "freeze" for ws in labels.values() for v in ws.values()):
         tx = optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()}, labels)
-    x, y = (jax.tree_util.tree_map(np.asarray, v) for v in (x, y))
     batches = batch_schedule(len(jax.tree_util.tree_leaves(x)[0]), batch_size, steps, epochs, seed)
     step = make_step(jax_model, tx, loss, training, regularization)
     opt_state = tx.init(params)

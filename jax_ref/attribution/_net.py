@@ -4,7 +4,9 @@
 ``Sequential``, converted once with ``from_engine``) with one input and one output, and returns ``(net,
 params)``: ``net`` holds the pure functions (the twin's walk over the model's nodes in inference mode,
 max pooling with non-overlapping windows given a fast but identical gradient, see ``_maxpool``) and a cache of
-compiled ones (kept per model, so a second call with the same shapes does not recompile), ``params`` every
+compiled ones (kept on the model under its architecture, ``architecture_key``: a second call with the same
+shapes does not recompile, and a model changed since (``model.add``, a rebuild, another config or weight
+shape) gets a new net rather than a stale description of the old one), ``params`` every
 weight of every layer, ``{layer: {weight: array}}`` with the layer state (BatchNormalization's moving
 statistics, which inference uses) beside the trained weights, read afresh on every call (so a model trained
 between two calls is seen as it is now).
@@ -25,6 +27,7 @@ later calls with that shape only look it up.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import jax
@@ -107,16 +110,33 @@ def _jax_params(model: JaxModel):
     return {name: {**model.params.get(name, {}), **model.state.get(name, {})} for name in names}
 
 
+def architecture_key(model) -> tuple:
+    """What a model's net depends on, as a comparable value: for an engine model its config (layers, their
+    hyperparameters and the graph, as JSON), input shape and every weight's ``(layer, name, shape, dtype)``; for
+    a ``JaxModel`` (fixed at ``from_engine``) its nodes and the shapes and dtypes of its parameters."""
+    if isinstance(model, JaxModel):
+        leaves = jax.tree_util.tree_leaves_with_path((model.params, model.state))
+        return (tuple(model.node_names), tuple((jax.tree_util.keystr(path), tuple(np.shape(a)), str(a.dtype))
+                                               for path, a in leaves))
+    weights = tuple((layer.name, name, tuple(t.shape), str(t.dtype)) for layer in model.layers
+                    for name, t in zip(layer.weight_names, layer.weights, strict=True))
+    config = json.dumps(model.get_config(), sort_keys=True, default=repr)
+    return config, str(getattr(model, "input_shape", None)), weights
+
+
 def as_net(model):
     """``(net, params)`` for a JaxModel or an engine model (see the module docstring)."""
     is_jax = isinstance(model, JaxModel)
     if not is_jax and not (hasattr(model, "layers") and hasattr(model, "get_config")):
         raise TypeError(f"attribution: model must be a jax_ref JaxModel or an engine Model/Sequential; got "
                         f"{type(model).__name__}")
-    net = model.__dict__.get(_ATTR)  # kept on the model: it lives exactly as long as the model does
-    if net is None:
+    key = architecture_key(model)
+    cached = model.__dict__.get(_ATTR)  # kept on the model: it lives exactly as long as the model does
+    if cached is not None and cached[0] == key:
+        net = cached[1]
+    else:
         net = _build(model if is_jax else from_engine(model))
-        model.__dict__[_ATTR] = net
+        model.__dict__[_ATTR] = (key, net)
     return net, (_jax_params(model) if is_jax else _engine_params(model))
 
 

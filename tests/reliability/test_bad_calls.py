@@ -94,6 +94,17 @@ def _attr():
     return attribution
 
 
+def _twin_train(y=None, **kwargs):
+    import jax_ref
+    return jax_ref.train(_model(), kwargs.pop("x", XS), YS if y is None else y, batch_size=kwargs.pop("batch_size", 2),
+                         steps=kwargs.pop("steps", 1), verbose=False, **kwargs)
+
+
+def _twin(fn, *args, **kwargs):
+    import jax_ref
+    return getattr(jax_ref, fn)(_model(), *args, **kwargs)
+
+
 IMG = np.random.default_rng(0).standard_normal((6, 6, 3)).astype(np.float32)
 
 
@@ -474,6 +485,40 @@ ROWS = [
     ("set-random-seed-none", lambda: nn.set_random_seed(None), TypeError,
      r"^set_random_seed: seed must be an integer >= 0; got None"),
     ("set-random-seed-negative", lambda: nn.set_random_seed(-1), TypeError, r"^set_random_seed: seed must be"),
+    # -- issue 16 item 4: the twin refuses what the engine refuses, with the engine's own checks --------------
+    ("jax-train-labels-out-of-range", lambda: _twin_train(y=YS + 3), ValueError,
+     r"^jax_ref.train: y does not fit the model's output of shape \(4, 3\): cross_entropy: labels must be class ids "
+     r"in \[0, 3\); got 3$"),
+    ("jax-train-labels-negative", lambda: _twin_train(y=YS - 1), ValueError,
+     r"^jax_ref.train: .*labels must be class ids in \[0, 3\); got -1$"),
+    ("jax-train-float-labels", lambda: _twin_train(y=YS.astype(np.float32)), TypeError,
+     r"^jax_ref.train: y does not fit .*labels must be integer class ids .*pass labels.astype\(int\)"),
+    ("jax-train-learning-rate-negative", lambda: _twin_train(learning_rate=-0.1), ValueError,
+     r"^jax_ref.train: learning_rate must be in \[0.0, inf\); got -0.1$"),
+    ("jax-train-learning-rate-nan", lambda: _twin_train(learning_rate=float("nan")), ValueError,
+     r"^jax_ref.train: learning_rate must be in \[0.0, inf\); got nan$"),
+    ("jax-train-steps-negative", lambda: _twin_train(steps=-1), ValueError,
+     r"^jax_ref.train: steps must be an integer >= 0; got -1$"),
+    ("jax-train-epochs-negative", lambda: _twin_train(steps=None, epochs=-2), ValueError,
+     r"^jax_ref.train: epochs must be an integer >= 0; got -2$"),
+    ("jax-train-batch-size-zero", lambda: _twin_train(batch_size=0), ValueError,
+     r"^jax_ref.train: batch_size must be an integer >= 1; got 0$"),
+    ("jax-train-seed-none", lambda: _twin_train(seed=None), TypeError,
+     r"^jax_ref.train: seed must be an integer >= 0; got None"),
+    ("jax-train-xy-lengths", lambda: _twin_train(y=YS[:3]), ValueError,
+     r"^jax_ref.train: x has 4 examples but y has 3; every input and target needs one entry per example$"),
+    ("jax-train-empty-x", lambda: _twin_train(x=XS[:0], y=YS[:0]), ValueError,
+     r"^jax_ref.train: x must be a non-empty array with a batch axis; got shape \(0, 6, 6, 3\)$"),
+    ("parity-steps-zero", lambda: _twin("parity", XS, YS, steps=0, batch_size=2), ValueError,
+     r"^parity: steps must be an integer >= 1; got 0$"),
+    ("parity-labels-out-of-range", lambda: _twin("parity", XS, YS + 7, steps=1, batch_size=2), ValueError,
+     r"^parity: y does not fit .*labels must be class ids in \[0, 3\); got 7$"),
+    ("parity-xy-lengths", lambda: _twin("parity", XS, YS[:2], steps=1, batch_size=2), ValueError,
+     r"^parity: x has 4 examples but y has 2"),
+    ("compare-gradients-empty-batch", lambda: _twin("compare_gradients", XS[:0], YS[:0]), ValueError,
+     r"^compare_gradients: x must be a non-empty array with a batch axis; got shape \(0, 6, 6, 3\)$"),
+    ("compare-gradients-labels-out-of-range", lambda: _twin("compare_gradients", XS, YS + 3), ValueError,
+     r"^compare_gradients: y does not fit .*got 3$"),
 ]
 
 MIN_ROWS = 60

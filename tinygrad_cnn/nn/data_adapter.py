@@ -27,7 +27,7 @@ import numpy as np
 from tinygrad_cnn.tensor import Tensor
 
 __all__ = ["ArrayData", "Epochs", "IterableData", "class_weights_to_sample_weights", "is_batch_iterable",
-           "split_validation", "to_array"]
+           "paired_arrays", "split_validation", "to_array"]
 
 
 def to_array(where: str, arg: str, value) -> np.ndarray:
@@ -36,6 +36,32 @@ def to_array(where: str, arg: str, value) -> np.ndarray:
     if a.ndim < 1 or len(a) == 0:
         raise ValueError(f"{where}: {arg} must be a non-empty array with a batch axis; got shape {a.shape}")
     return a
+
+
+def paired_arrays(where: str, x, y=None, several_x: bool = False, several_y: bool = False):
+    """``(x, y)`` as arrays (``to_array``) that share one batch length; ``y=None`` stays None.
+
+    ``several_x`` (``several_y``): ``x`` (``y``) is a list or tuple of arrays, one per model input (output), each
+    checked and all of the same length (the JAX twin's form for graph models; the engine's ``fit`` takes one)."""
+    def checked(arg, value, several):
+        if not several:
+            return [to_array(where, arg, value)]
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ValueError(f"{where}: {arg} must be a list of arrays, one per model "
+                             f"{'input' if arg == 'x' else 'output'}; got {type(value).__name__}")
+        return [to_array(where, f"{arg}[{i}]", v) for i, v in enumerate(value)]
+
+    xs = checked("x", x, several_x)
+    ys = [] if y is None else checked("y", y, several_y)
+    n = len(xs[0])
+    labelled = [(f"x[{i}]", a) for i, a in enumerate(xs)] if several_x else [("x", xs[0])]
+    labelled += [(f"y[{i}]", a) for i, a in enumerate(ys)] if several_y else [("y", a) for a in ys]
+    for arg, a in labelled[1:]:
+        if len(a) != n:
+            raise ValueError(f"{where}: {labelled[0][0]} has {n} examples but {arg} has {len(a)}; every input and "
+                             f"target needs one entry per example")
+    pick = lambda arrays, several: arrays if several else arrays[0]  # noqa: E731
+    return pick(xs, several_x), (None if y is None else pick(ys, several_y))
 
 
 def is_batch_iterable(x) -> bool:

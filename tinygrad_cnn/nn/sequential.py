@@ -93,11 +93,17 @@ class Sequential(Model):
         if source is None or source.batch_shape[1:] != shape[1:]:
             source = InputLayer(batch_shape=shape, dtype=self._layers[0].dtype if self._layers else None,
                                 name=f"{self.name}_input")
+        saved = [(layer, list(layer._inbound_nodes)) for layer in self._layers]  # a failed build puts them back
         for node in self._own_nodes:
             node.layer._inbound_nodes.remove(node)
-        x = source.output
-        for layer in self._layers:
-            x = layer(x)
+        try:
+            x = source.output
+            for layer in self._layers:
+                x = layer(x)
+        except Exception:
+            for layer, nodes in saved:
+                layer._inbound_nodes[:] = nodes
+            raise
         self._set_graph([source.output], [x])
         self._own_nodes = [node for node in self._nodes if not isinstance(node.layer, InputLayer)]
 

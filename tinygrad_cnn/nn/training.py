@@ -35,19 +35,8 @@ from tinygrad_cnn.nn import data_adapter as da
 from tinygrad_cnn.nn.callbacks import CallbackList, History
 from tinygrad_cnn.nn.compile_utils import get_loss, get_metric, weighted_loss
 from tinygrad_cnn.ops.random import rng as make_rng
-from tinygrad_cnn.tensor import Tensor
 
 __all__ = ["History", "ModelBase", "get_loss", "get_metric", "weighted_loss"]
-
-
-def _arrays(fn: str, x, y=None):
-    x = da.to_array(fn, "x", x)
-    if y is None:
-        return x, None
-    y = np.asarray(y.data if isinstance(y, Tensor) else y)
-    if y.ndim < 1 or len(y) != len(x):
-        raise ValueError(f"{fn}: x has {len(x)} examples but y has {len(y) if y.ndim else 'none (a scalar)'}")
-    return x, y
 
 
 def _verbose(fn: str, verbose) -> int:
@@ -231,7 +220,7 @@ class ModelBase:
         else:
             if y is None:
                 raise ValueError("fit: y is None; give the targets y, or x as an iterable of (x, y) batches")
-            x, y = _arrays("fit", x, y)
+            x, y = da.paired_arrays("fit", x, y)
             x = self._inputs(x)
             self._check_input("fit", x)
             sw = None if sample_weight is None else da.sample_weights("fit", sample_weight, len(x))
@@ -257,7 +246,7 @@ class ModelBase:
             data, y, sample_weight = (list(data) + [None])[:3]
         if needs_targets and y is None:
             raise ValueError(f"{where}: y is None; give the targets y, or x as an iterable of (x, y) batches")
-        x, y = _arrays(where, data, y)
+        x, y = da.paired_arrays(where, data, y)
         x = self._inputs(x)
         self._check_input(where, x)
         sw = None if sample_weight is None else da.sample_weights(where, sample_weight, len(x))
@@ -309,38 +298,45 @@ class ModelBase:
                                  epochs=epochs, steps=epoch_iterator.steps, batch_size=batch_size)
         if not self.built:
             self.build((None,) + data.x.shape[1:])
+        previous = self.optimizer, self._compiled_trainable
         opt = self._make_optimizer()
-        for layer in self._layers:  # fit(seed) reseeds every random layer; seed=None only the unseeded ones
-            if hasattr(layer, "reseed") and (seed is not None or getattr(layer, "seed", None) is None):
-                layer.reseed(np.random.default_rng(rng.integers(2 ** 63)))
-        callbacks.set_model(self)
-        self.stop_training = False
-        callbacks.on_train_begin()
-        training_logs = {}
-        for epoch in range(initial_epoch, epochs):
-            callbacks.on_epoch_begin(epoch)
-            sums, seen = {"loss": 0.0, **{name: 0.0 for name, _ in self.metrics}}, 0
-            for step, (xb, yb, wb) in epoch_iterator.epoch():
-                callbacks.on_train_batch_begin(step)
-                loss, out = self.train_step(xb, yb, opt, wb)
-                seen += len(xb)
-                sums["loss"] += loss * len(xb)
-                for name, fn in self.metrics:
-                    sums[name] += fn(out, yb) * len(xb)
-                callbacks.on_train_batch_end(step, {k: v / seen for k, v in sums.items()})
+        count = opt.count
+        try:
+            for layer in self._layers:  # fit(seed) reseeds every random layer; seed=None only the unseeded ones
+                if hasattr(layer, "reseed") and (seed is not None or getattr(layer, "seed", None) is None):
+                    layer.reseed(np.random.default_rng(rng.integers(2 ** 63)))
+            callbacks.set_model(self)
+            self.stop_training = False
+            callbacks.on_train_begin()
+            training_logs = {}
+            for epoch in range(initial_epoch, epochs):
+                callbacks.on_epoch_begin(epoch)
+                sums, seen = {"loss": 0.0, **{name: 0.0 for name, _ in self.metrics}}, 0
+                for step, (xb, yb, wb) in epoch_iterator.epoch():
+                    callbacks.on_train_batch_begin(step)
+                    loss, out = self.train_step(xb, yb, opt, wb)
+                    seen += len(xb)
+                    sums["loss"] += loss * len(xb)
+                    for name, fn in self.metrics:
+                        sums[name] += fn(out, yb) * len(xb)
+                    callbacks.on_train_batch_end(step, {k: v / seen for k, v in sums.items()})
+                    if self.stop_training:
+                        break
+                if epoch_iterator.ran_out:  # the data gave no batch this epoch (Keras warned): training is over
+                    break
+                logs = {k: v / seen for k, v in sums.items()}
+                if val_data is not None and (epoch + 1 in validation_freq if isinstance(validation_freq, set)
+                                             else (epoch + 1) % validation_freq == 0):
+                    val = self._evaluate(val_data, validation_steps, callbacks)
+                    logs.update({f"val_{k}": v for k, v in val.items()})
+                callbacks.on_epoch_end(epoch, logs)
+                training_logs = logs
                 if self.stop_training:
                     break
-            if epoch_iterator.ran_out:  # the data gave no batch this epoch (Keras warned): training is over
-                break
-            logs = {k: v / seen for k, v in sums.items()}
-            if val_data is not None and (epoch + 1 in validation_freq if isinstance(validation_freq, set)
-                                         else (epoch + 1) % validation_freq == 0):
-                val = self._evaluate(val_data, validation_steps, callbacks)
-                logs.update({f"val_{k}": v for k, v in val.items()})
-            callbacks.on_epoch_end(epoch, logs)
-            training_logs = logs
-            if self.stop_training:
-                break
+        except BaseException:  # refused before the first update (labels the loss rejects, ...): nothing changed
+            if opt.count == count:
+                self.optimizer, self._compiled_trainable = previous
+            raise
         callbacks.on_train_end(training_logs)
         self.history = callbacks.history
         return self.history
@@ -394,7 +390,7 @@ class ModelBase:
         if da.is_batch_iterable(x):
             data = da.IterableData("predict", x, needs_targets=False, check_x=self._check_input)
         else:
-            x, _ = _arrays("predict", x)
+            x, _ = da.paired_arrays("predict", x)
             x = self._inputs(x)
             self._check_input("predict", x)
             data = da.ArrayData(x, None, None, batch_size)

@@ -45,7 +45,8 @@ from tinygrad_cnn import observe, validation
 from tinygrad_cnn.optim import schedules
 from tinygrad_cnn.tensor import Tensor
 
-__all__ = ["OPTIMIZERS", "SGD", "Adam", "AdamW", "Optimizer", "RMSprop", "clip_by_global_norm", "get", "schedules"]
+__all__ = ["OPTIMIZERS", "SGD", "Adam", "AdamW", "Optimizer", "RMSprop", "check_learning_rate", "clip_by_global_norm",
+           "get", "schedules"]
 
 
 def clip_by_global_norm(grads: list, max_norm: float) -> list:
@@ -55,6 +56,14 @@ def clip_by_global_norm(grads: list, max_norm: float) -> list:
     if norm < max_norm:
         return grads
     return [(g / g.dtype.type(norm)) * g.dtype.type(max_norm) for g in grads]
+
+
+def check_learning_rate(where: str, value):
+    """``value`` if it is a schedule (a callable ``count -> rate``, checked at each step) or a finite number >= 0
+    (as a float), else raise: the one check of every optimizer's ``learning_rate`` and of the JAX twin's."""
+    if callable(value):
+        return value
+    return validation.number_in(where, "learning_rate", value, 0.0, float("inf"), high_open=True)
 
 
 class Optimizer:
@@ -109,10 +118,7 @@ class Optimizer:
 
     @learning_rate.setter
     def learning_rate(self, value) -> None:
-        if not callable(value):
-            value = validation.number_in(type(self).__name__, "learning_rate", value, 0.0, float("inf"),
-                                         high_open=True)
-        self._learning_rate = value
+        self._learning_rate = check_learning_rate(type(self).__name__, value)
 
     def _lr(self) -> float:
         lr = self.learning_rate
