@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import json
 import subprocess
 import sys
 import textwrap
@@ -46,20 +47,23 @@ def _steps(model, opt, n):
         model.train_step(X[idx], Y[idx], opt)
 
 
-@pytest.mark.parametrize("make_opt", [lambda p: optim.SGD(p, 0.01, momentum=0.9), lambda p: optim.Adam(p),
-                                      lambda p: optim.AdamW(p), lambda p: optim.RMSprop(p, 1e-3)],
-                         ids=["sgd-momentum", "adam", "adamw", "rmsprop"])
-def test_training_steps_do_not_grow_live_tensors_or_graph_nodes(make_opt):
-    model = _model()
-    model.compile(make_opt(model.parameters()), F.cross_entropy)
-    opt = model._make_optimizer()
-    _steps(model, opt, 3)  # warm-up: optimizer state, grads, caches
-    before = _live(tg.Tensor, Context)
-    _steps(model, opt, 20)
-    assert _live(tg.Tensor, Context) == before
+OPTIMIZERS = {"sgd-momentum": lambda p: optim.SGD(p, 0.01, momentum=0.9), "adam": optim.Adam,
+              "adamw": optim.AdamW, "rmsprop": lambda p: optim.RMSprop(p, 1e-3)}
 
 
-def test_training_steps_do_not_grow_traced_memory():
+def growth_figures() -> dict:
+    """Live Tensors and Contexts around 20 training steps per optimizer, the traced memory grown over 40 steps
+    (after warm-up) and the Contexts left by no-grad inference. Run in a fresh interpreter (``fresh_process``):
+    with the rest of the suite's imports in the heap, each garbage collection and heap walk costs seconds."""
+    figures = {"live": {}}
+    for name, make_opt in OPTIMIZERS.items():
+        model = _model()
+        model.compile(make_opt(model.parameters()), F.cross_entropy)
+        opt = model._make_optimizer()
+        _steps(model, opt, 3)  # warm-up: optimizer state, grads, caches
+        before = _live(tg.Tensor, Context)
+        _steps(model, opt, 20)
+        figures["live"][name] = [before, _live(tg.Tensor, Context)]
     model = _model()
     model.compile("adam", F.cross_entropy)
     opt = model._make_optimizer()
@@ -72,9 +76,36 @@ def test_training_steps_do_not_grow_traced_memory():
         start = tracemalloc.get_traced_memory()[0]
         _steps(model, opt, 40)
         gc.collect()
-        growth = tracemalloc.get_traced_memory()[0] - start
+        figures["traced_growth"] = tracemalloc.get_traced_memory()[0] - start
     finally:
         tracemalloc.stop()
+    model = _model()
+    with tg.no_grad():
+        model(X)
+    (contexts,) = _live(Context)
+    with tg.no_grad():
+        for _ in range(5):
+            y = model(X)
+    figures["no_grad"] = {"recorded": y._ctx is not None, "contexts": [contexts, _live(Context)[0]]}
+    return figures
+
+
+@pytest.fixture(scope="module")
+def fresh_process() -> dict:
+    code = f"import json, runpy; print(json.dumps(runpy.run_path({__file__!r})['growth_figures']()))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_training_steps_do_not_grow_live_tensors_or_graph_nodes(fresh_process, name):
+    before, after = fresh_process["live"][name]
+    assert after == before, f"{name}: live (Tensors, Contexts) went from {before} to {after} over 20 steps"
+
+
+def test_training_steps_do_not_grow_traced_memory(fresh_process):
+    growth = fresh_process["traced_growth"]
     assert growth < 64 * 1024, f"traced memory grew by {growth} bytes over 40 steps"
 
 
@@ -99,15 +130,9 @@ def test_graph_is_freed_by_reference_counting_alone_and_optimizer_holds_no_graph
         assert all(type(v) is np.ndarray for v in state.values())
 
 
-def test_no_grad_inference_records_nothing():
-    model = _model()
-    with tg.no_grad():
-        model(X)
-    (contexts,) = _live(Context)
-    with tg.no_grad():
-        for _ in range(5):
-            y = model(X)
-    assert y._ctx is None and _live(Context) == (contexts,)
+def test_no_grad_inference_records_nothing(fresh_process):
+    figures = fresh_process["no_grad"]
+    assert not figures["recorded"] and figures["contexts"][1] == figures["contexts"][0], figures
 
 
 # -- determinism ---------------------------------------------------------------------------------------------
