@@ -26,11 +26,35 @@ from tinygrad_cnn import functional as F
 from tinygrad_cnn import validation
 from tinygrad_cnn.conv_arithmetic import conv_output_size, effective_kernel_size, explicit_pads
 from tinygrad_cnn.nn import activations, constraints, initializers, regularizers
+from tinygrad_cnn.nn._docs import CONV_GEOMETRY, LAYER_KWARGS, WEIGHT_ARGS
 from tinygrad_cnn.nn.core import WeightedMixin
 from tinygrad_cnn.nn.layer import Layer
 
 __all__ = ["Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Conv3DTranspose", "DepthwiseConv1D",
            "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D"]
+
+_CONV_DOC = """{summary}
+
+    ``y = activation(conv(x, kernel) + bias)``, cross-correlation as Keras (the kernel is not flipped):
+    ``y[b, o..., f] = sum_{{k..., c}} x[b, o S + k d..., g(f) C/groups + c] kernel[k..., c, f]``, g(f) the
+    group of filter f. Weights: ``kernel`` of shape ``kernel_size + (in_channels // groups, filters)``,
+    ``bias`` of shape ``(filters,)``.
+
+    Input shape: ``{shape_in}`` (``channels_last``) or channels first. Output: the same rank
+    with ``filters`` channels and each spatial size ``floor((W - F_eff) / S) + 1`` (``"valid"``) or
+    ``ceil(W / S)`` (``"same"``).{extra}
+
+    Args:
+        filters: positive int, the number of output channels.
+""" + CONV_GEOMETRY + """
+        groups: positive int, default 1: split the input channels into this many groups, each convolved
+            with its own ``filters // groups`` filters (``filters`` and in_channels must be divisible by it).
+""" + WEIGHT_ARGS.format(k="kernel") + "\n" + LAYER_KWARGS + """
+
+    Raises:
+        ValueError: an argument out of range (named in the message), ``strides > 1`` together with
+            ``dilation_rate > 1``, or an input whose rank or channel count does not fit.
+"""
 
 
 class _BaseConv(WeightedMixin, Layer):
@@ -139,20 +163,29 @@ class _Conv(_BaseConv):
 
 
 class Conv1D(_Conv):
-    """1-D convolution over (batch, steps, channels); ``padding`` may also be ``"causal"``."""
+    __doc__ = _CONV_DOC.format(
+        summary="1-D convolution over (batch, steps, channels), as ``keras.layers.Conv1D``.",
+        shape_in="(batch, steps, channels)",
+        extra=' ``padding`` may also be\n    ``"causal"``: zeros on the left only, output t sees only inputs up to t.')
 
     rank = 1
     _paddings = ("valid", "same", "causal")
 
 
 class Conv2D(_Conv):
-    """2-D convolution over (batch, rows, cols, channels)."""
+    __doc__ = _CONV_DOC.format(
+        summary="2-D convolution over (batch, rows, cols, channels), as ``keras.layers.Conv2D``.",
+        shape_in="(batch, rows, cols, channels)",
+        extra="")
 
     rank = 2
 
 
 class Conv3D(_Conv):
-    """3-D convolution over (batch, d1, d2, d3, channels)."""
+    __doc__ = _CONV_DOC.format(
+        summary="3-D convolution over (batch, d1, d2, d3, channels), as ``keras.layers.Conv3D``.",
+        shape_in="(batch, d1, d2, d3, channels)",
+        extra="")
 
     rank = 3
 

@@ -7,6 +7,7 @@ import numpy as np
 from tinygrad_cnn import functional as F
 from tinygrad_cnn import ops, validation
 from tinygrad_cnn.nn import activations, constraints, initializers, regularizers
+from tinygrad_cnn.nn._docs import LAYER_KWARGS, WEIGHT_ARGS
 from tinygrad_cnn.nn.graph import Node, SymbolicTensor
 from tinygrad_cnn.nn.layer import Layer
 from tinygrad_cnn.ops.random import dropout_mask
@@ -54,7 +55,18 @@ class WeightedMixin:
 
 
 class Dense(WeightedMixin, Layer):
-    """y = activation(x @ kernel + bias) on the last axis; kernel (in, units), bias (units,)."""
+    __doc__ = """Fully connected layer, as ``keras.layers.Dense``: ``y = activation(x @ kernel + bias)``.
+
+    Acts on the last axis: input ``(batch, ..., in_features)``, output ``(batch, ..., units)``.
+    Weights: ``kernel`` of shape ``(in_features, units)``, ``bias`` of shape ``(units,)``.
+
+    Args:
+        units: positive int, the number of output features.
+""" + WEIGHT_ARGS.format(k="kernel") + "\n" + LAYER_KWARGS + """
+
+    Raises:
+        ValueError: ``units`` not a positive int, or an input of rank < 2 or with an unknown last axis.
+"""
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
@@ -89,8 +101,23 @@ class Dense(WeightedMixin, Layer):
 
 
 class Dropout(Layer):
-    """Inverted dropout while training (zero with probability ``rate``, scale the rest by 1/(1-rate));
-    identity otherwise. ``noise_shape`` (None entries filled from the input) shares one mask along axes of size 1."""
+    __doc__ = """Inverted dropout, as ``keras.layers.Dropout``: random zeros while training, identity otherwise.
+
+    With ``training=True``: ``y = x * m / (1 - rate)``, m ~ Bernoulli(1 - rate) per element, so E[y] = x;
+    the gradient is ``m / (1 - rate)``. With ``training=False`` (``predict``/``evaluate``): ``y = x``.
+    Output shape = input shape.
+
+    Args:
+        rate: float in [0, 1), the probability of zeroing an element.
+        noise_shape: tuple or None (default): the mask's shape, broadcast against the input; None entries
+            are filled from the input, and an entry 1 shares one mask along that axis.
+        seed: non-negative int or None (default): the mask generator's seed (``fit(seed=...)`` reseeds it).
+""" + LAYER_KWARGS + """
+
+    Raises:
+        ValueError: ``rate`` outside [0, 1).
+        TypeError: ``noise_shape`` not a tuple, or ``seed`` not a non-negative int.
+"""
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -125,7 +152,13 @@ class Dropout(Layer):
 
 
 class Flatten(Layer):
-    """Reshape to (batch, -1); channels_first inputs are moved to channels-last order first (as Keras)."""
+    __doc__ = """Reshape to ``(batch, prod(other axes))``, as ``keras.layers.Flatten``.
+
+    Args:
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``; a channels_first input is moved to
+            channels-last order before flattening (as Keras), so the features come in the same order.
+""" + LAYER_KWARGS + """
+"""
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
