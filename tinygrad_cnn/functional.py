@@ -222,6 +222,23 @@ def conv(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, grou
     group's channels. Output size per axis: ``floor((W + P - F_eff) / S) + 1`` (see ``conv_arithmetic``).
     ``padding``: ``"valid"``, ``"same"`` (extra pad after), ``"causal"`` (1-D) or explicit ints/pairs.
     Gradients: input by the adjoint conv (conv_transpose), kernel by one GEMM; differentiable to any order.
+
+    Args:
+        x: input ``(batch, *spatial, in_channels)`` (``channels_last``) or ``(batch, in_channels, *spatial)``;
+            a Tensor or an array.
+        kernel: ``kernel_size + (in_channels // groups, filters)``.
+        bias: ``(filters,)`` or None (default).
+        strides: int or one int per spatial axis, default 1.
+        padding: ``"valid"`` (default), ``"same"``, ``"causal"`` (1-D) or explicit ints/``(before, after)`` pairs.
+        dilation_rate: int or one per spatial axis, default 1.
+        groups: positive int dividing both channel counts, default 1.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+
+    Returns:
+        A Tensor ``(batch, *out_spatial, filters)`` (or channels first).
+
+    Raises:
+        ValueError: shapes that do not fit (the message names the argument and both shapes).
     """
     return _conv("conv", x, kernel, bias, strides, padding, dilation_rate, groups, data_format)
 
@@ -327,6 +344,19 @@ def max_pool(x, pool_size, strides=None, padding="valid", data_format="channels_
     window of equal values sends it all to its first cell). ``return_indices=True`` also returns, as an int64
     Tensor shaped like ``y``, each window's first maximum as a flat row-major index over the input's spatial
     axes (PyTorch's convention, per batch element and channel), for :func:`max_unpool`.
+
+    Args:
+        x: input ``(batch, *spatial, channels)`` (``channels_last``) or channels first, 1-3 spatial axes.
+        pool_size: int or one int per spatial axis: the window P.
+        strides: int, tuple or None (default: ``pool_size``).
+        padding: ``"valid"`` (default), ``"same"`` or explicit ints/``(before, after)`` pairs.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        dilation_rate: keyword-only, default 1: gap between window taps.
+        ceil_mode: keyword-only bool, default False: PyTorch's rounding up of the output size.
+        return_indices: keyword-only bool, default False: also return the argmax indices.
+
+    Returns:
+        ``y`` with each spatial size ``floor((W + pads - P_eff) / S) + 1``, or ``(y, indices)``.
     """
     x, fmt, geo, _ = _pool("max_pool", x, pool_size, strides, padding, data_format, dilation_rate, ceil_mode)
     xl = _to_last(x, fmt)
@@ -381,6 +411,14 @@ def avg_pool(x, pool_size, strides=None, padding="valid", data_format="channels_
     ``count[o]``: the window's real cells (``count_include_pad=False``, Keras' ``"same"``), or with
     ``count_include_pad=True`` its cells inside the input and the ``padding`` (PyTorch's default; the cells
     ``ceil_mode`` adds are never counted). ``padding``/``ceil_mode`` as :func:`max_pool`.
+    The gradient sends ``g[o] / count[o]`` to every cell of window o.
+
+    Args:
+        x, pool_size, strides, padding, data_format, dilation_rate, ceil_mode: as :func:`max_pool`.
+        count_include_pad: keyword-only bool, default False (see above).
+
+    Returns:
+        The pooled Tensor, sizes as :func:`max_pool`.
     """
     x, fmt, geo, pads = _pool("avg_pool", x, pool_size, strides, padding, data_format, dilation_rate, ceil_mode)
     include = validation.boolean("avg_pool", "count_include_pad", count_include_pad)
@@ -478,6 +516,14 @@ def adaptive_max_pool(x, output_size, data_format="channels_last"):
     The max over a box is the max over its rows of the row maxima, and the first maximum of the last axis in
     the first row holding the maximum is the box's first maximum in row-major order: the gradient goes to
     it, as :func:`max_pool`.
+
+    Args:
+        x: input ``(batch, *spatial, channels)`` (``channels_last``) or channels first.
+        output_size: int or one int per spatial axis: the output's spatial sizes.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+
+    Returns:
+        A Tensor ``(batch, *output_size, channels)`` (or channels first).
     """
     x, fmt, out = _adaptive("adaptive_max_pool", x, output_size, data_format)
     y = _to_last(x, fmt)
@@ -501,13 +547,31 @@ def _spatial_axes(fn: str, x: Tensor, data_format: str) -> tuple[int, ...]:
 
 
 def global_max_pool(x, data_format="channels_last", keepdims=False):
-    """Maximum over all spatial axes; ties share the gradient evenly (as jnp.max)."""
+    """Maximum over all spatial axes, ``y[b, c] = max_s x[b, s, c]``; ties share the gradient evenly (as jnp.max).
+
+    Args:
+        x: input ``(batch, *spatial, channels)`` (``channels_last``) or channels first.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        keepdims: bool, default False: keep the spatial axes with size 1.
+
+    Returns:
+        A Tensor ``(batch, channels)`` (keepdims: the input's rank).
+    """
     x = as_float_tensor("global_max_pool", "x", x)
     return ops.max(x, _spatial_axes("global_max_pool", x, data_format), keepdims=bool(keepdims))
 
 
 def global_avg_pool(x, data_format="channels_last", keepdims=False):
-    """Mean over all spatial axes."""
+    """Mean over all spatial axes, ``y[b, c] = mean_s x[b, s, c]``; the gradient is ``g / (number of positions)``.
+
+    Args:
+        x: input ``(batch, *spatial, channels)`` (``channels_last``) or channels first.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        keepdims: bool, default False: keep the spatial axes with size 1.
+
+    Returns:
+        A Tensor ``(batch, channels)`` (keepdims: the input's rank).
+    """
     x = as_float_tensor("global_avg_pool", "x", x)
     return ops.mean(x, _spatial_axes("global_avg_pool", x, data_format), keepdims=bool(keepdims))
 

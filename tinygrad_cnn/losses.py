@@ -132,6 +132,20 @@ def cross_entropy(logits, labels, from_logits: bool = True, reduction: str = "me
     ValueError), renormalised to sum to 1 and clipped to ``[1e-7, 1 - 1e-7]`` before the log (Keras).
     ``label_smoothing`` s: ``y <- y (1 - s) + s / classes`` (Keras, optax.smooth_labels, PyTorch). ``ignore_index``:
     examples whose class id equals it give 0 and are not counted by ``"mean"``. vjp (logits): ``(softmax - y) * g``.
+
+    Args:
+        logits: ``(batch, ..., classes)`` scores (or probabilities with ``from_logits=False``).
+        labels: int class ids ``(batch, ...)``, or rows ``(batch, ..., classes)``.
+        from_logits: bool, default True.
+        reduction: ``"mean"`` (default, over examples), ``"sum"`` or ``"none"`` (one value per example).
+        label_smoothing: float in [0, 1], default 0.
+        ignore_index: int or None (default): a class id whose examples are skipped.
+
+    Returns:
+        A scalar Tensor (``"mean"``/``"sum"``) or one value per example (``"none"``).
+
+    Raises:
+        ValueError: labels whose shape or class ids do not fit the logits, or negative probabilities.
     """
     fn = "cross_entropy"
     from_logits = validation.boolean(fn, "from_logits", from_logits)
@@ -186,14 +200,34 @@ def binary_cross_entropy(predictions, targets, from_logits: bool = False, label_
 
 
 def mse(predictions, targets, reduction: str = "mean"):
-    """Mean squared error over the last axis, ``mean_j (p_j - t_j)^2``, then reduced over examples."""
+    """Mean squared error over the last axis, ``mean_j (p_j - t_j)^2``, then reduced over examples.
+
+    The vjp is ``2 (p - t) / features * g``.
+
+    Args:
+        predictions: ``(batch, ..., features)``.
+        targets: the same shape.
+        reduction: ``"mean"`` (default, over examples), ``"sum"`` or ``"none"`` (one value per example).
+
+    Returns:
+        A scalar Tensor, or one value per example.
+    """
     p, t = _pair("mse", predictions, targets)
     diff = p - t
     return _reduce("mse", _feature_mean(diff * diff), reduction)
 
 
 def mae(predictions, targets, reduction: str = "mean"):
-    """Mean absolute error over the last axis, ``mean_j |p_j - t_j|``; ``abs'(0) = 1`` (as jnp.abs)."""
+    """Mean absolute error over the last axis, ``mean_j |p_j - t_j|``; ``abs'(0) = 1`` (as jnp.abs).
+
+    Args:
+        predictions: ``(batch, ..., features)``.
+        targets: the same shape.
+        reduction: ``"mean"`` (default, over examples), ``"sum"`` or ``"none"`` (one value per example).
+
+    Returns:
+        A scalar Tensor, or one value per example.
+    """
     p, t = _pair("mae", predictions, targets)
     return _reduce("mae", _feature_mean(ops.abs(p - t)), reduction)
 
