@@ -84,7 +84,17 @@ class Schedule:
 
 
 def deserialize(config: dict) -> Schedule:
-    """The schedule described by ``schedule.get_config()``."""
+    """The schedule described by ``schedule.get_config()`` (the inverse of ``get_config``).
+
+    Args:
+        config: ``{"name": <function name>, "config": {<its arguments>}}``.
+
+    Returns:
+        The ``Schedule``.
+
+    Raises:
+        ValueError: a config that is not such a dict, or an unknown name.
+    """
     names = sorted(set(__all__) - {"Schedule", "deserialize"})
     if not isinstance(config, dict) or config.get("name") not in names:
         raise ValueError(f"schedules.deserialize: expected {{'name': one of {names}, "
@@ -129,7 +139,22 @@ def _polynomial(count, xp, init_value, end_value, power, transition_steps, trans
 
 
 def polynomial_schedule(init_value, end_value, power, transition_steps, transition_begin=0) -> Schedule:
-    """optax.polynomial_schedule (see the module docstring for the formula)."""
+    """optax.polynomial_schedule: from ``init_value`` to ``end_value`` along a power curve.
+
+    ``k = clip(count - transition_begin, 0, transition_steps)``,
+    ``rate = (init_value - end_value) * (1 - k / transition_steps) ** power + end_value``.
+
+    Args:
+        init_value: the rate up to ``transition_begin``.
+        end_value: the rate from ``transition_begin + transition_steps`` on.
+        power: the curve's exponent (1: linear).
+        transition_steps: int, the length of the transition (<= 0: the constant ``init_value``, optax' rule).
+        transition_begin: int, default 0: the step the transition starts at.
+
+    Returns:
+        A ``Schedule``: ``schedule(count)`` is the learning rate after ``count`` steps; pass it as an optimizer's
+        ``learning_rate``.
+    """
     fn = "polynomial_schedule"
     return Schedule(fn, _polynomial, init_value=_number(fn, "init_value", init_value),
                     end_value=_number(fn, "end_value", end_value), power=_number(fn, "power", power),
@@ -142,7 +167,18 @@ def _linear(count, xp, **config):
 
 
 def linear_schedule(init_value, end_value, transition_steps, transition_begin=0) -> Schedule:
-    """optax.linear_schedule: the polynomial schedule with power 1."""
+    """optax.linear_schedule: the polynomial schedule with power 1: a line from ``init_value`` to ``end_value``.
+
+    Args:
+        init_value: the rate up to ``transition_begin``.
+        end_value: the rate from ``transition_begin + transition_steps`` on.
+        transition_steps: int, the length of the line.
+        transition_begin: int, default 0.
+
+    Returns:
+        A ``Schedule``: ``schedule(count)`` is the learning rate after ``count`` steps; pass it as an optimizer's
+        ``learning_rate``.
+    """
     fn = "linear_schedule"
     return Schedule(fn, _linear, init_value=_number(fn, "init_value", init_value),
                     end_value=_number(fn, "end_value", end_value),
@@ -189,7 +225,21 @@ def _exponential(count, xp, init_value, transition_steps, decay_rate, transition
 
 def exponential_decay(init_value, transition_steps, decay_rate, transition_begin=0, staircase=False,
                       end_value=None) -> Schedule:
-    """optax.exponential_decay (see the module docstring for the formula)."""
+    """optax.exponential_decay: ``init_value * decay_rate ** p``, ``p = (count - transition_begin) / transition_steps``.
+
+    Args:
+        init_value: the rate up to ``transition_begin``.
+        transition_steps: int, the steps per factor ``decay_rate`` (<= 0: the constant ``init_value``).
+        decay_rate: the factor per ``transition_steps`` (0: the constant ``init_value``).
+        transition_begin: int, default 0.
+        staircase: bool, default False: floor p (a step function).
+        end_value: float or None (default): a bound the rate is clipped at (from below when ``decay_rate < 1``,
+            from above otherwise).
+
+    Returns:
+        A ``Schedule``: ``schedule(count)`` is the learning rate after ``count`` steps; pass it as an optimizer's
+        ``learning_rate``.
+    """
     fn = "exponential_decay"
     return Schedule(fn, _exponential, init_value=_number(fn, "init_value", init_value),
                     transition_steps=_int(fn, "transition_steps", transition_steps),
@@ -206,7 +256,19 @@ def _cosine(count, xp, init_value, decay_steps, alpha, exponent):
 
 
 def cosine_decay_schedule(init_value, decay_steps, alpha=0.0, exponent=1.0) -> Schedule:
-    """optax.cosine_decay_schedule (see the module docstring for the formula); ``decay_steps`` must be > 0."""
+    """optax.cosine_decay_schedule: ``init_value * ((1 - alpha) * (0.5 (1 + cos(pi k / decay_steps))) ** exponent
+    + alpha)``, ``k = min(count, decay_steps)``.
+
+    Args:
+        init_value: the rate at step 0.
+        decay_steps: int > 0, the steps to reach ``alpha * init_value``.
+        alpha: float, default 0: the final rate as a fraction of ``init_value``.
+        exponent: float, default 1.
+
+    Returns:
+        A ``Schedule``: ``schedule(count)`` is the learning rate after ``count`` steps; pass it as an optimizer's
+        ``learning_rate``.
+    """
     fn = "cosine_decay_schedule"
     decay_steps = _int(fn, "decay_steps", decay_steps)
     if decay_steps <= 0:
