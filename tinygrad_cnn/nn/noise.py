@@ -49,7 +49,13 @@ class _SpatialDropout(Dropout):
 
 
 class SpatialDropout1D(_SpatialDropout):
-    """Drops whole channels of (batch, steps, channels) inputs (no ``data_format``, as in Keras)."""
+    """Drops whole channels of (batch, steps, channels) inputs (no ``data_format``, as in Keras).
+
+    Args:
+        rate: float in [0, 1): the probability of dropping a channel (the rest are scaled by 1/(1-rate)).
+        seed: non-negative int or None (default).
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     rank = 1
 

@@ -62,6 +62,15 @@ def loss_comparison(curve_a, curve_b, labels=("engine", "JAX"), xlabel: str = "s
     Steps where ``a == b`` exactly, or where the difference is not finite, cannot
     appear on a log scale: they are left as gaps and counted in a note on the
     bottom panel (which says so when the curves are equal at every step).
+
+    Args:
+        curve_a, curve_b: 1-D sequences of losses of equal length.
+        labels: the two legend labels, default ``("engine", "JAX")``.
+        xlabel: default ``"step"``.
+        title: default ``"loss curves"``.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` (save it with ``viz.save_figure(fig, path)``).
     """
     fn = "loss_comparison"
     if not isinstance(labels, (tuple, list)) or len(labels) != 2 or not all(isinstance(s, str) for s in labels):
