@@ -32,6 +32,18 @@ def attribution_heatmap(image, attribution, signed: bool = False, how: str | Non
     ``max_abs``), clipped at the ``percentile``-th percentile, sequential colormap
     from 0. Signed maps: channels summed, diverging colormap centred on 0 (white)
     with a symmetric bound. The map's panel title says which.
+
+    Args:
+        image: the input image ``(H, W, C)`` (or ``(H, W)``).
+        attribution: a map shaped like ``image`` (e.g. from ``jax_ref.attribution``).
+        signed: bool, default False.
+        how: channel reduction for absolute maps (``viz.reduce_channels``), default ``"max_abs"``.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        title: figure title or None.
+        percentile: float, default 99: the clipping percentile of absolute maps.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` (save it with ``viz.save_figure(fig, path)``).
     """
     amap = _prepare(attribution, signed, how, data_format)
     fig, axes = new_figure(1, 2, 2.8, extra_width=0.8)
@@ -76,7 +88,18 @@ def method_comparison(image, maps: dict, signed=None, data_format: str = "channe
     """One row: the image, then one panel per method (e.g. saliency, SmoothGrad, integrated gradients,
     occlusion, Grad-CAM), each map on its own with the image's outline and its own colour bar (the methods have
     different units). ``signed``: a set of method names to show signed (by default occlusion and integrated
-    gradients), on a diverging colormap centred on 0; the others as absolute maps. Each panel says which."""
+    gradients), on a diverging colormap centred on 0; the others as absolute maps. Each panel says which.
+
+    Args:
+        image: the input image ``(H, W, C)``.
+        maps: ``{method name: map shaped like image}`` (Grad-CAM's ``(H, W)`` too), non-empty.
+        signed: a set of names to draw signed, or None (default, see above).
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        title: figure title or None.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` (save it with ``viz.save_figure(fig, path)``).
+    """
     if not maps:
         raise ValueError("method_comparison: maps is empty; pass {method name: attribution array}")
     if signed is None:

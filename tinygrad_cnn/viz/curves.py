@@ -27,7 +27,15 @@ def _history_dict(history) -> dict:
 
 def training_curves(history, title: str | None = None):
     """One panel per metric (``loss``, ``accuracy``, ...) with its ``val_`` twin on the same axes,
-    against the epoch number. ``history``: a Keras-style ``History`` or its ``.history`` dict."""
+    against the epoch number.
+
+    Args:
+        history: what ``fit`` returns (a ``History``) or its ``.history`` dict ``{name: [one value per epoch]}``.
+        title: figure title or None.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` (save it with ``viz.save_figure(fig, path)``).
+    """
     h = _history_dict(history)
     metrics = [k for k in h if not k.startswith("val_")] or list(h)
     fig, axes = new_figure(1, len(metrics), 3.2)
