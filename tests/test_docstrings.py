@@ -90,8 +90,7 @@ def _documented() -> list[tuple[str, str, object, list[str]]]:
         if not inspect.isclass(obj):
             rows.append((label, name, obj, _params(obj)))
             continue
-        init = obj.__dict__.get("__init__")
-        rows.append((label, name, obj, _params(init) if init is not None else []))
+        rows.append((label, name, obj, _params(obj)))  # the constructor's parameters, inherited __init__ included
         for meth in USER_METHODS:
             owner = next((k for k in obj.__mro__ if meth in k.__dict__), None)
             fn = owner.__dict__[meth] if owner is not None else None
