@@ -182,7 +182,13 @@ class Flatten(Layer):
 
 
 class Activation(Layer):
-    """Apply an activation function (by name or callable)."""
+    """Apply an activation function, as ``keras.layers.Activation``; output shape = input shape.
+
+    Args:
+        activation: a name (``"relu"``, ``"sigmoid"``, ``"softmax"``, ``"tanh"``, ``"gelu"``, ...) or a callable
+            Tensor -> Tensor.
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
@@ -197,7 +203,14 @@ class Activation(Layer):
 
 class ReLU(Layer):
     """Keras' ReLU: max_value if x >= max_value; x if threshold <= x < max_value; negative_slope * (x - threshold)
-    otherwise."""
+    otherwise.
+
+    Args:
+        max_value: float >= 0 or None (default, no cap).
+        negative_slope: float >= 0, default 0.
+        threshold: float, default 0.
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -225,7 +238,17 @@ class ReLU(Layer):
 
 
 class InputLayer(Layer):
-    """The input placeholder: fixes the input shape of a Sequential model (batch axis excluded from ``shape``)."""
+    """The input placeholder: fixes the input shape of a Sequential model (batch axis excluded from ``shape``).
+
+    Args:
+        shape: tuple, the shape of one example (batch axis excluded), e.g. ``(28, 28, 1)``; None entries are
+            unknown sizes.
+        batch_size: int or None (default): a fixed batch size.
+        dtype: the input's dtype, default float32.
+        batch_shape: tuple including the batch axis (instead of ``shape`` and ``batch_size``).
+        name: str or None (default: a unique ``input_layer`` name).
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     def __init__(self, shape=None, batch_size=None, dtype=None, batch_shape=None, name=None, **kwargs):
         super().__init__(name=name, dtype=dtype or "float32", **kwargs)
@@ -252,6 +275,18 @@ class InputLayer(Layer):
 def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None):  # noqa: N802 (Keras' name)
     """The symbolic input of a graph model (Keras' ``keras.Input``): ``x = Input((28, 28, 1))``, then
     ``y = layer(x)`` ... and ``Model(x, y)``; also the first element of ``Sequential([Input(...), ...])``.
-    ``shape`` excludes the batch axis (``batch_shape`` includes it)."""
+    ``shape`` excludes the batch axis (``batch_shape`` includes it).
+
+    Args:
+        shape: tuple, the shape of one example (batch axis excluded), e.g. ``(28, 28, 1)``; None entries are
+            unknown sizes.
+        batch_size: int or None (default): a fixed batch size.
+        dtype: the input's dtype, default float32.
+        batch_shape: tuple including the batch axis (instead of ``shape`` and ``batch_size``).
+        name: str or None (default: a unique ``input_layer`` name).
+
+    Returns:
+        A symbolic tensor (a placeholder: calling layers on it records the graph, it holds no data).
+    """
     layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape, name=name)
     return layer.output
