@@ -50,7 +50,8 @@ def _params(obj) -> list[str]:
     except (TypeError, ValueError):
         return []
     return [n for n, p in sig.parameters.items()
-            if n not in ("self", "cls") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+            if n not in ("self", "cls") and not n.startswith("_")  # private knobs (log_softmax's _fn)
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 
 def _own_doc(obj) -> str | None:

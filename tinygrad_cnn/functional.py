@@ -163,7 +163,19 @@ def prelu(x, alpha):
 
 
 def dense(x, kernel, bias=None):
-    """y = x @ kernel + bias, kernel of shape (in, out) as in Keras."""
+    """y = x @ kernel + bias, kernel of shape (in, out) as in Keras.
+
+    Args:
+        x: ``(..., in)``.
+        kernel: ``(in, out)``.
+        bias: ``(out,)`` or None (default).
+
+    Returns:
+        A Tensor ``(..., out)``.
+
+    Raises:
+        ValueError: ``x``'s last axis does not match ``kernel``'s first.
+    """
     x, kernel = as_float_tensor("dense", "x", x), as_float_tensor("dense", "kernel", kernel)
     validation.rank("dense", "kernel", kernel.shape, 2)
     if x.ndim < 1 or x.shape[-1] != kernel.shape[0]:
@@ -183,6 +195,15 @@ def dropout(x, rate: float, training: bool, seed=None):
 
     Identity when not training. ``rate = 1`` gives zeros and a zero gradient
     (never NaN). ``seed`` (int or numpy Generator) makes the mask reproducible.
+
+    Args:
+        x: any shape.
+        rate: float in [0, 1], the drop probability.
+        training: bool: False returns ``x`` unchanged.
+        seed: int, ``numpy.random.Generator`` or None (default: after ``nn.set_random_seed``, reproducible).
+
+    Returns:
+        A Tensor shaped like ``x``; the gradient is the mask / (1 - rate).
     """
     x = as_float_tensor("dropout", "x", x)
     rate = validation.number_in("dropout", "rate", rate, 0.0, 1.0)
@@ -281,6 +302,12 @@ def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_
 
     kernel ``(kh, kw, in_channels, depth_multiplier)``; output channel ``c * depth_multiplier + m``. It is
     :func:`conv` with ``groups = in_channels`` and the kernel reshaped to ``(kh, kw, 1, in_channels * M)``.
+
+    Args:
+        x: ``(batch, H, W, in_channels)`` (``channels_last``) or channels first.
+        kernel: ``(kh, kw, in_channels, depth_multiplier)``.
+        bias: ``(in_channels * depth_multiplier,)`` or None (default).
+        strides, padding, dilation_rate, data_format: as :func:`conv`.
     """
     return _depthwise_conv("depthwise_conv2d", x, kernel, bias, strides, padding, dilation_rate, data_format, rank=2)
 
@@ -313,6 +340,20 @@ def conv_transpose(x, kernel, bias=None, strides=1, padding="valid", output_padd
     side of the full output): ``(W-1)*S + F_eff - before - after + output_padding`` (default 0).
     ``output_padding`` must be smaller than ``strides``. ``groups``: kernel ``kernel_size + (filters //
     groups, in_channels)``, the adjoint of a grouped conv from ``filters`` to ``in_channels`` channels.
+
+    Args:
+        x: ``(batch, *spatial, in_channels)`` (``channels_last``) or channels first.
+        kernel: ``kernel_size + (filters // groups, in_channels)``.
+        bias: ``(filters,)`` or None (default).
+        strides: int or one per spatial axis, default 1.
+        padding: ``"valid"`` (default), ``"same"`` or explicit ints/pairs (see above).
+        output_padding: None (default) or an int / one per axis, each smaller than its stride.
+        dilation_rate: int or one per axis, default 1.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        groups: keyword-only int, default 1.
+
+    Returns:
+        A Tensor ``(batch, *out_spatial, filters)`` (or channels first).
     """
     fn = "conv_transpose"
     x, kernel = as_float_tensor(fn, "x", x), as_float_tensor(fn, "kernel", kernel)
@@ -442,6 +483,10 @@ def lp_pool(x, pool_size, strides=None, padding="valid", p=2, data_format="chann
 
     Padded cells count as 0. An all-zero window has output 0 and gradient 0 (never NaN). ``p >= 1``.
     ``padding``/``dilation_rate``/``ceil_mode`` as :func:`max_pool`.
+
+    Args:
+        x, pool_size, strides, padding, data_format, dilation_rate, ceil_mode: as :func:`max_pool`.
+        p: number >= 1, default 2.
     """
     x, fmt, geo, _ = _pool("lp_pool", x, pool_size, strides, padding, data_format, dilation_rate, ceil_mode)
     p = validation.number_in("lp_pool", "p", p, 1.0, float("inf"), high_open=True)
@@ -494,6 +539,14 @@ def adaptive_avg_pool(x, output_size, data_format="channels_last"):
     ``output_size`` averages cells ``[floor(i W / out), ceil((i + 1) W / out))`` (windows may differ in size
     and overlap). Separable: one averaging matrix ``A`` (``out x W``) per axis, ``y = A`` applied along each
     axis in turn (the mean over a box is the product of the per-axis means); gradient ``A^T g`` per axis.
+
+    Args:
+        x: ``(batch, *spatial, channels)`` (``channels_last``) or channels first.
+        output_size: int or one int per spatial axis.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+
+    Returns:
+        A Tensor ``(batch, *output_size, channels)`` (or channels first).
     """
     x, fmt, out = _adaptive("adaptive_avg_pool", x, output_size, data_format)
     y = _to_last(x, fmt)
@@ -598,6 +651,15 @@ def resize(x, size, interpolation="bilinear", data_format="channels_last"):
     clamped to ``[0, n_in - 1]``, ``lo = floor(c)``, ``hi = min(lo + 1, n_in - 1)``, ``w = c - lo``.
     Both are gathers along the axis, so the vjp is their scatter-add (each input cell collects the weights it
     was read with) and is itself differentiable.
+
+    Args:
+        x: ``(batch, *spatial, channels)`` (``channels_last``) or channels first, 1-3 spatial axes.
+        size: int or one int per spatial axis: the output sizes.
+        interpolation: ``"bilinear"`` (default) or ``"nearest"``.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+
+    Returns:
+        A Tensor ``(batch, *size, channels)`` (or channels first).
     """
     fn = "resize"
     x = as_float_tensor(fn, "x", x)
