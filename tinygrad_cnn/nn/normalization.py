@@ -170,7 +170,18 @@ class BatchNormalization(_Normalization):
 
 class LayerNormalization(_Normalization):
     """Keras' ``LayerNormalization``: statistics per example over ``axis`` (an int or a tuple; default the last
-    axis), one gamma and beta per element of those axes."""
+    axis), one gamma and beta per element of those axes.
+
+    ``y = (x - mu) / sqrt(s2 + epsilon) * gamma + beta`` with mu, s2 the mean and biased variance of each
+    example over ``axis``; the same in training and inference. Output shape = input shape.
+
+    Args:
+        axis: int or tuple of ints, default -1.
+        epsilon: positive float, default 1e-3, added to the variance.
+        **kwargs: ``center``, ``scale``, ``beta_initializer``, ``gamma_initializer``, ``beta_regularizer``,
+            ``gamma_regularizer``, ``beta_constraint``, ``gamma_constraint`` (as ``BatchNormalization``) and
+            the base ``Layer`` arguments.
+    """
 
     def __init__(self, axis=-1, epsilon=1e-3, **kwargs):
         common = {k: kwargs.pop(k, v) for k, v in _COMMON.items()}
@@ -208,7 +219,19 @@ class GroupNormalization(_Normalization):
     """Keras' ``GroupNormalization(groups=32, axis=-1)``: the features of ``axis`` split into ``groups``
     consecutive groups; statistics per example and group over the group's features and every other non-batch
     axis; one gamma and beta per feature. ``groups=1`` is layer normalization over all axes; ``groups`` equal
-    to the features is instance normalization."""
+    to the features is instance normalization.
+
+    Args:
+        groups: positive int dividing the size of ``axis``, default 32.
+        axis: int, default -1: the feature axis.
+        epsilon: positive float, default 1e-3, added to the variance.
+        **kwargs: ``center``, ``scale``, ``beta_initializer``, ``gamma_initializer``, ``beta_regularizer``,
+            ``gamma_regularizer``, ``beta_constraint``, ``gamma_constraint`` (as ``BatchNormalization``) and
+            the base ``Layer`` arguments.
+
+    Raises:
+        ValueError: (at build) the features of ``axis`` do not split into ``groups`` equal groups.
+    """
 
     def __init__(self, groups=32, axis=-1, epsilon=1e-3, **kwargs):
         common = {k: kwargs.pop(k, v) for k, v in _COMMON.items()}
