@@ -280,19 +280,43 @@ def _conv(fn, x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
 
 def conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
            data_format="channels_last"):
-    """1-D convolution: :func:`conv` with a kernel of shape ``(width, in_channels // groups, filters)``."""
+    """1-D convolution: :func:`conv` with a kernel of shape ``(width, in_channels // groups, filters)``.
+
+    Args:
+        x, kernel, bias, strides, padding, dilation_rate, groups, data_format: as :func:`conv`, with
+            1 spatial axis.
+
+    Raises:
+        ValueError: a kernel of another rank, or shapes that do not fit.
+    """
     return _conv("conv1d", x, kernel, bias, strides, padding, dilation_rate, groups, data_format, rank=1)
 
 
 def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
            data_format="channels_last"):
-    """2-D convolution: :func:`conv` with a kernel of shape ``(kh, kw, in_channels // groups, filters)``."""
+    """2-D convolution: :func:`conv` with a kernel of shape ``(kh, kw, in_channels // groups, filters)``.
+
+    Args:
+        x, kernel, bias, strides, padding, dilation_rate, groups, data_format: as :func:`conv`, with
+            2 spatial axises.
+
+    Raises:
+        ValueError: a kernel of another rank, or shapes that do not fit.
+    """
     return _conv("conv2d", x, kernel, bias, strides, padding, dilation_rate, groups, data_format, rank=2)
 
 
 def conv3d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
            data_format="channels_last"):
-    """3-D convolution: :func:`conv` with a kernel of shape ``(kd, kh, kw, in_channels // groups, filters)``."""
+    """3-D convolution: :func:`conv` with a kernel of shape ``(kd, kh, kw, in_channels // groups, filters)``.
+
+    Args:
+        x, kernel, bias, strides, padding, dilation_rate, groups, data_format: as :func:`conv`, with
+            3 spatial axises.
+
+    Raises:
+        ValueError: a kernel of another rank, or shapes that do not fit.
+    """
     return _conv("conv3d", x, kernel, bias, strides, padding, dilation_rate, groups, data_format, rank=3)
 
 
