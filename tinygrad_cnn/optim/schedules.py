@@ -126,7 +126,14 @@ def _constant(count, xp, value):
 
 
 def constant_schedule(value) -> Schedule:
-    """optax.constant_schedule(value): ``value`` at every step."""
+    """optax.constant_schedule(value): ``value`` at every step.
+
+    Args:
+        value: the learning rate.
+
+    Returns:
+        A ``Schedule`` (``schedule(count)`` is the rate after ``count`` steps).
+    """
     return Schedule("constant_schedule", _constant, value=_number("constant_schedule", "value", value))
 
 
@@ -195,7 +202,16 @@ def _piecewise(count, xp, init_value, boundaries_and_scales):
 
 
 def piecewise_constant_schedule(init_value, boundaries_and_scales=None) -> Schedule:
-    """optax.piecewise_constant_schedule: ``init_value`` scaled by every boundary's scale from that step on."""
+    """optax.piecewise_constant_schedule: ``init_value`` scaled by every boundary's scale from that step on.
+
+    Args:
+        init_value: the rate before the first boundary.
+        boundaries_and_scales: ``{step: scale}`` or None (default: constant); from ``step`` on the rate is
+            multiplied by ``scale`` (scales accumulate).
+
+    Returns:
+        A ``Schedule`` (``schedule(count)`` is the rate after ``count`` steps).
+    """
     fn = "piecewise_constant_schedule"
     table = None
     if boundaries_and_scales is not None:
@@ -285,7 +301,15 @@ def _join(count, xp, schedules, boundaries):
 
 
 def join_schedules(schedules, boundaries) -> Schedule:
-    """optax.join_schedules: ``schedules[i]`` (restarted at 0) from ``boundaries[i - 1]`` on."""
+    """optax.join_schedules: ``schedules[i]`` (restarted at 0) from ``boundaries[i - 1]`` on.
+
+    Args:
+        schedules: a list of n schedules.
+        boundaries: n - 1 increasing step counts.
+
+    Returns:
+        A ``Schedule`` (``schedule(count)`` is the rate after ``count`` steps).
+    """
     fn = "join_schedules"
     schedules = list(schedules)
     if not schedules or not all(isinstance(s, Schedule) for s in schedules):
@@ -302,7 +326,16 @@ def _composite(name: str, inner: Schedule, **config) -> Schedule:
 
 
 def warmup_constant_schedule(init_value, peak_value, warmup_steps) -> Schedule:
-    """optax.warmup_constant_schedule: linear from ``init_value`` to ``peak_value`` over ``warmup_steps``."""
+    """optax.warmup_constant_schedule: linear from ``init_value`` to ``peak_value`` over ``warmup_steps``.
+
+    Args:
+        init_value: the rate at step 0.
+        peak_value: the rate from ``warmup_steps`` on.
+        warmup_steps: int.
+
+    Returns:
+        A ``Schedule`` (``schedule(count)`` is the rate after ``count`` steps).
+    """
     line = linear_schedule(init_value, peak_value, warmup_steps)
     return _composite("warmup_constant_schedule", line, init_value=line.config["init_value"],
                       peak_value=line.config["end_value"], warmup_steps=line.config["transition_steps"])
@@ -310,7 +343,19 @@ def warmup_constant_schedule(init_value, peak_value, warmup_steps) -> Schedule:
 
 def warmup_cosine_decay_schedule(init_value, peak_value, warmup_steps, decay_steps, end_value=0.0,
                                  exponent=1.0) -> Schedule:
-    """optax.warmup_cosine_decay_schedule (see the module docstring); ``decay_steps`` counts the warmup."""
+    """optax.warmup_cosine_decay_schedule (see the module docstring); ``decay_steps`` counts the warmup.
+
+    Args:
+        init_value: the rate at step 0.
+        peak_value: the rate at the end of the warmup.
+        warmup_steps: int, the linear warmup's length.
+        decay_steps: int, the total length (warmup included).
+        end_value: default 0: the rate at ``decay_steps``.
+        exponent: default 1, of the cosine.
+
+    Returns:
+        A ``Schedule`` (``schedule(count)`` is the rate after ``count`` steps).
+    """
     fn = "warmup_cosine_decay_schedule"
     peak_value, end_value = _number(fn, "peak_value", peak_value), _number(fn, "end_value", end_value)
     warmup_steps, decay_steps = _int(fn, "warmup_steps", warmup_steps), _int(fn, "decay_steps", decay_steps)
@@ -327,7 +372,18 @@ def warmup_cosine_decay_schedule(init_value, peak_value, warmup_steps, decay_ste
 
 def warmup_exponential_decay_schedule(init_value, peak_value, warmup_steps, transition_steps, decay_rate,
                                       transition_begin=0, staircase=False, end_value=None) -> Schedule:
-    """optax.warmup_exponential_decay_schedule: linear warmup to ``peak_value``, then ``exponential_decay``."""
+    """optax.warmup_exponential_decay_schedule: linear warmup to ``peak_value``, then ``exponential_decay``.
+
+    Args:
+        init_value: the rate at step 0.
+        peak_value: the rate at the end of the warmup.
+        warmup_steps: int.
+        transition_steps, decay_rate, transition_begin, staircase, end_value: as :func:`exponential_decay`,
+            counted from the end of the warmup.
+
+    Returns:
+        A ``Schedule`` (``schedule(count)`` is the rate after ``count`` steps).
+    """
     warmup_steps = _int("warmup_exponential_decay_schedule", "warmup_steps", warmup_steps)
     decay = exponential_decay(peak_value, transition_steps, decay_rate, transition_begin, staircase, end_value)
     joined = join_schedules([linear_schedule(init_value, peak_value, warmup_steps), decay], [warmup_steps])
@@ -346,7 +402,17 @@ def _inverse_time(count, xp, init_value, decay_steps, decay_rate, staircase):
 
 def inverse_time_decay(init_value, decay_steps, decay_rate, staircase=False) -> Schedule:
     """Keras' ``InverseTimeDecay(initial_learning_rate, decay_steps, decay_rate, staircase)`` (optax has none):
-    ``init_value / (1 + decay_rate * p)`` with ``p = count / decay_steps``, floored if ``staircase``."""
+    ``init_value / (1 + decay_rate * p)`` with ``p = count / decay_steps``, floored if ``staircase``.
+
+    Args:
+        init_value: the rate at step 0.
+        decay_steps: positive int.
+        decay_rate: float >= 0.
+        staircase: bool, default False.
+
+    Returns:
+        A ``Schedule`` (``schedule(count)`` is the rate after ``count`` steps).
+    """
     fn = "inverse_time_decay"
     decay_steps = _int(fn, "decay_steps", decay_steps)
     if decay_steps <= 0:
