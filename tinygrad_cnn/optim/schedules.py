@@ -407,7 +407,8 @@ def inverse_time_decay(init_value, decay_steps, decay_rate, staircase=False) -> 
     Args:
         init_value: the rate at step 0.
         decay_steps: positive int.
-        decay_rate: float >= 0.
+        decay_rate: a finite number (a negative one makes the rate grow, and a rate below 0 is refused by the
+            optimizer when it is given).
         staircase: bool, default False.
 
     Returns:
