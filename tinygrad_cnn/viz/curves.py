@@ -125,6 +125,16 @@ def line_plot(curves: dict, xlabel: str = "", ylabel: str = "", title: str = "",
     value ``<= 0`` or not finite cannot be drawn: it is left as a gap and the curve's legend entry says how many
     values are not shown (for ``logx``, an ``x <= 0`` hides that point of every curve). An x axis of whole
     numbers gets integer ticks. The figure is wide enough for a long title.
+
+    Args:
+        curves: ``{label: 1-D values}``.
+        xlabel, ylabel, title: axis labels and title, default empty.
+        logy: bool, default False.
+        x: the shared x values, or None (default 0, 1, ...).
+        logx: bool, default False.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` (save it with ``viz.save_figure(fig, path)``).
     """
     # the title is centred over the axes, which sit right of the y label: 1.2 inches of margin
     fig, axes = new_figure(1, 1, 4.0, extra_width=max(0.0, text_width(title) + 1.2 - 4.0))
