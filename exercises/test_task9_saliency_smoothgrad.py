@@ -17,8 +17,8 @@ NOISE = RNG.normal(size=(4,) + X.shape)
 @pytest.fixture(scope="module")
 def model():
     nn.set_random_seed(9)
-    m = nn.Sequential([nn.Input((6, 6, 1)), nn.Conv2D(4, 3, activation="tanh", dtype="float64"), nn.Flatten(dtype="float64"),
-                       nn.Dense(3, dtype="float64")])
+    m = nn.Sequential([nn.Input((6, 6, 1)), nn.Conv2D(4, 3, activation="tanh", dtype="float64"),
+                       nn.Flatten(dtype="float64"), nn.Dense(3, dtype="float64")])
     return m
 
 

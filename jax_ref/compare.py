@@ -56,6 +56,16 @@ def check_op(name: str, *args, dtype=np.float64, seed: int = 0, rtol: float | No
     Rows: the output, then ``d<v, y>/d<input>`` for every differentiable input,
     with ``v`` a standard-normal cotangent drawn from ``seed``. Returns a
     ``Report`` (``.max_rel_error``, ``.grade``, ``.passed``; prints a table).
+
+    Args:
+        name: an op of both ``tinygrad_cnn.functional`` and ``jax_ref.ops`` (e.g. ``"conv2d"``).
+        *args, **kwargs: the op's arguments.
+        dtype: default float64, the dtype float arguments are cast to.
+        seed: int, default 0, for the cotangent v.
+        rtol: float or None (default ``Report``'s, ``gradcheck.FINE_WITH_KINKS``).
+
+    Raises:
+        ValueError: ``name`` is not an op of both.
     """
     if not hasattr(jops, name) or not hasattr(F, name):
         have = sorted(set(jops.__all__) & set(getattr(F, "__all__", dir(F))))
@@ -164,6 +174,24 @@ def compare_gradients(model, x, y, loss="cross_entropy", dtype=np.float64, train
     ``report.suspect`` (the first failing row) names the layer where a wrong gradient enters.
     ``loss``: any name of the engine's registry ``tinygrad_cnn.nn.losses.LOSSES`` (``"cross_entropy"`` on logits,
     Keras' names with Keras' meaning), a Keras class name, a config dict or an ``nn.losses.Loss``.
+
+    Args:
+        model: an engine ``Model`` or ``Sequential`` (built); not modified.
+        x: one input array (or a list, one per model input).
+        y: the targets (a list for several outputs).
+        loss: a loss name or object, default ``"cross_entropy"`` (logits, integer labels).
+        dtype: default float64, the precision both sides run in.
+        training: bool, default False: compare training mode (refused with Dropout-like random layers).
+        regularization: bool, default True: include the layers' weight penalties in the loss.
+        rtol: float or None (default ``Report``'s, ``gradcheck.FINE_WITH_KINKS``): a row passes when its
+            relative error is at most it.
+
+    Returns:
+        A ``Report``: printing it gives the table; ``.passed``, ``.max_rel_error``, ``.suspect`` (the first
+        failing row), ``.entries``.
+
+    Raises:
+        ValueError: ``training=True`` with a random layer, or data that does not fit the model.
     """
     random = [layer for layer in model.layers if getattr(layer, "random_in_training", False)]
     if training and random:
@@ -205,7 +233,18 @@ def compare_gradients(model, x, y, loss="cross_entropy", dtype=np.float64, train
 
 
 def assert_gradients_match(model, x, y, loss="cross_entropy", rtol: float | None = None, **kwargs) -> Report:
-    """``compare_gradients`` that raises ``AssertionError`` with the report's table unless every row passes."""
+    """``compare_gradients`` that raises ``AssertionError`` with the report's table unless every row passes.
+
+    Args:
+        model, x, y, loss, rtol: as :func:`compare_gradients`.
+        **kwargs: the other arguments of :func:`compare_gradients` (``dtype``, ``training``, ``regularization``).
+
+    Returns:
+        The passing ``Report``.
+
+    Raises:
+        AssertionError: some row failed (the message is the table).
+    """
     report = compare_gradients(model, x, y, loss, rtol=rtol, **kwargs)
     if not report.passed:
         raise AssertionError(str(report))

@@ -271,7 +271,20 @@ def _engine_layer_info(layer) -> LayerInfo:
 def from_engine(model) -> JaxModel:
     """The JAX twin of an engine model (a built ``Model`` or ``Sequential``), walking its nodes in order.
 
-    Raises ``NotImplementedError`` naming the layer class if a layer has no twin.
+    Each layer is rebuilt from its own ``get_config`` and weights; ``twin.apply(params, state, x)`` computes
+    the same function with ``jax.numpy``/``lax``, so ``jax.grad`` of it checks the engine's gradients.
+
+    Args:
+        model: a built engine model (``tinygrad_cnn.nn.Model`` or ``Sequential``); it is not modified.
+
+    Returns:
+        A ``JaxModel`` with ``params`` and ``state`` pytrees (jnp arrays in the engine's dtype), ``apply``,
+        ``jit_apply`` and ``to_engine()`` (writes trained weights back).
+
+    Raises:
+        TypeError: ``model`` is not an engine model.
+        ValueError: the model is not built yet.
+        NotImplementedError: a layer has no twin (the message names its class).
     """
     if not hasattr(model, "get_config") or not hasattr(model, "layers"):
         raise TypeError(f"from_engine: model must be a tinygrad_cnn.nn.Model or Sequential; got "

@@ -30,9 +30,16 @@ from tinygrad_cnn import optim
 
 @dataclass
 class ParityResult:
-    """Both loss curves, their largest relative deviation, the final weights (every weight of the engine model in
-    its order, moving statistics included) and the largest relative deviation of the trained parameters and of
-    the layer state (moving statistics; 0 without any)."""
+    """What ``parity`` returns: both loss curves and how far the engine and optax runs drifted apart.
+
+    Attributes:
+        engine_losses, jax_losses: the per-step training losses, shape ``(steps,)``.
+        max_rel_loss_deviation: ``max_t |engine_t - jax_t| / max(|jax_t|, tiny)``.
+        max_rel_param_deviation: the largest relative deviation of the trained parameters.
+        engine_params, jax_params: the final weights (every weight of the engine model in its order,
+            moving statistics included).
+        max_rel_state_deviation: the same for the layer state (moving statistics; 0 without any).
+    """
 
     engine_losses: np.ndarray
     jax_losses: np.ndarray
@@ -73,6 +80,23 @@ def parity(model, x, y, optimizer="sgd", steps=50, batch_size=32, seed=0, learni
     sides; ``float64`` enables ``jax_enable_x64`` for the run and restores it. ``loss``: as ``compare_gradients``
     (one registry of names for both sides). ``training=True`` trains in training mode (BatchNormalization on
     batch statistics, its moving statistics updated on both sides and compared).
+
+    Args:
+        model: an engine model (cloned; the original is untouched).
+        x, y: the training data (arrays or lists).
+        optimizer: ``"sgd"`` (default), ``"adam"``, ``"adamw"`` or ``"rmsprop"``, the same on both sides.
+        steps: int, default 50.
+        batch_size: int, default 32; both sides see the same batches (``train.batch_schedule``).
+        seed: int, default 0, for the batch order.
+        learning_rate: default 0.01.
+        loss: as :func:`compare_gradients`, default ``"cross_entropy"``.
+        dtype: default None (the model's).
+        training: bool, default False.
+        verbose: bool, default False: show progress.
+        **optimizer_kwargs: hyperparameters for both optimizers (``momentum``, ``b1``, ...).
+
+    Returns:
+        A :class:`ParityResult`.
     """
     check_counts("parity", batch_size, 1, steps, seed, min_steps=1)  # zero steps would compare nothing
     dtype = np.dtype(dtype or model.get_weights()[0].dtype)
@@ -131,6 +155,13 @@ def clone_engine(model, dtype=None):
 
     Built with the model class' own ``from_config`` (``Model`` or ``Sequential``) with every layer's ``dtype``
     replaced, then ``set_weights`` with the (cast) weights of ``model``.
+
+    Args:
+        model: an engine ``Model`` or ``Sequential``.
+        dtype: None (default, keep) or a float dtype for every layer.
+
+    Returns:
+        The new engine model.
     """
     config = copy.deepcopy(model.get_config())
     if dtype is not None:

@@ -148,8 +148,17 @@ def _mask_tree(labels, mask):
 
 @dataclass
 class TrainResult:
-    """``params`` after training, per-step ``losses`` (the minimised total), ``opt_state``, device count, time,
-    the trained ``model`` (a JaxModel) and its layer ``state`` after training (moving statistics)."""
+    """What ``train`` returns.
+
+    Attributes:
+        params: the trained parameter pytree.
+        losses: per-step losses (the minimised total, penalties included), shape ``(steps,)``.
+        opt_state: the optax state after the last step.
+        devices: the number of devices the batches were split over (1 without ``shard``).
+        seconds: wall time of the training loop.
+        model: the trained ``JaxModel`` (``model.to_engine()`` writes the weights back to the engine model).
+        state: the layer state after training (moving statistics).
+    """
 
     params: dict
     losses: np.ndarray
@@ -187,6 +196,27 @@ def train(jax_model, x, y, optimizer="sgd", learning_rate=0.01, batch_size=32, e
     optax constructor (``momentum``, ``nesterov``, ``b1``, ``weight_decay``, ...).
     Dropout keys: step ``t`` uses ``fold_in(key(seed), t)``. ``x`` (and ``y``) may be lists, one array per model
     input (output).
+
+    Args:
+        jax_model: a ``JaxModel`` (from ``from_engine``) or an engine model (converted first).
+        x, y: the training data, arrays with one row per example (or lists, one per input/output).
+        optimizer: ``"sgd"`` (default), ``"adam"``, ``"adamw"``, ``"rmsprop"`` or an optax transform.
+        learning_rate: number or schedule, default 0.01.
+        batch_size: int, default 32 (with ``shard``, divisible by the device count).
+        epochs: int, default 1.
+        steps: int or None (default: every full batch of ``epochs`` epochs); when given it wins over
+            ``epochs`` and runs as many epochs as needed.
+        seed: int, default 0: batch order and dropout keys.
+        shard: bool, default False: data-parallel over ``jax.devices()`` (see the module docstring).
+        loss: as ``compare_gradients``, default ``"cross_entropy"``.
+        training: bool, default True: training mode (Dropout on, BatchNormalization on batch statistics).
+        regularization: bool, default True: add the weight penalties.
+        params: pytree or None (default ``jax_model.params``): the starting parameters.
+        verbose: bool, default True: a tqdm progress bar.
+        **optimizer_kwargs: passed to the optax constructor.
+
+    Returns:
+        A :class:`TrainResult`.
     """
     batch_size, epochs, steps, seed = check_counts("jax_ref.train", batch_size, epochs, steps, seed)
     if not isinstance(jax_model, JaxModel):  # an engine model: train its twin (write back with .to_engine)

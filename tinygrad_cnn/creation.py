@@ -38,12 +38,24 @@ def full(shape, fill_value, dtype=np.float32, requires_grad: bool = False) -> Te
 
 
 def zeros(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
-    """All zeros."""
+    """A new Tensor of all zeros.
+
+    Args:
+        *shape: the shape, as ints (``zeros(2, 3)``) or one tuple (``zeros((2, 3))``).
+        dtype: default float32.
+        requires_grad: bool, default False: make it a leaf that receives ``.grad``.
+    """
     return _leaf(np.zeros(_shape("zeros", shape), dtype=dtype), requires_grad, "zeros")
 
 
 def ones(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
-    """All ones."""
+    """A new Tensor of all ones.
+
+    Args:
+        *shape: the shape, as ints (``zeros(2, 3)``) or one tuple (``zeros((2, 3))``).
+        dtype: default float32.
+        requires_grad: bool, default False: make it a leaf that receives ``.grad``.
+    """
     return _leaf(np.ones(_shape("ones", shape), dtype=dtype), requires_grad, "ones")
 
 

@@ -164,7 +164,19 @@ def prelu(x, alpha):
 
 
 def dense(x, kernel, bias=None):
-    """y = x @ kernel + bias, kernel of shape (in, out) as in Keras."""
+    """y = x @ kernel + bias, kernel of shape (in, out) as in Keras.
+
+    Args:
+        x: ``(..., in)``.
+        kernel: ``(in, out)``.
+        bias: ``(out,)`` or None (default).
+
+    Returns:
+        A Tensor ``(..., out)``.
+
+    Raises:
+        ValueError: ``x``'s last axis does not match ``kernel``'s first.
+    """
     x, kernel = as_float_tensor("dense", "x", x), as_float_tensor("dense", "kernel", kernel)
     validation.rank("dense", "kernel", kernel.shape, 2)
     if x.ndim < 1 or x.shape[-1] != kernel.shape[0]:
@@ -184,6 +196,15 @@ def dropout(x, rate: float, training: bool, seed=None):
 
     Identity when not training. ``rate = 1`` gives zeros and a zero gradient
     (never NaN). ``seed`` (int or numpy Generator) makes the mask reproducible.
+
+    Args:
+        x: any shape.
+        rate: float in [0, 1], the drop probability.
+        training: bool: False returns ``x`` unchanged.
+        seed: int, ``numpy.random.Generator`` or None (default: after ``nn.set_random_seed``, reproducible).
+
+    Returns:
+        A Tensor shaped like ``x``; the gradient is the mask / (1 - rate).
     """
     x = as_float_tensor("dropout", "x", x)
     rate = validation.number_in("dropout", "rate", rate, 0.0, 1.0)
@@ -223,6 +244,23 @@ def conv(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, grou
     group's channels. Output size per axis: ``floor((W + P - F_eff) / S) + 1`` (see ``conv_arithmetic``).
     ``padding``: ``"valid"``, ``"same"`` (extra pad after), ``"causal"`` (1-D) or explicit ints/pairs.
     Gradients: input by the adjoint conv (conv_transpose), kernel by one GEMM; differentiable to any order.
+
+    Args:
+        x: input ``(batch, *spatial, in_channels)`` (``channels_last``) or ``(batch, in_channels, *spatial)``;
+            a Tensor or an array.
+        kernel: ``kernel_size + (in_channels // groups, filters)``.
+        bias: ``(filters,)`` or None (default).
+        strides: int or one int per spatial axis, default 1.
+        padding: ``"valid"`` (default), ``"same"``, ``"causal"`` (1-D) or explicit ints/``(before, after)`` pairs.
+        dilation_rate: int or one per spatial axis, default 1.
+        groups: positive int dividing both channel counts, default 1.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+
+    Returns:
+        A Tensor ``(batch, *out_spatial, filters)`` (or channels first).
+
+    Raises:
+        ValueError: shapes that do not fit (the message names the argument and both shapes).
     """
     return _conv("conv", x, kernel, bias, strides, padding, dilation_rate, groups, data_format)
 
@@ -243,19 +281,43 @@ def _conv(fn, x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
 
 def conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
            data_format="channels_last"):
-    """1-D convolution: :func:`conv` with a kernel of shape ``(width, in_channels // groups, filters)``."""
+    """1-D convolution: :func:`conv` with a kernel of shape ``(width, in_channels // groups, filters)``.
+
+    Args:
+        x, kernel, bias, strides, padding, dilation_rate, groups, data_format: as :func:`conv`, with
+            1 spatial axis.
+
+    Raises:
+        ValueError: a kernel of another rank, or shapes that do not fit.
+    """
     return _conv("conv1d", x, kernel, bias, strides, padding, dilation_rate, groups, data_format, rank=1)
 
 
 def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
            data_format="channels_last"):
-    """2-D convolution: :func:`conv` with a kernel of shape ``(kh, kw, in_channels // groups, filters)``."""
+    """2-D convolution: :func:`conv` with a kernel of shape ``(kh, kw, in_channels // groups, filters)``.
+
+    Args:
+        x, kernel, bias, strides, padding, dilation_rate, groups, data_format: as :func:`conv`, with
+            2 spatial axises.
+
+    Raises:
+        ValueError: a kernel of another rank, or shapes that do not fit.
+    """
     return _conv("conv2d", x, kernel, bias, strides, padding, dilation_rate, groups, data_format, rank=2)
 
 
 def conv3d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
            data_format="channels_last"):
-    """3-D convolution: :func:`conv` with a kernel of shape ``(kd, kh, kw, in_channels // groups, filters)``."""
+    """3-D convolution: :func:`conv` with a kernel of shape ``(kd, kh, kw, in_channels // groups, filters)``.
+
+    Args:
+        x, kernel, bias, strides, padding, dilation_rate, groups, data_format: as :func:`conv`, with
+            3 spatial axises.
+
+    Raises:
+        ValueError: a kernel of another rank, or shapes that do not fit.
+    """
     return _conv("conv3d", x, kernel, bias, strides, padding, dilation_rate, groups, data_format, rank=3)
 
 
@@ -265,6 +327,12 @@ def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_
 
     kernel ``(kh, kw, in_channels, depth_multiplier)``; output channel ``c * depth_multiplier + m``. It is
     :func:`conv` with ``groups = in_channels`` and the kernel reshaped to ``(kh, kw, 1, in_channels * M)``.
+
+    Args:
+        x: ``(batch, H, W, in_channels)`` (``channels_last``) or channels first.
+        kernel: ``(kh, kw, in_channels, depth_multiplier)``.
+        bias: ``(in_channels * depth_multiplier,)`` or None (default).
+        strides, padding, dilation_rate, data_format: as :func:`conv`.
     """
     return _depthwise_conv("depthwise_conv2d", x, kernel, bias, strides, padding, dilation_rate, data_format, rank=2)
 
@@ -297,6 +365,20 @@ def conv_transpose(x, kernel, bias=None, strides=1, padding="valid", output_padd
     side of the full output): ``(W-1)*S + F_eff - before - after + output_padding`` (default 0).
     ``output_padding`` must be smaller than ``strides``. ``groups``: kernel ``kernel_size + (filters //
     groups, in_channels)``, the adjoint of a grouped conv from ``filters`` to ``in_channels`` channels.
+
+    Args:
+        x: ``(batch, *spatial, in_channels)`` (``channels_last``) or channels first.
+        kernel: ``kernel_size + (filters // groups, in_channels)``.
+        bias: ``(filters,)`` or None (default).
+        strides: int or one per spatial axis, default 1.
+        padding: ``"valid"`` (default), ``"same"`` or explicit ints/pairs (see above).
+        output_padding: None (default) or an int / one per axis, each smaller than its stride.
+        dilation_rate: int or one per axis, default 1.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        groups: keyword-only int, default 1.
+
+    Returns:
+        A Tensor ``(batch, *out_spatial, filters)`` (or channels first).
     """
     fn = "conv_transpose"
     x, kernel = as_float_tensor(fn, "x", x), as_float_tensor(fn, "kernel", kernel)
@@ -328,6 +410,19 @@ def max_pool(x, pool_size, strides=None, padding="valid", data_format="channels_
     window of equal values sends it all to its first cell). ``return_indices=True`` also returns, as an int64
     Tensor shaped like ``y``, each window's first maximum as a flat row-major index over the input's spatial
     axes (PyTorch's convention, per batch element and channel), for :func:`max_unpool`.
+
+    Args:
+        x: input ``(batch, *spatial, channels)`` (``channels_last``) or channels first, 1-3 spatial axes.
+        pool_size: int or one int per spatial axis: the window P.
+        strides: int, tuple or None (default: ``pool_size``).
+        padding: ``"valid"`` (default), ``"same"`` or explicit ints/``(before, after)`` pairs.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        dilation_rate: keyword-only, default 1: gap between window taps.
+        ceil_mode: keyword-only bool, default False: PyTorch's rounding up of the output size.
+        return_indices: keyword-only bool, default False: also return the argmax indices.
+
+    Returns:
+        ``y`` with each spatial size ``floor((W + pads - P_eff) / S) + 1``, or ``(y, indices)``.
     """
     x, fmt, geo, _ = _pool("max_pool", x, pool_size, strides, padding, data_format, dilation_rate, ceil_mode)
     xl = _to_last(x, fmt)
@@ -382,6 +477,14 @@ def avg_pool(x, pool_size, strides=None, padding="valid", data_format="channels_
     ``count[o]``: the window's real cells (``count_include_pad=False``, Keras' ``"same"``), or with
     ``count_include_pad=True`` its cells inside the input and the ``padding`` (PyTorch's default; the cells
     ``ceil_mode`` adds are never counted). ``padding``/``ceil_mode`` as :func:`max_pool`.
+    The gradient sends ``g[o] / count[o]`` to every cell of window o.
+
+    Args:
+        x, pool_size, strides, padding, data_format, dilation_rate, ceil_mode: as :func:`max_pool`.
+        count_include_pad: keyword-only bool, default False (see above).
+
+    Returns:
+        The pooled Tensor, sizes as :func:`max_pool`.
     """
     x, fmt, geo, pads = _pool("avg_pool", x, pool_size, strides, padding, data_format, dilation_rate, ceil_mode)
     include = validation.boolean("avg_pool", "count_include_pad", count_include_pad)
@@ -405,6 +508,10 @@ def lp_pool(x, pool_size, strides=None, padding="valid", p=2, data_format="chann
 
     Padded cells count as 0. An all-zero window has output 0 and gradient 0 (never NaN). ``p >= 1``.
     ``padding``/``dilation_rate``/``ceil_mode`` as :func:`max_pool`.
+
+    Args:
+        x, pool_size, strides, padding, data_format, dilation_rate, ceil_mode: as :func:`max_pool`.
+        p: number >= 1, default 2.
     """
     x, fmt, geo, _ = _pool("lp_pool", x, pool_size, strides, padding, data_format, dilation_rate, ceil_mode)
     p = validation.number_in("lp_pool", "p", p, 1.0, float("inf"), high_open=True)
@@ -455,6 +562,14 @@ def adaptive_avg_pool(x, output_size, data_format="channels_last"):
     ``output_size`` averages cells ``[floor(i W / out), ceil((i + 1) W / out))`` (windows may differ in size
     and overlap). Separable: one averaging matrix ``A`` (``out x W``) per axis, ``y = A`` applied along each
     axis in turn (the mean over a box is the product of the per-axis means); gradient ``A^T g`` per axis.
+
+    Args:
+        x: ``(batch, *spatial, channels)`` (``channels_last``) or channels first.
+        output_size: int or one int per spatial axis.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+
+    Returns:
+        A Tensor ``(batch, *output_size, channels)`` (or channels first).
     """
     x, fmt, out = _adaptive("adaptive_avg_pool", x, output_size, data_format)
     y = _to_last(x, fmt)
@@ -477,6 +592,14 @@ def adaptive_max_pool(x, output_size, data_format="channels_last"):
     The max over a box is the max over its rows of the row maxima, and the first maximum of the last axis in
     the first row holding the maximum is the box's first maximum in row-major order: the gradient goes to
     it, as :func:`max_pool`.
+
+    Args:
+        x: input ``(batch, *spatial, channels)`` (``channels_last``) or channels first.
+        output_size: int or one int per spatial axis: the output's spatial sizes.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+
+    Returns:
+        A Tensor ``(batch, *output_size, channels)`` (or channels first).
     """
     x, fmt, out = _adaptive("adaptive_max_pool", x, output_size, data_format)
     y = _to_last(x, fmt)
@@ -500,13 +623,31 @@ def _spatial_axes(fn: str, x: Tensor, data_format: str) -> tuple[int, ...]:
 
 
 def global_max_pool(x, data_format="channels_last", keepdims=False):
-    """Maximum over all spatial axes; ties share the gradient evenly (as jnp.max)."""
+    """Maximum over all spatial axes, ``y[b, c] = max_s x[b, s, c]``; ties share the gradient evenly (as jnp.max).
+
+    Args:
+        x: input ``(batch, *spatial, channels)`` (``channels_last``) or channels first.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        keepdims: bool, default False: keep the spatial axes with size 1.
+
+    Returns:
+        A Tensor ``(batch, channels)`` (keepdims: the input's rank).
+    """
     x = as_float_tensor("global_max_pool", "x", x)
     return ops.max(x, _spatial_axes("global_max_pool", x, data_format), keepdims=bool(keepdims))
 
 
 def global_avg_pool(x, data_format="channels_last", keepdims=False):
-    """Mean over all spatial axes."""
+    """Mean over all spatial axes, ``y[b, c] = mean_s x[b, s, c]``; the gradient is ``g / (number of positions)``.
+
+    Args:
+        x: input ``(batch, *spatial, channels)`` (``channels_last``) or channels first.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        keepdims: bool, default False: keep the spatial axes with size 1.
+
+    Returns:
+        A Tensor ``(batch, channels)`` (keepdims: the input's rank).
+    """
     x = as_float_tensor("global_avg_pool", "x", x)
     return ops.mean(x, _spatial_axes("global_avg_pool", x, data_format), keepdims=bool(keepdims))
 
@@ -533,6 +674,15 @@ def resize(x, size, interpolation="bilinear", data_format="channels_last"):
     clamped to ``[0, n_in - 1]``, ``lo = floor(c)``, ``hi = min(lo + 1, n_in - 1)``, ``w = c - lo``.
     Both are gathers along the axis, so the vjp is their scatter-add (each input cell collects the weights it
     was read with) and is itself differentiable.
+
+    Args:
+        x: ``(batch, *spatial, channels)`` (``channels_last``) or channels first, 1-3 spatial axes.
+        size: int or one int per spatial axis: the output sizes.
+        interpolation: ``"bilinear"`` (default) or ``"nearest"``.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+
+    Returns:
+        A Tensor ``(batch, *size, channels)`` (or channels first).
     """
     fn = "resize"
     x = as_float_tensor(fn, "x", x)

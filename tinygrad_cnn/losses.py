@@ -132,6 +132,20 @@ def cross_entropy(logits, labels, from_logits: bool = True, reduction: str = "me
     ValueError), renormalised to sum to 1 and clipped to ``[1e-7, 1 - 1e-7]`` before the log (Keras).
     ``label_smoothing`` s: ``y <- y (1 - s) + s / classes`` (Keras, optax.smooth_labels, PyTorch). ``ignore_index``:
     examples whose class id equals it give 0 and are not counted by ``"mean"``. vjp (logits): ``(softmax - y) * g``.
+
+    Args:
+        logits: ``(batch, ..., classes)`` scores (or probabilities with ``from_logits=False``).
+        labels: int class ids ``(batch, ...)``, or rows ``(batch, ..., classes)``.
+        from_logits: bool, default True.
+        reduction: ``"mean"`` (default, over examples), ``"sum"`` or ``"none"`` (one value per example).
+        label_smoothing: float in [0, 1], default 0.
+        ignore_index: int or None (default): a class id whose examples are skipped.
+
+    Returns:
+        A scalar Tensor (``"mean"``/``"sum"``) or one value per example (``"none"``).
+
+    Raises:
+        ValueError: labels whose shape or class ids do not fit the logits, or negative probabilities.
     """
     fn = "cross_entropy"
     from_logits = validation.boolean(fn, "from_logits", from_logits)
@@ -153,6 +167,15 @@ def nll_loss(log_probs, labels, ignore_index: int | None = None, reduction: str 
     ``log_probs``: log-probabilities (e.g. ``log_softmax``), used as given; ``labels`` class ids (or one-hot
     rows: ``-sum_c y_c log_probs_c``). ``cross_entropy(x, y) == nll_loss(log_softmax(x), y)``.
     vjp: ``-one_hot(labels) * g``.
+
+    Args:
+        log_probs: ``(batch, ..., classes)``.
+        labels: int class ids ``(batch, ...)`` or rows ``(batch, ..., classes)``.
+        ignore_index: int or None (default): a class id whose examples give 0 and are not counted.
+        reduction: ``"mean"`` (default, over examples), ``"sum"`` or ``"none"`` (one value per example).
+
+    Returns:
+        A scalar Tensor (``"mean"``/``"sum"``) or one value per example (``"none"``).
     """
     log_probs = as_float_tensor("nll_loss", "log_probs", log_probs)
     if log_probs.ndim < 1:
@@ -168,6 +191,16 @@ def binary_cross_entropy(predictions, targets, from_logits: bool = False, label_
     be in [0, 1]. ``from_logits=True`` (x = logits), without overflow for any x:
     ``t softplus(-x) + (1 - t) softplus(x)`` (= -t log sigmoid(x) - (1 - t) log sigmoid(-x));
     vjp ``(sigmoid(x) - t) * g``. ``label_smoothing`` s: ``t <- t (1 - s) + s / 2``.
+
+    Args:
+        predictions: probabilities in [0, 1] (or logits with ``from_logits=True``), ``(batch, ..., features)``.
+        targets: the same shape, in [0, 1].
+        from_logits: bool, default False.
+        label_smoothing: float in [0, 1], default 0.
+        reduction: ``"mean"`` (default, over examples), ``"sum"`` or ``"none"`` (one value per example).
+
+    Returns:
+        A scalar Tensor (``"mean"``/``"sum"``) or one value per example (``"none"``).
     """
     fn = "binary_cross_entropy"
     from_logits = validation.boolean(fn, "from_logits", from_logits)
@@ -186,14 +219,34 @@ def binary_cross_entropy(predictions, targets, from_logits: bool = False, label_
 
 
 def mse(predictions, targets, reduction: str = "mean"):
-    """Mean squared error over the last axis, ``mean_j (p_j - t_j)^2``, then reduced over examples."""
+    """Mean squared error over the last axis, ``mean_j (p_j - t_j)^2``, then reduced over examples.
+
+    The vjp is ``2 (p - t) / features * g``.
+
+    Args:
+        predictions: ``(batch, ..., features)``.
+        targets: the same shape.
+        reduction: ``"mean"`` (default, over examples), ``"sum"`` or ``"none"`` (one value per example).
+
+    Returns:
+        A scalar Tensor, or one value per example.
+    """
     p, t = _pair("mse", predictions, targets)
     diff = p - t
     return _reduce("mse", _feature_mean(diff * diff), reduction)
 
 
 def mae(predictions, targets, reduction: str = "mean"):
-    """Mean absolute error over the last axis, ``mean_j |p_j - t_j|``; ``abs'(0) = 1`` (as jnp.abs)."""
+    """Mean absolute error over the last axis, ``mean_j |p_j - t_j|``; ``abs'(0) = 1`` (as jnp.abs).
+
+    Args:
+        predictions: ``(batch, ..., features)``.
+        targets: the same shape.
+        reduction: ``"mean"`` (default, over examples), ``"sum"`` or ``"none"`` (one value per example).
+
+    Returns:
+        A scalar Tensor, or one value per example.
+    """
     p, t = _pair("mae", predictions, targets)
     return _reduce("mae", _feature_mean(ops.abs(p - t)), reduction)
 
@@ -203,6 +256,15 @@ def huber(predictions, targets, delta: float = 1.0, reduction: str = "mean"):
 
     ``e = p - t``; computed as ``q^2 / 2 + delta (|e| - q)`` with ``q = min(|e|, delta)``, so its vjp is
     ``clip(e, -delta, delta) * g`` and its second derivative 1 inside, 0 outside (Keras, optax.huber_loss).
+
+    Args:
+        predictions: ``(batch, ..., features)``.
+        targets: the same shape.
+        delta: float > 0, default 1.
+        reduction: ``"mean"`` (default, over examples), ``"sum"`` or ``"none"`` (one value per example).
+
+    Returns:
+        A scalar Tensor (``"mean"``/``"sum"``) or one value per example (``"none"``).
     """
     delta = validation.number_in("huber", "delta", delta, 0.0, float("inf"))
     if delta == 0:
@@ -222,6 +284,15 @@ def kl_div(predictions, targets, reduction: str = "mean", log_predictions: bool 
     ``0 log 0 = 0``, nothing clipped. Argument order is (predictions, targets), as every loss here (PyTorch's
     ``kl_div(input, target)``; Keras' functions take ``(y_true, y_pred)``). ``"mean"`` is over examples, i.e.
     PyTorch's ``"batchmean"``. vjp (predictions): ``-t / q * g`` (``-t * g`` in log mode).
+
+    Args:
+        predictions: probabilities (or log-probabilities), ``(batch, ..., classes)``.
+        targets: probabilities, the same shape.
+        reduction: ``"mean"`` (default, over examples), ``"sum"`` or ``"none"`` (one value per example).
+        log_predictions: bool, default False (see above).
+
+    Returns:
+        A scalar Tensor (``"mean"``/``"sum"``) or one value per example (``"none"``).
     """
     fn = "kl_div"
     log_predictions = validation.boolean(fn, "log_predictions", log_predictions)
@@ -243,6 +314,14 @@ def hinge(predictions, targets, reduction: str = "mean"):
 
     ``targets`` are -1/1; when every target is 0 or 1 they are first mapped to ``2 t - 1`` (as Keras).
     vjp: ``-t [1 - t p > 0] * g / n`` (0 at the kink, as relu).
+
+    Args:
+        predictions: scores ``(batch, ..., features)``.
+        targets: -1/1 (or 0/1) labels, the same shape.
+        reduction: ``"mean"`` (default, over examples), ``"sum"`` or ``"none"`` (one value per example).
+
+    Returns:
+        A scalar Tensor (``"mean"``/``"sum"``) or one value per example (``"none"``).
     """
     p, t = _pair("hinge", predictions, targets)
     if np.all((t.data == 0) | (t.data == 1)):

@@ -45,6 +45,13 @@ def log_softmax(x, axis: int = -1, _fn: str = "log_softmax"):
     Finite for logits of +-1000, and accurate: adding max x back before
     subtracting (x - (m + log sum e^{x - m})) would lose the low bits of the
     result to rounding at |x| ~ 1000 (an error of ~3e-5 in float32).
+
+    Args:
+        x: any shape.
+        axis: int, default -1: the class axis.
+
+    Returns:
+        A Tensor shaped like ``x``; its vjp is ``g - softmax(x) sum(g)`` along ``axis``.
     """
     x = as_float_tensor(_fn, "x", x)
     axis = _axis(_fn, x, axis)
@@ -53,5 +60,13 @@ def log_softmax(x, axis: int = -1, _fn: str = "log_softmax"):
 
 
 def softmax(x, axis: int = -1):
-    """e^{x_i} / sum_j e^{x_j}, computed as exp(log_softmax(x))."""
+    """e^{x_i} / sum_j e^{x_j}, computed as exp(log_softmax(x)).
+
+    Args:
+        x: any shape.
+        axis: int, default -1: the axis the probabilities sum to 1 over.
+
+    Returns:
+        A Tensor shaped like ``x``.
+    """
     return ops.exp(log_softmax(x, axis, _fn="softmax"))

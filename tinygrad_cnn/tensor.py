@@ -53,6 +53,21 @@ class Tensor:
     Writing into the array's elements through a reference (``x.data[i] = v``,
     ``x.numpy()[...] = v``) bypasses the Tensor and is not seen: use
     ``x[i] = v`` or ``x.copy_(v)``. A ``detach()``ed Tensor shares the counter.
+
+    Example::
+
+        x = tg.Tensor([1.0, 2.0], requires_grad=True)
+        (x * x).sum().backward()
+        x.grad  # array([2., 4.], dtype=float32)
+
+    Args:
+        data: a number, nested list, NumPy array or Tensor.
+        requires_grad: bool, default False: record operations on it and fill ``.grad`` in ``backward``
+            (floating dtypes only).
+        dtype: None (default: float32 for Python data, the array's own dtype for arrays) or a NumPy dtype.
+
+    Raises:
+        TypeError: ``requires_grad=True`` with an integer or boolean dtype.
     """
 
     __slots__ = ("_data", "grad", "requires_grad", "_ctx", "_version", "__weakref__")
@@ -167,6 +182,15 @@ class Tensor:
         ``grad`` (a Tensor or array shaped like ``self``) is required unless
         ``self`` has one element. Calling backward twice adds up, as in
         PyTorch; the graph is released afterwards unless ``retain_graph``.
+
+        Args:
+            grad: the cotangent v (``leaf.grad += v . d self / d leaf``); None (default) means 1 for a scalar.
+            retain_graph: bool, default False: keep the graph for another backward.
+
+        Raises:
+            ValueError: a non-scalar ``self`` without ``grad``.
+            RuntimeError: a released graph, or an input written in place after the forward pass (its version
+                changed).
         """
         autograd.backward(self, grad, retain_graph)
 

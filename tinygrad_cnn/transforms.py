@@ -183,6 +183,17 @@ def value_and_grad(f, argnums=0, has_aux: bool = False):
 
     ``f`` must return a one-element Tensor (a scalar); ``argnums`` is an int (the gradient is shaped like that
     argument, a pytree like it) or a tuple of ints (a tuple of gradients). One forward and one backward pass.
+
+    Args:
+        f: a function of Tensors/arrays (pytrees of them) built from the engine's ops. It must return a scalar.
+        argnums: int or tuple of ints, default 0: which positional arguments to differentiate.
+        has_aux: bool, default False: ``f`` returns ``(output, aux)`` and aux is passed through undifferentiated.
+
+    Returns:
+        The function ``g``.
+
+    Raises:
+        TypeError: ``f`` not callable, or (when ``g`` is called) an output that is not a scalar.
     """
 
     _callable("value_and_grad", f)
@@ -233,6 +244,11 @@ def vjp(f, *primals, has_aux: bool = False):
     ``vjp_fn(ct)`` takes a cotangent with the structure and shapes of ``f``'s output and returns a tuple with one
     cotangent per primal, ``ct . df/dprimal_i``; it can be called any number of times (the graph is kept while
     ``vjp_fn`` lives). One forward pass, then one backward pass per call.
+
+    Args:
+        f: a function of Tensors/arrays (pytrees of them) built from the engine's ops.
+        *primals: the point to differentiate at, one value per argument of ``f``.
+        has_aux: bool, default False: ``f`` returns ``(output, aux)``.
     """
     traced = _Traced("vjp", f, primals, {}, tuple(range(len(primals))), has_aux)
 
@@ -274,6 +290,12 @@ def jvp(f, primals, tangents, has_aux: bool = False):
 
     ``tangents`` has the structure and shapes of ``primals``; ``tangent_out`` those of the output. Exact (the
     double-vjp construction; its cost is in the module docstring).
+
+    Args:
+        f: a function of Tensors/arrays (pytrees of them) built from the engine's ops.
+        primals: tuple, the point (one value per argument of ``f``).
+        tangents: tuple, the direction, structured and shaped like ``primals``.
+        has_aux: bool, default False: ``f`` returns ``(output, aux)``.
     """
     _tangents("jvp", primals, tangents)
     traced = _Traced("jvp", f, primals, {}, tuple(range(len(primals))), has_aux)
@@ -285,7 +307,12 @@ def jvp(f, primals, tangents, has_aux: bool = False):
 
 def linearize(f, *primals):
     """``(f(*primals), f_jvp)`` with ``f_jvp(*tangents) = (df/dprimals) tangents``, as ``jax.linearize``: the
-    backward pass is recorded once, and each call of ``f_jvp`` is one backward pass of it."""
+    backward pass is recorded once, and each call of ``f_jvp`` is one backward pass of it.
+
+    Args:
+        f: a function of Tensors/arrays (pytrees of them) built from the engine's ops.
+        *primals: the point, one value per argument of ``f``.
+    """
     traced = _Traced("linearize", f, primals, {}, tuple(range(len(primals))), False)
     linear = _Linear(traced)
     primal_def = tree_flatten(tuple(primals))[1]
@@ -311,7 +338,16 @@ def _assemble(traced: _Traced, blocks, as_tuple: bool):
 
 def jacrev(f, argnums=0, has_aux: bool = False):
     """The Jacobian of ``f`` by reverse mode, as ``jax.jacrev``: one backward pass per output element. Entry
-    ``[out_index + in_index]`` is ``d out[out_index] / d in[in_index]`` (shape ``out.shape + in.shape``)."""
+    ``[out_index + in_index]`` is ``d out[out_index] / d in[in_index]`` (shape ``out.shape + in.shape``).
+
+    Args:
+        f: a function of Tensors/arrays (pytrees of them) built from the engine's ops.
+        argnums: int or tuple of ints, default 0: which positional arguments to differentiate.
+        has_aux: bool, default False: ``f`` returns ``(output, aux)`` and aux is passed through undifferentiated.
+
+    Returns:
+        The function computing the Jacobian (a tuple of them for a tuple ``argnums``).
+    """
 
     _callable("jacrev", f)
 
@@ -348,7 +384,13 @@ def _stacked(pieces: list[Tensor], out_shape: tuple, in_shape: tuple, axis: int)
 
 def jacfwd(f, argnums=0, has_aux: bool = False):
     """The Jacobian of ``f`` by forward mode, as ``jax.jacfwd`` (same layout as ``jacrev``): the backward pass is
-    recorded once, then one backward pass of it per input element (the double-vjp jvp of each basis tangent)."""
+    recorded once, then one backward pass of it per input element (the double-vjp jvp of each basis tangent).
+
+    Args:
+        f: a function of Tensors/arrays (pytrees of them) built from the engine's ops.
+        argnums: int or tuple of ints, default 0: which positional arguments to differentiate.
+        has_aux: bool, default False: ``f`` returns ``(output, aux)`` and aux is passed through undifferentiated.
+    """
 
     _callable("jacfwd", f)
 
@@ -378,7 +420,13 @@ def jacfwd(f, argnums=0, has_aux: bool = False):
 def hessian(f, argnums=0, has_aux: bool = False):
     """The Hessian of a scalar ``f``: ``jacrev(jacrev(f))`` (JAX writes ``jacfwd(jacrev(f))``: its forward mode is
     cheaper than reverse there; here forward mode is built from reverse, so reverse-over-reverse is the cheaper
-    order and gives the same matrix for a twice-differentiable f). Shape ``in.shape + in.shape``."""
+    order and gives the same matrix for a twice-differentiable f). Shape ``in.shape + in.shape``.
+
+    Args:
+        f: a function of Tensors/arrays (pytrees of them) built from the engine's ops. It must return a scalar.
+        argnums: int or tuple of ints, default 0: which positional arguments to differentiate.
+        has_aux: bool, default False: ``f`` returns ``(output, aux)`` and aux is passed through undifferentiated.
+    """
     inner = jacrev(f, argnums, has_aux)
     return jacrev(inner, argnums, has_aux)
 
@@ -387,7 +435,16 @@ def hvp(f, primals, tangents):
     """The Hessian-vector product ``H v`` of a scalar ``f`` at ``primals`` along ``tangents`` (structured like
     ``primals``: a tuple, one entry per argument; H is taken jointly over all arguments), as JAX's autodiff
     cookbook defines ``hvp(f, primals, tangents) = jvp(grad(f, argnums=all), primals, tangents)[1]``.
-    Reverse-over-reverse: one forward, one recorded backward and one backward pass of it (H is symmetric)."""
+    Reverse-over-reverse: one forward, one recorded backward and one backward pass of it (H is symmetric).
+
+    Args:
+        f: a function of Tensors/arrays (pytrees of them) built from the engine's ops. It must return a scalar.
+        primals: tuple, the point.
+        tangents: tuple, the vector v, structured and shaped like ``primals``.
+
+    Raises:
+        TypeError: ``f`` does not return one scalar Tensor.
+    """
     _tangents("hvp", primals, tangents)
     traced = _Traced("hvp", f, primals, {}, tuple(range(len(primals))), False)
     if traced.out_def.kind != "leaf" or traced.out_leaves[0].size != 1:

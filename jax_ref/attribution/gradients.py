@@ -36,7 +36,17 @@ def _input_grads(net, score: str):
 
 
 def saliency(model, x, target=None, score: str = "logit"):
-    """The gradient of the score with respect to the input: ``dS_target(x) / dx``, shaped like ``x``."""
+    """The gradient of the score with respect to the input: ``dS_target(x) / dx``, shaped like ``x``.
+
+    Args:
+        model: a ``JaxModel`` or an engine model (one input, one output).
+        x: one image ``(H, W, C)`` or a batch ``(B, H, W, C)`` (the model's data format).
+        target: class id, one per image, or None (default: the predicted class).
+        score: ``"logit"`` (default, the pre-softmax score) or ``"probability"``.
+
+    Returns:
+        A NumPy array shaped like ``x`` (signed, not normalised).
+    """
     net, params = _net.as_net(model)
     score = _net.check_score("saliency", score)
     xb, single = _net.prepare("saliency", net, x, params)
@@ -81,6 +91,20 @@ def smoothgrad(model, x, target=None, n: int = 50, noise_level: float = 0.15, ki
     the ``n * B`` noisy images are differentiated as batches of
     ``batch_size`` images (all at once when None). ``noise_level=0`` gives the
     saliency map (``kind="mean"``).
+
+    Args:
+        model: a ``JaxModel`` or an engine model (one input, one output).
+        x: one image ``(H, W, C)`` or a batch ``(B, H, W, C)`` (the model's data format).
+        target: class id, one per image, or None (default: the predicted class).
+        n: positive int, default 50: the number of noisy copies.
+        noise_level: float >= 0, default 0.15: sigma as a fraction of the image's value range.
+        kind: ``"mean"`` (default), ``"squared"`` or ``"vargrad"``.
+        seed: int in [0, 2**32), default 0.
+        batch_size: int or None (default, all at once): images per gradient evaluation.
+        score: ``"logit"`` (default, the pre-softmax score) or ``"probability"``.
+
+    Returns:
+        A NumPy array shaped like ``x``.
     """
     fn_name = "smoothgrad"
     net, params = _net.as_net(model)
@@ -135,6 +159,18 @@ def integrated_gradients(model, x, target=None, baseline=None, steps: int = 50, 
     batched evaluation). ``baseline`` ``x'`` defaults to zeros (a scalar or an
     array broadcasting to ``x``). Completeness: the attributions of an image
     sum to ``S(x) - S(x')`` up to the quadrature error, see ``completeness``.
+
+    Args:
+        model: a ``JaxModel`` or an engine model (one input, one output).
+        x: one image ``(H, W, C)`` or a batch ``(B, H, W, C)`` (the model's data format).
+        target: class id, one per image, or None (default: the predicted class).
+        baseline: None (zeros), a scalar or an array broadcasting to ``x``.
+        steps: positive int, default 50: trapezoid intervals.
+        batch_size: int or None (default, all at once).
+        score: ``"logit"`` (default, the pre-softmax score) or ``"probability"``.
+
+    Returns:
+        A NumPy array shaped like ``x``.
     """
     fn_name = "integrated_gradients"
     net, params = _net.as_net(model)
@@ -161,6 +197,14 @@ def completeness(model, x, attributions, target=None, baseline=None, score: str 
     200; an image whose ``delta`` is near 0 can show a large relative gap with
     a small absolute one. Stated tolerance: ``rel_gap <= 0.05`` for
     ``steps >= 50`` on typical images (the tests check it on a small CNN).
+
+    Args:
+        model: a ``JaxModel`` or an engine model (one input, one output).
+        x: one image ``(H, W, C)`` or a batch ``(B, H, W, C)`` (the model's data format).
+        attributions: the output of :func:`integrated_gradients` for ``x``.
+        target: class id, one per image, or None (default: the predicted class).
+        baseline: the baseline the attributions were computed with (None: zeros).
+        score: ``"logit"`` (default, the pre-softmax score) or ``"probability"``.
     """
     fn_name = "completeness"
     net, params = _net.as_net(model)

@@ -55,6 +55,17 @@ def grad_cam(model, x, layer, target=None, score: str = "logit", upsample: bool 
     Returns one spatial map per image (the channel axis has no meaning here):
     ``(H, W)`` for one image or ``(B, H, W)``, bilinearly resized to the input's
     spatial size (``upsample=False`` keeps the layer's own resolution).
+
+    Args:
+        model: a ``JaxModel`` or an engine model (one input, one output).
+        x: one image ``(H, W, C)`` or a batch ``(B, H, W, C)`` (the model's data format).
+        layer: the name of a node with spatial output (usually the last conv).
+        target: class id, one per image, or None (default: the predicted class).
+        score: ``"logit"`` (default, the pre-softmax score) or ``"probability"``.
+        upsample: bool, default True.
+
+    Raises:
+        ValueError: ``layer`` unknown or without spatial axes (the message lists the layers that have them).
     """
     fn = "grad_cam"
     net, params = _net.as_net(model)
@@ -77,6 +88,10 @@ def feature_maps(model, x) -> dict:
     """Every layer's output for ``x``, ``{node name: array}`` in graph order (inference mode).
 
     For one image each array has no batch axis (e.g. ``(H, W, C)``).
+
+    Args:
+        model: a ``JaxModel`` or an engine model (one input, one output).
+        x: one image ``(H, W, C)`` or a batch ``(B, H, W, C)`` (the model's data format).
     """
     fn = "feature_maps"
     net, params = _net.as_net(model)
@@ -86,7 +101,15 @@ def feature_maps(model, x) -> dict:
 
 
 def filters(model, layer) -> np.ndarray:
-    """The kernel of ``layer`` as a NumPy array in Keras layout (``kernel_size + (in, filters)`` for a conv)."""
+    """The kernel of ``layer`` as a NumPy array in Keras layout (``kernel_size + (in, filters)`` for a conv).
+
+    Args:
+        model: a ``JaxModel`` or an engine model.
+        layer: the name of a layer with a kernel.
+
+    Raises:
+        ValueError: ``layer`` has no kernel (the message lists those that have one).
+    """
     fn = "filters"
     net, params = _net.as_net(model)
     name = validation.choice(fn, "layer", layer, net.layer_names) if layer not in net.layer_names else layer

@@ -27,7 +27,13 @@ __all__ = ["occlusion", "window_masks"]
 
 
 def window_masks(spatial, window, stride) -> np.ndarray:
-    """0/1 masks ``(P, *spatial)`` of every window position (see the module docstring), row-major order."""
+    """0/1 masks ``(P, *spatial)`` of every window position (see the module docstring), row-major order.
+
+    Args:
+        spatial: the image's spatial sizes, e.g. ``(H, W)``.
+        window: one window size per spatial axis.
+        stride: one stride per spatial axis (the last window is cut off at the border).
+    """
     per_axis = []
     for size, w, s in zip(spatial, window, stride, strict=True):
         starts = np.arange(-(-(size - w) // s) + 1) * s
@@ -88,6 +94,23 @@ def occlusion(model, x, target=None, window=4, stride=2, baseline=0.0, batch_siz
     axis; ``baseline``: the value occluded cells take (a scalar, or an array
     broadcasting to ``x``); ``data_format`` is the model's (the images go to the model as they are); giving
     another one is refused.
+
+    Args:
+        model: a ``JaxModel`` or an engine model (one input, one output).
+        x: one image ``(H, W, C)`` or a batch ``(B, H, W, C)`` (the model's data format).
+        target: class id, one per image, or None (default: the predicted class).
+        window: int or one per spatial axis, default 4.
+        stride: int or one per spatial axis, default 2 (at most ``window``).
+        baseline: float or array, default 0.0.
+        batch_size: int or None (default, all windows at once): occluded images per evaluation.
+        score: ``"logit"`` (default, the pre-softmax score) or ``"probability"``.
+        data_format: None (default, the model's).
+
+    Returns:
+        A NumPy array shaped like ``x``: the score drop, averaged over the windows covering each cell.
+
+    Raises:
+        ValueError: a window larger than the image, a stride larger than the window, or another data_format.
     """
     fn = "occlusion"
     net, params = _net.as_net(model)

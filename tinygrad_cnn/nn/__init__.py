@@ -75,7 +75,14 @@ def serialize(layer) -> dict:
 
 def deserialize(config: dict):
     """The layer described by ``serialize(layer)`` (fresh weights; copy them with ``set_weights``): a registered
-    class by its ``registered_name``, else the class name looked up in ``LAYER_CLASSES`` (any case)."""
+    class by its ``registered_name``, else the class name looked up in ``LAYER_CLASSES`` (any case).
+
+    Args:
+        config: ``{"class_name": ..., "config": {...}}`` as ``serialize`` returns it.
+
+    Raises:
+        ValueError: an unknown class (the message says how to register one).
+    """
     return registry.deserialize(config, LAYER_CLASSES)
 
 

@@ -86,7 +86,16 @@ class Softmax(Layer):
 
 
 class PReLU(Layer):
-    """``relu(x) - alpha relu(-x)``, ``alpha`` learned per position and channel (see the module docstring)."""
+    """``relu(x) - alpha relu(-x)``, ``alpha`` learned per position and channel (see the module docstring).
+
+    Args:
+        alpha_initializer: default ``"zeros"`` (PReLU starts as ReLU).
+        alpha_regularizer: a penalty on alpha, default None.
+        alpha_constraint: a projection of alpha after each step, default None.
+        shared_axes: None (default) or the axes (1-based, batch excluded) along which one alpha is shared,
+            e.g. ``[1, 2]`` for one alpha per channel of an image.
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     def __init__(self, alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=None, shared_axes=None,
                  **kwargs):

@@ -26,11 +26,83 @@ from tinygrad_cnn import functional as F
 from tinygrad_cnn import validation
 from tinygrad_cnn.conv_arithmetic import conv_output_size, effective_kernel_size, explicit_pads
 from tinygrad_cnn.nn import activations, constraints, initializers, regularizers
+from tinygrad_cnn.nn._docs import CONV_GEOMETRY, LAYER_KWARGS, WEIGHT_ARGS
 from tinygrad_cnn.nn.core import WeightedMixin
 from tinygrad_cnn.nn.layer import Layer
 
 __all__ = ["Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Conv3DTranspose", "DepthwiseConv1D",
            "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D"]
+
+_CONV_DOC = """{summary}
+
+    ``y = activation(conv(x, kernel) + bias)``, cross-correlation as Keras (the kernel is not flipped):
+    ``y[b, o..., f] = sum_{{k..., c}} x[b, o S + k d..., g(f) C/groups + c] kernel[k..., c, f]``, g(f) the
+    group of filter f. Weights: ``kernel`` of shape ``kernel_size + (in_channels // groups, filters)``,
+    ``bias`` of shape ``(filters,)``.
+
+    Input shape: ``{shape_in}`` (``channels_last``) or channels first. Output: the same rank
+    with ``filters`` channels and each spatial size ``floor((W - F_eff) / S) + 1`` (``"valid"``) or
+    ``ceil(W / S)`` (``"same"``).{extra}
+
+    Args:
+        filters: positive int, the number of output channels.
+""" + CONV_GEOMETRY + """
+        groups: positive int, default 1: split the input channels into this many groups, each convolved
+            with its own ``filters // groups`` filters (``filters`` and in_channels must be divisible by it).
+""" + WEIGHT_ARGS.format(k="kernel") + "\n" + LAYER_KWARGS + """
+
+    Raises:
+        ValueError: an argument out of range (named in the message), ``strides > 1`` together with
+            ``dilation_rate > 1``, or an input whose rank or channel count does not fit.
+"""
+
+
+_DEPTHWISE_DOC = """{summary}
+
+    Each input channel c is convolved with its own ``depth_multiplier`` filters:
+    ``y[b, o..., c M + m] = sum_k x[b, o S + k d..., c] kernel[k..., c, m]`` (M = ``depth_multiplier``), so the
+    output has ``in_channels * M`` channels, channel-major. Weights: ``kernel`` of shape
+    ``kernel_size + (in_channels, depth_multiplier)``, ``bias`` of shape ``(in_channels * M,)``.
+
+    Args:
+""" + CONV_GEOMETRY + """
+        depth_multiplier: positive int, default 1: filters per input channel.
+""" + WEIGHT_ARGS.format(k="depthwise") + "\n" + LAYER_KWARGS + """
+"""
+
+_SEPARABLE_DOC = """{summary}
+
+    A depthwise conv (``strides``, ``padding``, ``dilation_rate``) then a pointwise (1 x ... x 1) conv to
+    ``filters`` channels, as Keras' ``ops.separable_conv``:
+    ``y = activation(pointwise(depthwise(x, depthwise_kernel), pointwise_kernel) + bias)``. Weights:
+    ``depthwise_kernel`` ``kernel_size + (in_channels, depth_multiplier)``, ``pointwise_kernel``
+    ``(1,) * rank + (in_channels * depth_multiplier, filters)``, ``bias`` ``(filters,)``.
+
+    Args:
+        filters: positive int, the number of output channels.
+""" + CONV_GEOMETRY + """
+        depth_multiplier: positive int, default 1.
+""" + WEIGHT_ARGS.format(k="depthwise") + """
+        pointwise_initializer, pointwise_regularizer, pointwise_constraint: the same for the pointwise kernel
+            (defaults ``"glorot_uniform"``, None, None).
+""" + LAYER_KWARGS + """
+"""
+
+_TRANSPOSE_DOC = """{summary}
+
+    The adjoint of the convolution with the same arguments (its input-gradient), as Keras'
+    ``Conv*DTranspose``. Output size per axis: ``"valid"`` ``(W - 1) S + F_eff + extra`` with extra =
+    ``output_padding`` if given, else ``max(F_eff, S) - F_eff``; ``"same"`` ``W S`` (without
+    ``output_padding``); explicit ``(before, after)`` ``(W - 1) S + F_eff - before - after + output_padding``.
+    Weights: ``kernel`` of shape ``kernel_size + (filters, in_channels)``, ``bias`` ``(filters,)``.
+
+    Args:
+        filters: positive int, the number of output channels.
+""" + CONV_GEOMETRY + """
+        output_padding: None (default) or an int / one int per axis, each smaller than the stride: extra cells
+            at the end of each spatial axis.
+""" + WEIGHT_ARGS.format(k="kernel") + "\n" + LAYER_KWARGS + """
+"""
 
 
 class _BaseConv(WeightedMixin, Layer):
@@ -139,20 +211,29 @@ class _Conv(_BaseConv):
 
 
 class Conv1D(_Conv):
-    """1-D convolution over (batch, steps, channels); ``padding`` may also be ``"causal"``."""
+    __doc__ = _CONV_DOC.format(
+        summary="1-D convolution over (batch, steps, channels), as ``keras.layers.Conv1D``.",
+        shape_in="(batch, steps, channels)",
+        extra=' ``padding`` may also be\n    ``"causal"``: zeros on the left only, output t sees only inputs up to t.')
 
     rank = 1
     _paddings = ("valid", "same", "causal")
 
 
 class Conv2D(_Conv):
-    """2-D convolution over (batch, rows, cols, channels)."""
+    __doc__ = _CONV_DOC.format(
+        summary="2-D convolution over (batch, rows, cols, channels), as ``keras.layers.Conv2D``.",
+        shape_in="(batch, rows, cols, channels)",
+        extra="")
 
     rank = 2
 
 
 class Conv3D(_Conv):
-    """3-D convolution over (batch, d1, d2, d3, channels)."""
+    __doc__ = _CONV_DOC.format(
+        summary="3-D convolution over (batch, d1, d2, d3, channels), as ``keras.layers.Conv3D``.",
+        shape_in="(batch, d1, d2, d3, channels)",
+        extra="")
 
     rank = 3
 
@@ -192,13 +273,15 @@ class _DepthwiseConv(_BaseConv):
 
 
 class DepthwiseConv1D(_DepthwiseConv):
-    """Depthwise 1-D convolution over (batch, steps, channels), kernel ``(k, in_channels, depth_multiplier)``."""
+    __doc__ = _DEPTHWISE_DOC.format(
+        summary="Depthwise 1-D convolution over (batch, steps, channels), as ``keras.layers.DepthwiseConv1D``.")
 
     rank = 1
 
 
 class DepthwiseConv2D(_DepthwiseConv):
-    """Depthwise 2-D convolution, kernel ``(kh, kw, in_channels, depth_multiplier)``."""
+    __doc__ = _DEPTHWISE_DOC.format(
+        summary="Depthwise 2-D convolution, as ``keras.layers.DepthwiseConv2D``.")
 
     rank = 2
 
@@ -257,13 +340,15 @@ class _SeparableConv(_BaseConv):
 
 
 class SeparableConv1D(_SeparableConv):
-    """Depthwise-separable 1-D convolution over (batch, steps, channels)."""
+    __doc__ = _SEPARABLE_DOC.format(
+        summary="Depthwise-separable 1-D convolution, as ``keras.layers.SeparableConv1D``.")
 
     rank = 1
 
 
 class SeparableConv2D(_SeparableConv):
-    """Depthwise-separable 2-D convolution over (batch, rows, cols, channels)."""
+    __doc__ = _SEPARABLE_DOC.format(
+        summary="Depthwise-separable 2-D convolution, as ``keras.layers.SeparableConv2D``.")
 
     rank = 2
 
@@ -341,18 +426,21 @@ class _ConvTranspose(_BaseConv):
 
 
 class Conv1DTranspose(_ConvTranspose):
-    """Transposed 1-D convolution (the input-gradient of Conv1D), kernel ``(k, filters, in_channels)``."""
+    __doc__ = _TRANSPOSE_DOC.format(
+        summary="Transposed 1-D convolution, as ``keras.layers.Conv1DTranspose``.")
 
     rank = 1
 
 
 class Conv2DTranspose(_ConvTranspose):
-    """Transposed 2-D convolution (the input-gradient of Conv2D), kernel ``(kh, kw, filters, in_channels)``."""
+    __doc__ = _TRANSPOSE_DOC.format(
+        summary="Transposed 2-D convolution, as ``keras.layers.Conv2DTranspose``.")
 
     rank = 2
 
 
 class Conv3DTranspose(_ConvTranspose):
-    """Transposed 3-D convolution (the input-gradient of Conv3D), kernel ``(kd, kh, kw, filters, in_channels)``."""
+    __doc__ = _TRANSPOSE_DOC.format(
+        summary="Transposed 3-D convolution, as ``keras.layers.Conv3DTranspose``.")
 
     rank = 3

@@ -7,6 +7,7 @@ import numpy as np
 from tinygrad_cnn import functional as F
 from tinygrad_cnn import ops, validation
 from tinygrad_cnn.nn import activations, constraints, initializers, regularizers
+from tinygrad_cnn.nn._docs import LAYER_KWARGS, WEIGHT_ARGS
 from tinygrad_cnn.nn.graph import Node, SymbolicTensor
 from tinygrad_cnn.nn.layer import Layer
 from tinygrad_cnn.ops.random import dropout_mask
@@ -54,7 +55,18 @@ class WeightedMixin:
 
 
 class Dense(WeightedMixin, Layer):
-    """y = activation(x @ kernel + bias) on the last axis; kernel (in, units), bias (units,)."""
+    __doc__ = """Fully connected layer, as ``keras.layers.Dense``: ``y = activation(x @ kernel + bias)``.
+
+    Acts on the last axis: input ``(batch, ..., in_features)``, output ``(batch, ..., units)``.
+    Weights: ``kernel`` of shape ``(in_features, units)``, ``bias`` of shape ``(units,)``.
+
+    Args:
+        units: positive int, the number of output features.
+""" + WEIGHT_ARGS.format(k="kernel") + "\n" + LAYER_KWARGS + """
+
+    Raises:
+        ValueError: ``units`` not a positive int, or an input of rank < 2 or with an unknown last axis.
+"""
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
@@ -89,8 +101,23 @@ class Dense(WeightedMixin, Layer):
 
 
 class Dropout(Layer):
-    """Inverted dropout while training (zero with probability ``rate``, scale the rest by 1/(1-rate));
-    identity otherwise. ``noise_shape`` (None entries filled from the input) shares one mask along axes of size 1."""
+    __doc__ = """Inverted dropout, as ``keras.layers.Dropout``: random zeros while training, identity otherwise.
+
+    With ``training=True``: ``y = x * m / (1 - rate)``, m ~ Bernoulli(1 - rate) per element, so E[y] = x;
+    the gradient is ``m / (1 - rate)``. With ``training=False`` (``predict``/``evaluate``): ``y = x``.
+    Output shape = input shape.
+
+    Args:
+        rate: float in [0, 1), the probability of zeroing an element.
+        noise_shape: tuple or None (default): the mask's shape, broadcast against the input; None entries
+            are filled from the input, and an entry 1 shares one mask along that axis.
+        seed: non-negative int or None (default): the mask generator's seed (``fit(seed=...)`` reseeds it).
+""" + LAYER_KWARGS + """
+
+    Raises:
+        ValueError: ``rate`` outside [0, 1).
+        TypeError: ``noise_shape`` not a tuple, or ``seed`` not a non-negative int.
+"""
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -123,7 +150,13 @@ class Dropout(Layer):
 
 
 class Flatten(Layer):
-    """Reshape to (batch, -1); channels_first inputs are moved to channels-last order first (as Keras)."""
+    __doc__ = """Reshape to ``(batch, prod(other axes))``, as ``keras.layers.Flatten``.
+
+    Args:
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``; a channels_first input is moved to
+            channels-last order before flattening (as Keras), so the features come in the same order.
+""" + LAYER_KWARGS + """
+"""
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
@@ -147,7 +180,13 @@ class Flatten(Layer):
 
 
 class Activation(Layer):
-    """Apply an activation function (by name or callable)."""
+    """Apply an activation function, as ``keras.layers.Activation``; output shape = input shape.
+
+    Args:
+        activation: a name (``"relu"``, ``"sigmoid"``, ``"softmax"``, ``"tanh"``, ``"gelu"``, ...) or a callable
+            Tensor -> Tensor.
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
@@ -162,7 +201,14 @@ class Activation(Layer):
 
 class ReLU(Layer):
     """Keras' ReLU: max_value if x >= max_value; x if threshold <= x < max_value; negative_slope * (x - threshold)
-    otherwise."""
+    otherwise.
+
+    Args:
+        max_value: float >= 0 or None (default, no cap).
+        negative_slope: float >= 0, default 0.
+        threshold: float, default 0.
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -190,7 +236,17 @@ class ReLU(Layer):
 
 
 class InputLayer(Layer):
-    """The input placeholder: fixes the input shape of a Sequential model (batch axis excluded from ``shape``)."""
+    """The input placeholder: fixes the input shape of a Sequential model (batch axis excluded from ``shape``).
+
+    Args:
+        shape: tuple, the shape of one example (batch axis excluded), e.g. ``(28, 28, 1)``; None entries are
+            unknown sizes.
+        batch_size: int or None (default): a fixed batch size.
+        dtype: the input's dtype, default float32.
+        batch_shape: tuple including the batch axis (instead of ``shape`` and ``batch_size``).
+        name: str or None (default: a unique ``input_layer`` name).
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     def __init__(self, shape=None, batch_size=None, dtype=None, batch_shape=None, name=None, **kwargs):
         super().__init__(name=name, dtype=dtype or "float32", **kwargs)
@@ -217,6 +273,18 @@ class InputLayer(Layer):
 def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None):  # noqa: N802 (Keras' name)
     """The symbolic input of a graph model (Keras' ``keras.Input``): ``x = Input((28, 28, 1))``, then
     ``y = layer(x)`` ... and ``Model(x, y)``; also the first element of ``Sequential([Input(...), ...])``.
-    ``shape`` excludes the batch axis (``batch_shape`` includes it)."""
+    ``shape`` excludes the batch axis (``batch_shape`` includes it).
+
+    Args:
+        shape: tuple, the shape of one example (batch axis excluded), e.g. ``(28, 28, 1)``; None entries are
+            unknown sizes.
+        batch_size: int or None (default): a fixed batch size.
+        dtype: the input's dtype, default float32.
+        batch_shape: tuple including the batch axis (instead of ``shape`` and ``batch_size``).
+        name: str or None (default: a unique ``input_layer`` name).
+
+    Returns:
+        A symbolic tensor (a placeholder: calling layers on it records the graph, it holds no data).
+    """
     layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape, name=name)
     return layer.output

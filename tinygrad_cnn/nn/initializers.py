@@ -38,7 +38,14 @@ _GLOBAL = {"rng": np.random.default_rng()}
 def set_random_seed(seed: int) -> None:
     """``keras.utils.set_random_seed``: after it, everything drawn without a seed is reproducible -- unseeded
     initializers, ``fit(seed=None)``'s shuffling and Dropout masks (and every op taking ``seed=None``) -- and,
-    as Keras does, Python's ``random`` and NumPy's legacy global generator are seeded too."""
+    as Keras does, Python's ``random`` and NumPy's legacy global generator are seeded too.
+
+    Args:
+        seed: an int >= 0.
+
+    Raises:
+        TypeError: ``seed`` not an int >= 0.
+    """
     seed = validation.seed("set_random_seed", "seed", seed, allow_generator=False)
     if seed is None:
         raise TypeError("set_random_seed: seed must be an integer >= 0; got None")

@@ -32,7 +32,22 @@ _DTYPES = ("float32", "float64")
 
 
 class Layer:
-    """Base of every Keras-style layer (see the module docstring)."""
+    """Base of every Keras-style layer (see the module docstring).
+
+    A subclass defines ``build(input_shape)`` (creating weights with ``add_weight``), ``call(x, training)``
+    and ``compute_output_shape``; ``layer(x)`` builds on first use and runs ``call``.
+
+    Args:
+        name: str or None (default: a unique snake_case name of the class, e.g. ``conv2d_1``).
+        dtype: the weights' dtype or policy name, default ``"float32"``.
+        trainable: bool, default True; False freezes the weights (they leave ``parameters()``).
+        activity_regularizer: a penalty on the layer's output added to the loss, default None.
+        input_shape: the input shape without the batch axis, to build at construction (Keras 2's argument).
+
+    Raises:
+        TypeError: ``name`` not a string.
+        ValueError: an unknown keyword argument (with a did-you-mean suggestion) or dtype.
+    """
 
     takes_list = False  # merge layers take a list of inputs, ``layer([a, b])``
 

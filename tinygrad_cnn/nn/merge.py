@@ -14,9 +14,23 @@ from __future__ import annotations
 from functools import reduce
 
 from tinygrad_cnn import ops, validation
+from tinygrad_cnn.nn._docs import LAYER_KWARGS
 from tinygrad_cnn.nn.layer import Layer, _fmt_shape
 
 __all__ = ["Add", "Average", "Concatenate", "Maximum", "Minimum", "Multiply", "Subtract"]
+
+
+_MERGE_DOC = """
+
+    Called on a list, ``layer([a, b, ...])``, of inputs of one shape (size-1 axes broadcast, as Keras);
+    the output has that shape.
+
+    Args:
+""" + LAYER_KWARGS + """
+
+    Raises:
+        ValueError: a wrong number of inputs, or shapes that do not broadcast.
+"""
 
 
 class _Merge(Layer):
@@ -62,14 +76,16 @@ class _Merge(Layer):
 
 
 class Add(_Merge):
-    """y = sum of the inputs.   Each input's gradient: g (summed over the axes it was broadcast along)."""
+    __doc__ = """y = sum of the inputs.   Each input's gradient: g (summed over the axes it was broadcast along)."""
+    __doc__ += _MERGE_DOC
 
     def combine(self, xs):
         return reduce(ops.add, xs)
 
 
 class Subtract(_Merge):
-    """y = a - b (exactly two inputs).   Gradients: g and -g."""
+    __doc__ = """y = a - b (exactly two inputs).   Gradients: g and -g."""
+    __doc__ += _MERGE_DOC
 
     max_inputs = 2
 
@@ -78,29 +94,35 @@ class Subtract(_Merge):
 
 
 class Multiply(_Merge):
-    """y = product of the inputs.   Gradient of input i: g times the product of the others."""
+    __doc__ = """y = product of the inputs.   Gradient of input i: g times the product of the others."""
+    __doc__ += _MERGE_DOC
 
     def combine(self, xs):
         return reduce(ops.mul, xs)
 
 
 class Average(_Merge):
-    """y = (x_1 + ... + x_n) / n.   Each input's gradient: g / n."""
+    __doc__ = """y = (x_1 + ... + x_n) / n.   Each input's gradient: g / n."""
+    __doc__ += _MERGE_DOC
 
     def combine(self, xs):
         return reduce(ops.add, xs) * (1.0 / len(xs))
 
 
 class Maximum(_Merge):
-    """y = elementwise maximum of the inputs, folded left to right as Keras does (``maximum(maximum(a, b), c)``).
-    Gradient: g to the input holding the maximum; a tie of two splits it 0.5 / 0.5 (as ``jnp.maximum``)."""
+    __doc__ = """y = elementwise maximum of the inputs, folded left to right as Keras does
+    (``maximum(maximum(a, b), c)``). Gradient: g to the input holding the maximum; a tie of two splits it
+    0.5 / 0.5 (as ``jnp.maximum``)."""
+    __doc__ += _MERGE_DOC
 
     def combine(self, xs):
         return reduce(ops.maximum, xs)
 
 
 class Minimum(_Merge):
-    """y = elementwise minimum of the inputs, folded left to right.   Gradient: as ``Maximum``, for the minimum."""
+    __doc__ = """y = elementwise minimum of the inputs, folded left to right. Gradient: as ``Maximum``, for the
+    minimum."""
+    __doc__ += _MERGE_DOC
 
     def combine(self, xs):
         return reduce(ops.minimum, xs)

@@ -47,9 +47,29 @@ def _symbolic_list(where: str, arg: str, value) -> list[SymbolicTensor]:
 
 
 class Model(ModelBase):
-    """``Model(inputs, outputs, name=None)``: the layers between symbolic ``inputs`` and ``outputs`` (each one
-    tensor or a list). ``model(x)`` takes one array (or a list, one per input) and returns one Tensor (or a
-    list, one per output)."""
+    """A graph model, as Keras' functional ``Model``: the layers between symbolic ``inputs`` and ``outputs``.
+
+    Build it by calling layers on ``nn.Input`` placeholders::
+
+        inp = nn.Input((8, 8, 1))
+        h = nn.Conv2D(16, 3, padding="same", activation="relu")(inp)
+        out = nn.Dense(10)(nn.Flatten()(nn.MaxPooling2D()(h)))
+        model = nn.Model(inp, out)
+
+    ``model(x, training=False)`` takes one array or Tensor (or a list, one per input) and returns one Tensor
+    (or a list, one per output); the training API (``compile``, ``fit``, ``evaluate``, ``predict``), ``save``,
+    ``summary``, ``parameters()`` and ``get_config``/``from_config`` are Keras'.
+
+    Args:
+        inputs: one symbolic tensor from ``nn.Input`` or a list of them.
+        outputs: one symbolic tensor computed from ``inputs`` by layers, or a list of them.
+        name: str or None (default ``"model"``, made unique).
+
+    Raises:
+        TypeError: ``inputs``/``outputs`` not symbolic tensors, or ``name`` not a string.
+        ValueError: an input not made by ``nn.Input``, two layers with one name, or a disconnected graph
+            (an output needing a placeholder that is not among ``inputs``).
+    """
 
     _summary_shows_connections = True  # a chain (Sequential) leaves the "Connected to" column out
 
@@ -261,9 +281,17 @@ class Model(ModelBase):
             checkpoint.load_weights(self, path)
 
     def save(self, path, overwrite=True, include_optimizer=True) -> None:
-        """Write the whole model to ``path`` (``.keras``, Keras 3's format, which ``keras.models.load_model``
-        opens): architecture, weights and (``include_optimizer``) the optimizer with its state and the compile
-        arguments, atomically; ``nn.load_model(path)`` reads it back (``nn.saving``)."""
+        """Write the whole model to ``path`` in Keras 3's ``.keras`` format (``keras.models.load_model`` opens it).
+
+        The archive holds the architecture (``get_config``), the weights and, with ``include_optimizer``, the
+        optimizer with its state and the compile arguments; it is written atomically. ``nn.load_model(path)``
+        reads it back (``nn.saving``).
+
+        Args:
+            path: file path ending in ``.keras``.
+            overwrite: bool, default True; False refuses an existing file.
+            include_optimizer: bool, default True: also save the optimizer state, to resume training.
+        """
         saving.save_model(self, path, overwrite=overwrite, include_optimizer=include_optimizer)
 
     # -- config ----------------------------------------------------------------------------------------
@@ -341,8 +369,21 @@ class Model(ModelBase):
                 for layer in self.layers]
 
     def summary(self, print_fn=print) -> str:
-        """Print (and return) a table: layer (type), output shape, parameters, the layers it reads (graph
-        models), receptive field, and the totals."""
+        """Print (and return) a table of the layers, as Keras' ``summary``.
+
+        Columns: layer (type), output shape, parameter count, the layers it reads (graph models only) and
+        its receptive field in input pixels; then the total, trainable and non-trainable parameter counts.
+
+        Args:
+            print_fn: callable taking one line of text, default ``print``; pass ``lambda s: None`` to only
+                get the string.
+
+        Returns:
+            The table as one string.
+
+        Raises:
+            ValueError: the model is not built yet (call it on data or give an input shape).
+        """
         self._require_built("summary")
         chain = not self._summary_shows_connections
         rows = []

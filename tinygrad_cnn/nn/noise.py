@@ -49,7 +49,13 @@ class _SpatialDropout(Dropout):
 
 
 class SpatialDropout1D(_SpatialDropout):
-    """Drops whole channels of (batch, steps, channels) inputs (no ``data_format``, as in Keras)."""
+    """Drops whole channels of (batch, steps, channels) inputs (no ``data_format``, as in Keras).
+
+    Args:
+        rate: float in [0, 1): the probability of dropping a channel (the rest are scaled by 1/(1-rate)).
+        seed: non-negative int or None (default).
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     rank = 1
 
@@ -58,13 +64,27 @@ class SpatialDropout1D(_SpatialDropout):
 
 
 class SpatialDropout2D(_SpatialDropout):
-    """Drops whole feature maps of (batch, rows, cols, channels) inputs."""
+    """Drops whole feature maps of (batch, rows, cols, channels) inputs.
+
+    Args:
+        rate: float in [0, 1): the probability of dropping a channel (the rest are scaled by 1/(1-rate)).
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        seed: non-negative int or None (default).
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     rank = 2
 
 
 class SpatialDropout3D(_SpatialDropout):
-    """Drops whole feature volumes of (batch, d1, d2, d3, channels) inputs."""
+    """Drops whole feature volumes of (batch, d1, d2, d3, channels) inputs.
+
+    Args:
+        rate: float in [0, 1): the probability of dropping a channel (the rest are scaled by 1/(1-rate)).
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        seed: non-negative int or None (default).
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     rank = 3
 

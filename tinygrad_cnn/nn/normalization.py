@@ -22,6 +22,7 @@ from __future__ import annotations
 from tinygrad_cnn import ops, validation
 from tinygrad_cnn.modes import no_grad
 from tinygrad_cnn.nn import constraints, initializers, regularizers
+from tinygrad_cnn.nn._docs import LAYER_KWARGS
 from tinygrad_cnn.nn.layer import Layer, _fmt_shape
 
 __all__ = ["BatchNormalization", "GroupNormalization", "LayerNormalization"]
@@ -91,7 +92,32 @@ _COMMON = dict(center=True, scale=True, beta_initializer="zeros", gamma_initiali
 
 
 class BatchNormalization(_Normalization):
-    """Keras' ``BatchNormalization`` (see the module docstring)."""
+    __doc__ = """Batch normalization, as ``keras.layers.BatchNormalization``.
+
+    ``y = (x - mu) / sqrt(s2 + epsilon) * gamma + beta`` per feature (the entries of ``axis``). While
+    training (``training=True`` and the layer trainable) mu and s2 are the batch's mean and biased variance
+    over every axis but ``axis``, the gradient flows through them, and afterwards
+    ``moving_mean <- momentum * moving_mean + (1 - momentum) * mu`` (likewise ``moving_variance`` with s2).
+    Otherwise (inference, or a frozen layer, as Keras) mu and s2 are the moving statistics.
+    Output shape = input shape. Weights, in Keras' order: ``gamma``, ``beta`` (trainable, shape
+    ``(features,)``), ``moving_mean``, ``moving_variance`` (non-trainable).
+
+    Args:
+        axis: int, default -1: the feature axis (channels_last: -1; channels_first: 1).
+        momentum: float in [0, 1], default 0.99: the moving statistics' decay.
+        epsilon: positive float, default 1e-3, added to the variance.
+        center: bool, default True: learn the shift ``beta`` (False: beta = 0).
+        scale: bool, default True: learn the scale ``gamma`` (False: gamma = 1).
+        beta_initializer, gamma_initializer: default ``"zeros"`` and ``"ones"``.
+        moving_mean_initializer, moving_variance_initializer: default ``"zeros"`` and ``"ones"``.
+        beta_regularizer, gamma_regularizer: penalties on beta and gamma, default None.
+        beta_constraint, gamma_constraint: projections after each optimizer step, default None.
+""" + LAYER_KWARGS + """
+
+    Raises:
+        TypeError: ``axis`` not an int.
+        ValueError: ``momentum`` outside [0, 1], or an input whose ``axis`` has unknown size.
+"""
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
@@ -144,7 +170,18 @@ class BatchNormalization(_Normalization):
 
 class LayerNormalization(_Normalization):
     """Keras' ``LayerNormalization``: statistics per example over ``axis`` (an int or a tuple; default the last
-    axis), one gamma and beta per element of those axes."""
+    axis), one gamma and beta per element of those axes.
+
+    ``y = (x - mu) / sqrt(s2 + epsilon) * gamma + beta`` with mu, s2 the mean and biased variance of each
+    example over ``axis``; the same in training and inference. Output shape = input shape.
+
+    Args:
+        axis: int or tuple of ints, default -1.
+        epsilon: positive float, default 1e-3, added to the variance.
+        **kwargs: ``center``, ``scale``, ``beta_initializer``, ``gamma_initializer``, ``beta_regularizer``,
+            ``gamma_regularizer``, ``beta_constraint``, ``gamma_constraint`` (as ``BatchNormalization``) and
+            the base ``Layer`` arguments.
+    """
 
     def __init__(self, axis=-1, epsilon=1e-3, **kwargs):
         common = {k: kwargs.pop(k, v) for k, v in _COMMON.items()}
@@ -182,7 +219,19 @@ class GroupNormalization(_Normalization):
     """Keras' ``GroupNormalization(groups=32, axis=-1)``: the features of ``axis`` split into ``groups``
     consecutive groups; statistics per example and group over the group's features and every other non-batch
     axis; one gamma and beta per feature. ``groups=1`` is layer normalization over all axes; ``groups`` equal
-    to the features is instance normalization."""
+    to the features is instance normalization.
+
+    Args:
+        groups: positive int dividing the size of ``axis``, default 32.
+        axis: int, default -1: the feature axis.
+        epsilon: positive float, default 1e-3, added to the variance.
+        **kwargs: ``center``, ``scale``, ``beta_initializer``, ``gamma_initializer``, ``beta_regularizer``,
+            ``gamma_regularizer``, ``beta_constraint``, ``gamma_constraint`` (as ``BatchNormalization``) and
+            the base ``Layer`` arguments.
+
+    Raises:
+        ValueError: (at build) the features of ``axis`` do not split into ``groups`` equal groups.
+    """
 
     def __init__(self, groups=32, axis=-1, epsilon=1e-3, **kwargs):
         common = {k: kwargs.pop(k, v) for k, v in _COMMON.items()}

@@ -12,6 +12,7 @@ from __future__ import annotations
 from tinygrad_cnn import functional as F
 from tinygrad_cnn import validation
 from tinygrad_cnn.conv_arithmetic import conv_output_size
+from tinygrad_cnn.nn._docs import LAYER_KWARGS, POOL_ARGS
 from tinygrad_cnn.nn.layer import Layer
 
 __all__ = [
@@ -19,6 +20,38 @@ __all__ = [
     "GlobalAveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D", "LPPooling2D",
     "MaxPooling1D", "MaxPooling2D", "MaxPooling3D",
 ]
+
+
+_POOL_DOC = """{summary}
+
+    ``y[b, o..., c] = {op}`` over the window ``x[b, o S : o S + P, ..., c]`` (P = ``pool_size``,
+    S = ``strides``). {grad}
+    Input shape: ``{shape}`` (``channels_last``) or channels first; output: the same rank and channels,
+    each spatial size ``floor((W - P) / S) + 1`` (``"valid"``) or ``ceil(W / S)`` (``"same"``).
+
+    Args:
+""" + POOL_ARGS + "\n" + LAYER_KWARGS + """
+
+    Raises:
+        ValueError: a non-positive size, an unknown ``padding``/``data_format``, or an input of the wrong rank.
+"""
+
+_MAX_GRAD = "The gradient goes to each window's first maximum\n    (row-major), as ``jax.grad`` of reduce_window."
+_AVG_GRAD = "The gradient spreads evenly, 1/count, over the window's\n    cells inside the input."
+
+_GLOBAL_DOC = """{summary}
+
+    ``y[b, c] = {op}`` over all spatial positions of channel c. {grad}
+    Input shape: ``{shape}`` (``channels_last``) or channels first; output ``(batch, channels)``, or with
+    ``keepdims=True`` the input's rank with every spatial size 1.
+
+    Args:
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        keepdims: bool, default False: keep the spatial axes with size 1.
+""" + LAYER_KWARGS + """
+"""
+
+_GLOBAL_MAX_GRAD = "Ties share the gradient evenly (as ``jnp.max``)."
 
 
 class _Pool(Layer):
@@ -75,43 +108,59 @@ class _AveragePool(_Pool):
 
 
 class MaxPooling1D(_MaxPool):
-    """Maximum over windows of ``pool_size`` steps."""
+    __doc__ = _POOL_DOC.format(
+        summary="Maximum over sliding windows, as ``keras.layers.MaxPooling1D``.",
+        op="max", grad=_MAX_GRAD, shape="(batch, steps, channels)")
 
     rank = 1
 
 
 class MaxPooling2D(_MaxPool):
-    """Maximum over ``pool_size`` windows."""
+    __doc__ = _POOL_DOC.format(
+        summary="Maximum over sliding windows, as ``keras.layers.MaxPooling2D``.",
+        op="max", grad=_MAX_GRAD, shape="(batch, rows, cols, channels)")
 
     rank = 2
 
 
 class MaxPooling3D(_MaxPool):
-    """Maximum over ``pool_size`` windows of a volume (batch, d1, d2, d3, channels)."""
+    __doc__ = _POOL_DOC.format(
+        summary="Maximum over sliding windows, as ``keras.layers.MaxPooling3D``.",
+        op="max", grad=_MAX_GRAD, shape="(batch, d1, d2, d3, channels)")
 
     rank = 3
 
 
 class AveragePooling1D(_AveragePool):
-    """Mean over windows of ``pool_size`` steps (``"same"``: over the cells inside the input)."""
+    __doc__ = _POOL_DOC.format(
+        summary="Mean over sliding windows, as ``keras.layers.AveragePooling1D``.",
+        op="mean", grad=_AVG_GRAD, shape="(batch, steps, channels)")
 
     rank = 1
 
 
 class AveragePooling2D(_AveragePool):
-    """Mean over ``pool_size`` windows (``"same"``: over the cells inside the input)."""
+    __doc__ = _POOL_DOC.format(
+        summary="Mean over sliding windows, as ``keras.layers.AveragePooling2D``.",
+        op="mean", grad=_AVG_GRAD, shape="(batch, rows, cols, channels)")
 
     rank = 2
 
 
 class AveragePooling3D(_AveragePool):
-    """Mean over ``pool_size`` windows of a volume (``"same"``: over the cells inside the input)."""
+    __doc__ = _POOL_DOC.format(
+        summary="Mean over sliding windows, as ``keras.layers.AveragePooling3D``.",
+        op="mean", grad=_AVG_GRAD, shape="(batch, d1, d2, d3, channels)")
 
     rank = 3
 
 
 class LPPooling2D(_Pool):
-    """(sum over the window of |x|^p)^(1/p); p=2 is L2-norm pooling (gradient 0 on an all-zero window)."""
+    __doc__ = _POOL_DOC.format(
+        summary="Power-average (LP) pooling (PyTorch's ``LPPool2d``; not a Keras layer).",
+        op="(sum |x|^p)^(1/p)", grad="p=2 is L2-norm pooling; the gradient is 0 on an all-zero window.",
+        shape="(batch, rows, cols, channels)").replace(
+        "        data_format:", "        p: number >= 1, default 2: the norm's power.\n        data_format:")
 
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, p=2, **kwargs):
         super().__init__(pool_size, strides, padding, data_format, **kwargs)
@@ -169,36 +218,48 @@ class _GlobalAverage(_GlobalPool):
 
 
 class GlobalMaxPooling1D(_GlobalMax):
-    """Maximum over all steps, per channel: (batch, steps, channels) -> (batch, channels)."""
+    __doc__ = _GLOBAL_DOC.format(
+        summary="Maximum over all positions per channel, as ``keras.layers.GlobalMaxPooling1D``.",
+        op="max", grad=_GLOBAL_MAX_GRAD, shape="(batch, steps, channels)")
 
     rank = 1
 
 
 class GlobalMaxPooling2D(_GlobalMax):
-    """Maximum over all spatial positions, per channel."""
+    __doc__ = _GLOBAL_DOC.format(
+        summary="Maximum over all positions per channel, as ``keras.layers.GlobalMaxPooling2D``.",
+        op="max", grad=_GLOBAL_MAX_GRAD, shape="(batch, rows, cols, channels)")
 
     rank = 2
 
 
 class GlobalMaxPooling3D(_GlobalMax):
-    """Maximum over all positions of a volume, per channel."""
+    __doc__ = _GLOBAL_DOC.format(
+        summary="Maximum over all positions per channel, as ``keras.layers.GlobalMaxPooling3D``.",
+        op="max", grad=_GLOBAL_MAX_GRAD, shape="(batch, d1, d2, d3, channels)")
 
     rank = 3
 
 
 class GlobalAveragePooling1D(_GlobalAverage):
-    """Mean over all steps, per channel: (batch, steps, channels) -> (batch, channels)."""
+    __doc__ = _GLOBAL_DOC.format(
+        summary="Mean over all positions per channel, as ``keras.layers.GlobalAveragePooling1D``.",
+        op="mean", grad="The gradient is 1/(number of positions) everywhere.", shape="(batch, steps, channels)")
 
     rank = 1
 
 
 class GlobalAveragePooling2D(_GlobalAverage):
-    """Mean over all spatial positions, per channel."""
+    __doc__ = _GLOBAL_DOC.format(
+        summary="Mean over all positions per channel, as ``keras.layers.GlobalAveragePooling2D``.",
+        op="mean", grad="The gradient is 1/(number of positions) everywhere.", shape="(batch, rows, cols, channels)")
 
     rank = 2
 
 
 class GlobalAveragePooling3D(_GlobalAverage):
-    """Mean over all positions of a volume, per channel."""
+    __doc__ = _GLOBAL_DOC.format(
+        summary="Mean over all positions per channel, as ``keras.layers.GlobalAveragePooling3D``.",
+        op="mean", grad="The gradient is 1/(number of positions) everywhere.", shape="(batch, d1, d2, d3, channels)")
 
     rank = 3

@@ -265,7 +265,13 @@ class Cropping2D(_Cropping):
 
 
 class Cropping3D(_Cropping):
-    """Cut cells off the three spatial axes (Keras' default one on each side)."""
+    """Cut cells off the three spatial axes (Keras' default one on each side).
+
+    Args:
+        cropping: int, one int per axis, or one ``(before, after)`` pair per axis; default one cell each side.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     rank = 3
 

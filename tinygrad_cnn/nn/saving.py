@@ -283,7 +283,19 @@ def _json(path: str, name: str, data: bytes) -> dict:
 
 def load_model(path, compile=True):  # noqa: A002  (Keras' argument name)
     """The model stored in ``path`` (a ``.keras`` file written by Keras 3 or by ``save``), with its weights; with
-    ``compile``, also its optimizer (state included) and compile arguments when the file has them."""
+    ``compile``, also its optimizer (state included) and compile arguments when the file has them.
+
+    Args:
+        path: a ``.keras`` file.
+        compile: bool, default True.
+
+    Returns:
+        The ``Sequential`` or graph ``Model``.
+
+    Raises:
+        ValueError: a file that is not a ``.keras`` archive, or a Keras layer or argument the engine lacks
+            (the message names it).
+    """
     from tinygrad_cnn.nn import Model, Sequential
 
     path = os.fspath(path)

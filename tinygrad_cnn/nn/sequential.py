@@ -20,7 +20,27 @@ __all__ = ["Sequential"]
 
 
 class Sequential(Model):
-    """``Sequential(layers, name=None)``: ``model(x, training=False)`` applies the layers in order."""
+    """A stack of layers, each fed the previous one's output, as ``keras.Sequential``.
+
+    ``model(x, training=False)`` applies the layers in order. Example::
+
+        model = nn.Sequential([nn.Input((8, 8, 1)), nn.Conv2D(16, 3, activation="relu"), nn.MaxPooling2D(),
+                               nn.Flatten(), nn.Dense(10)])
+        model.compile(optimizer="adam", loss=nn.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+        model.fit(x, y, epochs=5, validation_split=0.2)
+
+    The model is built (its weights created) from an ``nn.Input`` first layer, a layer's ``input_shape``,
+    ``build(input_shape)``, or the first call/``fit``. It has the whole ``Model`` API (``compile``, ``fit``,
+    ``evaluate``, ``predict``, ``save``, ``summary``) and ``add``.
+
+    Args:
+        layers: a list of ``nn`` layers, default None (empty; ``add`` them later).
+        name: str or None (default ``"sequential"``, made unique).
+
+    Raises:
+        TypeError: ``layers`` not a list of layers.
+    """
 
     _summary_shows_connections = False
 

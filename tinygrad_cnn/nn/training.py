@@ -76,9 +76,20 @@ class ModelBase:
         self.stop_training = False  # set by a callback (or by you, from one) to end fit after the current batch
 
     def compile(self, optimizer="adam", loss=None, metrics=None) -> None:
-        """Choose the optimizer (instance, class or a name of ``optim.OPTIMIZERS``, built with its class' default
-        learning rate, Keras'), the loss (callable or Keras name) and metrics (names such as ``"accuracy"`` or
-        callables).
+        """Choose the optimizer, the loss and the metrics that ``fit`` and ``evaluate`` use (Keras' ``compile``).
+
+        Args:
+            optimizer: an ``optim`` instance (e.g. ``optim.Adam(model.parameters(), learning_rate=1e-3)``), an
+                optimizer class, or a name of ``optim.OPTIMIZERS`` (``"sgd"``, ``"adam"``, ``"adamw"``,
+                ``"rmsprop"``), built at ``fit`` with the class' default learning rate (Keras'). Default ``"adam"``.
+            loss: required: a callable ``(output, y) -> scalar Tensor`` or a Keras name such as
+                ``"sparse_categorical_crossentropy"``, ``"categorical_crossentropy"``, ``"mse"``; a loss object
+                (``nn.losses.SparseCategoricalCrossentropy(from_logits=True)``) for logits.
+            metrics: a list of names (``"accuracy"``, ...) or callables ``(output, y) -> float``, default None.
+
+        Raises:
+            ValueError: no ``loss``, or an unknown name.
+            TypeError: ``optimizer`` or ``metrics`` of the wrong kind (``metrics="accuracy"`` must be a list).
 
         Freezing or releasing layers (``layer.trainable``) between ``fit`` calls: with a name or a class, ``fit``
         builds the optimizer over ``parameters()`` and, when that list has changed since the last ``fit``,
@@ -257,17 +268,42 @@ class ModelBase:
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1, seed=None):
-        """Train for epochs ``initial_epoch .. epochs - 1``; returns the ``History`` (also ``model.history``).
+        """Train for epochs ``initial_epoch .. epochs - 1`` with the compiled optimizer and loss (Keras' ``fit``).
 
-        Keras' arguments and meaning (see the module docstring and ``nn.data_adapter``): ``x``, ``y`` arrays, or
-        ``x`` an iterable of ``(x, y[, sample_weight])`` batches with ``y=None``; ``batch_size`` (default 32);
-        ``verbose`` 0 / 1 / 2 / "auto" (``nn.callbacks.loggers``); ``callbacks`` a list of ``nn.callbacks``
-        objects; ``validation_split`` in [0, 1): the last fraction of the arrays, before shuffling;
-        ``validation_data`` ``(x, y[, sample_weight])`` or an iterable of batches (it wins over
-        ``validation_split``); ``shuffle`` each pass over arrays; ``class_weight`` ``{class id: weight}`` or
-        ``sample_weight`` (one per example); ``steps_per_epoch``, ``validation_steps``, ``validation_batch_size``,
-        ``validation_freq``. ``seed`` fixes the shuffling and every Dropout mask: the same seed and the same
-        initial weights give bit-identical training. Every argument is checked before anything changes.
+        Each step: ``loss = compiled_loss(model(xb, training=True), yb) + penalties``, ``loss.backward()``,
+        ``optimizer.step()``, then the weight constraints are applied. Every argument is checked before
+        anything changes.
+
+        Args:
+            x: inputs, an array ``(examples, *input_shape)`` (a list of arrays for several inputs), or an
+                iterable of ``(x, y[, sample_weight])`` batches (then ``y=None``); see ``nn.data_adapter``.
+            y: targets, an array with one row per example (class ids for the sparse losses).
+            batch_size: positive int, default 32.
+            epochs: int >= 0, default 1: the index after the last epoch (counted from 0, not from
+                ``initial_epoch``).
+            verbose: 0 (silent), 1 (progress bar), 2 (one line per epoch) or ``"auto"`` (default, = 1).
+            callbacks: a list of ``nn.callbacks`` objects (``EarlyStopping``, ``ModelCheckpoint``, ...).
+            validation_split: fraction in [0, 1), default 0: the last fraction of the arrays (taken before
+                shuffling) is held out and evaluated after each epoch as ``val_*``.
+            validation_data: ``(x, y[, sample_weight])`` or an iterable of batches; wins over
+                ``validation_split``.
+            shuffle: bool, default True: reshuffle the arrays at each epoch.
+            class_weight: ``{class id: weight}``, weighting each example's loss by its class.
+            sample_weight: one weight per example (the loss is the weighted mean, as Keras).
+            initial_epoch: int, default 0: the epoch to start from (to resume a run).
+            steps_per_epoch, validation_steps: caps on the batches per epoch / per validation.
+            validation_batch_size: default ``batch_size``.
+            validation_freq: int (validate every n epochs) or a collection of epoch numbers (1-based), default 1.
+            seed: int or None: fixes the shuffling and every Dropout mask, so the same seed and initial
+                weights give bit-identical training (None: reproducible after ``nn.set_random_seed``).
+
+        Returns:
+            The ``History`` callback (``history.history["loss"]`` etc., one value per epoch); also
+            ``model.history``.
+
+        Raises:
+            RuntimeError: the model was not compiled.
+            ValueError, TypeError: an argument out of range or of the wrong kind, named in the message.
         """
         if not self.compiled:
             raise RuntimeError(f"{self.name}: call compile(optimizer, loss, metrics) before fit")
@@ -363,11 +399,27 @@ class ModelBase:
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose=0, sample_weight=None, steps=None, callbacks=None,
                  return_dict=False):
-        """Mean loss (with penalties) and metrics over (x, y), batched, without recording a graph.
+        """Mean loss (with penalties) and metrics over (x, y), batched, without recording a graph (Keras').
 
-        ``x`` may be an iterable of ``(x, y[, sample_weight])`` batches (``y=None``); ``sample_weight`` weights
-        the loss as in ``fit``; ``steps`` caps the batches. Returns the loss, or ``[loss, *metrics]`` when metrics
-        were compiled, or a dict ``{name: value}`` with ``return_dict=True`` (Keras' forms)."""
+        The model runs with ``training=False`` (Dropout off, BatchNormalization on its moving statistics).
+
+        Args:
+            x: inputs (as in ``fit``), or an iterable of ``(x, y[, sample_weight])`` batches (then ``y=None``).
+            y: targets.
+            batch_size: positive int, default 32.
+            verbose: 0 (default, silent), 1, 2 or ``"auto"``.
+            sample_weight: one weight per example, weighting the loss as in ``fit``.
+            steps: cap on the number of batches, default None (all).
+            callbacks: ``nn.callbacks`` objects receiving the ``on_test_*`` hooks.
+            return_dict: bool, default False.
+
+        Returns:
+            The mean loss (float), or ``[loss, *metrics]`` when metrics were compiled, or ``{name: value}`` with
+            ``return_dict=True`` (Keras' forms).
+
+        Raises:
+            RuntimeError: the model was not compiled.
+        """
         if not self.compiled:
             raise RuntimeError(f"{self.name}: call compile(optimizer, loss, metrics) before evaluate")
         batch_size = validation.positive_int("evaluate", "batch_size", 32 if batch_size is None else batch_size)
@@ -382,8 +434,19 @@ class ModelBase:
         return logs["loss"] if not self.metrics else list(logs.values())
 
     def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None) -> np.ndarray:
-        """The model's outputs for x (an array, or an iterable of batches ``x`` / ``(x, ...)``), computed in batches
-        of ``batch_size`` (default 32) without recording a graph; ``steps`` caps the batches."""
+        """The model's outputs for ``x``, computed in batches with ``training=False`` and no graph (Keras').
+
+        Args:
+            x: an array ``(examples, *input_shape)`` (a list for several inputs), or an iterable of batches
+                ``x`` / ``(x, ...)``.
+            batch_size: positive int, default 32.
+            verbose: 0 (default), 1, 2 or ``"auto"``.
+            steps: cap on the number of batches, default None (all).
+            callbacks: ``nn.callbacks`` objects receiving the ``on_predict_*`` hooks.
+
+        Returns:
+            A NumPy array ``(examples, *output_shape)``: logits or probabilities, whatever the last layer gives.
+        """
         batch_size = validation.positive_int("predict", "batch_size", 32 if batch_size is None else batch_size)
         verbose = _verbose("predict", verbose)
         steps = _optional_count("predict", "steps", steps)

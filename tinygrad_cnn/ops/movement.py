@@ -298,6 +298,17 @@ def getitem(x: Tensor, index) -> Tensor:
 
 
 def concatenate(tensors, axis: int = 0) -> Tensor:
+    """Join Tensors along an existing axis, as ``np.concatenate`` (``tg.cat`` is PyTorch's name for it).
+
+    The vjp cuts the cotangent back into the pieces' sizes along ``axis``.
+
+    Args:
+        tensors: a non-empty sequence of Tensors whose shapes agree except along ``axis``.
+        axis: int, default 0.
+
+    Raises:
+        ValueError: an empty sequence, or shapes that do not agree.
+    """
     tensors = list(tensors)
     if not tensors:
         raise ValueError("concatenate: needs at least one Tensor; got an empty sequence")

@@ -51,7 +51,15 @@ __all__ = ["OPTIMIZERS", "SGD", "Adam", "AdamW", "Optimizer", "RMSprop", "check_
 
 def clip_by_global_norm(grads: list, max_norm: float) -> list:
     """optax.clip_by_global_norm on a list of arrays: ``n = sqrt(sum_i sum(g_i ** 2))``; every ``g_i`` is returned
-    unchanged if ``n < max_norm``, else as ``(g_i / n) * max_norm`` (in its own dtype)."""
+    unchanged if ``n < max_norm``, else as ``(g_i / n) * max_norm`` (in its own dtype).
+
+    Args:
+        grads: list of NumPy arrays.
+        max_norm: positive float.
+
+    Returns:
+        The list of (possibly scaled) arrays.
+    """
     norm = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads))
     if norm < max_norm:
         return grads
@@ -67,7 +75,21 @@ def check_learning_rate(where: str, value):
 
 
 class Optimizer:
-    """Base: holds the parameters and the step count; ``step()`` updates every parameter from its ``.grad``."""
+    """Base class: holds the parameters and the step count; ``step()`` updates every parameter from its ``.grad``.
+
+    A subclass defines the update u (``_update``); ``step()`` sets ``p <- p - lr(count) * u`` in place and
+    then ``count += 1``. ``zero_grad()`` clears the gradients (``backward`` accumulates into ``.grad``).
+
+    Args:
+        params: the Tensors to update, e.g. ``model.parameters()`` (a list; one Tensor is accepted), each with
+            ``requires_grad=True``.
+        learning_rate: number >= 0 or a schedule ``count -> rate`` (``optim.schedules``), default set by the subclass.
+        global_clipnorm: float or None (default): first scale all gradients by
+            ``min(1, global_clipnorm / ||g||)`` (optax.clip_by_global_norm).
+    Raises:
+        TypeError: ``params`` not a list of Tensors (e.g. the model itself).
+        ValueError: a hyperparameter out of range (named in the message), or a frozen parameter.
+    """
 
     def __init__(self, params, learning_rate, global_clipnorm=None):
         cls = type(self).__name__
@@ -175,7 +197,27 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """optax.sgd(learning_rate, momentum, nesterov)."""
+    """Stochastic gradient descent, as ``optax.sgd(learning_rate, momentum, nesterov)``.
+
+    u = g; with momentum m: ``tr <- g + m tr``, u = tr (nesterov: u = g + m tr); ``p <- p - lr u``.
+
+    Example::
+
+        opt = optim.SGD(model.parameters(), learning_rate=0.1)
+        loss.backward(); opt.step(); opt.zero_grad()
+
+    Args:
+        params: the Tensors to update, e.g. ``model.parameters()`` (a list; one Tensor is accepted), each with
+            ``requires_grad=True``.
+        learning_rate: number >= 0 or a schedule ``count -> rate`` (``optim.schedules``), default 0.01 (Keras').
+        momentum: float in [0, 1] or None (default, no momentum).
+        nesterov: bool, default False.
+        global_clipnorm: keyword-only, float or None (default): first scale all gradients by
+            ``min(1, global_clipnorm / ||g||)`` (optax.clip_by_global_norm).
+    Raises:
+        TypeError: ``params`` not a list of Tensors (e.g. the model itself).
+        ValueError: a hyperparameter out of range (named in the message), or a frozen parameter.
+    """
 
     def __init__(self, params, learning_rate=0.01, momentum=None, nesterov=False, *, global_clipnorm=None):
         self.momentum = None if momentum is None else validation.number_in("SGD", "momentum", momentum, 0.0, 1.0)
@@ -196,7 +238,29 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """optax.adam(learning_rate, b1, b2, eps)."""
+    """Adam, as ``optax.adam(learning_rate, b1, b2, eps)``.
+
+    ``mu <- b1 mu + (1 - b1) g``, ``nu <- b2 nu + (1 - b2) g^2``,
+    ``u = (mu / (1 - b1^t)) / (sqrt(nu / (1 - b2^t)) + eps)``, ``p <- p - lr u`` (t = 1 at the first step).
+
+    Example::
+
+        opt = optim.Adam(model.parameters(), learning_rate=1e-3)
+        loss.backward(); opt.step(); opt.zero_grad()
+
+    Args:
+        params: the Tensors to update, e.g. ``model.parameters()`` (a list; one Tensor is accepted), each with
+            ``requires_grad=True``.
+        learning_rate: number >= 0 or a schedule ``count -> rate`` (``optim.schedules``), default 1e-3.
+        b1: float in [0, 1), default 0.9: the first moment's decay.
+        b2: float in [0, 1), default 0.999: the second moment's decay.
+        eps: float >= 0, default 1e-8, added to sqrt(nu_hat).
+        global_clipnorm: keyword-only, float or None (default): first scale all gradients by
+            ``min(1, global_clipnorm / ||g||)`` (optax.clip_by_global_norm).
+    Raises:
+        TypeError: ``params`` not a list of Tensors (e.g. the model itself).
+        ValueError: a hyperparameter out of range (named in the message), or a frozen parameter.
+    """
 
     def __init__(self, params, learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, *, global_clipnorm=None):
         self.b1 = self._check("b1", b1, 0.0, 1.0, high_open=True)
@@ -221,9 +285,26 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """optax.adamw: Adam plus weight_decay * p, both scaled by the learning rate; ``mask`` (optax') picks the
-    parameters that are decayed: None (all), a list of bools (one per parameter) or a callable
-    ``params -> list of bools`` (called on the parameter list at every step, as optax calls it on the params)."""
+    """Adam with decoupled weight decay, as ``optax.adamw``: ``p <- p - lr (u_adam + weight_decay p)``.
+
+    ``mask`` (optax') picks the parameters that are decayed: None (all), a list of bools (one per parameter)
+    or a callable ``params -> list of bools`` (called on the parameter list at every step, as optax calls it
+    on the params).
+
+    Args:
+        params: the Tensors to update, e.g. ``model.parameters()`` (a list; one Tensor is accepted), each with
+            ``requires_grad=True``.
+        learning_rate: number >= 0 or a schedule ``count -> rate`` (``optim.schedules``), default 1e-3.
+        b1, b2, eps: as :class:`Adam` (defaults 0.9, 0.999, 1e-8).
+        weight_decay: float >= 0, default 1e-4 (optax').
+        mask: None (default), a list of bools, or a callable ``params -> list of bools``.
+        global_clipnorm: keyword-only, float or None (default): first scale all gradients by
+            ``min(1, global_clipnorm / ||g||)`` (optax.clip_by_global_norm).
+
+    Raises:
+        TypeError: ``mask`` of the wrong kind, or ``params`` not a list of Tensors.
+        ValueError: a hyperparameter out of range, or a mask not giving one bool per parameter.
+    """
 
     def __init__(self, params, learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4, mask=None, *,
                  global_clipnorm=None):
@@ -247,6 +328,7 @@ class AdamW(Adam):
         return [bool(f) for f in flags]
 
     def step(self) -> None:
+        """Apply one AdamW update to every parameter (the mask is evaluated first) and advance the step count."""
         self._decay_flags = self._decayed("AdamW.step")
         super().step()
 
@@ -257,8 +339,24 @@ class AdamW(Adam):
 
 
 class RMSprop(Optimizer):
-    """optax.rmsprop(learning_rate, decay, eps): u = g / sqrt(nu + eps), nu starting at 0 (learning_rate defaults to
-    Keras' 1e-3; optax has no default)."""
+    """RMSprop, as ``optax.rmsprop(learning_rate, decay, eps)``.
+
+    ``nu <- decay nu + (1 - decay) g^2`` (nu starting at 0), ``u = g / sqrt(nu + eps)`` (eps inside the root,
+    as optax), ``p <- p - lr u``.
+
+    Args:
+        params: the Tensors to update, e.g. ``model.parameters()`` (a list; one Tensor is accepted), each with
+            ``requires_grad=True``.
+        learning_rate: number >= 0 or a schedule ``count -> rate`` (``optim.schedules``),
+            default 1e-3 (Keras'; optax has no default).
+        decay: float in [0, 1], default 0.9.
+        eps: float >= 0, default 1e-8.
+        global_clipnorm: keyword-only, float or None (default): first scale all gradients by
+            ``min(1, global_clipnorm / ||g||)`` (optax.clip_by_global_norm).
+    Raises:
+        TypeError: ``params`` not a list of Tensors (e.g. the model itself).
+        ValueError: a hyperparameter out of range (named in the message), or a frozen parameter.
+    """
 
     def __init__(self, params, learning_rate=1e-3, decay=0.9, eps=1e-8, *, global_clipnorm=None):
         self.decay = self._check("decay", decay, 0.0, 1.0)
@@ -280,6 +378,16 @@ OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
 
 
 def get(name, where: str = "optim.get", arg: str = "optimizer") -> type:
-    """The optimizer class of ``OPTIMIZERS`` for ``name`` (any case); a ValueError naming ``where`` and ``arg``, with
-    a did-you-mean suggestion, for an unknown name."""
+    """The optimizer class of ``OPTIMIZERS`` for ``name`` (any case).
+
+    Args:
+        name: ``"sgd"``, ``"adam"``, ``"adamw"`` or ``"rmsprop"``.
+        where, arg: the caller and argument named in the error message.
+
+    Returns:
+        The class, e.g. ``optim.get("adam") is optim.Adam``.
+
+    Raises:
+        ValueError: an unknown name (with a did-you-mean suggestion).
+    """
     return OPTIMIZERS[validation.choice(where, arg, name, tuple(OPTIMIZERS))]

@@ -84,7 +84,17 @@ class Schedule:
 
 
 def deserialize(config: dict) -> Schedule:
-    """The schedule described by ``schedule.get_config()``."""
+    """The schedule described by ``schedule.get_config()`` (the inverse of ``get_config``).
+
+    Args:
+        config: ``{"name": <function name>, "config": {<its arguments>}}``.
+
+    Returns:
+        The ``Schedule``.
+
+    Raises:
+        ValueError: a config that is not such a dict, or an unknown name.
+    """
     names = sorted(set(__all__) - {"Schedule", "deserialize"})
     if not isinstance(config, dict) or config.get("name") not in names:
         raise ValueError(f"schedules.deserialize: expected {{'name': one of {names}, "
@@ -116,7 +126,14 @@ def _constant(count, xp, value):
 
 
 def constant_schedule(value) -> Schedule:
-    """optax.constant_schedule(value): ``value`` at every step."""
+    """optax.constant_schedule(value): ``value`` at every step.
+
+    Args:
+        value: the learning rate.
+
+    Returns:
+        A ``Schedule`` (``schedule(count)`` is the rate after ``count`` steps).
+    """
     return Schedule("constant_schedule", _constant, value=_number("constant_schedule", "value", value))
 
 
@@ -129,7 +146,22 @@ def _polynomial(count, xp, init_value, end_value, power, transition_steps, trans
 
 
 def polynomial_schedule(init_value, end_value, power, transition_steps, transition_begin=0) -> Schedule:
-    """optax.polynomial_schedule (see the module docstring for the formula)."""
+    """optax.polynomial_schedule: from ``init_value`` to ``end_value`` along a power curve.
+
+    ``k = clip(count - transition_begin, 0, transition_steps)``,
+    ``rate = (init_value - end_value) * (1 - k / transition_steps) ** power + end_value``.
+
+    Args:
+        init_value: the rate up to ``transition_begin``.
+        end_value: the rate from ``transition_begin + transition_steps`` on.
+        power: the curve's exponent (1: linear).
+        transition_steps: int, the length of the transition (<= 0: the constant ``init_value``, optax' rule).
+        transition_begin: int, default 0: the step the transition starts at.
+
+    Returns:
+        A ``Schedule``: ``schedule(count)`` is the learning rate after ``count`` steps; pass it as an optimizer's
+        ``learning_rate``.
+    """
     fn = "polynomial_schedule"
     return Schedule(fn, _polynomial, init_value=_number(fn, "init_value", init_value),
                     end_value=_number(fn, "end_value", end_value), power=_number(fn, "power", power),
@@ -142,7 +174,18 @@ def _linear(count, xp, **config):
 
 
 def linear_schedule(init_value, end_value, transition_steps, transition_begin=0) -> Schedule:
-    """optax.linear_schedule: the polynomial schedule with power 1."""
+    """optax.linear_schedule: the polynomial schedule with power 1: a line from ``init_value`` to ``end_value``.
+
+    Args:
+        init_value: the rate up to ``transition_begin``.
+        end_value: the rate from ``transition_begin + transition_steps`` on.
+        transition_steps: int, the length of the line.
+        transition_begin: int, default 0.
+
+    Returns:
+        A ``Schedule``: ``schedule(count)`` is the learning rate after ``count`` steps; pass it as an optimizer's
+        ``learning_rate``.
+    """
     fn = "linear_schedule"
     return Schedule(fn, _linear, init_value=_number(fn, "init_value", init_value),
                     end_value=_number(fn, "end_value", end_value),
@@ -159,7 +202,16 @@ def _piecewise(count, xp, init_value, boundaries_and_scales):
 
 
 def piecewise_constant_schedule(init_value, boundaries_and_scales=None) -> Schedule:
-    """optax.piecewise_constant_schedule: ``init_value`` scaled by every boundary's scale from that step on."""
+    """optax.piecewise_constant_schedule: ``init_value`` scaled by every boundary's scale from that step on.
+
+    Args:
+        init_value: the rate before the first boundary.
+        boundaries_and_scales: ``{step: scale}`` or None (default: constant); from ``step`` on the rate is
+            multiplied by ``scale`` (scales accumulate).
+
+    Returns:
+        A ``Schedule`` (``schedule(count)`` is the rate after ``count`` steps).
+    """
     fn = "piecewise_constant_schedule"
     table = None
     if boundaries_and_scales is not None:
@@ -189,7 +241,21 @@ def _exponential(count, xp, init_value, transition_steps, decay_rate, transition
 
 def exponential_decay(init_value, transition_steps, decay_rate, transition_begin=0, staircase=False,
                       end_value=None) -> Schedule:
-    """optax.exponential_decay (see the module docstring for the formula)."""
+    """optax.exponential_decay: ``init_value * decay_rate ** p``, ``p = (count - transition_begin) / transition_steps``.
+
+    Args:
+        init_value: the rate up to ``transition_begin``.
+        transition_steps: int, the steps per factor ``decay_rate`` (<= 0: the constant ``init_value``).
+        decay_rate: the factor per ``transition_steps`` (0: the constant ``init_value``).
+        transition_begin: int, default 0.
+        staircase: bool, default False: floor p (a step function).
+        end_value: float or None (default): a bound the rate is clipped at (from below when ``decay_rate < 1``,
+            from above otherwise).
+
+    Returns:
+        A ``Schedule``: ``schedule(count)`` is the learning rate after ``count`` steps; pass it as an optimizer's
+        ``learning_rate``.
+    """
     fn = "exponential_decay"
     return Schedule(fn, _exponential, init_value=_number(fn, "init_value", init_value),
                     transition_steps=_int(fn, "transition_steps", transition_steps),
@@ -206,7 +272,19 @@ def _cosine(count, xp, init_value, decay_steps, alpha, exponent):
 
 
 def cosine_decay_schedule(init_value, decay_steps, alpha=0.0, exponent=1.0) -> Schedule:
-    """optax.cosine_decay_schedule (see the module docstring for the formula); ``decay_steps`` must be > 0."""
+    """optax.cosine_decay_schedule: ``init_value * ((1 - alpha) * (0.5 (1 + cos(pi k / decay_steps))) ** exponent
+    + alpha)``, ``k = min(count, decay_steps)``.
+
+    Args:
+        init_value: the rate at step 0.
+        decay_steps: int > 0, the steps to reach ``alpha * init_value``.
+        alpha: float, default 0: the final rate as a fraction of ``init_value``.
+        exponent: float, default 1.
+
+    Returns:
+        A ``Schedule``: ``schedule(count)`` is the learning rate after ``count`` steps; pass it as an optimizer's
+        ``learning_rate``.
+    """
     fn = "cosine_decay_schedule"
     decay_steps = _int(fn, "decay_steps", decay_steps)
     if decay_steps <= 0:
@@ -223,7 +301,15 @@ def _join(count, xp, schedules, boundaries):
 
 
 def join_schedules(schedules, boundaries) -> Schedule:
-    """optax.join_schedules: ``schedules[i]`` (restarted at 0) from ``boundaries[i - 1]`` on."""
+    """optax.join_schedules: ``schedules[i]`` (restarted at 0) from ``boundaries[i - 1]`` on.
+
+    Args:
+        schedules: a list of n schedules.
+        boundaries: n - 1 increasing step counts.
+
+    Returns:
+        A ``Schedule`` (``schedule(count)`` is the rate after ``count`` steps).
+    """
     fn = "join_schedules"
     schedules = list(schedules)
     if not schedules or not all(isinstance(s, Schedule) for s in schedules):
@@ -240,7 +326,16 @@ def _composite(name: str, inner: Schedule, **config) -> Schedule:
 
 
 def warmup_constant_schedule(init_value, peak_value, warmup_steps) -> Schedule:
-    """optax.warmup_constant_schedule: linear from ``init_value`` to ``peak_value`` over ``warmup_steps``."""
+    """optax.warmup_constant_schedule: linear from ``init_value`` to ``peak_value`` over ``warmup_steps``.
+
+    Args:
+        init_value: the rate at step 0.
+        peak_value: the rate from ``warmup_steps`` on.
+        warmup_steps: int.
+
+    Returns:
+        A ``Schedule`` (``schedule(count)`` is the rate after ``count`` steps).
+    """
     line = linear_schedule(init_value, peak_value, warmup_steps)
     return _composite("warmup_constant_schedule", line, init_value=line.config["init_value"],
                       peak_value=line.config["end_value"], warmup_steps=line.config["transition_steps"])
@@ -248,7 +343,19 @@ def warmup_constant_schedule(init_value, peak_value, warmup_steps) -> Schedule:
 
 def warmup_cosine_decay_schedule(init_value, peak_value, warmup_steps, decay_steps, end_value=0.0,
                                  exponent=1.0) -> Schedule:
-    """optax.warmup_cosine_decay_schedule (see the module docstring); ``decay_steps`` counts the warmup."""
+    """optax.warmup_cosine_decay_schedule (see the module docstring); ``decay_steps`` counts the warmup.
+
+    Args:
+        init_value: the rate at step 0.
+        peak_value: the rate at the end of the warmup.
+        warmup_steps: int, the linear warmup's length.
+        decay_steps: int, the total length (warmup included).
+        end_value: default 0: the rate at ``decay_steps``.
+        exponent: default 1, of the cosine.
+
+    Returns:
+        A ``Schedule`` (``schedule(count)`` is the rate after ``count`` steps).
+    """
     fn = "warmup_cosine_decay_schedule"
     peak_value, end_value = _number(fn, "peak_value", peak_value), _number(fn, "end_value", end_value)
     warmup_steps, decay_steps = _int(fn, "warmup_steps", warmup_steps), _int(fn, "decay_steps", decay_steps)
@@ -265,7 +372,18 @@ def warmup_cosine_decay_schedule(init_value, peak_value, warmup_steps, decay_ste
 
 def warmup_exponential_decay_schedule(init_value, peak_value, warmup_steps, transition_steps, decay_rate,
                                       transition_begin=0, staircase=False, end_value=None) -> Schedule:
-    """optax.warmup_exponential_decay_schedule: linear warmup to ``peak_value``, then ``exponential_decay``."""
+    """optax.warmup_exponential_decay_schedule: linear warmup to ``peak_value``, then ``exponential_decay``.
+
+    Args:
+        init_value: the rate at step 0.
+        peak_value: the rate at the end of the warmup.
+        warmup_steps: int.
+        transition_steps, decay_rate, transition_begin, staircase, end_value: as :func:`exponential_decay`,
+            counted from the end of the warmup.
+
+    Returns:
+        A ``Schedule`` (``schedule(count)`` is the rate after ``count`` steps).
+    """
     warmup_steps = _int("warmup_exponential_decay_schedule", "warmup_steps", warmup_steps)
     decay = exponential_decay(peak_value, transition_steps, decay_rate, transition_begin, staircase, end_value)
     joined = join_schedules([linear_schedule(init_value, peak_value, warmup_steps), decay], [warmup_steps])
@@ -284,7 +402,18 @@ def _inverse_time(count, xp, init_value, decay_steps, decay_rate, staircase):
 
 def inverse_time_decay(init_value, decay_steps, decay_rate, staircase=False) -> Schedule:
     """Keras' ``InverseTimeDecay(initial_learning_rate, decay_steps, decay_rate, staircase)`` (optax has none):
-    ``init_value / (1 + decay_rate * p)`` with ``p = count / decay_steps``, floored if ``staircase``."""
+    ``init_value / (1 + decay_rate * p)`` with ``p = count / decay_steps``, floored if ``staircase``.
+
+    Args:
+        init_value: the rate at step 0.
+        decay_steps: positive int.
+        decay_rate: a finite number (a negative one makes the rate grow, and a rate below 0 is refused by the
+            optimizer when it is given).
+        staircase: bool, default False.
+
+    Returns:
+        A ``Schedule`` (``schedule(count)`` is the rate after ``count`` steps).
+    """
     fn = "inverse_time_decay"
     decay_steps = _int(fn, "decay_steps", decay_steps)
     if decay_steps <= 0:

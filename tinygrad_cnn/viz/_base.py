@@ -42,7 +42,16 @@ def text_width(text: str, fontsize: float | None = None) -> float:
 
 def save_figure(fig, path, dpi: int = DPI) -> Path:
     """Write ``fig`` to ``path`` (PNG unless the suffix says otherwise) at ``dpi`` dots per inch, creating
-    folders; return the path."""
+    folders; return the path.
+
+    Args:
+        fig: a ``matplotlib.figure.Figure`` (what every ``viz`` function returns).
+        path: file path; ``.png``, ``.pdf``, ``.svg``, ... choose the format.
+        dpi: int, default 150 (readable on a projector).
+
+    Returns:
+        The path as a ``pathlib.Path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
@@ -80,6 +89,11 @@ def reduce_channels(attribution, how: str = "max_abs", data_format: str = "chann
     ``max_abs``: max_c |a_c| (how strongly any channel matters); ``sum_abs``:
     sum_c |a_c|; ``sum``: sum_c a_c (keeps the sign, for diverging maps).
     A 2-D map is returned unchanged. ``channels_first`` reads ``(C, H, W)``.
+
+    Args:
+        attribution: ``(H, W, C)``, ``(N, H, W, C)`` or a 2-D map.
+        how: ``"max_abs"`` (default), ``"sum_abs"`` or ``"sum"``.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
     """
     how = validation.choice("reduce_channels", "how", how, REDUCTIONS)
     data_format = validation.data_format("reduce_channels", data_format)

@@ -32,6 +32,18 @@ def attribution_heatmap(image, attribution, signed: bool = False, how: str | Non
     ``max_abs``), clipped at the ``percentile``-th percentile, sequential colormap
     from 0. Signed maps: channels summed, diverging colormap centred on 0 (white)
     with a symmetric bound. The map's panel title says which.
+
+    Args:
+        image: the input image ``(H, W, C)`` (or ``(H, W)``).
+        attribution: a map shaped like ``image`` (e.g. from ``jax_ref.attribution``).
+        signed: bool, default False.
+        how: channel reduction for absolute maps (``viz.reduce_channels``), default ``"max_abs"``.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        title: figure title or None.
+        percentile: float, default 99: the clipping percentile of absolute maps.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` (save it with ``viz.save_figure(fig, path)``).
     """
     amap = _prepare(attribution, signed, how, data_format)
     fig, axes = new_figure(1, 2, 2.8, extra_width=0.8)
@@ -53,6 +65,15 @@ def occlusion_map(image, occlusion, data_format: str = "channels_last", title: s
 
     Positive (red) where hiding the cell lowers the score, i.e. evidence for
     the class; negative (blue) where hiding it raises the score.
+
+    Args:
+        image: the input image ``(H, W, C)``.
+        occlusion: the map from ``jax_ref.attribution.occlusion``, shaped like ``image``.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        title: figure title or None.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` (save it with ``viz.save_figure(fig, path)``).
     """
     amap = reduce_channels(occlusion, "sum", data_format) if np.ndim(occlusion) > 2 else np.asarray(occlusion)
     fig, axes = new_figure(1, 2, 2.8, extra_width=0.8)
@@ -76,7 +97,18 @@ def method_comparison(image, maps: dict, signed=None, data_format: str = "channe
     """One row: the image, then one panel per method (e.g. saliency, SmoothGrad, integrated gradients,
     occlusion, Grad-CAM), each map on its own with the image's outline and its own colour bar (the methods have
     different units). ``signed``: a set of method names to show signed (by default occlusion and integrated
-    gradients), on a diverging colormap centred on 0; the others as absolute maps. Each panel says which."""
+    gradients), on a diverging colormap centred on 0; the others as absolute maps. Each panel says which.
+
+    Args:
+        image: the input image ``(H, W, C)``.
+        maps: ``{method name: map shaped like image}`` (Grad-CAM's ``(H, W)`` too), non-empty.
+        signed: a set of names to draw signed, or None (default, see above).
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        title: figure title or None.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` (save it with ``viz.save_figure(fig, path)``).
+    """
     if not maps:
         raise ValueError("method_comparison: maps is empty; pass {method name: attribution array}")
     if signed is None:
@@ -112,7 +144,11 @@ def _strip(image, maps: dict, label, title: str, data_format: str, how: str):
 
 
 def relative_change(new, old) -> float:
-    """||new - old|| / ||new||: how much a map moved from the previous one (0 once it has settled)."""
+    """||new - old|| / ||new||: how much a map moved from the previous one (0 once it has settled).
+
+    Args:
+        new, old: arrays of one shape.
+    """
     new, old = np.asarray(new, dtype=np.float64), np.asarray(old, dtype=np.float64)
     return float(np.linalg.norm(new - old) / (np.linalg.norm(new) or 1.0))
 
@@ -120,7 +156,17 @@ def relative_change(new, old) -> float:
 def smoothgrad_convergence(image, maps: dict, data_format: str = "channels_last", how: str = "max_abs"):
     """SmoothGrad with more and more samples: ``maps`` is ``{n: map}`` (e.g. n = 1, 5, 25, 50); the noise in
     the gradient averages out as n grows. Each panel's title gives ``relative_change`` from the previous panel's
-    map, so the figure shows it settling as numbers, not only by eye."""
+    map, so the figure shows it settling as numbers, not only by eye.
+
+    Args:
+        image: the input image.
+        maps: ``{n: SmoothGrad map}``, in increasing n.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        how: channel reduction (``viz.reduce_channels``), default ``"max_abs"``.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` (save it with ``viz.save_figure(fig, path)``).
+    """
     if not maps:
         raise ValueError("smoothgrad_convergence: maps is empty; pass {n: smoothgrad map}")
 
@@ -132,7 +178,17 @@ def smoothgrad_convergence(image, maps: dict, data_format: str = "channels_last"
 
 def noise_sweep(image, maps: dict, data_format: str = "channels_last", how: str = "max_abs"):
     """SmoothGrad at several noise levels: ``maps`` is ``{noise level (fraction of the value range): map}``
-    (e.g. 0 to 0.3); level 0 is the plain gradient."""
+    (e.g. 0 to 0.3); level 0 is the plain gradient.
+
+    Args:
+        image: the input image.
+        maps: ``{noise level: map}``.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        how: channel reduction (``viz.reduce_channels``), default ``"max_abs"``.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` (save it with ``viz.save_figure(fig, path)``).
+    """
     if not maps:
         raise ValueError("noise_sweep: maps is empty; pass {noise level: smoothgrad map}")
     return _strip(image, dict(sorted(maps.items())), lambda s, prev, m: f"noise {100 * s:.0f}%",
@@ -142,7 +198,17 @@ def noise_sweep(image, maps: dict, data_format: str = "channels_last", how: str 
 def sequence_saliency(signals, maps, titles=None, title: str = "saliency over the sequence"):
     """One row per sequence: the signal (line) and, on the same position axis, its signed attribution as bars
     (red positive, blue negative, one symmetric scale for all rows, with 0 at the axis), so a bar sits under the
-    value it explains. ``signals`` and ``maps``: ``(n, length)`` arrays."""
+    value it explains. ``signals`` and ``maps``: ``(n, length)`` arrays.
+
+    Args:
+        signals: ``(n, length)`` (or one ``(length,)`` sequence).
+        maps: the attributions, the same shape.
+        titles: one title per row, or None.
+        title: the figure title, default ``"saliency over the sequence"``.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` (save it with ``viz.save_figure(fig, path)``).
+    """
     x, a = np.atleast_2d(np.asarray(signals, np.float64)), np.atleast_2d(np.asarray(maps, np.float64))
     if x.shape != a.shape:
         raise ValueError(f"sequence_saliency: signals {x.shape} and maps {a.shape} must have the same shape")

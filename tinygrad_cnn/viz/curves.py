@@ -27,7 +27,15 @@ def _history_dict(history) -> dict:
 
 def training_curves(history, title: str | None = None):
     """One panel per metric (``loss``, ``accuracy``, ...) with its ``val_`` twin on the same axes,
-    against the epoch number. ``history``: a Keras-style ``History`` or its ``.history`` dict."""
+    against the epoch number.
+
+    Args:
+        history: what ``fit`` returns (a ``History``) or its ``.history`` dict ``{name: [one value per epoch]}``.
+        title: figure title or None.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` (save it with ``viz.save_figure(fig, path)``).
+    """
     h = _history_dict(history)
     metrics = [k for k in h if not k.startswith("val_")] or list(h)
     fig, axes = new_figure(1, len(metrics), 3.2)
@@ -62,6 +70,15 @@ def loss_comparison(curve_a, curve_b, labels=("engine", "JAX"), xlabel: str = "s
     Steps where ``a == b`` exactly, or where the difference is not finite, cannot
     appear on a log scale: they are left as gaps and counted in a note on the
     bottom panel (which says so when the curves are equal at every step).
+
+    Args:
+        curve_a, curve_b: 1-D sequences of losses of equal length.
+        labels: the two legend labels, default ``("engine", "JAX")``.
+        xlabel: default ``"step"``.
+        title: default ``"loss curves"``.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` (save it with ``viz.save_figure(fig, path)``).
     """
     fn = "loss_comparison"
     if not isinstance(labels, (tuple, list)) or len(labels) != 2 or not all(isinstance(s, str) for s in labels):
@@ -108,6 +125,16 @@ def line_plot(curves: dict, xlabel: str = "", ylabel: str = "", title: str = "",
     value ``<= 0`` or not finite cannot be drawn: it is left as a gap and the curve's legend entry says how many
     values are not shown (for ``logx``, an ``x <= 0`` hides that point of every curve). An x axis of whole
     numbers gets integer ticks. The figure is wide enough for a long title.
+
+    Args:
+        curves: ``{label: 1-D values}``.
+        xlabel, ylabel, title: axis labels and title, default empty.
+        logy: bool, default False.
+        x: the shared x values, or None (default 0, 1, ...).
+        logx: bool, default False.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` (save it with ``viz.save_figure(fig, path)``).
     """
     # the title is centred over the axes, which sit right of the y label: 1.2 inches of margin
     fig, axes = new_figure(1, 1, 4.0, extra_width=max(0.0, text_width(title) + 1.2 - 4.0))

@@ -191,6 +191,16 @@ def explore(output: Tensor, names=None, path=None, collapse: bool | None = None,
     ``grad_output`` seeds dL/d output as in ``trace``. The graph is kept and
     no ``.grad`` changes; each step's gradient is ``trace``'s, so a leaf's
     equals what ``backward()`` accumulates.
+
+    Args:
+        output: the Tensor whose graph to show (usually a scalar loss).
+        names: ``{name: Tensor}`` or None.
+        path: an ``.html`` path or None.
+        collapse: bool or None (default: automatic, see above).
+        grad_output: the seed cotangent, or None (1 for a scalar).
+
+    Returns:
+        An ``Explorer`` (``.save(path)``; shows itself in Jupyter).
     """
     if not isinstance(output, Tensor):
         raise TypeError(f"explore: output must be a Tensor; got {type(output).__name__}")

@@ -97,6 +97,15 @@ def draw_graph(output: Tensor, names=None, max_nodes: int = 200, title: str | No
     backward runs right to left; an edge that skips columns is routed between the boxes of the columns it
     crosses, never behind one. Scalars show their value, arrays their shape. The title counts the nodes drawn
     and how many of them are constants (which get no gradient).
+
+    Args:
+        output: the Tensor whose graph to draw.
+        names: ``{name: Tensor}`` labelling nodes, or None.
+        max_nodes: int, default 200: a larger graph is refused (ValueError; ``viz.explore`` collapses layers).
+        title: figure title or None (default: the node counts).
+
+    Returns:
+        A ``matplotlib.figure.Figure`` (save it with ``viz.save_figure(fig, path)``).
     """
     from matplotlib.figure import Figure
 

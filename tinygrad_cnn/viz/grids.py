@@ -25,6 +25,20 @@ def image_grid(images, titles=None, cmap: str = "gray", ncols: int | None = None
     to be compared need ``shared_scale=True``: one colour scale, from the smallest to the largest value of all
     panels, so equal values get equal colours in every panel; ``colorbar=True`` adds that scale's colour bar
     (and implies ``shared_scale``).
+
+    Args:
+        images: a batch ``(N, H, W[, C])`` or a list of arrays.
+        titles: one title per image, or None.
+        cmap: colormap of single-channel images, default ``"gray"``.
+        ncols: panels per row, default ceil(sqrt(N)).
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        suptitle: figure title or None.
+        panel: inches per panel, default 1.8.
+        shared_scale: bool, default False.
+        colorbar: bool, default False.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` (save it with ``viz.save_figure(fig, path)``).
     """
     images = list(images)
     if not images:
@@ -69,6 +83,17 @@ def feature_map_grid(feature_maps: dict, layer: str | None = None, max_channels:
     layer is shown averaged over its channels, (1/C) sum_c a[:, :, c], in
     network order (``image`` first if given); with ``layer`` set, the first
     ``max_channels`` channels of that layer are shown one per panel.
+
+    Args:
+        feature_maps: ``{layer name: activation}`` (``jax_ref.attribution.feature_maps``' output).
+        layer: a layer name or None (default: every layer, channel-averaged).
+        max_channels: int, default 64.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        image: the input image, shown first, or None.
+        cmap: default ``"viridis"``.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` (save it with ``viz.save_figure(fig, path)``).
     """
     data_format = validation.data_format("feature_map_grid", data_format)
     maps = {k: _one_image(k, v, data_format) for k, v in feature_maps.items()}
@@ -110,6 +135,17 @@ def filter_grid(kernel, max_filters: int = 64, in_channel: int | None = None, ti
     filters (so 0 is white and strengths compare across panels), with its colour
     bar. ``names``: one title per filter (default its index); ``values=True``
     writes each weight in its cell (for small hand-made kernels).
+
+    Args:
+        kernel: a conv kernel ``(kh, kw, in, filters)`` (or 1-D ``(k, in, filters)``).
+        max_filters: int, default 64.
+        in_channel: int or None (default: the mean over input channels).
+        title: figure title or None.
+        names: one title per filter, or None.
+        values: bool, default False.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` (save it with ``viz.save_figure(fig, path)``).
     """
 
     k = np.asarray(kernel, dtype=np.float64)

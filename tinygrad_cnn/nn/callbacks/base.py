@@ -167,7 +167,14 @@ class LambdaCallback(Callback):
     """``LambdaCallback(on_epoch_begin=None, on_epoch_end=None, on_train_begin=None, on_train_end=None,
     on_train_batch_begin=None, on_train_batch_end=None, **kwargs)``: plain functions as hooks, with the hooks'
     positional arguments (``on_epoch_end(epoch, logs)``, ``on_train_begin(logs)``, ...); ``kwargs`` may name
-    any other hook."""
+    any other hook.
+
+    Args:
+        on_epoch_begin, on_epoch_end: ``fn(epoch, logs)`` or None.
+        on_train_begin, on_train_end: ``fn(logs)`` or None.
+        on_train_batch_begin, on_train_batch_end: ``fn(batch, logs)`` or None.
+        **kwargs: any other hook by name (``on_test_end=fn``, ...).
+    """
 
     def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None, on_train_end=None,
                  on_train_batch_begin=None, on_train_batch_end=None, **kwargs):

@@ -117,7 +117,13 @@ class ProgbarLogger(Callback):
 class CSVLogger(Callback):
     """``CSVLogger(filename, separator=",", append=False)``: one row per epoch, Keras' layout: an ``epoch`` column
     (0-based), then the first epoch's log names sorted (with a ``val_`` twin of each if there is no ``val_`` name
-    yet), ``NA`` where a value is missing; ``append`` keeps an existing file (a header only if it was empty)."""
+    yet), ``NA`` where a value is missing; ``append`` keeps an existing file (a header only if it was empty).
+
+    Args:
+        filename: the CSV file's path.
+        separator: str, default ``","``.
+        append: bool, default False.
+    """
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
@@ -161,7 +167,11 @@ class CSVLogger(Callback):
 
 class TerminateOnNaN(Callback):
     """``TerminateOnNaN(raise_error=False)``: after a batch whose loss is NaN or infinite, stop training (after that
-    batch; ``on_train_end`` still runs), or with ``raise_error`` raise a RuntimeError at once."""
+    batch; ``on_train_end`` still runs), or with ``raise_error`` raise a RuntimeError at once.
+
+    Args:
+        raise_error: bool, default False.
+    """
 
     def __init__(self, raise_error=False):
         super().__init__()

@@ -92,7 +92,18 @@ class EarlyStopping(MonitorCallback):
     since the last improvement, reset only by an improvement that also beats ``baseline``; training stops at the
     first epoch > 0 with ``wait >= patience``). ``restore_best_weights``: at the end of training (stopped early
     or not) the weights of the best epoch are set back, even if none beat the baseline. ``stopped_epoch`` and
-    ``best_epoch`` are 0-based."""
+    ``best_epoch`` are 0-based.
+
+    Args:
+        monitor: the logged name to watch, default ``"val_loss"`` (needs validation data in ``fit``).
+        mode: ``"auto"`` (default), ``"min"`` or ``"max"`` (see the module docstring).
+        min_delta: number, default 0: the smallest change that counts as an improvement.
+        patience: int >= 0, default 0: epochs without improvement before stopping.
+        verbose: 0 (default) or 1: print when stopping.
+        baseline: number or None (default): a value the monitor must beat to reset ``wait``.
+        restore_best_weights: bool, default False.
+        start_from_epoch: int >= 0, default 0: epochs to ignore at the start (warm-up).
+    """
 
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto", baseline=None,
                  restore_best_weights=False, start_from_epoch=0):
@@ -151,7 +162,21 @@ class ReduceLROnPlateau(MonitorCallback):
     cooldown=0, min_lr=0.0)``: Keras 3's rule at every epoch end: log ``learning_rate``; in cooldown, count it down
     and reset ``wait``; an improvement resets ``wait``; otherwise (out of cooldown) ``wait += 1`` and at
     ``wait >= patience`` the rate becomes ``max(lr * factor, min_lr)`` if ``lr > float32(min_lr)``, starting a
-    cooldown of ``cooldown`` epochs."""
+    cooldown of ``cooldown`` epochs.
+
+    Args:
+        monitor: the logged name to watch, default ``"val_loss"`` (needs validation data in ``fit``).
+        mode: ``"auto"`` (default), ``"min"`` or ``"max"`` (see the module docstring).
+        factor: float in [0, 1), default 0.1: the rate's multiplier.
+        patience: int >= 0, default 10.
+        verbose: 0 (default) or 1: print each reduction.
+        min_delta: number, default 1e-4.
+        cooldown: int >= 0, default 0: epochs to wait after a reduction.
+        min_lr: float >= 0, default 0: the rate's floor.
+
+    Raises:
+        TypeError: (at training start) the optimizer's learning rate is a schedule, which cannot be set per epoch.
+    """
 
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
                  cooldown=0, min_lr=0.0):
@@ -201,7 +226,12 @@ class ReduceLROnPlateau(MonitorCallback):
 class LearningRateScheduler(Callback):
     """``LearningRateScheduler(schedule, verbose=0)``: at every epoch start the optimizer's rate becomes
     ``schedule(epoch, lr)`` (or ``schedule(epoch)`` for a one-argument function, as Keras); the rate is logged as
-    ``learning_rate`` at the epoch end. A result that is not a finite number >= 0 raises."""
+    ``learning_rate`` at the epoch end. A result that is not a finite number >= 0 raises.
+
+    Args:
+        schedule: a function ``(epoch, lr) -> lr`` or ``epoch -> lr`` (epoch counted from 0).
+        verbose: 0 (default) or 1: print each new rate.
+    """
 
     def __init__(self, schedule, verbose=0):
         super().__init__()
@@ -238,7 +268,18 @@ class ModelCheckpoint(MonitorCallback):
     ``{batch}`` too when saving per batch), creating its directory. ``save_best_only``: only when ``monitor``
     improved on the best so far (starting from ``initial_value_threshold``). ``save_weights_only=True`` writes
     ``model.save_weights(path)``; otherwise ``model.save(path)``, refused before training when the model has no
-    ``save``."""
+    ``save``.
+
+    Args:
+        filepath: a path, possibly with ``{epoch}``, ``{batch}`` and logged names as format fields.
+        monitor: the logged name to watch, default ``"val_loss"`` (needs validation data in ``fit``).
+        mode: ``"auto"`` (default), ``"min"`` or ``"max"`` (see the module docstring).
+        verbose: 0 (default) or 1: print each save.
+        save_best_only: bool, default False.
+        save_weights_only: bool, default False.
+        save_freq: ``"epoch"`` (default) or a positive int: save every that many batches.
+        initial_value_threshold: number or None (default): the best value to start from.
+    """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
                  mode="auto", save_freq="epoch", initial_value_threshold=None):
