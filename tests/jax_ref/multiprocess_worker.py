@@ -4,7 +4,7 @@ MODE ``train``: data-parallel training of a small digits CNN with ``shard=True``
 process writes ``OUT/process_<i>.json`` (its losses, the rows it loaded, its device counts) and process 0 alone
 writes the trained weights ``OUT/weights.npz`` (through ``to_engine``) and the losses and weights of the same
 training in one process (``shard=False``) ``OUT/reference.npz``. MODE ``die``: process 1 exits with code 3
-right after joining the job while process 0 starts training (and would wait on process 1 forever).
+right after joining the job while process 0 waits for it in a barrier (until JAX's heartbeat timeout, 30 s).
 """
 
 import json
@@ -17,6 +17,15 @@ from jax_ref.launch import initialize
 initialize(initialization_timeout=60)
 
 import jax  # noqa: E402  (after initialize, as jax.distributed requires)
+from jax.experimental import multihost_utils  # noqa: E402
+
+if sys.argv[2] == "die":  # before the heavy imports: this mode only needs a collective to wait in
+    if jax.process_index() == 1:
+        os._exit(3)
+    multihost_utils.sync_global_devices("a barrier process 1 never reaches")
+    Path(sys.argv[1], "process_0_passed_the_barrier").touch()  # never: the launcher stops process 0 first
+    sys.exit(0)
+
 import numpy as np  # noqa: E402
 
 import jax_ref  # noqa: E402
@@ -32,10 +41,8 @@ def digits_cnn():
                           nn.Flatten(), nn.Dropout(0.2), nn.Dense(10)])
 
 
-def main(out, mode):
+def main(out):
     x, y, _, _ = load_digits()
-    if mode == "die" and jax.process_index() == 1:
-        os._exit(3)
     loaded = []
 
     def loader(idx):  # stands for reading rows from disk: records what this process asked for
@@ -49,15 +56,15 @@ def main(out, mode):
     (out / f"process_{pid}.json").write_text(json.dumps({
         "losses": result.losses.tolist(), "loaded": loaded, "devices": result.devices,
         "processes": jax.process_count(), "local_devices": jax.local_device_count(),
-        "schedule": [len(x), BATCH, STEPS, SEED]}))
+        "schedule": [len(x), BATCH, STEPS, SEED], "seconds": result.seconds}))
     if pid == 0:  # one writer; and the one-process reference (local devices only, no collectives)
         result.model.to_engine()
         np.savez(out / "weights.npz", *model.get_weights())
         reference = digits_cnn()
         ref = jax_ref.train(reference, x, y, "adam", 1e-2, batch_size=BATCH, steps=STEPS, seed=SEED, verbose=False)
         ref.model.to_engine()
-        np.savez(out / "reference.npz", *reference.get_weights(), losses=ref.losses)
+        np.savez(out / "reference.npz", *reference.get_weights(), losses=ref.losses, seconds=ref.seconds)
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), sys.argv[2])
+    main(Path(sys.argv[1]))

@@ -47,7 +47,7 @@ def test_two_processes_train_as_one(tmp_path):
 def test_a_process_that_dies_stops_the_job_with_a_clear_error(tmp_path):
     with pytest.raises(launch.LaunchError, match=r"process 1 of 2 exited with code 3 .*stopped the other"):
         launch.launch([WORKER, tmp_path, "die"], processes=2, timeout=120, env=_env(), log_dir=tmp_path, grace=2)
-    assert not (tmp_path / "process_0.json").exists()  # process 0 was stopped, not left to finish or hang
+    assert not (tmp_path / "process_0_passed_the_barrier").exists()  # process 0 was stopped while it waited
 
 
 def test_launch_and_initialize_errors(monkeypatch):
