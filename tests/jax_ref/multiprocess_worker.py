@@ -5,6 +5,7 @@ process writes ``OUT/process_<i>.json`` (its losses, the rows it loaded, its dev
 writes the trained weights ``OUT/weights.npz`` (through ``to_engine``) and the losses and weights of the same
 training in one process (``shard=False``) ``OUT/reference.npz``. MODE ``die``: process 1 exits with code 3
 right after joining the job while process 0 waits for it in a barrier (until JAX's heartbeat timeout, 30 s).
+MODE ``attribution``: SmoothGrad and occlusion maps, written by every process to ``OUT/maps_<i>.npz``.
 """
 
 import json
@@ -41,6 +42,18 @@ def digits_cnn():
                           nn.Flatten(), nn.Dropout(0.2), nn.Dense(10)])
 
 
+def attribution(out):
+    """SmoothGrad and occlusion of two digits, whole and in chunks; every process gets the whole maps."""
+    x, _, _, _ = load_digits()
+    model = digits_cnn()
+    maps = {}
+    for chunk in (None, 6):
+        maps[f"smoothgrad_{chunk}"] = jax_ref.attribution.smoothgrad(model, x[:2], n=10, batch_size=chunk)
+        maps[f"occlusion_{chunk}"] = jax_ref.attribution.occlusion(model, x[:2], window=(3, 3), stride=(2, 2),
+                                                                   batch_size=chunk)
+    np.savez(out / f"maps_{jax.process_index()}.npz", devices=len(jax.devices()), **maps)
+
+
 def main(out):
     x, y, _, _ = load_digits()
     loaded = []
@@ -67,4 +80,4 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    (attribution if sys.argv[2] == "attribution" else main)(Path(sys.argv[1]))

@@ -44,6 +44,23 @@ def test_two_processes_train_as_one(tmp_path):
     assert "jax_ref.train (2 devices)" in log0 and "jax_ref.train" not in log1  # one progress bar
 
 
+@pytest.mark.skipif(os.environ.get("TINYGRAD_LONG_TESTS") != "1", reason="long profile: TINYGRAD_LONG_TESTS=1")
+def test_attribution_over_two_processes_of_two_devices_equals_one_process(tmp_path):
+    launch.launch([WORKER, tmp_path, "attribution"], processes=2, devices_per_process=2, timeout=300, env=_env(),
+                  log_dir=tmp_path / "logs")
+    single = {**_env(), "JAX_PLATFORMS": "cpu", "JAX_NUM_PROCESSES": "1", "JAX_PROCESS_ID": "0"}
+    (tmp_path / "one").mkdir()
+    launch.launch([WORKER, tmp_path / "one", "attribution"], processes=1, timeout=300, env=single)
+    ref = np.load(tmp_path / "one" / "maps_0.npz")
+    assert int(ref["devices"]) == 1
+    for p in range(2):  # every process holds the whole maps, equal to one process'
+        maps = np.load(tmp_path / f"maps_{p}.npz")
+        assert int(maps["devices"]) == 4
+        assert len(ref.files) == 5
+        for name in set(ref.files) - {"devices"}:
+            np.testing.assert_allclose(maps[name], ref[name], rtol=1e-5, atol=1e-6 * np.abs(ref[name]).max())
+
+
 def test_a_process_that_dies_stops_the_job_with_a_clear_error(tmp_path):
     with pytest.raises(launch.LaunchError, match=r"process 1 of 2 exited with code 3 .*stopped the other"):
         launch.launch([WORKER, tmp_path, "die"], processes=2, timeout=120, env=_env(), log_dir=tmp_path, grace=2)
