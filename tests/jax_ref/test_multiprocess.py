@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import jax_ref
 from jax_ref import launch
 from jax_ref.train import batch_schedule
 
@@ -88,3 +89,19 @@ def test_the_command_line_reports_a_failure(tmp_path, capsys):
     script.write_text("import os\nos._exit(int(os.environ['JAX_PROCESS_ID']) * 5)\n")
     assert launch.main(["--processes", "2", "--timeout", "60", str(script), "--an-argument"]) == 1
     assert "process 1 of 2 exited with code 5" in capsys.readouterr().err
+
+
+def test_train_refuses_data_given_twice_or_a_loader_without_examples():
+    from tinygrad_cnn import nn
+    nn.set_random_seed(0)
+    twin = jax_ref.from_engine(nn.Sequential([nn.Input(shape=(4,)), nn.Dense(3)]))
+    x, y = np.zeros((8, 4), np.float32), np.zeros(8, np.int64)
+    fetch = lambda idx: (x[idx], y[idx])  # noqa: E731
+    with pytest.raises(ValueError, match="as x and y, or as loader and examples .*y=None"):
+        jax_ref.train(twin, x, verbose=False)
+    with pytest.raises(ValueError, match="loader needs examples.*got examples=None"):
+        jax_ref.train(twin, loader=fetch, verbose=False)
+    with pytest.raises(ValueError, match="loader must be a function .* with x and y given"):
+        jax_ref.train(twin, x, y, loader=fetch, examples=8, verbose=False)
+    with pytest.raises(ValueError, match="batch_size=32 is larger than the 8 examples"):
+        jax_ref.train(twin, loader=fetch, examples=8, verbose=False)
