@@ -63,13 +63,18 @@ def main(out):
         return x[idx], y[idx]
 
     model = digits_cnn()
+    try:  # a batch that does not split over the devices of all processes
+        jax_ref.train(model, x, y, batch_size=BATCH - 1, steps=1, shard=True, verbose=False)
+        refused = None
+    except ValueError as e:
+        refused = str(e)
     result = jax_ref.train(model, optimizer="adam", learning_rate=1e-2, batch_size=BATCH, steps=STEPS, seed=SEED,
                            shard=True, verbose=True, loader=loader, examples=len(x))
     pid = jax.process_index()
     (out / f"process_{pid}.json").write_text(json.dumps({
         "losses": result.losses.tolist(), "loaded": loaded, "devices": result.devices,
         "processes": jax.process_count(), "local_devices": jax.local_device_count(),
-        "schedule": [len(x), BATCH, STEPS, SEED], "seconds": result.seconds}))
+        "schedule": [len(x), BATCH, STEPS, SEED], "seconds": result.seconds, "refused": refused}))
     if pid == 0:  # one writer; and the one-process reference (local devices only, no collectives)
         result.model.to_engine()
         np.savez(out / "weights.npz", *model.get_weights())

@@ -28,6 +28,9 @@ def test_two_processes_train_as_one(tmp_path):
     launch.launch([WORKER, tmp_path, "train"], processes=2, timeout=120, env=_env(), log_dir=tmp_path / "logs")
     runs = [json.loads((tmp_path / f"process_{i}.json").read_text()) for i in range(2)]
     assert [(r["processes"], r["local_devices"], r["devices"]) for r in runs] == [(2, 1, 2)] * 2
+    for r in runs:
+        assert r["refused"] == ("jax_ref.train: shard=True splits each batch over 2 devices (2 processes x 1 local "
+                                "devices); batch_size=63 must be a multiple of 2"), r["refused"]
     ref, weights = np.load(tmp_path / "reference.npz"), np.load(tmp_path / "weights.npz")
     for r in runs:  # every process sees the global loss, equal to one process'
         np.testing.assert_allclose(r["losses"], ref["losses"], rtol=1e-5)
