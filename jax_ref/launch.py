@@ -4,7 +4,8 @@
 ``launch(["script.py", "args"], processes=2)``) runs ``python script.py args...`` N times on this machine, each
 with the environment a scheduler would give it:
 
-- ``JAX_COORDINATOR_ADDRESS=127.0.0.1:<free port>`` (read by ``jax.distributed.initialize`` itself),
+- ``JAX_COORDINATOR_ADDRESS=127.0.0.1:<free port>`` and ``JAX_COORDINATOR_BIND_ADDRESS`` the same (the
+  coordinator listens on the loopback only; both read by ``jax.distributed.initialize`` itself),
   ``JAX_NUM_PROCESSES=N`` and ``JAX_PROCESS_ID=i`` (read by ``initialize`` below);
 - ``JAX_PLATFORMS=cpu``, ``JAX_CPU_COLLECTIVES_IMPLEMENTATION=gloo`` (the cross-process all-reduce on CPU) and
   ``XLA_FLAGS=--xla_force_host_platform_device_count=K`` (K CPU devices per process).
@@ -55,7 +56,8 @@ def _positive_int(name, value):
 def _child_env(base, address, processes, process_id, devices_per_process):
     flags = " ".join(f for f in base.get("XLA_FLAGS", "").split()
                      if not f.startswith("--xla_force_host_platform_device_count"))
-    return {**base, _ADDRESS: address, _COUNT: str(processes), _ID: str(process_id), "JAX_PLATFORMS": "cpu",
+    return {**base, _ADDRESS: address, "JAX_COORDINATOR_BIND_ADDRESS": address, _COUNT: str(processes),
+            _ID: str(process_id), "JAX_PLATFORMS": "cpu",
             "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo",
             "XLA_FLAGS": f"{flags} --xla_force_host_platform_device_count={devices_per_process}".strip()}
 
