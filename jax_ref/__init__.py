@@ -10,7 +10,8 @@ Modules, each importing only those below it (no cycles, imports at the top):
 ``ops`` (on ``_conv``, ``_pool``, ``_padding``) < ``_penalties`` < ``_layers``
 < ``model`` (``from_engine``) < ``train`` (optax) < ``parity`` (engine side by
 side, and the engine objects the checks build) < ``compare``; ``attribution``
-sits on ``model``.
+sits on ``model``; ``launch`` (multi-process jobs: ``launch``, ``initialize``)
+imports nothing of the package.
 """
 
 from jax_ref import attribution, ops

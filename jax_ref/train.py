@@ -10,13 +10,22 @@ Batches: each epoch is a permutation of the examples drawn from
 incomplete piece is dropped (every step has the same shape, so one compile).
 ``batch_schedule`` is shared with ``parity`` so the engine sees the same batches.
 
-``shard=True``: a ``jax.sharding.Mesh`` over ``jax.devices()`` with one axis
-``"data"``; every batch is placed with ``NamedSharding(mesh, P("data"))`` (split
-along its first axis), parameters and optimizer state are replicated
-(``P()``), and XLA inserts the all-reduce that averages the gradients. On
-several GPUs of one host this is all it takes; on several hosts call
-``jax.distributed.initialize()`` first in every process, so ``jax.devices()``
-lists the devices of all hosts.
+``shard=True``: a ``jax.sharding.Mesh`` over ``jax.devices()`` (ordered by
+process, then device id) with one axis ``"data"``; every batch is placed with
+``NamedSharding(mesh, P("data"))`` (split along its first axis), parameters and
+optimizer state are replicated (``P()``), and XLA inserts the all-reduce that
+averages the gradients. On several GPUs of one host this is all it takes.
+
+Several processes (``jax_ref.launch``, or one per host under a scheduler, each
+having called ``jax_ref.launch.initialize()`` first): ``jax.devices()`` lists
+the devices of every process, every process runs this same function with the
+same arguments and draws the same batch schedule, and each process reads only
+the rows of every global batch that its own devices hold (process ``p`` of
+``P``, each with the same number of devices: rows ``p*B/P .. (p+1)*B/P - 1``),
+assembled with ``jax.make_array_from_process_local_data``. The result is the
+one-process result (same batches, same all-reduced gradients). With
+``loader=fetch`` those rows are the only data a process ever loads; the
+progress bar is shown by process 0 only.
 """
 
 from __future__ import annotations
@@ -183,9 +192,38 @@ def make_step(model, tx, loss="cross_entropy", training=True, regularization=Tru
     return step
 
 
-def train(jax_model, x, y, optimizer="sgd", learning_rate=0.01, batch_size=32, epochs=1, steps=None, seed=0,
-          shard=False, loss="cross_entropy", training=True, regularization=True, params=None, verbose=True,
-          **optimizer_kwargs) -> TrainResult:
+def _rows(x, y, loader, examples):
+    """``(fetch, n)``: ``fetch(indices) -> (x_rows, y_rows)`` and the number of examples, from arrays or a loader."""
+    if loader is None:
+        if x is None or y is None or examples is not None:
+            raise ValueError("jax_ref.train: pass the data as x and y, or as loader and examples (not both); got "
+                             f"x={'None' if x is None else 'arrays'}, y={'None' if y is None else 'arrays'}, "
+                             f"examples={examples!r}")
+        x, y = (jax.tree_util.tree_map(np.asarray, v) for v in (x, y))
+        return (lambda idx: jax.tree_util.tree_map(lambda a: a[idx], (x, y))), len(jax.tree_util.tree_leaves(x)[0])
+    if x is not None or y is not None or not callable(loader):
+        raise ValueError(f"jax_ref.train: loader must be a function indices -> (x_rows, y_rows) given instead of x "
+                         f"and y; got loader={type(loader).__name__} with x and y "
+                         f"{'None' if x is None and y is None else 'given'}")
+    if isinstance(examples, bool) or not isinstance(examples, (int, np.integer)) or examples < 1:
+        raise ValueError(f"jax_ref.train: loader needs examples, the number of examples it serves (a positive int); "
+                         f"got examples={examples!r}")
+    return loader, int(examples)
+
+
+def _process_rows(sharding, batch_size) -> slice:
+    """The rows of a ``batch_size`` batch that this process' devices hold under ``sharding`` (one contiguous run)."""
+    spans = sorted((s[0].start or 0, batch_size if s[0].stop is None else s[0].stop)
+                   for s in sharding.addressable_devices_indices_map((batch_size,)).values())
+    if any(a[1] != b[0] for a, b in zip(spans, spans[1:], strict=False)):
+        raise ValueError(f"jax_ref.train: this process' devices hold rows {spans} of each batch, not one "
+                         f"contiguous run; give every process the same number of devices")
+    return slice(spans[0][0], spans[-1][1])
+
+
+def train(jax_model, x=None, y=None, optimizer="sgd", learning_rate=0.01, batch_size=32, epochs=1, steps=None,
+          seed=0, shard=False, loss="cross_entropy", training=True, regularization=True, params=None, verbose=True,
+          loader=None, examples=None, **optimizer_kwargs) -> TrainResult:
     """Train ``jax_model`` with optax (see the module docstring); ``jax_model.params`` is set to the result.
 
     An engine model is converted with ``from_engine`` first (the engine's
@@ -199,7 +237,12 @@ def train(jax_model, x, y, optimizer="sgd", learning_rate=0.01, batch_size=32, e
 
     Args:
         jax_model: a ``JaxModel`` (from ``from_engine``) or an engine model (converted first).
-        x, y: the training data, arrays with one row per example (or lists, one per input/output).
+        x, y: the training data, arrays with one row per example (or lists, one per input/output); or None
+            with ``loader``.
+        loader, examples: instead of ``x`` and ``y``, a function ``loader(indices) -> (x_rows, y_rows)``
+            returning the examples at the given positions (an int array into ``range(examples)``) from wherever
+            they live (files, a memmap, a database); it is called once per step with the rows this process feeds
+            (all rows of the batch with one process; see the module docstring for several).
         optimizer: ``"sgd"`` (default), ``"adam"``, ``"adamw"``, ``"rmsprop"`` or an optax transform.
         learning_rate: number or schedule, default 0.01.
         batch_size: int, default 32 (with ``shard``, divisible by the device count).
@@ -222,41 +265,48 @@ def train(jax_model, x, y, optimizer="sgd", learning_rate=0.01, batch_size=32, e
     if not isinstance(jax_model, JaxModel):  # an engine model: train its twin (write back with .to_engine)
         jax_model = from_engine(jax_model)
     params = jax_model.params if params is None else params
-    x, y = check_data("jax_ref.train", jax_model, x, y, loss, params)
+    if loader is None:  # a loader's rows are the caller's: they are not all here to check
+        x, y = check_data("jax_ref.train", jax_model, x, y, loss, params)
     labels = _trainable_labels(jax_model, params)
     if isinstance(optimizer_kwargs.get("mask"), (list, tuple)):  # the engine's form: one bool per trainable weight
         optimizer_kwargs["mask"] = _mask_tree(labels, optimizer_kwargs["mask"])
     tx = make_optimizer(optimizer, learning_rate, **optimizer_kwargs)
     if any(v == "freeze" for ws in labels.values() for v in ws.values()):
         tx = optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()}, labels)
-    batches = batch_schedule(len(jax.tree_util.tree_leaves(x)[0]), batch_size, steps, epochs, seed)
+    fetch, n = _rows(x, y, loader, examples)
+    batches = batch_schedule(n, batch_size, steps, epochs, seed)
     step = make_step(jax_model, tx, loss, training, regularization)
     opt_state = tx.init(params)
     state = jax_model.state
-    devices = 1
+    devices, rows = 1, slice(None)
     if shard:
-        mesh = Mesh(np.array(jax.devices()), ("data",))
-        devices = len(jax.devices())
+        mesh = Mesh(np.array(sorted(jax.devices(), key=lambda d: (d.process_index, d.id))), ("data",))
+        devices = mesh.size
         if batch_size % devices:
-            raise ValueError(f"jax_ref.train: shard=True splits each batch over {devices} devices; batch_size="
-                             f"{batch_size} must be a multiple of {devices}")
+            across = (f" ({jax.process_count()} processes x {jax.local_device_count()} local devices)"
+                      if jax.process_count() > 1 else "")
+            raise ValueError(f"jax_ref.train: shard=True splits each batch over {devices} devices{across}; "
+                             f"batch_size={batch_size} must be a multiple of {devices}")
         data, replicated = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
+        rows = _process_rows(data, batch_size)
         params, state, opt_state = jax.device_put((params, state, opt_state), replicated)
         jstep = jax.jit(step, out_shardings=(replicated, replicated, replicated, replicated))
-        put = lambda a: jax.device_put(a, data)  # noqa: E731
+
+        def put(a):
+            return jax.make_array_from_process_local_data(data, np.asarray(a), (batch_size,) + np.shape(a)[1:])
     else:
         jstep = jax.jit(step)
         put = jnp.asarray
     base = jax.random.key(seed)
     losses = []
     start = time.perf_counter()
-    bar = tqdm(batches, desc=f"jax_ref.train ({devices} device{'s' * (devices > 1)})", disable=not verbose,
-               leave=False)
+    bar = tqdm(batches, desc=f"jax_ref.train ({devices} device{'s' * (devices > 1)})",
+               disable=not verbose or jax.process_index() != 0, leave=False)
     for t, idx in enumerate(bar):
-        xb, yb = (jax.tree_util.tree_map(lambda a: put(a[idx]), v) for v in (x, y))  # noqa: B023
+        xb, yb = jax.tree_util.tree_map(put, fetch(idx[rows]))
         params, state, opt_state, value = jstep(params, state, opt_state, xb, yb, jax.random.fold_in(base, t))
         losses.append(value)
-        if verbose and t % 10 == 0:
+        if not bar.disable and t % 10 == 0:
             bar.set_postfix(loss=f"{float(value):.4f}")
     losses = np.asarray(jax.device_get(losses))
     jax_model.params, jax_model.state = params, state

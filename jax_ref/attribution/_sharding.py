@@ -20,7 +20,10 @@ With several devices every evaluated batch is sharded along its leading axis
 over a 1-D ``Mesh`` of all devices (``NamedSharding(mesh, P("d"))``): chunks
 are rounded up to a multiple of the device count and a whole batch is padded
 with zero rows to one (the padded rows are dropped). Rows are computed independently, so results do not depend on the
-chunking or the device count (up to float rounding of the batched kernels).
+chunking or the device count (up to float rounding of the batched kernels). The
+results come back replicated on every device, so in a multi-process job
+(``jax_ref.launch``) every process holds the whole result, and each process
+evaluates only the rows its own devices hold.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-__all__ = ["Staged", "constrain", "device_count"]
+__all__ = ["Staged", "constrain", "device_count", "replicate"]
 
 
 def device_count() -> int:
@@ -51,6 +54,15 @@ def constrain(a, axis: int = 0):
     if n == 1:
         return a
     return jax.lax.with_sharding_constraint(a, NamedSharding(_mesh(n), P(*([None] * axis), "d")))
+
+
+def replicate(tree):
+    """Every array of ``tree`` replicated on all devices (identity with one device): the results of a sharded
+    evaluation gathered, so that every process (also of a multi-process job) can read them with ``np.asarray``."""
+    n = device_count()
+    if n == 1:
+        return tree
+    return jax.lax.with_sharding_constraint(tree, NamedSharding(_mesh(n), P()))
 
 
 def _pad_rows(a, rows: int):
@@ -80,14 +92,14 @@ class Staged:
         """Concatenate the chunk results (the last chunk was moved back to end at row m) and finish."""
         last = m - size * (len(parts) - 1)  # rows of the last chunk that are new
         parts = list(parts[:-1]) + [jax.tree_util.tree_map(lambda o: o[size - last:], parts[-1])]
-        return self._finish(params, ctx, jax.tree_util.tree_map(lambda *o: jnp.concatenate(o), *parts))
+        return replicate(self._finish(params, ctx, jax.tree_util.tree_map(lambda *o: jnp.concatenate(o), *parts)))
 
     def _run_whole(self, params, *args):
         xs, targets, ctx = self._prepare(params, *args)
         m = xs.shape[0]
         pad = -m % device_count()
         out = self._run_chunk(params, _pad_rows(xs, pad), _pad_rows(targets, pad))
-        return self._finish(params, ctx, jax.tree_util.tree_map(lambda o: o[:m], out))
+        return replicate(self._finish(params, ctx, jax.tree_util.tree_map(lambda o: o[:m], out)))
 
     def __call__(self, params, *args, batch_size=None):
         size = None if batch_size is None else batch_size + (-batch_size % device_count())
