@@ -192,14 +192,15 @@ def make_step(model, tx, loss="cross_entropy", training=True, regularization=Tru
     return step
 
 
-def _rows(x, y, loader, examples):
-    """``(fetch, n)``: ``fetch(indices) -> (x_rows, y_rows)`` and the number of examples, from arrays or a loader."""
+def _rows(x, y, loader, examples, check):
+    """``(fetch, n)``: ``fetch(indices) -> (x_rows, y_rows)`` and the number of examples, from arrays (first passed
+    through ``check(x, y) -> (x, y)``) or a loader (whose rows are the caller's: they are not all here to check)."""
     if loader is None:
         if x is None or y is None or examples is not None:
             raise ValueError("jax_ref.train: pass the data as x and y, or as loader and examples (not both); got "
                              f"x={'None' if x is None else 'arrays'}, y={'None' if y is None else 'arrays'}, "
                              f"examples={examples!r}")
-        x, y = (jax.tree_util.tree_map(np.asarray, v) for v in (x, y))
+        x, y = (jax.tree_util.tree_map(np.asarray, v) for v in check(x, y))
         return (lambda idx: jax.tree_util.tree_map(lambda a: a[idx], (x, y))), len(jax.tree_util.tree_leaves(x)[0])
     if x is not None or y is not None or not callable(loader):
         raise ValueError(f"jax_ref.train: loader must be a function indices -> (x_rows, y_rows) given instead of x "
@@ -265,15 +266,13 @@ def train(jax_model, x=None, y=None, optimizer="sgd", learning_rate=0.01, batch_
     if not isinstance(jax_model, JaxModel):  # an engine model: train its twin (write back with .to_engine)
         jax_model = from_engine(jax_model)
     params = jax_model.params if params is None else params
-    if loader is None:  # a loader's rows are the caller's: they are not all here to check
-        x, y = check_data("jax_ref.train", jax_model, x, y, loss, params)
+    fetch, n = _rows(x, y, loader, examples, lambda x, y: check_data("jax_ref.train", jax_model, x, y, loss, params))
     labels = _trainable_labels(jax_model, params)
     if isinstance(optimizer_kwargs.get("mask"), (list, tuple)):  # the engine's form: one bool per trainable weight
         optimizer_kwargs["mask"] = _mask_tree(labels, optimizer_kwargs["mask"])
     tx = make_optimizer(optimizer, learning_rate, **optimizer_kwargs)
     if any(v == "freeze" for ws in labels.values() for v in ws.values()):
         tx = optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()}, labels)
-    fetch, n = _rows(x, y, loader, examples)
     batches = batch_schedule(n, batch_size, steps, epochs, seed)
     step = make_step(jax_model, tx, loss, training, regularization)
     opt_state = tx.init(params)
