@@ -144,9 +144,8 @@ class Model(ModelBase):
 
     def __call__(self, x, training: bool = False):
         if isinstance(x, SymbolicTensor) or (isinstance(x, (list, tuple)) and x
-                                             and isinstance(x[0], SymbolicTensor)):
-            raise NotImplementedError(f"{self._where()}: calling a model on symbolic tensors (a model used as a "
-                                      f"layer) is not supported yet; build one Model over all the layers instead")
+                                             and any(isinstance(t, SymbolicTensor) for t in x)):
+            return self._call_symbolic(x)
         values = self._input_values(x)
         if not self.built:
             self.build((None,) + tuple(values[0].shape[1:]))
@@ -164,6 +163,31 @@ class Model(ModelBase):
             raise ValueError(f"{exc} ({self._where()} was built for inputs "
                              f"{', '.join(_fmt_shape(t.shape) for t in self.inputs)} and called on shape "
                              f"{', '.join(str(tuple(v.shape)) for v in values)})") from exc
+        outs = [env[id(t)] for t in self.outputs]
+        return outs[0] if self._single_output else outs
+
+    def _call_symbolic(self, x):
+        """The model called on symbolic tensors (a model used as a layer, Keras' nested models): its nodes are
+        called again, in order, on ``x`` (one symbolic tensor per model input), so its layers, and their weights,
+        join the calling graph as shared layers (a layer called in two graphs has one node in each, and its
+        gradient sums over both uses). Returns the symbolic outputs (one, or a list). Unlike Keras, the outer
+        model lists the inner model's layers, not the inner model as one layer: its graph is inlined."""
+        self._require_built("symbolic call")
+        given = list(x) if isinstance(x, (list, tuple)) else [x]
+        if len(given) != len(self.inputs) or not all(isinstance(t, SymbolicTensor) for t in given):
+            raise ValueError(f"{self._where()}: a symbolic call takes {len(self.inputs)} symbolic tensor(s), one per "
+                             f"model input {[t.name for t in self.inputs]}; got {given!r}")
+        for t, g in zip(self.inputs, given, strict=True):
+            if len(g.shape) != len(t.shape) or any(a is not None and b is not None and a != b
+                                                   for a, b in zip(t.shape[1:], g.shape[1:], strict=True)):
+                raise ValueError(f"{self._where()}: input {t.name!r} expects shape {_fmt_shape(t.shape)}; got a "
+                                 f"symbolic tensor of shape {_fmt_shape(g.shape)}")
+        env = {id(t): g for t, g in zip(self.inputs, given, strict=True)}
+        for node in self._nodes:
+            if id(node.output) in env:
+                continue
+            args = [env[id(t)] for t in node.inputs]
+            env[id(node.output)] = node.layer(args if node.layer.takes_list else args[0])
         outs = [env[id(t)] for t in self.outputs]
         return outs[0] if self._single_output else outs
 
