@@ -44,7 +44,10 @@ model.summary()
 # ## Training with a validation split
 # The digits: 1,347 training images, 450 test images. `fit` keeps the last 20% of the training arrays for
 # validation (before shuffling, as Keras). The matrices of an 8x8 ResNet are small (at most 64 x 576), so a
-# second BLAS thread brings more waiting than work; we train on one (`tg.num_threads(1)`).
+# second BLAS thread brings more waiting than work; we train on one (`tg.num_threads(1)`). Watch the validation
+# accuracy of the first epochs: it lags far behind the training accuracy, because validation runs in inference
+# mode on the moving statistics, and with `momentum=0.99` they average the batch statistics of the last ~100
+# steps, while the weights, and so the statistics they produce, are still moving fast.
 
 # %%
 section("training with a validation split")
