@@ -21,7 +21,7 @@ def test_a_model_used_twice_shares_its_weights_and_their_gradients_add():
     inner = _inner()
     x = nn.Input((4,), dtype="float64")
     pre = nn.Dense(4, dtype="float64", name="pre")
-    outer = nn.Model(x, nn.Add(dtype="float64")([inner(x), inner(pre(x))]), name="outer")
+    outer = nn.Model(x, nn.Add(dtype="float64", name="add")([inner(x), inner(pre(x))]), name="outer")
     assert [layer.name for layer in outer.layers][1:] == ["shared_dense", "pre", "add"]
     dense = inner.get_layer("shared_dense")
     assert outer.get_layer("shared_dense") is dense and outer.count_params() == 15 + 20
