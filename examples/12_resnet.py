@@ -96,7 +96,7 @@ print("In float64 the two implementations agree to ~10 digits or better; a wrong
 # `z` is the conv's output: it folds into the conv itself, kernel times `s = gamma / sqrt(var + eps)` per output
 # channel, bias `beta - s mean`. The model does this by itself when it runs in inference mode and the conv's
 # only reader is the BatchNormalization (`nn.fusion`); calling the layers one by one never folds. Same outputs to
-# rounding, one pass over memory instead of three.
+# rounding, one pass over the activations instead of five (subtract, scale, multiply, shift, relu).
 
 # %%
 section("conv + BatchNormalization folded at inference")
