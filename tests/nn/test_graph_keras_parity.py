@@ -1,8 +1,9 @@
-"""Graph models against Keras 3 itself (JAX backend): the same functional model built in both, Keras' weights
-copied into the engine by layer name; outputs in inference and training mode, the moving statistics after a
-training forward, the weight gradients in both modes (Keras' through ``jax.grad`` of its ``stateless_call``)
-and three plain SGD steps in training mode (weights and moving statistics). (The twin is checked against the
-engine on graph models in tests/jax_ref/test_graph_twin.py.)"""
+"""Graph models against Keras 3 itself (JAX backend): a residual block with BatchNormalization, a two-input
+model and a U-Net (Concatenate, UpSampling2D nearest and bilinear), the same functional model built in both,
+Keras' weights copied into the engine by layer name; outputs in inference and training mode, the moving
+statistics after a training forward, the weight gradients in both modes (Keras' through ``jax.grad`` of its
+``stateless_call``) and three plain SGD steps in training mode (weights and moving statistics). (The twin is
+checked against the engine on graph models in tests/jax_ref/test_graph_twin.py.)"""
 
 from __future__ import annotations
 
@@ -50,7 +51,25 @@ def two_inputs(L, Input, Model):  # noqa: N803
     return Model([a, b], L.Dense(3, name="out", **Z)(L.LayerNormalization(name="ln", **F64)(m)))
 
 
-CASES = {"residual_block_bn": (residual_block, [(6, 6, 3)]), "two_inputs": (two_inputs, [(5,), (4, 4, 2)])}
+def unet(L, Input, Model):  # noqa: N803
+    """A two-level U-Net: encoder convs and max-pooling down to 2x2, back up by UpSampling2D (bilinear, then
+    nearest), each level's encoder output concatenated to the upsampled decoder (the skip connections), a
+    BatchNormalization in the decoder, a 1x1 conv to 3 class maps, global average pooling as the logits."""
+    x = Input(shape=(8, 8, 2), name="x", **F64)
+    e1 = L.Conv2D(3, 3, padding="same", activation="relu", name="e1", **Z)(x)
+    e2 = L.Conv2D(4, 3, padding="same", activation="relu", name="e2", **Z)(L.MaxPooling2D(2, name="p1", **F64)(e1))
+    b = L.Conv2D(4, 3, padding="same", activation="tanh", name="b", **Z)(L.MaxPooling2D(2, name="p2", **F64)(e2))
+    u2 = L.UpSampling2D(2, interpolation="bilinear", name="u2", **F64)(b)
+    d2 = L.Conv2D(4, 3, padding="same", activation="relu", name="d2", **Z)(
+        L.Concatenate(name="cat2", **F64)([u2, e2]))
+    u1 = L.UpSampling2D(2, name="u1", **F64)(d2)
+    d1 = L.Conv2D(3, 3, padding="same", name="d1", **Z)(L.Concatenate(axis=-1, name="cat1", **F64)([e1, u1]))
+    d1 = L.ReLU(name="r1", **F64)(L.BatchNormalization(momentum=0.9, name="bn1", **F64)(d1))
+    return Model(x, L.GlobalAveragePooling2D(name="gap", **F64)(L.Conv2D(3, 1, name="classes", **Z)(d1)))
+
+
+CASES = {"residual_block_bn": (residual_block, [(6, 6, 3)]), "two_inputs": (two_inputs, [(5,), (4, 4, 2)]),
+         "unet_concatenate_upsampling": (unet, [(8, 8, 2)])}
 
 
 def _pair(build):

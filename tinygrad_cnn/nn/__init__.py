@@ -22,7 +22,7 @@ from tinygrad_cnn.nn.initializers import set_random_seed
 from tinygrad_cnn.nn.lambda_layer import Lambda
 from tinygrad_cnn.nn.merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from tinygrad_cnn.nn.model import Model
-from tinygrad_cnn.nn.models import reference_cnn
+from tinygrad_cnn.nn.models import reference_cnn, small_resnet
 from tinygrad_cnn.nn.noise import GaussianDropout, GaussianNoise, SpatialDropout1D, SpatialDropout2D, SpatialDropout3D
 from tinygrad_cnn.nn.normalization import BatchNormalization, GroupNormalization, LayerNormalization
 from tinygrad_cnn.nn.pooling import (
@@ -98,5 +98,6 @@ __all__ = [
     "Softmax", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "Subtract", "UpSampling1D", "UpSampling2D",
     "UpSampling3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "activations", "constraints", "deserialize",
     "initializers", "reference_cnn", "register_serializable", "regularizers", "serialize", "set_random_seed",
+    "small_resnet",
 ]
 __all__ += ["callbacks", "load_model", "losses"]

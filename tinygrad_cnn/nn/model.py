@@ -13,7 +13,9 @@ summary, ``fit`` and fusion.
 
 Fusion: a ``Conv*D(activation="relu")`` node whose only consumer is a non-overlapping ``MaxPooling*D`` node
 (and whose output is not a model output) runs with it as one primitive (``nn.fusion``); same values and
-gradients, fewer passes over memory. Calling the layers one by one never fuses.
+gradients, fewer passes over memory. At inference a conv whose only reader is a BatchNormalization runs as one
+conv with the BatchNormalization folded into its kernel and bias (and the ReLU after it, if it is the only
+reader). Calling the layers one by one never fuses; nor does a model inside ``with nn.fusion.disabled():``.
 
 Receptive fields in ``summary()``: along each spatial axis, with ``J`` the product of the strides so far, a
 layer with effective kernel ``F_eff`` grows ``R <- R + (F_eff - 1) J`` and then ``J <- J S``; after a Dense
@@ -106,6 +108,7 @@ class Model(ModelBase):
                              f"layer (pass name= to tell them apart)")
         self._layers = [layer for layer in self._all_layers if not isinstance(layer, InputLayer)]
         self._fused = fusion.fusable_pairs(self._nodes, self.outputs)
+        self._folds = fusion.foldable_batchnorms(self._nodes, self.outputs)
         self.built = True
 
     # -- structure ---------------------------------------------------------------------------------------
@@ -161,9 +164,8 @@ class Model(ModelBase):
 
     def __call__(self, x, training: bool = False):
         if isinstance(x, SymbolicTensor) or (isinstance(x, (list, tuple)) and x
-                                             and isinstance(x[0], SymbolicTensor)):
-            raise NotImplementedError(f"{self._where()}: calling a model on symbolic tensors (a model used as a "
-                                      f"layer) is not supported yet; build one Model over all the layers instead")
+                                             and any(isinstance(t, SymbolicTensor) for t in x)):
+            return self._call_symbolic(x)
         values = self._input_values(x)
         if not self.built:
             self.build((None,) + tuple(values[0].shape[1:]))
@@ -184,33 +186,74 @@ class Model(ModelBase):
         outs = [env[id(t)] for t in self.outputs]
         return outs[0] if self._single_output else outs
 
+    def _call_symbolic(self, x):
+        """The model called on symbolic tensors (a model used as a layer, Keras' nested models): its nodes are
+        called again, in order, on ``x`` (one symbolic tensor per model input), so its layers, and their weights,
+        join the calling graph as shared layers (a layer called in two graphs has one node in each, and its
+        gradient sums over both uses). Returns the symbolic outputs (one, or a list). Unlike Keras, the outer
+        model lists the inner model's layers, not the inner model as one layer: its graph is inlined."""
+        self._require_built("symbolic call")
+        given = list(x) if isinstance(x, (list, tuple)) else [x]
+        if len(given) != len(self.inputs) or not all(isinstance(t, SymbolicTensor) for t in given):
+            raise ValueError(f"{self._where()}: a symbolic call takes {len(self.inputs)} symbolic tensor(s), one per "
+                             f"model input {[t.name for t in self.inputs]}; got {given!r}")
+        for t, g in zip(self.inputs, given, strict=True):
+            if len(g.shape) != len(t.shape) or any(a is not None and b is not None and a != b
+                                                   for a, b in zip(t.shape[1:], g.shape[1:], strict=True)):
+                raise ValueError(f"{self._where()}: input {t.name!r} expects shape {_fmt_shape(t.shape)}; got a "
+                                 f"symbolic tensor of shape {_fmt_shape(g.shape)}")
+        env = {id(t): g for t, g in zip(self.inputs, given, strict=True)}
+        for node in self._nodes:
+            if id(node.output) in env:
+                continue
+            args = [env[id(t)] for t in node.inputs]
+            env[id(node.output)] = node.layer(args if node.layer.takes_list else args[0])
+        outs = [env[id(t)] for t in self.outputs]
+        return outs[0] if self._single_output else outs
+
     def _run(self, env: dict, training: bool) -> None:
         """Compute every node's output into ``env`` (``id(symbolic tensor) -> Tensor``), in graph order."""
         skip = set()
+        fuse = fusion.enabled()
         for node in self._nodes:
             if id(node.output) in env or id(node) in skip:
                 continue
             args = [env[id(t)] for t in node.inputs]
             x = args if node.layer.takes_list else args[0]
-            pool = self._fused.get(id(node))
-            fused = self._run_fused(node.layer, pool.layer, x) if pool is not None else None
-            if fused is not None:
-                env[id(pool.output)] = fused
-                skip.add(id(pool))
+            done = self._run_fused(node, x, training) if fuse else None
+            if done is not None:
+                last, value, skipped = done
+                env[id(last.output)] = value
+                skip.update(id(n) for n in skipped)
             else:
                 env[id(node.output)] = node.layer(x, training=training)
 
-    @staticmethod
-    def _run_fused(conv, pool, x):
-        """``fusion.conv_relu_max_pool`` on ``x`` cast to the conv's dtype, named after both layers in observers'
-        events (anomaly mode); None when the pair cannot be fused (or the pool casts to another dtype)."""
-        if conv.dtype != pool.dtype:
+    def _run_fused(self, node, x, training: bool):
+        """``(last node, its value, the nodes it covers)`` when ``node`` starts a fused run (``nn.fusion``: conv +
+        relu + max-pool; conv + BatchNormalization [+ ReLU] folded when the BatchNormalization uses its moving
+        statistics), else None. ``x`` is cast to the conv's dtype; observers' events (anomaly mode) name every
+        layer of the run."""
+        pool = self._fused.get(id(node))
+        if pool is not None:
+            run = [pool]
+            compute = lambda xc: fusion.conv_relu_max_pool(node.layer, pool.layer, xc)  # noqa: E731
+        elif id(node) in self._folds:
+            bn, relu = self._folds[id(node)]
+            if training and bn.layer.trainable:
+                return None
+            run = [bn] + ([relu] if relu is not None else [])
+            compute = lambda xc: fusion.conv_batchnorm(node.layer, bn.layer, xc, relu=relu is not None)  # noqa: E731
+        else:
             return None
-        x = conv._cast_input(x)
+        if any(n.layer.dtype != node.layer.dtype for n in run):
+            return None
+        xc = node.layer._cast_input(x)
         if not observe.observers():
-            return fusion.conv_relu_max_pool(conv, pool, x)
-        with observe.in_layer(f"{conv._where()} + {pool._where()} (fused)"):
-            return fusion.conv_relu_max_pool(conv, pool, x)
+            value = compute(xc)
+        else:
+            with observe.in_layer(" + ".join(n.layer._where() for n in [node] + run) + " (fused)"):
+                value = compute(xc)
+        return None if value is None else (run[-1], value, run)
 
     # -- weights ---------------------------------------------------------------------------------------
     @property

@@ -29,16 +29,22 @@ __all__ = ["BatchNormalization", "GroupNormalization", "LayerNormalization"]
 
 
 def moments(x, axes: tuple):
-    """Mean and biased variance of ``x`` over ``axes``, kept as size-1 axes: mu = mean(x), s2 = mean((x - mu)^2)."""
+    """``(d, mu, s2)``: the centred input ``d = x - mu``, the mean ``mu`` and the biased variance
+    ``s2 = mean(d^2)`` of ``x`` over ``axes`` (kept as size-1 axes). ``d`` is returned so that the normalization
+    reuses it (one subtraction over the activations, forward and backward, instead of three)."""
     mu = ops.mean(x, axes, keepdims=True)
-    return mu, ops.mean((x - mu) * (x - mu), axes, keepdims=True)
+    d = x - mu
+    return d, mu, ops.mean(d * d, axes, keepdims=True)
 
 
-def normalize(x, mu, s2, gamma, beta, epsilon: float):
-    """(x - mu) / sqrt(s2 + epsilon) * gamma + beta (``gamma``/``beta`` None: left out)."""
-    y = (x - mu) * ops.pow(s2 + epsilon, -0.5)
+def normalize(d, s2, gamma, beta, epsilon: float):
+    """``d / sqrt(s2 + epsilon) * gamma + beta`` for a centred ``d = x - mu`` (``gamma``/``beta`` None: left
+    out). The factor ``gamma / sqrt(s2 + epsilon)`` is formed first, on the statistics' (small) shape, so the
+    activations see one multiplication."""
+    scale = ops.pow(s2 + epsilon, -0.5)
     if gamma is not None:
-        y = y * gamma
+        scale = scale * gamma
+    y = d * scale
     return y if beta is None else y + beta
 
 
@@ -153,9 +159,9 @@ class BatchNormalization(_Normalization):
         gamma, beta = (self._feature_shaped(w, x.ndim, axis) for w in (self.gamma, self.beta))
         if not (training and self.trainable):
             mu, s2 = (self._feature_shaped(w, x.ndim, axis) for w in (self.moving_mean, self.moving_variance))
-            return normalize(x, mu, s2, gamma, beta, self.epsilon)
-        mu, s2 = moments(x, reduce_axes)
-        y = normalize(x, mu, s2, gamma, beta, self.epsilon)
+            return normalize(x - mu, s2, gamma, beta, self.epsilon)
+        d, mu, s2 = moments(x, reduce_axes)
+        y = normalize(d, s2, gamma, beta, self.epsilon)
         with no_grad():  # the moving statistics follow the batch, outside any graph (after y: a failed call
             m = self.momentum  # leaves them as they were)
             self.moving_mean.copy_(m * self.moving_mean.data + (1.0 - m) * mu.data.reshape(-1))
@@ -208,8 +214,8 @@ class LayerNormalization(_Normalization):
         axes = self._axes(x.ndim)
         shape = tuple(x.shape[i] if i in axes else 1 for i in range(x.ndim))
         gamma, beta = (None if w is None else ops.reshape(w, shape) for w in (self.gamma, self.beta))
-        mu, s2 = moments(x, axes)
-        return normalize(x, mu, s2, gamma, beta, self.epsilon)
+        d, _, s2 = moments(x, axes)
+        return normalize(d, s2, gamma, beta, self.epsilon)
 
     def get_config(self):
         return {**super().get_config(), "axis": list(self.axis) if isinstance(self.axis, tuple) else self.axis}
@@ -255,8 +261,8 @@ class GroupNormalization(_Normalization):
         axis = self.axis % x.ndim
         split = x.shape[:axis] + (self.groups, x.shape[axis] // self.groups) + x.shape[axis + 1:]
         xg = ops.reshape(x, split)
-        mu, s2 = moments(xg, tuple(i for i in range(1, xg.ndim) if i != axis))
-        y = ops.reshape(normalize(xg, mu, s2, None, None, self.epsilon), x.shape)
+        d, _, s2 = moments(xg, tuple(i for i in range(1, xg.ndim) if i != axis))
+        y = ops.reshape(normalize(d, s2, None, None, self.epsilon), x.shape)
         gamma, beta = (self._feature_shaped(w, x.ndim, axis) for w in (self.gamma, self.beta))
         if gamma is not None:
             y = y * gamma
