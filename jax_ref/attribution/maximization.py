@@ -31,10 +31,8 @@ def _blur(x, sigma: float, axes: tuple):
     return x
 
 
-def _ascent_fn(net, name, fmt, steps, learning_rate, l2, tv, jitter, blur_every, blur_sigma, flat):
-    opt = optax.adam(learning_rate)
-
-    def objective(params, x, channels, shift):
+def _ascent_fn(net, name, fmt, steps, jitter, blur_every, blur_sigma, flat):
+    def objective(params, x, channels, shift, l2=0.0, tv=0.0):
         axes = spatial_axes(x.ndim, fmt)
         seen = jnp.roll(x, shift, axis=axes) if jitter else x
         a = net.forward(params, seen)[1][name]
@@ -47,13 +45,14 @@ def _ascent_fn(net, name, fmt, steps, learning_rate, l2, tv, jitter, blur_every,
         penalty = l2 * jnp.mean(x * x, axis=tuple(range(1, x.ndim))) + tv * _total_variation_per_image(x, axes)
         return (penalty - act).sum(), act
 
-    def run(params, x0, channels, key):
+    def run(params, x0, channels, key, learning_rate, l2, tv):
         axes = spatial_axes(x0.ndim, fmt)
+        opt = optax.adam(learning_rate)
 
         def step(carry, i):
             x, state = carry
             shift = tuple(jax.random.randint(jax.random.fold_in(key, i), (len(axes),), -jitter, jitter + 1))
-            g, _ = jax.grad(objective, argnums=1, has_aux=True)(params, x, channels, shift)
+            g, _ = jax.grad(objective, argnums=1, has_aux=True)(params, x, channels, shift, l2, tv)
             updates, state = opt.update(g, state, x)
             x = optax.apply_updates(x, updates)
             if blur_every:
@@ -119,8 +118,8 @@ per channel id). Regularisers: the L2 and squared
     start = jax.random.fold_in(key, 2**31 - 1)  # channel c starts from its own key: a channel's image does not
     x0 = init_scale * jax.vmap(lambda c: jax.random.normal(jax.random.fold_in(start, c), net.image_shape, dtype))(
         jnp.asarray(ids, jnp.int32))  # depend on which other channels are ascended with it
-    config = (name, steps, float(learning_rate), float(l2), float(tv), int(jitter), int(blur_every),
-              float(blur_sigma), flat)
+    config = (name, steps, int(jitter), int(blur_every), float(blur_sigma), flat)
     run = net.jit((fn,) + config, lambda: _ascent_fn(net, name, net.data_format, *config[1:]))
-    x, act = run(params, x0, jnp.asarray(ids, jnp.int32), key)
+    rates = (np.asarray(v, dtype) for v in (learning_rate, l2, tv))
+    x, act = run(params, x0, jnp.asarray(ids, jnp.int32), key, *rates)
     return np.asarray(x), np.asarray(act)
