@@ -31,7 +31,7 @@ def _blur(x, sigma: float, axes: tuple):
     return x
 
 
-def _ascent_fn(net, name, fmt, steps, jitter, blur_every, blur_sigma, flat):
+def _ascent_fn(net, name, fmt, steps, jitter, blur_every, blur_sigma, flat, unit):
     def objective(params, x, channels, shift, l2=0.0, tv=0.0):
         axes = spatial_axes(x.ndim, fmt)
         seen = jnp.roll(x, shift, axis=axes) if jitter else x
@@ -41,7 +41,10 @@ def _ascent_fn(net, name, fmt, steps, jitter, blur_every, blur_sigma, flat):
         else:
             a = jnp.moveaxis(a, -1 if fmt == "channels_last" else 1, 1)
             act = jnp.take_along_axis(a, channels.reshape((-1, 1) + (1,) * (a.ndim - 2)), axis=1)[:, 0]
-            act = act.reshape(act.shape[0], -1).mean(axis=1)
+            if unit == "center":
+                act = act[(slice(None),) + tuple(n // 2 for n in act.shape[1:])]
+            else:
+                act = act.reshape(act.shape[0], -1).mean(axis=1)
         penalty = l2 * jnp.mean(x * x, axis=tuple(range(1, x.ndim))) + tv * _total_variation_per_image(x, axes)
         return (penalty - act).sum(), act
 
@@ -72,22 +75,25 @@ def _total_variation_per_image(x, axes):
 
 def activation_maximization(model, layer, channels=None, steps: int = 200, learning_rate: float = 0.05,
                             l2: float = 1e-3, tv: float = 1e-2, jitter: int = 1, blur_every: int = 4,
-                            blur_sigma: float = 0.5, init_scale: float = 0.01, seed: int = 0):
+                            blur_sigma: float = 0.5, init_scale: float = 0.1, unit: str = "mean", seed: int = 0):
     """The inputs that maximise channel ``c`` of node ``layer``, one image per channel, ascended together.
 
     For each channel ``c`` (``channels``: ids, default every channel of the layer) the image ``x_c`` minimises
-    ``-mean_spatial A_c(roll(x_c, s_t)) + l2 * mean(x_c^2) + tv * sum_axes mean((x_c[i+1] - x_c[i])^2)`` (for a
-    layer without spatial axes, e.g. the logits, ``A_c`` is the unit itself: a class's preferred input) by
-    ``steps`` of Adam (``learning_rate``) from ``x_c ~ init_scale * N(0, 1)`` (drawn from a key of its own
-per channel id). Regularisers: the L2 and squared
-    total-variation penalties above; jitter, a random roll ``s_t`` of each spatial axis by an integer in
-    ``[-jitter, jitter]`` per step (one for the whole batch); blur, a Gaussian blur of width ``blur_sigma``
-    pixels applied to the images after every ``blur_every``-th step (0 turns it off). All randomness comes from
-    ``PRNGKey(seed)`` (same seed, same images). Channels do not interact, so the batch of images is one
-    gradient per step.
+    ``-u(A_c(roll(x_c, s_t))) + l2 * mean(x_c^2) + tv * sum_axes mean((x_c[i+1] - x_c[i])^2)`` (for a
+    layer without spatial axes, e.g. the logits, ``A_c`` is the unit itself: a class's preferred input). ``u`` is
+    the spatial mean of the channel's map (``unit="mean"``, Lucid's "channel" objective and tf-keras-vis') or its
+    value at the spatial centre, index ``size // 2`` per axis (``"center"``, Lucid's "neuron": the pattern in one
+    unit's receptive field, which a layer with a small receptive field needs, since a uniform image maximises
+    the mean of a filter whose weights sum to a positive number). It is minimised by ``steps`` of Adam
+    (``learning_rate``) from ``x_c ~ init_scale * N(0, 1)`` (drawn from a key of its own per channel id).
+    Regularisers: the L2 and squared total-variation penalties above; jitter, a random roll ``s_t`` of each
+    spatial axis by an integer in ``[-jitter, jitter]`` per step (one for the whole batch); blur, a Gaussian blur
+    of width ``blur_sigma`` pixels applied to the images after every ``blur_every``-th step (0 turns it off).
+    All randomness comes from ``PRNGKey(seed)`` (same seed, same images). Channels do not interact, so the batch
+    of images is one gradient per step.
 
     Returns ``(images, activations)``: ``(K, *image shape)`` in the model's data format and the final
-    objective term ``mean_spatial A_c(x_c)`` per channel (no roll). tf-keras-vis' ``ActivationMaximization``
+    objective term ``u(A_c(x_c))`` per channel (no roll). tf-keras-vis' ``ActivationMaximization``
     is the same ascent with its own defaults (TV and L2 norm regularisers, jitter/rotation input modifiers).
     """
     fn = "activation_maximization"
@@ -118,7 +124,8 @@ per channel id). Regularisers: the L2 and squared
     start = jax.random.fold_in(key, 2**31 - 1)  # channel c starts from its own key: a channel's image does not
     x0 = init_scale * jax.vmap(lambda c: jax.random.normal(jax.random.fold_in(start, c), net.image_shape, dtype))(
         jnp.asarray(ids, jnp.int32))  # depend on which other channels are ascended with it
-    config = (name, steps, int(jitter), int(blur_every), float(blur_sigma), flat)
+    unit = validation.choice(fn, "unit", unit, ("mean", "center"))
+    config = (name, steps, int(jitter), int(blur_every), float(blur_sigma), flat, unit)
     run = net.jit((fn,) + config, lambda: _ascent_fn(net, name, net.data_format, *config[1:]))
     rates = (np.asarray(v, dtype) for v in (learning_rate, l2, tv))
     x, act = run(params, x0, jnp.asarray(ids, jnp.int32), key, *rates)
