@@ -28,13 +28,14 @@ from jax_ref.attribution.layers import (
     layer_gradient,
 )
 from jax_ref.attribution.maximization import activation_maximization
+from jax_ref.attribution.metrics import deletion_curve, infidelity, insertion_curve, sensitivity_max
 from jax_ref.attribution.noise_tunnel import noise_tunnel
 from jax_ref.attribution.occlusion import occlusion, window_masks
 from jax_ref.attribution.score_cam import score_cam
 
 __all__ = [
-    "activation_maximization", "completeness", "deconvnet", "feature_maps", "filters", "grad_cam",
-    "grad_cam_plus_plus", "guided_backprop", "guided_grad_cam", "input_x_gradient", "integrated_gradients",
-    "layer_activation", "layer_gradient", "noise_tunnel", "occlusion", "saliency", "score_cam", "smoothgrad",
-    "window_masks",
+    "activation_maximization", "completeness", "deconvnet", "deletion_curve", "feature_maps", "filters", "grad_cam",
+    "grad_cam_plus_plus", "guided_backprop", "guided_grad_cam", "infidelity", "input_x_gradient", "insertion_curve",
+    "integrated_gradients", "layer_activation", "layer_gradient", "noise_tunnel", "occlusion", "saliency",
+    "score_cam", "sensitivity_max", "smoothgrad", "window_masks",
 ]

@@ -131,7 +131,8 @@ def test_noise_tunnel_of_saliency_is_smoothgrad_and_wraps_any_method():
                                    A.smoothgrad(MODEL, X, n=4, kind=kind, seed=2), rtol=1e-10, atol=1e-14,
                                    err_msg=kind)
     ig = A.noise_tunnel(A.integrated_gradients, MODEL, X, target=1, n=3, noise_level=0.0, steps=4)
-    np.testing.assert_allclose(ig, A.integrated_gradients(MODEL, X, target=1, steps=4), rtol=1e-12, atol=1e-15)
+    copies = A.integrated_gradients(MODEL, np.tile(X, (3, 1, 1, 1)), target=1, steps=4)  # the same compile
+    np.testing.assert_allclose(ig, copies[:3], rtol=1e-12, atol=1e-15)
     cams = A.noise_tunnel(A.grad_cam, MODEL, X[0], n=3, seed=1, layer="c2")
     assert cams.shape == (8, 8)
     assert np.abs(cams - A.grad_cam(MODEL, X[0], "c2")).max() > 1e-6  # the noise is in force
@@ -141,8 +142,9 @@ def test_activation_maximization_is_seeded_batched_and_raises_the_activation():
     kw = dict(steps=30, learning_rate=0.1)
     imgs, act = A.activation_maximization(MODEL, "c1", seed=0, **kw)
     assert imgs.shape == (4, 8, 8, 2) and act.shape == (4,)
-    one, act1 = A.activation_maximization(MODEL, "c1", channels=[2], seed=0, **kw)
-    np.testing.assert_allclose(one[0], imgs[2], rtol=1e-12, atol=1e-15)  # channels do not interact
+    order = [2, 0, 3, 1]
+    shuffled, _ = A.activation_maximization(MODEL, "c1", channels=order, seed=0, **kw)
+    np.testing.assert_allclose(shuffled, imgs[order], rtol=1e-12, atol=1e-15)  # channels do not interact
     np.testing.assert_array_equal(imgs, A.activation_maximization(MODEL, "c1", seed=0, **kw)[0])
     assert np.abs(imgs - A.activation_maximization(MODEL, "c1", seed=1, **kw)[0]).max() > 1e-6
     _, act0 = A.activation_maximization(MODEL, "c1", steps=30, learning_rate=0.0)  # the start images
@@ -162,7 +164,62 @@ def test_activation_maximization_is_seeded_batched_and_raises_the_activation():
     (lambda: A.noise_tunnel(A.saliency, MODEL, X, kind="median"), "kind"),
     (lambda: A.activation_maximization(MODEL, "c1", channels=[4]), "channels must be None or channel ids in 0..3"),
     (lambda: A.activation_maximization(MODEL, "c1", jitter=-1), "jitter"),
+    (lambda: A.activation_maximization(MODEL, "c1", unit="max"), "unit"),
+    (lambda: A.infidelity(MODEL, X, X[:, :4]), r"attributions must be shaped like x \(8, 8, 2\)"),
+    (lambda: A.deletion_curve(MODEL, X, X, steps=0), "steps"),
+    (lambda: A.sensitivity_max(None, MODEL, X), "method must be an attribution function"),
 ])
 def test_bad_input(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+LINEAR = nn.Sequential([nn.Input((4, 4, 1)), nn.Flatten(), nn.Dense(3, use_bias=False, dtype=F64)])
+XL = np.random.default_rng(5).random((2, 4, 4, 1))
+
+
+def test_infidelity_against_the_formula_and_zero_for_the_gradient_of_a_linear_model():
+    import jax
+
+    sal = A.saliency(LINEAR, XL, target=1)
+    assert np.abs(A.infidelity(LINEAR, XL, sal, target=1, n=5, noise_scale=0.1)).max() < 1e-20
+    attr = A.input_x_gradient(MODEL, X, target=2)
+    got = A.infidelity(MODEL, X, attr, target=2, n=5, noise_scale=0.1, seed=3)
+    noise = 0.1 * np.asarray(jax.random.normal(jax.random.PRNGKey(3), (5,) + X.shape, "float64"))
+    f = lambda z: MODEL(z).data[:, 2]  # noqa: E731  (the engine's own forward)
+    ref = np.mean([((noise[k] * attr).sum((1, 2, 3)) - (f(X) - f(X - noise[k]))) ** 2 for k in range(5)], axis=0)
+    np.testing.assert_allclose(got, ref, rtol=1e-6)
+    assert got.min() > 1e-8  # negative control: not an exact explanation
+
+
+def test_sensitivity_max_of_linear_maps():
+    assert np.abs(A.sensitivity_max(A.saliency, LINEAR, XL, target=0, n=4)).max() < 1e-12  # constant map
+    import jax
+
+    got = A.sensitivity_max(A.input_x_gradient, LINEAR, XL, target=0, n=4, radius=0.05, seed=1)
+    d = np.asarray(jax.random.uniform(jax.random.PRNGKey(1), (4,) + XL.shape, "float64", -0.05, 0.05))
+    w = LINEAR.get_weights()[0][:, 0].reshape(4, 4, 1)
+    ref = (np.sqrt(((d * w) ** 2).sum((2, 3, 4))) / np.sqrt(((XL * w) ** 2).sum((1, 2, 3)))).max(0)
+    np.testing.assert_allclose(got, ref, rtol=1e-10)
+
+
+def test_deletion_and_insertion_curves_against_an_explicit_loop():
+    import jax
+
+    attr = A.saliency(MODEL, X, target=1)
+    steps = 4
+    scores, auc = A.deletion_curve(MODEL, X, attr, target=1, steps=steps)
+    ins, ins_auc = A.insertion_curve(MODEL, X, attr, target=1, steps=steps)
+    for b in range(3):
+        order = np.argsort(-attr[b].sum(-1).ravel(), kind="stable")
+        ref_del, ref_ins = [], []
+        for k in range(steps + 1):
+            first = np.zeros(64, bool)
+            first[order[: round(k * 64 / steps)]] = True
+            first = first.reshape(8, 8, 1)
+            for keep, out in ((~first, ref_del), (first, ref_ins)):
+                out.append(np.asarray(jax.nn.softmax(MODEL(np.where(keep, X[b], 0.0)[None]).data[0]))[1])
+        np.testing.assert_allclose(scores[b], ref_del, rtol=1e-6)
+        np.testing.assert_allclose(ins[b], ref_ins, rtol=1e-6)
+        np.testing.assert_allclose(auc[b], np.trapezoid(ref_del, dx=1 / steps), rtol=1e-6)
+    np.testing.assert_allclose(scores[:, -1], ins[:, 0], rtol=1e-12)  # all removed == nothing inserted
