@@ -31,7 +31,7 @@ def _attr_batch(fn, attributions, xb, single):
     a = np.asarray(attributions, xb.dtype)
     a = a[None] if single else a
     if a.shape != xb.shape:
-        raise ValueError(f"{fn}: attributions must be shaped like x {tuple(xb.shape[single:])}; got "
+        raise ValueError(f"{fn}: attributions must be shaped like x {tuple(xb.shape[1:] if single else xb.shape)}; got "
                          f"{np.shape(attributions)}")
     return a
 

@@ -165,7 +165,7 @@ def test_activation_maximization_is_seeded_batched_and_raises_the_activation():
     (lambda: A.activation_maximization(MODEL, "c1", channels=[4]), "channels must be None or channel ids in 0..3"),
     (lambda: A.activation_maximization(MODEL, "c1", jitter=-1), "jitter"),
     (lambda: A.activation_maximization(MODEL, "c1", unit="max"), "unit"),
-    (lambda: A.infidelity(MODEL, X, X[:, :4]), r"attributions must be shaped like x \(8, 8, 2\)"),
+    (lambda: A.infidelity(MODEL, X, X[:, :4]), r"attributions must be shaped like x \(3, 8, 8, 2\)"),
     (lambda: A.deletion_curve(MODEL, X, X, steps=0), "steps"),
     (lambda: A.sensitivity_max(None, MODEL, X), "method must be an attribution function"),
 ])
