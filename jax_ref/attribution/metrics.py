@@ -70,10 +70,11 @@ def infidelity(model, x, attributions, target=None, n: int = 10, noise_scale: fl
 def sensitivity_max(method, model, x, target=None, n: int = 10, radius: float = 0.02, seed: int = 0,
                     **method_args):
     """captum's ``sensitivity_max``: ``max_k ||m(x + d_k) - m(x)|| / ||m(x)||`` (Frobenius norms over each
-    image's map) for ``n`` perturbations ``d_k`` uniform in ``[-radius, radius]`` per cell (captum's default
-    ``perturb_func``, radius 0.02; all from ``uniform(PRNGKey(seed), (n, B) + image shape)``). ``m`` is
-    ``method(model, ., target=...)`` with ``method_args``; the target is fixed to the clean image's (predicted)
-    class, and the ``n * B`` perturbed copies go to the method as one batch."""
+    image's map; the plain difference norm where ``||m(x)|| = 0``, as captum) for ``n`` perturbations ``d_k``
+    uniform in ``[-radius, radius]`` per cell (captum's default ``perturb_func``, radius 0.02; all from
+    ``uniform(PRNGKey(seed), (n, B) + image shape)``). ``m`` is ``method(model, ., target=...)`` with
+    ``method_args``; the target is fixed to the clean image's (predicted) class, and the ``n * B`` perturbed
+    copies go to the method as one batch."""
     fn = "sensitivity_max"
     if not callable(method):
         raise ValueError(f"{fn}: method must be an attribution function, e.g. jax_ref.attribution.saliency; got "
@@ -89,7 +90,8 @@ def sensitivity_max(method, model, x, target=None, n: int = 10, radius: float = 
                               target=np.tile(t, n), **method_args)).reshape((n,) + base.shape)
     b = xb.shape[0]
     diff = np.sqrt(((moved - base[None]) ** 2).reshape(n, b, -1).sum(-1))
-    out = (diff / np.maximum(np.sqrt((base**2).reshape(b, -1).sum(-1)), 1e-30)).max(0)
+    norm = np.sqrt((base**2).reshape(b, -1).sum(-1))
+    out = (diff / np.where(norm == 0, 1, norm)).max(0)  # captum divides by 1 where the map is 0
     return out[0] if single else out
 
 
