@@ -147,6 +147,48 @@ if not run.quick:  # --quick explains the shapes only: each method compiles once
             extra_figures=False)
 
 # %% [markdown]
+# ## Digits: what a filter or a class responds to
+# Activation maximisation asks the question the other way round: which input makes one channel (or one class
+# score) as large as possible? `A.activation_maximization` climbs the gradient from a small random image, all
+# channels of a layer at once, with an L2 and a total-variation penalty, a random one-pixel jitter and a light
+# blur every few steps so that the answer is a pattern and not high-frequency noise. A conv channel is scored at
+# the centre unit (`unit="center"`: its receptive field's preferred pattern), a class by its logit. Each row
+# shares one symmetric colour scale (red positive, blue negative, white 0); channels are sorted by the
+# activation they reach, each title gives the channel (or class) and that activation.
+# (Skipped in quick mode, like the section above.)
+
+
+# %%
+def preferred_inputs(model, rows, per_row=16):
+    """One row per ``(layer, unit)``: the preferred inputs of its channels, strongest first."""
+    from tinygrad_cnn.viz._base import hide_unused, new_figure
+
+    fig, axes = new_figure(len(rows), per_row, panel=1.0)
+    for r, (layer, unit) in enumerate(rows):
+        images, act = A.activation_maximization(model, layer, steps=200, learning_rate=0.05, l2=1e-2, tv=5e-2,
+                                                unit=unit, init_scale=0.5, seed=0)
+        order = np.argsort(-act)[:per_row]
+        lim = np.abs(images[order]).max()
+        for ax, k in zip(axes[r], order, strict=False):
+            ax.imshow(images[k, :, :, 0], cmap="RdBu_r", vmin=-lim, vmax=lim)
+            ax.set_title(f"{k}: {act[k]:.1f}", fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r][0].set_ylabel(layer, fontsize=8)
+        hide_unused(axes[r], len(order))
+    fig.suptitle("preferred inputs (activation maximisation): first conv, last conv, classes")
+    return fig
+
+
+if not run.quick:
+    section("digits: preferred inputs of the first and last conv layers and of the classes")
+    convs = conv_layers(digits_model)
+    run.save(preferred_inputs(digits_model, [(convs[0], "center"), (convs[-1], "center"),
+                                             (digits_model.layers[-1].name, "mean")]),
+             "digits_preferred_inputs.png")
+
+
+# %% [markdown]
 # ## Shapes: train the CNN on squares, discs, triangles and crosses
 # `make_shapes` draws one shape per image at a random place and size on a noisy background, with its mask. The
 # model is trained long enough to be right on most held-out images (its accuracy is printed), since explaining a

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax_ref import _layers
 from jax_ref.attribution._maxpool import max_pool_stage
 from jax_ref.model import JaxModel, from_engine
 from tinygrad_cnn import validation
@@ -46,15 +47,19 @@ _ATTR = "_jax_ref_attribution_net"
 
 @dataclass(eq=False)
 class Net:
-    """Pure functions of a model: ``forward(params, x, taps=None) -> (logits, {node: output})`` (``taps``:
-    ``{node: array}`` added to those nodes' outputs), ``apply(params, x) -> logits``, the node ``names`` in graph
-    order and the ``layer_names``, plus a cache of jitted functions."""
+    """Pure functions of a model: ``forward(params, x, taps=None, relu=None) -> (logits, {node: output})``
+    (``taps``: ``{node: array}`` added to those nodes' outputs; ``relu``: a function used instead of ``max(h, 0)``
+    wherever the model applies a plain ReLU, see ``relu_layers``), ``apply(params, x) -> logits``, the node
+    ``names`` in graph order, the ``layer_names`` and the ``relu_layers`` (the layers ending in a plain ReLU:
+    ``activation="relu"``, ``Activation("relu")``, ``ReLU()`` with its default config), plus a cache of jitted
+    functions."""
 
     forward: object
     names: tuple
     layer_names: tuple
     data_format: str
     image_shape: tuple | None  # the per-image shape the model was built for
+    relu_layers: tuple = ()
     _jits: dict = field(default_factory=dict)
 
     def apply(self, params, x):
@@ -82,22 +87,41 @@ def _fast_pools(jax_model) -> dict:
     return fns
 
 
+def _before_relu(info):
+    """``f(p, x, training, key)``: the layer without its final plain ReLU, or None if it does not end in one."""
+    config = info.config
+    if info.class_name in ("Activation", "ReLU"):
+        plain = config.get("activation") == "relu" or (
+            info.class_name == "ReLU" and config.get("max_value") is None
+            and not config.get("negative_slope") and not config.get("threshold"))
+        return (lambda p, x, training, key: x) if plain else None
+    if config.get("activation") == "relu" and info.class_name in _layers.BUILDERS:
+        return _layers.build(info.class_name, {**config, "activation": "linear"})
+    return None
+
+
 def _build(jax_model) -> Net:
     if jax_model.multiple_inputs or jax_model.multiple_outputs:
         raise ValueError(f"attribution: the model must have one input and one output (an image in, class scores "
                          f"out); this one has inputs {jax_model.input_names} and outputs {jax_model.output_nodes}")
     fns = _fast_pools(jax_model)
+    before_relu = {info.name: f for info in jax_model.layers if (f := _before_relu(info)) is not None}
 
-    def forward(params, x, taps=None, wrap=None):  # the twin's walk in inference mode, params as state too
-        calls = fns if wrap is None else {info.name: wrap(info.name, fns.get(info.name, info.call))
-                                          for info in jax_model.layers}
+    def forward(params, x, taps=None, wrap=None, relu=None):  # the twin's walk in inference mode, params as state
+        calls = fns
+        if relu is not None:
+            calls = {**fns, **{name: lambda p, s, x, training, key, f=f: (relu(f(p, x, training, key)), s)
+                               for name, f in before_relu.items()}}
+        if wrap is not None:
+            calls = {info.name: wrap(info.name, calls.get(info.name, info.call)) for info in jax_model.layers}
         outs, _, outputs, _ = jax_model.run(params, params, jnp.asarray(x), training=False, taps=taps, fns=calls)
         return outs[0], outputs
 
     engine = getattr(jax_model, "engine_model", None)
     shape = jax_model.input_shape
     return Net(forward, tuple(jax_model.node_names), tuple(jax_model.layer_names),
-               _engine_format(getattr(engine, "layers", [])), None if shape is None else tuple(shape[1:]))
+               _engine_format(getattr(engine, "layers", [])), None if shape is None else tuple(shape[1:]),
+               tuple(before_relu))
 
 
 def _engine_params(model):
@@ -202,10 +226,11 @@ def stage_shapes(fn: str, net: Net, params, xb) -> tuple:
     return shapes
 
 
-def score_fn(net: Net, score: str):
-    """``f(params, xs, targets) -> (M,)`` scores of a batch, each image for its own target class."""
+def score_fn(net: Net, score: str, relu=None):
+    """``f(params, xs, targets) -> (M,)`` scores of a batch, each image for its own target class (``relu``: as
+    ``Net.forward``)."""
     def f(params, xs, targets):
-        out = net.apply(params, xs)
+        out = net.forward(params, xs, relu=relu)[0]
         if score == "probability":
             out = jax.nn.softmax(out, axis=-1)
         return jnp.take_along_axis(out, targets[:, None], axis=1)[:, 0]

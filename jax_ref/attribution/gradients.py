@@ -20,7 +20,7 @@ import numpy as np
 from jax_ref.attribution import _net, _sharding
 from tinygrad_cnn import validation
 
-__all__ = ["completeness", "integrated_gradients", "saliency", "smoothgrad"]
+__all__ = ["completeness", "input_x_gradient", "integrated_gradients", "saliency", "smoothgrad"]
 
 KINDS = ("mean", "squared", "vargrad")
 
@@ -29,10 +29,27 @@ def _batch_size(fn: str, batch_size):
     return None if batch_size is None else validation.positive_int(fn, "batch_size", batch_size)
 
 
-def _input_grads(net, score: str):
-    """``g(params, xs, targets) -> dS/dxs``, one batched forward + backward."""
-    s = _net.score_fn(net, score)
+def _input_grads(net, score: str, relu=None):
+    """``g(params, xs, targets) -> dS/dxs``, one batched forward + backward (``relu``: as ``Net.forward``, the
+    rule of guided backprop / deconvnet)."""
+    s = _net.score_fn(net, score, relu)
     return lambda params, xs, targets: jax.grad(lambda z: s(params, z, targets).sum())(xs)
+
+
+def input_gradient(fn_name: str, model, x, target, score: str, relu=None, times_input: bool = False):
+    """``dS/dx`` (``times_input``: ``x * dS/dx``) with ReLU's backward replaced by ``relu`` if given (a
+    ``jax.custom_vjp`` function, one object per rule so the compiled function is cached per rule)."""
+    net, params = _net.as_net(model)
+    score = _net.check_score(fn_name, score)
+    xb, single = _net.prepare(fn_name, net, x, params)
+    targets = _net.targets_for(fn_name, net, params, xb, target)
+
+    def build():
+        grads = _input_grads(net, score, relu)
+        return jax.jit(lambda p, xb, t: (xb if times_input else 1) * grads(p, xb, _net.resolve_targets(net, p, xb, t)))
+
+    fn = net.jit(("input_gradient", score, relu, times_input), build)
+    return _net.finish(fn(params, xb, targets), single)
 
 
 def saliency(model, x, target=None, score: str = "logit"):
@@ -47,16 +64,36 @@ def saliency(model, x, target=None, score: str = "logit"):
     Returns:
         A NumPy array shaped like ``x`` (signed, not normalised).
     """
-    net, params = _net.as_net(model)
-    score = _net.check_score("saliency", score)
-    xb, single = _net.prepare("saliency", net, x, params)
-    targets = _net.targets_for("saliency", net, params, xb, target)
-    def build():
-        grads = _input_grads(net, score)
-        return jax.jit(lambda p, xb, t: grads(p, xb, _net.resolve_targets(net, p, xb, t)))
+    return input_gradient("saliency", model, x, target, score)
 
-    fn = net.jit(("saliency", score), build)
-    return _net.finish(fn(params, xb, targets), single)
+
+def input_x_gradient(model, x, target=None, score: str = "logit"):
+    """Input times gradient, ``x * dS_target(x)/dx`` elementwise, shaped like ``x`` (captum's ``InputXGradient``,
+    PAIR's and tf-keras-vis' "gradient x input"; for a model that is linear in ``x`` with no bias it sums to the
+    score)."""
+    return input_gradient("input_x_gradient", model, x, target, score, times_input=True)
+
+
+def noisy_copies(xb, n: int, seed, level):
+    """``(n * B, ...)``: ``x_b + eps`` with ``eps ~ N(0, sigma_b^2)``, ``sigma_b = level * (max(x_b) - min(x_b))``,
+    all the noise from one key, ``normal(PRNGKey(seed), (n, B) + image shape)``; sample-major."""
+    b, rest = xb.shape[0], xb.shape[1:]
+    flat = xb.reshape(b, -1)
+    sigma = (level * (flat.max(axis=1) - flat.min(axis=1))).reshape((1, b) + (1,) * len(rest))
+    eps = jax.random.normal(jax.random.PRNGKey(seed), (n,) + xb.shape, xb.dtype)
+    return (xb[None] + sigma.astype(xb.dtype) * eps).reshape((n * b,) + rest)
+
+
+def reduce_samples(g, kind: str):
+    """The ``(n, ...)`` samples reduced over axis 0: their mean, the mean of their squares, or their population
+    variance (``kind`` mean / squared / vargrad)."""
+    return g.var(axis=0) if kind == "vargrad" else (g * g if kind == "squared" else g).mean(axis=0)
+
+
+def check_seed(fn_name: str, seed) -> int:
+    if not validation.is_int(seed) or not 0 <= seed < 2**32:
+        raise ValueError(f"{fn_name}: seed must be an int in [0, 2**32); got {seed!r}")
+    return int(seed)
 
 
 def _smoothgrad_fn(net, score, n, kind):
@@ -64,16 +101,10 @@ def _smoothgrad_fn(net, score, n, kind):
 
     def prepare(params, xb, targets, seed, level):
         targets = _net.resolve_targets(net, params, xb, targets)
-        b, rest = xb.shape[0], xb.shape[1:]
-        flat = xb.reshape(b, -1)
-        sigma = (level * (flat.max(axis=1) - flat.min(axis=1))).reshape((1, b) + (1,) * len(rest))
-        eps = jax.random.normal(jax.random.PRNGKey(seed), (n,) + xb.shape, xb.dtype)  # every sample, one key
-        noisy = (xb[None] + sigma.astype(xb.dtype) * eps).reshape((n * b,) + rest)
-        return noisy, jnp.tile(targets, n), None
+        return noisy_copies(xb, n, seed, level), jnp.tile(targets, n), None
 
     def finish(params, ctx, g):
-        g = g.reshape((n, -1) + g.shape[1:])
-        return g.var(axis=0) if kind == "vargrad" else (g * g if kind == "squared" else g).mean(axis=0)
+        return reduce_samples(g.reshape((n, -1) + g.shape[1:]), kind)
 
     return _sharding.Staged(prepare, grads, finish)
 
@@ -113,8 +144,7 @@ def smoothgrad(model, x, target=None, n: int = 50, noise_level: float = 0.15, ki
     noise_level = validation.number_in(fn_name, "noise_level", noise_level, 0.0, float("inf"))
     kind = validation.choice(fn_name, "kind", kind, KINDS)
     batch_size = _batch_size(fn_name, batch_size)
-    if not validation.is_int(seed) or not 0 <= seed < 2**32:
-        raise ValueError(f"{fn_name}: seed must be an int in [0, 2**32); got {seed!r}")
+    check_seed(fn_name, seed)
     xb, single = _net.prepare(fn_name, net, x, params)
     targets = _net.targets_for(fn_name, net, params, xb, target)
     fn = net.jit(("smoothgrad", score, n, kind), lambda: _smoothgrad_fn(net, score, n, kind))

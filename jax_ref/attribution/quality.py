@@ -23,16 +23,21 @@ import sys
 import numpy as np
 from scipy.stats import rankdata
 
-from jax_ref.attribution import gradients, layers
+from jax_ref.attribution import gradients, guided, layers, metrics
 from jax_ref.attribution.occlusion import occlusion as _occlusion
+from jax_ref.attribution.score_cam import score_cam
 from tinygrad_cnn import data, nn, optim, validation
 from tinygrad_cnn import functional as F
 
 __all__ = ["METHODS", "attribution_maps", "evaluate", "format_table", "mass_inside", "pointing_game",
            "quality_table", "randomisation_check", "shapes_cnn", "spearman", "train_shapes_cnn"]
 
-METHODS = ("saliency", "smoothgrad", "smoothgrad_squared", "vargrad", "integrated_gradients", "occlusion",
-           "grad_cam")
+METHODS = ("saliency", "input_x_gradient", "smoothgrad", "smoothgrad_squared", "vargrad", "integrated_gradients",
+           "guided_backprop", "deconvnet", "occlusion", "grad_cam", "guided_grad_cam", "grad_cam_plus_plus",
+           "score_cam")
+_PLAIN = {"saliency": gradients.saliency, "input_x_gradient": gradients.input_x_gradient,
+          "guided_backprop": guided.guided_backprop, "deconvnet": guided.deconvnet}
+_CAMS = {"grad_cam": layers.grad_cam, "grad_cam_plus_plus": layers.grad_cam_plus_plus, "score_cam": score_cam}
 _CHUNK = 2048  # images in flight at once inside the batched methods
 
 
@@ -62,10 +67,12 @@ def _last_conv(model) -> str:
 def attribution_maps(model, x, method: str, target=None) -> np.ndarray:
     """``|a|`` per pixel ``(B, H, W)`` (channels_last ``x``) for one of ``METHODS`` with this module's settings:
     SmoothGrad n=50, noise 15%; integrated gradients 50 steps from zeros; occlusion window 4, stride 2,
-    baseline 0; Grad-CAM at the last convolution (upsampled)."""
+    baseline 0; the CAM methods at the last convolution (upsampled)."""
     method = validation.choice("attribution_maps", "method", method, METHODS)
-    if method == "saliency":
-        a = gradients.saliency(model, x, target)
+    if method in _PLAIN:
+        a = _PLAIN[method](model, x, target)
+    elif method == "guided_grad_cam":
+        a = guided.guided_grad_cam(model, x, _last_conv(model), target)
     elif method in ("smoothgrad", "smoothgrad_squared", "vargrad"):
         kind = {"smoothgrad": "mean", "smoothgrad_squared": "squared", "vargrad": "vargrad"}[method]
         a = gradients.smoothgrad(model, x, target, n=50, noise_level=0.15, kind=kind, batch_size=_CHUNK)
@@ -74,7 +81,7 @@ def attribution_maps(model, x, method: str, target=None) -> np.ndarray:
     elif method == "occlusion":
         a = _occlusion(model, x, target, window=4, stride=2, batch_size=_CHUNK)
     else:
-        return np.abs(layers.grad_cam(model, x, _last_conv(model), target))
+        return np.abs(_CAMS[method](model, x, _last_conv(model), target))
     return np.abs(a).max(axis=-1)
 
 
@@ -104,9 +111,17 @@ def spearman(a, b) -> np.ndarray:
 
 
 def evaluate(model, x, labels, masks, methods=METHODS) -> dict:
-    """``{method: (mean mass inside, mean pointing game)}`` over the images, each for its true class."""
-    return {m: (float(mass_inside(maps := attribution_maps(model, x, m, labels), masks).mean()),
-                float(pointing_game(maps, masks).mean())) for m in methods}
+    """``{method: (mean mass inside, mean pointing game, mean deletion AUC, mean insertion AUC)}`` over the
+    images, each for its true class; the curves rank pixels by ``|a|`` (16 steps, baseline 0, probability)."""
+    out = {}
+    for m in methods:
+        maps = attribution_maps(model, x, m, labels)
+        ranks = np.broadcast_to(maps[..., None], x.shape)
+        deletion = metrics.deletion_curve(model, x, ranks, labels)[1]
+        insertion = metrics.insertion_curve(model, x, ranks, labels)[1]
+        out[m] = (float(mass_inside(maps, masks).mean()), float(pointing_game(maps, masks).mean()),
+                  float(deletion.mean()), float(insertion.mean()))
+    return out
 
 
 def randomisation_check(model, x, labels, methods=METHODS, seed: int = 123, perturbation: float = 1e-3) -> dict:
@@ -130,7 +145,8 @@ def quality_table(n_train: int = 1200, n_test: int = 200, size: int = 32, epochs
                   seed: int = 0, methods=METHODS, model=None) -> dict:
     """Train (unless ``model`` is given), then measure every method on ``n_test`` held-out shapes.
 
-    Returns ``{"accuracy", "chance_mass", "rows": [(method, mass inside, pointing, rho random, rho control)]}``
+    Returns ``{"accuracy", "chance_mass", "rows": [(method, mass inside, pointing, deletion AUC, insertion AUC,
+    rho random, rho control)]}``
     where ``chance_mass`` is the mean mask area fraction (what a uniform map scores).
     """
     if model is None:
@@ -147,10 +163,11 @@ def format_table(result: dict) -> str:
     """A Markdown table of ``quality_table``'s result."""
     lines = [f"held-out accuracy {result['accuracy']:.3f}; a uniform map puts {result['chance_mass']:.3f} of its "
              f"mass inside the mask", "",
-             "| method | mass inside mask | pointing game | Spearman vs re-initialised | Spearman vs perturbed |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {m} | {mass:.3f} | {point:.3f} | {rho:.3f} | {ctrl:.3f} |" for m, mass, point, rho, ctrl
-              in result["rows"]]
+             "| method | mass inside mask | pointing game | deletion AUC (lower better) | insertion AUC | "
+             "Spearman vs re-initialised | Spearman vs perturbed |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {m} | {mass:.3f} | {point:.3f} | {dele:.3f} | {ins:.3f} | {rho:.3f} | {ctrl:.3f} |"
+              for m, mass, point, dele, ins, rho, ctrl in result["rows"]]
     return "\n".join(lines)
 
 
