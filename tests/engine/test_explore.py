@@ -223,6 +223,9 @@ def test_browser_steps_the_backward_pass(browser, tmp_path):
     page.keyboard.press("ArrowLeft")
     assert page.inner_text("#step-label") == f"step {len(steps) - 1} / {len(steps)}"
     assert errors == []
+    # negative control: x -> b redrawn through the rows of a and v3 is caught, in those two boxes
+    page.evaluate("""() => { D.views.all.edges["n0>n4"] = [[1, -0.5], [2, -1.0]]; render(); }""")
+    assert {key for key, *_ in page.evaluate(EDGES_INSIDE_BOXES_JS)["hits"]} == {"n2", "n6"}
 
 
 def test_browser_runs_the_notebook_iframe(browser):
