@@ -1,27 +1,31 @@
-"""11: bring your own Keras model: load a .keras file, check its gradients against JAX, and explain one prediction.
+# %% [markdown]
+# # 11: bring your own Keras model
+#
+# A Keras 3 `.keras` file is a zip of `config.json` (the architecture) and `model.weights.h5` (the weights).
+# `nn.load_model` rebuilds the model in the engine from the same config, layer by layer (the engine's layers take
+# Keras' names and arguments), and copies the weights; from then on it is an ordinary engine model. We check that
+# it computes what Keras computes (when Keras is installed), that its backward pass agrees with the JAX twin's on
+# every parameter and layer input (`jax_ref.compare_gradients`), and then ask which pixels one prediction rests on.
+#
+#     python examples/11_bring_your_own_keras_model.py my_cnn.keras   # your own file (input: one 8x8 or larger image)
+#     python examples/11_bring_your_own_keras_model.py                # makes one: a small CNN trained by Keras
+#
+# As a notebook it has no command line: it makes its own file (or set `path` below to yours).
 
-    python examples/11_bring_your_own_keras_model.py my_cnn.keras     # your own file (input: one 8x8 or larger image)
-    python examples/11_bring_your_own_keras_model.py                  # makes one: a small CNN trained by Keras
-
-A Keras 3 ``.keras`` file is a zip of config.json (the architecture) and model.weights.h5 (the weights).
-``nn.load_model`` rebuilds the model in the engine from the same config, layer by layer (the engine's layers take
-Keras' names and arguments), and copies the weights; from then on it is an ordinary engine model. We check that
-it computes what Keras computes (when Keras is installed), that its backward pass agrees with the JAX twin's on
-every parameter and layer input (``jax_ref.compare_gradients``), and then ask which pixels the prediction rests on:
-saliency (dS/dx), SmoothGrad (dS/dx averaged over noisy copies) and Grad-CAM (the last conv layer's channels
-weighted by their mean gradient), S being the logit of the predicted class.
-"""
+# %%
 
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
-from _common import Run, quick_xla_compiles, section, table
+from _common import Run, in_notebook, quick_xla_compiles, section, table
 
 os.environ.setdefault("KERAS_BACKEND", "jax")  # Keras (if used) runs on JAX, which the twin needs anyway
-path_arg = next((a for a in sys.argv[1:] if a.endswith(".keras")), None)
-run = Run(__file__, __doc__.splitlines()[0], argv=[a for a in sys.argv[1:] if a != path_arg])
+argv = [] if in_notebook() else sys.argv[1:]   # a kernel's command line is the kernel's, not ours
+path_arg = next((a for a in argv if a.endswith(".keras")), None)
+run = Run("11_bring_your_own_keras_model", "bring your own Keras model: load a .keras file, check its gradients "
+          "against JAX, and explain one prediction", argv=[a for a in argv if a != path_arg])
 quick_xla_compiles()
 
 import jax_ref  # noqa: E402
@@ -30,11 +34,16 @@ from tinygrad_cnn import data, nn, viz  # noqa: E402
 
 x_train, y_train, x_test, y_test = data.load_digits(seed=0)
 
+# %% [markdown]
+# ## The .keras file
+# Without a file of yours, Keras itself trains a small CNN on the digits and saves it as Keras does. Its head is
+# global average pooling, the architecture Grad-CAM was made for (after Flatten + Dense the mean gradient of a
+# channel can be negative where the channel matters, and Grad-CAM's relu then shows nothing).
 
+
+# %%
 def make_keras_file(path: Path):
-    """Train a small CNN on the digits with Keras itself and save it as Keras does; returns the Keras model. Its
-    head is global average pooling, the architecture Grad-CAM was made for (after Flatten + Dense the mean gradient
-    of a channel can be negative where the channel matters, and Grad-CAM's relu then shows nothing)."""
+    """Train a small CNN on the digits with Keras and save it at ``path``; returns the Keras model."""
     import keras
 
     keras.utils.set_random_seed(0)
@@ -65,11 +74,17 @@ else:
 model = nn.load_model(path)
 model.summary()
 
+# %% [markdown]
+# ## Does the engine compute what Keras computes?
+# The same images through both; the outputs should agree to float32 rounding. A model with another input shape
+# gets random images of that shape (explanations of noise, but every check still runs).
+
+# %%
 section("does the engine compute what Keras computes?")
 shape = model.input_shape[1:]
 if shape == x_test.shape[1:]:
     images, labels = x_test[:32], y_test[:32]
-else:  # another input shape: random images of that shape (explanations of noise, but every check still runs)
+else:
     images = np.random.default_rng(0).uniform(0, 1, (8, *shape)).astype(np.float32)
     labels = None
 ours = model.predict(images)
@@ -85,13 +100,24 @@ except ImportError:
 if labels is not None:
     print(f"accuracy on these {len(images)} test digits: {(ours.argmax(-1) == labels).mean():.3f}")
 
-section("its gradients against the JAX twin")
+# %% [markdown]
+# ## Its gradients against the JAX twin
 # The twin rebuilds the model in JAX from the engine's layers and weights; both differentiate the same loss (cross
-# entropy against the predicted classes) in float64. The grade is per parameter and per layer input.
+# entropy against the true classes, or the predicted ones for random images) in float64. The grade is per
+# parameter and per layer input, so a wrong backward pass names its layer.
+
+# %%
+section("its gradients against the JAX twin")
 targets = ours.argmax(-1) if labels is None else labels
 report = jax_ref.compare_gradients(model, images[:8], targets[:8])
 print(report)
 
+# %% [markdown]
+# ## Which pixels does one prediction rest on?
+# S is the logit of the predicted class. Saliency is dS/dx; SmoothGrad averages dS/dx over noisy copies of the
+# image; Grad-CAM weights the last conv layer's channels by their mean gradient and keeps the positive part.
+
+# %%
 section("which pixels does one prediction rest on?")
 first = 0 if labels is None else int(np.argmax(ours.argmax(-1) == labels))  # the first image it gets right
 image, pred = images[first], int(ours[first].argmax())

@@ -34,18 +34,48 @@ def to_notebook(script: Path):
     return nb
 
 
-def execute(nb, timeout: int = 600, quick: bool = False):
-    """Run every cell of ``nb`` in a fresh kernel whose working folder is ``examples/`` (so ``_common`` imports);
-    ``quick`` sets the examples' quick mode through the environment. Returns ``nb`` with its outputs; a failing
-    cell raises ``nbclient.exceptions.CellExecutionError`` with the traceback."""
-    from nbclient import NotebookClient
-
+def _environment(quick: bool) -> dict:
     env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0"}
     if quick:
         env["TINYGRAD_EXAMPLES_QUICK"] = "1"
-    client = NotebookClient(nb, timeout=timeout, kernel_name=KERNEL,
-                            resources={"metadata": {"path": str(EXAMPLES_DIR)}})
-    client.execute(env=env)
+    return env
+
+
+def start_kernel(quick: bool = False):
+    """A kernel (a started ``jupyter_client.KernelManager``) that ``execute(nb, km=...)`` runs several notebooks
+    in, one after the other: each skips the kernel start and the imports an earlier one already paid for. Its
+    working folder is ``examples/``; ``quick`` as in ``execute``. Shut it down with ``km.shutdown_kernel()``."""
+    from jupyter_client import KernelManager
+
+    km = KernelManager(kernel_name=KERNEL)
+    km.start_kernel(cwd=str(EXAMPLES_DIR), env=_environment(quick))
+    return km
+
+
+def execute(nb, timeout: int = 600, quick: bool = False, km=None):
+    """Run every cell of ``nb`` in a fresh kernel whose working folder is ``examples/`` (so ``_common`` imports);
+    ``quick`` sets the examples' quick mode through the environment. With ``km`` (``start_kernel``, whose own
+    ``quick`` then holds), run it in that kernel instead, after ``%reset -f`` (an empty namespace: a name the
+    notebook does not define itself is still an error; imported modules stay loaded) and with the kernel's
+    ``TINYGRAD_EXAMPLES_OUT`` set to this process's. Returns ``nb`` with its outputs; a failing cell raises
+    ``nbclient.exceptions.CellExecutionError`` with the traceback."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    if km is None:
+        client = NotebookClient(nb, timeout=timeout, kernel_name=KERNEL,
+                                resources={"metadata": {"path": str(EXAMPLES_DIR)}})
+        client.execute(env=_environment(quick))
+        return nb
+    out = os.environ.get("TINYGRAD_EXAMPLES_OUT")
+    environ = "__import__('os').environ"  # no name left behind for the notebook to lean on
+    reset = f"%reset -f\n{environ}.pop('TINYGRAD_EXAMPLES_OUT', None)\n" + (
+        f"{environ}['TINYGRAD_EXAMPLES_OUT'] = {out!r}" if out else "")
+    nb.cells.insert(0, nbformat.v4.new_code_cell(reset))
+    try:
+        NotebookClient(nb, timeout=timeout, km=km).execute()
+    finally:
+        del nb.cells[0]
     return nb
 
 

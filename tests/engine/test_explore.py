@@ -107,17 +107,16 @@ def test_cnn_loss_collapses_to_layers():
     for i, n in enumerate(d["nodes"]):
         if "/" in n["name"]:  # a layer's weights stay inside the layer
             assert group_name[i] == n["name"].split("/")[0]
-    layers = d["views"]["layers"]
+    layers = d["views"]["layers"]["boxes"]
     boxes = {d["nodes"][int(k[1:])]["name"] for k in layers}
     assert boxes == {"input", "loss"} | {layer.name for layer in model.layers}
     dense = model.layers[-1].name
-    opened = d["views"][f"g{index(d, dense)}"]
+    opened = d["views"][f"g{index(d, dense)}"]["boxes"]
     assert {d["nodes"][int(k[1:])]["name"] for k in opened if k[0] == "n"} >= {f"{dense}/kernel", f"{dense}/bias"}
     kernel, matmul = index(d, f"{dense}/kernel"), d["nodes"][index(d, dense)]["inputs"][0]
     assert opened[f"n{kernel}"][0] == opened[f"n{matmul}"][0] - 1  # a weight sits just before its use
-    dag = {"x": [], "h": ["x"], "w": [], "y": ["h", "w"]}  # w joins late: column 0, or just before y
-    assert viz.layered_layout(list(dag), dag)["w"][0] == 0
-    assert viz.layered_layout(list(dag), dag, leaves_at_use=True)["w"][0] == 1
+    dag = {"x": [], "h": ["x"], "w": [], "y": ["h", "w"]}  # w joins late: just before y, not at column 0
+    assert viz.layered_layout(list(dag), dag)[0]["w"][0] == 1
     loss.backward()
     for s in d["steps"]:
         name = d["nodes"][s["node"]]["name"]
@@ -166,6 +165,24 @@ SHOWN_JS = """() => ({
 })"""
 
 
+# every drawn edge, sampled along its length: the points that fall inside a box (shrunk by 2 px at each side, so
+# an edge's own ends on the border do not count), with the box's key
+EDGES_INSIDE_BOXES_JS = """() => {
+    const rects = [...document.querySelectorAll(".box")].map(b => [b.getAttribute("data-key"),
+                                                                  b.querySelector("rect").getBoundingClientRect()]);
+    const hits = [];
+    for (const path of document.querySelectorAll(".edge")) {
+        const m = path.getScreenCTM(), n = path.getTotalLength();
+        for (let t = 0; t <= n; t += 2) {
+            const q = path.getPointAtLength(t), x = m.a * q.x + m.e, y = m.d * q.y + m.f;
+            for (const [key, r] of rects)
+                if (x > r.left + 2 && x < r.right - 2 && y > r.top + 2 && y < r.bottom - 2) hits.push([key, x, y]);
+        }
+    }
+    return {edges: document.querySelectorAll(".edge").length, hits: hits};
+}"""
+
+
 def open_page(browser, explorer, tmp_path, name):
     page = browser.new_page(viewport={"width": 1280, "height": 720})
     errors = []
@@ -178,6 +195,9 @@ def test_browser_steps_the_backward_pass(browser, tmp_path):
     f, names = fan_out()
     explorer = viz.explore(f, names)
     page, errors = open_page(browser, explorer, tmp_path, "fan_out.html")
+    drawn = page.evaluate(EDGES_INSIDE_BOXES_JS)  # x -> b, a -> v2 and v4 -> f skip columns: routed between boxes
+    assert drawn["edges"] == len(explorer.data["views"]["all"]["edges"]) == 12 and drawn["hits"] == []
+    assert sum(len(w) for w in explorer.data["views"]["all"]["edges"].values()) == 5  # waypoints: 2 + 2 + 1
     steps = explorer.data["steps"]
     assert len(steps) == 9  # every node but the constant 0.5
     f.backward()
@@ -203,6 +223,9 @@ def test_browser_steps_the_backward_pass(browser, tmp_path):
     page.keyboard.press("ArrowLeft")
     assert page.inner_text("#step-label") == f"step {len(steps) - 1} / {len(steps)}"
     assert errors == []
+    # negative control: x -> b redrawn through the rows of a and v3 is caught, in those two boxes
+    page.evaluate("""() => { D.views.all.edges["n0>n4"] = [[1, -0.5], [2, -1.0]]; render(); }""")
+    assert {key for key, *_ in page.evaluate(EDGES_INSIDE_BOXES_JS)["hits"]} == {"n2", "n6"}
 
 
 def test_browser_runs_the_notebook_iframe(browser):
@@ -221,15 +244,15 @@ def test_browser_opens_a_layer(browser, tmp_path):
     page, errors = open_page(browser, explorer, tmp_path, "cnn.html")
     name = model.layers[-1].name
     dense = index(explorer.data, name)
-    assert len(page.query_selector_all(".box")) == len(explorer.data["views"]["layers"])
+    assert len(page.query_selector_all(".box")) == len(explorer.data["views"]["layers"]["boxes"])
     page.dispatch_event(f'[data-key="g{dense}"]', "click")
-    assert len(page.query_selector_all(".box")) == len(explorer.data["views"][f"g{dense}"])
+    assert len(page.query_selector_all(".box")) == len(explorer.data["views"][f"g{dense}"]["boxes"])
     kernel = index(explorer.data, f"{name}/kernel")
     page.dispatch_event(f'[data-key="n{kernel}"]', "click")  # jumps to the kernel's step
     assert page.inner_text("#current-node") == f"{name}/kernel"
     assert page.query_selector(".box.current").get_attribute("data-key") == f"n{kernel}"
     page.dispatch_event("#collapse", "click")
-    assert len(page.query_selector_all(".box")) == len(explorer.data["views"]["layers"])
+    assert len(page.query_selector_all(".box")) == len(explorer.data["views"]["layers"]["boxes"])
     assert errors == []
 
 

@@ -10,7 +10,6 @@ from matplotlib.image import AxesImage
 import tinygrad_cnn as tg
 from tinygrad_cnn import viz
 from tinygrad_cnn.trace import graph_nodes
-from tinygrad_cnn.viz.graph import graph_layout
 
 RNG = np.random.default_rng(1)
 IMG = RNG.random((10, 10, 1))
@@ -63,11 +62,12 @@ def test_graph_edges_never_pass_behind_a_box():
     b = a.tanh() + x
     f = a * b + a.exp() * 0.5
     nodes = graph_nodes(f)
-    pos, routes = graph_layout(nodes)
+    pos, routes = viz.layered_layout([id(n) for n in nodes], {id(n): [id(p) for p in n._ctx.inputs] if n._ctx else []
+                                                             for n in nodes})
     boxes = set(pos.values())
     assert len(boxes) == len(nodes)    # no two boxes in one place
     half_w, half_h = 0.3, 0.2          # a box, in layout units (columns 1 apart, rows 1 apart)
-    for route in routes:
+    for _, _, route in routes:
         for (x0, y0), (x1, y1) in zip(route[:-1], route[1:], strict=True):
             assert x1 == x0 + 1, route  # one column per segment: waypoints in every column crossed
             for bx, by in boxes - {route[0], route[-1]}:

@@ -1,5 +1,6 @@
 """Every example runs once, as the notebook generated from its script, in quick mode: every cell executes, at
-least one non-empty PNG is written and its path printed. The scripts themselves are the notebooks' only source
+least one non-empty PNG is written and its path printed. They share one kernel (a namespace reset before each),
+which halves their CPU time. The scripts themselves are the notebooks' only source
 (jupytext percent format), so running the notebook runs the script's code; the command-line path of the shared
 plumbing (``--quick``, ``--out``) is tested on its own below, without running an example twice."""
 
@@ -38,15 +39,24 @@ def test_example_is_a_notebook_with_a_story(script):
     assert "__file__" not in text and "__doc__" not in text, f"{script.name}: a notebook has no __file__/__doc__"
 
 
+@pytest.fixture(scope="module")
+def kernel():
+    """One kernel for all the examples, each run after a namespace reset: a kernel start and the imports (about
+    3 s of CPU per notebook) are paid once, about half of what a fresh kernel per example costs."""
+    km = notebooks.start_kernel(quick=True)
+    yield km
+    km.shutdown_kernel(now=True)
+
+
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
-def test_example_notebook_runs_quick(script, tmp_path, monkeypatch):
+def test_example_notebook_runs_quick(script, tmp_path, monkeypatch, kernel):
     from nbclient.exceptions import CellExecutionError
 
     out = tmp_path / "out"
     monkeypatch.setenv("TINYGRAD_EXAMPLES_OUT", str(out))
     nb = notebooks.to_notebook(script)
     try:
-        notebooks.execute(nb, quick=True)
+        notebooks.execute(nb, quick=True, km=kernel)
     except CellExecutionError as err:
         pytest.fail(f"{script.name} failed as a notebook:\n{str(err)[-4000:]}")
     printed = notebooks.printed_text(nb)
@@ -59,6 +69,18 @@ def test_example_notebook_runs_quick(script, tmp_path, monkeypatch):
         assert str(png) in printed, f"{script.name} did not print {png}"
     shown = sum(1 for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {}))
     assert shown == len(pngs), f"{script.name}: {len(pngs)} figures written but {shown} shown in the notebook"
+
+
+def test_shared_kernel_starts_each_notebook_with_an_empty_namespace(kernel):
+    import nbformat
+    from nbclient.exceptions import CellExecutionError
+
+    def notebook(source):
+        return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+
+    notebooks.execute(notebook("leaked = 1"), km=kernel)
+    with pytest.raises(CellExecutionError, match="NameError"):  # a name from an earlier notebook is not there
+        notebooks.execute(notebook("leaked"), km=kernel)
 
 
 def test_command_line_flags_and_environment(tmp_path, monkeypatch):

@@ -4,8 +4,9 @@
 runs, observed, without touching any ``.grad``) and writes what it saw into a
 page that needs nothing but a browser: no network, no CDN, the data, styles
 and script all inline. The page lays the graph out left to right
-(``layered_layout``, as ``draw_graph``) and steps through the backward pass in
-the engine's own order, from the output back to the leaves; at each step the
+(``layered_layout``, as ``draw_graph``: an edge that skips columns runs
+between the boxes) and steps through the backward pass in the engine's own
+order, from the output back to the leaves; at each step the
 current node is highlighted, the cotangent sent by each consumer is written on
 its edge, their sum is the node's gradient (the multivariate chain rule), and
 the primitive's vjp rule is shown (with the numbers substituted when the node
@@ -145,9 +146,13 @@ def _groups(order: list[Tensor], table: dict[int, str], output: Tensor, consumer
     return group
 
 
-def _view(keys: list[str], inputs: dict[str, list[str]]) -> dict[str, list[float]]:
-    pos = layered_layout(keys, inputs, leaves_at_use=True)  # the page routes edges around boxes
-    return {k: [c, r] for k, (c, r) in pos.items()}
+def _view(keys: list[str], inputs: dict[str, list[str]]) -> dict:
+    """One view's layout (``layered_layout``, as ``draw_graph``): ``{"boxes": {key: [column, row]}, "edges":
+    {"a>b": waypoints}}``, one edge per pair of boxes and, for an edge that skips columns, the ``[column, row]``
+    of its waypoint in each column between (where the page draws it, clear of every box)."""
+    pos, routes = layered_layout(keys, {k: list(dict.fromkeys(inputs[k])) for k in keys})
+    return {"boxes": {k: [c, r] for k, (c, r) in pos.items()},
+            "edges": {f"{a}>{b}": [[c, r] for c, r in points[1:-1]] for a, b, points in routes}}
 
 
 def _views(nodes: list[dict], group: list[int], collapse: bool) -> dict:

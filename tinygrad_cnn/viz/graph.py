@@ -16,84 +16,61 @@ def _label(node: Tensor, name: str) -> str:
     return f"{name} = {ctx.function.__name__.lower()}\n{value}"
 
 
-def layered_layout(order: list, inputs: dict, leaves_at_use: bool = False) -> dict:
-    """A left-to-right layered layout of a DAG: ``{key: (column, row)}`` for the keys of ``order`` (inputs
-    before the nodes that use them; ``inputs[key]`` lists a key's inputs, repeats allowed).
+class _Via:
+    """Marks a waypoint's key in ``layered_layout`` (``(_Via, edge, column)``), which no caller's key can equal."""
 
-    A node's column is its depth, 1 + the largest column of its inputs, so data flows left to right and
-    backward runs right to left. Nodes without inputs sit at column 0, or with ``leaves_at_use`` one column
-    before their first consumer (a layer's weights beside it; for drawings whose edges route around boxes:
-    ``draw_graph``'s arcs do not, so it keeps leaves at 0). Within a column, rows are centred on 0 and
-    ordered from the output back by the mean row of each node's consumers (fewer crossings).
+
+def layered_layout(order: list, inputs: dict) -> tuple[dict, list]:
+    """A left-to-right layered layout of a DAG whose edges run between the boxes, never behind one.
+
+    ``order`` lists the keys, inputs before the nodes that use them; ``inputs[key]`` lists a key's inputs
+    (repeats allowed: one edge per use). Returns ``(pos, routes)``: ``pos[key] = (column, row)`` and, per edge
+    in the order of ``order`` and then of each ``inputs[key]``, ``(src, dst, points)``, the polyline from
+    ``pos[src]`` to ``pos[dst]``. A node's column is its depth, 1 + the largest column of its inputs, so data
+    flows left to right and backward runs right to left; a node without inputs sits one column before its
+    first consumer (a layer's weights beside it). An edge that skips columns gets a waypoint of its own in every
+    column it crosses, placed in that column's ordering like a node (a Sugiyama-style layout), so consecutive
+    points are one column apart and no segment meets a box. Within a column, rows are centred on 0 and ordered
+    from the output back by the mean row of what each item points to (fewer crossings).
     """
     column: dict = {}
     for key in order:
         column[key] = 1 + max((column[p] for p in inputs[key]), default=-1)
-    consumers: dict = {}
+    first_use: dict = {}
     for key in order:
         for p in inputs[key]:
-            consumers.setdefault(p, []).append(key)
+            first_use[p] = min(first_use.get(p, column[key]), column[key])
     for key in order:
-        if leaves_at_use and not inputs[key] and key in consumers:
-            column[key] = min(column[c] for c in consumers[key]) - 1
-    layers: dict[int, list] = {}
+        if not inputs[key] and key in first_use:
+            column[key] = first_use[key] - 1
+    members: dict[int, list] = {}   # column -> the keys and waypoints in it
+    successors: dict = {}           # item -> the items it points to in the next column
     for key in order:
-        layers.setdefault(column[key], []).append(key)
-    pos = {}
-    for col in sorted(layers, reverse=True):
-        members = sorted(layers[col], key=lambda k: -np.mean([pos[c][1] for c in consumers.get(k, [])] or [0]))
-        for i, key in enumerate(members):
-            pos[key] = (col, (len(members) - 1) / 2 - i)
-    return pos
-
-
-def graph_layout(nodes: list[Tensor]) -> tuple[dict[int, tuple[float, float]], list[list[tuple[float, float]]]]:
-    """Where ``draw_graph`` puts each node and how it routes each edge (inputs before users in ``nodes``).
-
-    Returns ``(pos, routes)``: ``pos[id(node)] = (column, row)`` and one polyline per edge (input -> op, once per
-    use), from the input's box to the op's box. A node's column is its depth: 1 + the largest depth of its
-    inputs for an op; a leaf sits one column before its first user. An edge that skips columns gets a waypoint
-    of its own in every column it crosses, placed in that column's ordering like a node (a Sugiyama-style
-    layered layout), so it runs between the boxes, never behind one.
-    """
-    depth: dict[int, int] = {}
-    for node in nodes:  # inputs come first
-        if node._ctx is not None:
-            depth[id(node)] = 1 + max(depth.get(id(p), 0) for p in node._ctx.inputs)
-    for node in nodes:  # ops were placed with leaves at 0; now pull each leaf up to just before its first user
-        if node._ctx is not None:
-            for p in node._ctx.inputs:
-                if p._ctx is None:
-                    depth[id(p)] = min(depth.get(id(p), depth[id(node)] - 1), depth[id(node)] - 1)
-    for node in nodes:
-        depth.setdefault(id(node), 0)
-    edges = [(id(p), id(node)) for node in nodes if node._ctx is not None for p in node._ctx.inputs]
-    members: dict[int, list] = {}    # column -> the nodes and waypoints in it
-    successor: dict = {}            # item -> the items it points to in the next column
-    for node in nodes:
-        members.setdefault(depth[id(node)], []).append(id(node))
+        members.setdefault(column[key], []).append(key)
     chains = []
-    for e, (src, dst) in enumerate(edges):
-        chain = [src] + [("via", e, col) for col in range(depth[src] + 1, depth[dst])] + [dst]
-        for a, b in zip(chain[:-1], chain[1:], strict=True):
-            successor.setdefault(a, []).append(b)
-        for item in chain[1:-1]:
-            members.setdefault(item[2], []).append(item)
-        chains.append(chain)
+    for key in order:
+        for p in inputs[key]:
+            e = len(chains)
+            chain = [p] + [(_Via, e, c) for c in range(column[p] + 1, column[key])] + [key]
+            for a, b in zip(chain[:-1], chain[1:], strict=True):
+                successors.setdefault(a, []).append(b)
+            for via in chain[1:-1]:
+                members[via[2]].append(via)
+            chains.append(chain)
     pos: dict = {}
-    for col in sorted(members, reverse=True):  # from the output back: order each column by its successors' rows
-        ordered = sorted(members[col], key=lambda m: -np.mean([pos[s][1] for s in successor.get(m, [])] or [0]))
-        for k, item in enumerate(ordered):
-            pos[item] = (float(col), (len(ordered) - 1) / 2 - k)
-    routes = [[pos[item] for item in chain] for chain in chains]
-    return {id(node): pos[id(node)] for node in nodes}, routes
+    for col in sorted(members, reverse=True):
+        ranked = sorted(members[col], key=lambda m: -np.mean([pos[s][1] for s in successors.get(m, [])] or [0]))
+        for k, item in enumerate(ranked):
+            pos[item] = (col, (len(ranked) - 1) / 2 - k)
+    routes = [(chain[0], chain[-1], [pos[item] for item in chain]) for chain in chains]
+    return {key: pos[key] for key in order}, routes
 
 
 def draw_graph(output: Tensor, names=None, max_nodes: int = 200, title: str | None = None):
     """The graph that produced ``output``: one box per leaf (green: needs a gradient, grey: constant) and
     per op (blue; the output orange), an arrow from each input to the op that uses it.
 
-    Layered layout (``graph_layout``): a node's column is its depth, so the data flows left to right and
+    Layered layout (``layered_layout``): a node's column is its depth, so the data flows left to right and
     backward runs right to left; an edge that skips columns is routed between the boxes of the columns it
     crosses, never behind one. Scalars show their value, arrays their shape. The title counts the nodes drawn
     and how many of them are constants (which get no gradient).
@@ -116,9 +93,11 @@ def draw_graph(output: Tensor, names=None, max_nodes: int = 200, title: str | No
         raise ValueError(f"draw_graph: the graph has {len(nodes)} nodes, more than max_nodes={max_nodes}; "
                          f"draw a smaller expression or raise max_nodes")
     label = node_names(nodes, name_table(names, "draw_graph"))
-    pos, routes = graph_layout(nodes)
-    columns = int(max(x for x, _ in pos.values())) + 1
-    half = max([abs(y) for route in routes for _, y in route] + [abs(y) for _, y in pos.values()]) + 0.6
+    pos, routes = layered_layout([id(n) for n in nodes],
+                                 {id(n): [id(p) for p in n._ctx.inputs] if n._ctx is not None else [] for n in nodes})
+    columns = max(x for x, _ in pos.values()) + 1
+    rows = [y for _, y in pos.values()] + [y for _, _, points in routes for _, y in points]  # waypoints too
+    half = max(abs(y) for y in rows) + 0.6
 
     fig = Figure(figsize=(2.0 + 1.9 * columns, 1.2 + 2.0 * half), layout="constrained")
     ax = fig.subplots()
@@ -131,12 +110,11 @@ def draw_graph(output: Tensor, names=None, max_nodes: int = 200, title: str | No
         else:
             colour = "#a6da95" if node.requires_grad else "#d0d0d0"
             constants += not node.requires_grad
-        boxes[pos[id(node)]] = ax.text(*pos[id(node)], _label(node, label[id(node)]), ha="center", va="center",
-                                       fontsize=9, zorder=3, bbox={"boxstyle": "round,pad=0.4", "fc": colour,
-                                                                   "ec": "0.3"})
+        boxes[id(node)] = ax.text(*pos[id(node)], _label(node, label[id(node)]), ha="center", va="center",
+                                  fontsize=9, zorder=3, bbox={"boxstyle": "round,pad=0.4", "fc": colour, "ec": "0.3"})
     line = {"color": "0.4", "lw": 1, "shrinkA": 4, "shrinkB": 4}
-    for route in routes:  # out of the right side of the input's box, into the left side of the op's box
-        src, dst, via = boxes[route[0]], boxes[route[-1]], route[1:-1]
+    for src, dst, points in routes:  # out of the right side of the input's box, into the left side of the op's box
+        src, dst, via = boxes[src], boxes[dst], points[1:-1]
         start = {"xytext": (1.0, 0.5), "textcoords": src}
         if via:  # the waypoints: a plain line from the input to the last one, then the arrow into the op
             ax.annotate("", xy=via[0], **start, arrowprops={**line, "arrowstyle": "-", "shrinkB": 0})
