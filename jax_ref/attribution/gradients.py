@@ -188,7 +188,9 @@ def integrated_gradients(model, x, target=None, baseline=None, steps: int = 50, 
     ``w_k = 1/steps`` and half that at both ends (``steps + 1`` gradients, one
     batched evaluation). ``baseline`` ``x'`` defaults to zeros (a scalar or an
     array broadcasting to ``x``). Completeness: the attributions of an image
-    sum to ``S(x) - S(x')`` up to the quadrature error, see ``completeness``.
+    sum to ``S(x) - S(x')`` up to the quadrature error, see ``completeness``. captum's
+    ``IntegratedGradients(method="riemann_trapezoid", n_steps=steps + 1)`` is this times ``steps / (steps + 1)``
+    (the same points, weights ``1 / (steps + 1)`` that sum to less than 1); its default Gauss-Legendre differs.
 
     Args:
         model: a ``JaxModel`` or an engine model (one input, one output).

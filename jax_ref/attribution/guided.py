@@ -55,7 +55,9 @@ def guided_grad_cam(model, x, layer, target=None, score: str = "logit"):
     resized bilinearly to the input and broadcast over the channels, shaped like ``x``.
 
     captum's ``GuidedGradCam`` computes the same product but resizes the Grad-CAM map with ``nearest``
-    interpolation by default (``interpolate_mode="bilinear"`` there gives ours, up to its corner alignment).
+    interpolation by default; ``interpolate_mode="bilinear"`` there gives ours (``F.interpolate``'s half-pixel
+    bilinear, ``align_corners=False``, equals ``jax.image.resize``'s when upsampling; measured equal to
+    rounding in tests/jax_ref/test_attribution_vs_captum.py).
     """
     gb = guided_backprop(model, x, target, score)
     cam = grad_cam(model, x, layer, target, score, upsample=True)
