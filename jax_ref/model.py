@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_ref import _layers, _penalties
+from jax_ref import _custom, _layers, _penalties
 from jax_ref.losses import loss_function
 
 
@@ -39,9 +39,12 @@ class LayerInfo:
     """One layer of the twin: engine name and class, config, JAX function, weight names (trainable ones in
     ``weight_names``, state in ``state_names``; ``engine_weight_names`` in the engine's order), penalties."""
 
-    def __init__(self, name, class_name, config, weight_names, frozen_weights=()):
+    def __init__(self, name, class_name, config, weight_names, frozen_weights=(), fn=None, weight_options=None):
         self.name, self.class_name, self.config = name, class_name, config
-        self.fn = _layers.build(class_name, config)
+        # a custom layer brings its function (its own call, ``jax_ref._custom``) and its weights' penalty and
+        # constraint configs ({weight: (regularizer, constraint)}); a built-in one is rebuilt from its config
+        self.custom = fn is not None
+        self.fn = _layers.build(class_name, config) if fn is None else fn
         self.stateful = class_name in _layers.STATE_WEIGHTS
         state = set(_layers.STATE_WEIGHTS.get(class_name, ()))
         self.engine_weight_names = list(weight_names)
@@ -53,8 +56,10 @@ class LayerInfo:
         self.regularizers, self.constraints = {}, {}
         for w in self.weight_names:
             arg = _layers.weight_arg(class_name, w)
-            reg = _penalties.regularizer(where, config.get(f"{arg}_regularizer"))
-            con = _penalties.constraint(where, config.get(f"{arg}_constraint"))
+            reg_config, con_config = (weight_options[w] if weight_options is not None else
+                                      (config.get(f"{arg}_regularizer"), config.get(f"{arg}_constraint")))
+            reg = _penalties.regularizer(where, reg_config)
+            con = _penalties.constraint(where, con_config)
             if reg is not None:
                 self.regularizers[w] = reg
             if con is not None:
@@ -265,13 +270,17 @@ class JaxModel:
 
 def _engine_layer_info(layer) -> LayerInfo:
     frozen = [w for w, t in zip(layer.weight_names, layer.weights, strict=True) if not t.requires_grad]
+    if _custom.is_custom(layer):  # a user's subclass: its own call, run on JAX
+        return LayerInfo(layer.name, type(layer).__name__, layer.get_config(), layer.weight_names, frozen,
+                         fn=_custom.layer_function(layer), weight_options=_custom.weight_options(layer))
     return LayerInfo(layer.name, type(layer).__name__, layer.get_config(), layer.weight_names, frozen)
 
 
 def from_engine(model) -> JaxModel:
     """The JAX twin of an engine model (a built ``Model`` or ``Sequential``), walking its nodes in order.
 
-    Each layer is rebuilt from its own ``get_config`` and weights; ``twin.apply(params, state, x)`` computes
+    Each layer is rebuilt from its own ``get_config`` and weights; a custom layer (a user's ``Layer``
+    subclass) runs its own ``call`` on JAX (``jax_ref._custom``). ``twin.apply(params, state, x)`` computes
     the same function with ``jax.numpy``/``lax``, so ``jax.grad`` of it checks the engine's gradients.
 
     Args:
@@ -284,7 +293,8 @@ def from_engine(model) -> JaxModel:
     Raises:
         TypeError: ``model`` is not an engine model.
         ValueError: the model is not built yet.
-        NotImplementedError: a layer has no twin (the message names its class).
+        NotImplementedError: a layer has no twin, or a custom layer's call uses something the twin cannot
+            mirror (the message names the layer, its class and the operation).
     """
     if not hasattr(model, "get_config") or not hasattr(model, "layers"):
         raise TypeError(f"from_engine: model must be a tinygrad_cnn.nn.Model or Sequential; got "
@@ -319,6 +329,9 @@ def from_engine(model) -> JaxModel:
             params[info.name] = {w: jnp.asarray(arrays[w]) for w in info.weight_names}
         if info.state_names:
             state[info.name] = {w: jnp.asarray(arrays[w]) for w in info.state_names}
+    for node, info in zip(calls, (n.layer for n in nodes), strict=True):
+        if info.custom:  # trace it once now, so what cannot be mirrored fails here, naming the layer
+            _custom.probe(info.fn, node.layer, params.get(info.name, {}), node)
     shape = model.input_shape
     shape = [tuple(s) for s in shape] if isinstance(shape, list) else (None if shape is None else tuple(shape))
     return JaxModel(model, layers, nodes, input_names, [keys[id(t)] for t in model.outputs], params, state, shape)

@@ -1,0 +1,512 @@
+"""The twin of a user's ``Layer`` subclass: the layer's own ``call`` run on JAX, no JAX written by the user.
+
+``layer_function(layer) -> fn(p, x, training, key)`` runs ``type(layer).call`` itself (the same code object,
+so there is no second implementation to drift) with three things swapped for their JAX mirrors:
+
+- its **globals**: the function is rebuilt with ``types.FunctionType(code, globals)`` over a copy of its
+  module's globals in which ``tinygrad_cnn.functional`` (``F``, or any ``F.<name>`` imported by name) is
+  ``jax_ref.ops`` (which mirrors it name for name), ``tinygrad_cnn`` (``tg``) and the ``Tensor`` class are
+  a namespace of JAX equivalents (creation functions, ``concatenate``/``stack``/``where``/``maximum``/
+  ``minimum``), the engine's activation functions are the twin's; plain functions of the layer's own module
+  that ``call`` uses are rebuilt the same way (recursively), so helpers work too;
+- **self**: a proxy whose weight attributes (any attribute holding one of ``layer.weights``) are the twin's
+  parameter arrays, so ``jax.grad`` differentiates with respect to them; its methods and properties run
+  rebuilt the same way, bound to the proxy; every other attribute is the layer's own value (its config);
+- the **tensors**: ``x`` (and every value computed from it) is a ``MirrorTensor``, a thin wrapper over a JAX
+  array with the engine ``Tensor``'s operators and methods (``reshape(*shape)``, ``sum(axis, keepdims)``,
+  ``relu()``, ``T``, ...; the table ``METHODS``), each the ``jax.numpy`` function of the same semantics.
+
+It traces under ``jax.jit``/``jax.grad`` like any JAX function. What cannot be mirrored fails loudly, with a
+``NotImplementedError`` naming the layer, its class and the exact name or operation: reading ``.data`` /
+``.numpy()`` / ``.item()`` (or any NumPy function on a tensor: NumPy cannot be differentiated by JAX, and the
+engine would silently lose the gradient there too), Python control flow on a tensor's values (``bool()``),
+in-place writes, attribute assignment on ``self``, a ``Tensor`` method or ``F``/``tg`` name without a
+mirror, a layer held inside the layer (the engine does not track its weights). ``from_engine`` traces every
+custom layer once (``jax.eval_shape``, no compute) in inference and training mode, so the error comes when
+the twin is built, and checks the output shape against the engine's.
+
+The name ("custom layer") and the idea that a subclass is first class come from Keras' guide to writing your
+own layers; the mirroring is this project's.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.special as jsp
+from jax import lax
+
+import tinygrad_cnn as tg
+from jax_ref import _penalties, ops
+from tinygrad_cnn import functional as F
+from tinygrad_cnn import nn
+from tinygrad_cnn.nn import activations, constraints, regularizers
+from tinygrad_cnn.nn.layer import Layer
+from tinygrad_cnn.tensor import Tensor, _shape_args
+
+__all__ = ["METHODS", "MirrorError", "MirrorTensor", "is_custom", "layer_function", "probe", "weight_options"]
+
+
+class MirrorError(Exception):
+    """An operation of a custom layer's ``call`` that the twin cannot mirror (the message says which)."""
+
+
+def is_custom(layer) -> bool:
+    """True for a layer whose class is not one of ``tinygrad_cnn.nn``'s own (a user's subclass, registered or
+    not, or a subclass of a built-in layer): the twin mirrors it by running its ``call``."""
+    return nn.LAYER_CLASSES.get(type(layer).__name__) is not type(layer)
+
+
+# -- tensors -------------------------------------------------------------------------------------------------------
+
+def _unwrap(value):
+    """The JAX array of a ``MirrorTensor``; lists, tuples and dicts unwrapped element by element."""
+    if isinstance(value, MirrorTensor):
+        return value.array
+    if isinstance(value, (list, tuple)):
+        return type(value)(_unwrap(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _unwrap(v) for k, v in value.items()}
+    return value
+
+
+def _wrap(value):
+    """A JAX array as a ``MirrorTensor``; lists and tuples element by element; anything else unchanged."""
+    if isinstance(value, jax.Array):
+        return MirrorTensor(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_wrap(v) for v in value)
+    return value
+
+
+def _mirrored(fn):
+    """``fn`` on JAX arrays as a function of ``MirrorTensor``s (arguments unwrapped, results wrapped)."""
+    def run(*args, **kwargs):
+        return _wrap(fn(*_unwrap(args), **_unwrap(kwargs)))
+
+    run.__name__ = getattr(fn, "__name__", "mirrored")
+    run.__doc__ = getattr(fn, "__doc__", None)
+    return run
+
+
+def _axis(axis):
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+def _reduce(fn):
+    return lambda a, axis=None, keepdims=False: fn(a, axis=_axis(axis), keepdims=keepdims)
+
+
+def _moment(fn):
+    return lambda a, axis=None, *, ddof=0, keepdims=False: fn(a, axis=_axis(axis), ddof=ddof, keepdims=keepdims)
+
+
+def _pad(a, pad_width, mode="constant", constant_values=0.0):
+    if mode == "constant":
+        return jnp.pad(a, pad_width, mode="constant", constant_values=constant_values)
+    return jnp.pad(a, pad_width, mode=mode)
+
+
+# The engine Tensor's methods, each as the jax.numpy function with the same semantics (NumPy's signatures, as
+# the engine's); a Tensor method missing here is refused by name.
+METHODS = {
+    "sum": _reduce(jnp.sum), "mean": _reduce(jnp.mean), "max": _reduce(jnp.max), "min": _reduce(jnp.min),
+    "prod": _reduce(jnp.prod), "any": _reduce(jnp.any), "all": _reduce(jnp.all),
+    "argmax": _reduce(jnp.argmax), "argmin": _reduce(jnp.argmin),
+    "var": _moment(jnp.var), "std": _moment(jnp.std),
+    "logsumexp": lambda a, axis=-1, keepdims=False: ops.logsumexp(a, axis=_axis(axis), keepdims=keepdims),
+    "reshape": lambda a, *shape: jnp.reshape(a, _shape_args(shape)),
+    "transpose": lambda a, *axes: jnp.transpose(a, _shape_args(axes) or None),
+    "flatten": lambda a: jnp.reshape(a, (-1,)),
+    "pad": _pad,
+    "squeeze": lambda a, axis=None: jnp.squeeze(a, _axis(axis)),
+    "expand_dims": lambda a, axis: jnp.expand_dims(a, _axis(axis)),
+    "unsqueeze": lambda a, axis: jnp.expand_dims(a, _axis(axis)),
+    "flip": lambda a, axis=None: jnp.flip(a, _axis(axis)),
+    "roll": lambda a, shift, axis=None: jnp.roll(a, shift, _axis(axis)),
+    "repeat": lambda a, repeats, axis=None: jnp.repeat(a, repeats, axis),
+    "tile": lambda a, *reps: jnp.tile(a, _shape_args(reps)),
+    "broadcast_to": lambda a, *shape: jnp.broadcast_to(a, _shape_args(shape)),
+    "moveaxis": jnp.moveaxis, "swapaxes": jnp.swapaxes,
+    "cumsum": lambda a, axis=None: jnp.cumsum(a, axis), "cumprod": lambda a, axis=None: jnp.cumprod(a, axis),
+    "clip": lambda a, a_min=None, a_max=None: jnp.clip(a, a_min, a_max),
+    "astype": lambda a, dtype: a.astype(dtype),
+    "round": lambda a, decimals=0: jnp.round(a, decimals),
+    "maximum": jnp.maximum, "minimum": jnp.minimum,
+    "where": lambda a, condition, other: jnp.where(condition, a, other),
+    "relu": ops.relu, "softplus": ops.softplus, "sigmoid": ops.sigmoid, "tanh": ops.tanh,
+    "exp": jnp.exp, "log": jnp.log, "sqrt": jnp.sqrt, "abs": jnp.abs, "log1p": jnp.log1p, "expm1": jnp.expm1,
+    "log2": jnp.log2, "exp2": jnp.exp2, "square": jnp.square, "reciprocal": jnp.reciprocal, "rsqrt": lax.rsqrt,
+    "sign": jnp.sign, "floor": jnp.floor, "ceil": jnp.ceil, "sin": jnp.sin, "cos": jnp.cos, "tan": jnp.tan,
+    "asin": jnp.arcsin, "acos": jnp.arccos, "atan": jnp.arctan, "sinh": jnp.sinh, "cosh": jnp.cosh,
+    "atanh": jnp.arctanh, "erf": jsp.erf,
+    "detach": lax.stop_gradient,  # the engine's detach: the same values, no gradient
+}
+
+# Tensor attributes that have no mirror by nature, and why
+_REFUSED = {
+    "data": "reads .data (a NumPy array: JAX cannot differentiate through NumPy, and the engine's gradient "
+            "stops there too); use Tensor methods and F functions",
+    "numpy": "calls .numpy() (a NumPy array: JAX cannot differentiate through NumPy)",
+    "item": "calls .item() (a Python number taken from a tensor's values)",
+    "grad": "reads .grad (the engine's gradient buffer)",
+    "backward": "calls .backward() inside call",
+    "copy_": "writes a tensor in place (copy_)",
+    "register_hook": "registers a gradient hook (register_hook)",
+    "retain_grad": "calls retain_grad()",
+}
+
+# NumPy ufuncs that reach a MirrorTensor from an operator whose left operand is a NumPy array
+# (``array + tensor``): the engine answers them with the Tensor's reflected operator, and so does the mirror
+_OPERATOR_UFUNCS = {"add": jnp.add, "subtract": jnp.subtract, "multiply": jnp.multiply, "divide": jnp.divide,
+                    "true_divide": jnp.true_divide, "power": jnp.power, "less": jnp.less,
+                    "less_equal": jnp.less_equal, "greater": jnp.greater, "greater_equal": jnp.greater_equal,
+                    "equal": jnp.equal, "not_equal": jnp.not_equal}
+
+
+def _matmul(a, b):
+    return jnp.matmul(a, b, precision=lax.Precision.HIGHEST)
+
+
+class MirrorTensor:
+    """A JAX array standing in for an engine ``Tensor`` inside a custom layer's ``call`` (see the module
+    docstring): the Tensor's operators, ``shape``/``dtype``/``ndim``/``size``, ``T`` and the methods of
+    ``METHODS``; everything that would leave JAX raises ``MirrorError`` naming the operation."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array):
+        self.array = array
+
+    shape = property(lambda self: tuple(self.array.shape))
+    dtype = property(lambda self: self.array.dtype)
+    ndim = property(lambda self: self.array.ndim)
+    size = property(lambda self: self.array.size)
+    T = property(lambda self: MirrorTensor(jnp.transpose(self.array)))
+
+    def __getattr__(self, name):
+        if name in _REFUSED:
+            raise MirrorError(_REFUSED[name])
+        if hasattr(Tensor, name):
+            raise MirrorError(f"calls Tensor.{name}, which the twin does not mirror (mirrored methods: "
+                              f"{', '.join(sorted(METHODS))})")
+        raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+
+    def __setattr__(self, name, value):
+        if name != "array":
+            raise MirrorError(f"sets the tensor attribute {name!r}")
+        object.__setattr__(self, name, value)
+
+    def __setitem__(self, index, value):
+        raise MirrorError("writes into a tensor in place (tensor[...] = value)")
+
+    def __bool__(self):
+        raise MirrorError("uses a tensor's values in Python control flow (bool(tensor): an if, while, and/or or "
+                          "assert on a tensor); the twin traces call once, so branch with tg.where(condition, a, "
+                          "b) or on config values and the training flag")
+
+    def _scalar(self, *_):
+        raise MirrorError("converts a tensor to a Python number (float(), int(), or a tensor used as an index)")
+
+    __float__ = __int__ = __index__ = __complex__ = _scalar
+
+    def __array__(self, dtype=None, copy=None):
+        raise MirrorError("converts a tensor to a NumPy array (np.asarray or an engine/NumPy function given a "
+                          "tensor): JAX cannot differentiate through NumPy; use F functions and Tensor methods")
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method == "__call__" and ufunc.__name__ in _OPERATOR_UFUNCS and not kwargs:
+            return MirrorTensor(_OPERATOR_UFUNCS[ufunc.__name__](*_unwrap(inputs)))
+        raise MirrorError(f"calls NumPy's np.{ufunc.__name__} on a tensor (JAX cannot differentiate through "
+                          f"NumPy); use the F function or Tensor method of the same name")
+
+    def __array_function__(self, func, types, args, kwargs):
+        raise MirrorError(f"calls NumPy's np.{func.__name__} on a tensor (JAX cannot differentiate through NumPy); "
+                          f"use the F function or Tensor method of the same name")
+
+    def __len__(self):
+        return self.array.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __getitem__(self, index):
+        return MirrorTensor(self.array[_unwrap(index)])
+
+    def __repr__(self):
+        return f"MirrorTensor(shape={self.shape}, dtype={self.dtype})"
+
+    __hash__ = object.__hash__
+
+
+def _binary(fn, reflected=False):
+    if reflected:
+        return lambda self, other: MirrorTensor(fn(_unwrap(other), self.array))
+    return lambda self, other: MirrorTensor(fn(self.array, _unwrap(other)))
+
+
+for _name, _fn in (("add", jnp.add), ("sub", jnp.subtract), ("mul", jnp.multiply), ("truediv", jnp.true_divide),
+                   ("pow", jnp.power), ("matmul", _matmul)):
+    setattr(MirrorTensor, f"__{_name}__", _binary(_fn))
+    setattr(MirrorTensor, f"__r{_name}__", _binary(_fn, reflected=True))
+for _name, _fn in (("lt", jnp.less), ("le", jnp.less_equal), ("gt", jnp.greater), ("ge", jnp.greater_equal),
+                   ("eq", jnp.equal), ("ne", jnp.not_equal)):
+    setattr(MirrorTensor, f"__{_name}__", _binary(_fn))
+MirrorTensor.__neg__ = lambda self: MirrorTensor(-self.array)
+for _name, _fn in METHODS.items():
+    setattr(MirrorTensor, _name, (lambda fn: lambda self, *a, **k: _wrap(fn(self.array, *_unwrap(a),
+                                                                              **_unwrap(k))))(_fn))
+
+
+# -- the engine's namespaces, mirrored ---------------------------------------------------------------------------
+
+class _Namespace:
+    """A module as the mirrored ``call`` sees it: ``names`` maps each mirrored attribute to its value; any other
+    attribute raises ``MirrorError`` naming ``<module>.<name>``."""
+
+    def __init__(self, module: str, names: dict):
+        self._module, self._names = module, names
+
+    def __getattr__(self, name):
+        names = self.__dict__["_names"]
+        if name in names:
+            return names[name]
+        raise MirrorError(f"uses {self.__dict__['_module']}.{name}, which the twin does not mirror (mirrored: "
+                          f"{', '.join(sorted(names)) or 'nothing'})")
+
+
+def _constant(factory):
+    """An engine creation function whose arguments are Python values (shapes, fill values, seeds): run by the
+    engine itself, so the constant has the engine's values and dtype exactly."""
+    def create(*args, **kwargs):
+        return MirrorTensor(jnp.asarray(factory(*args, **kwargs).data))
+
+    create.__name__ = factory.__name__
+    return create
+
+
+def _like(fill):
+    def create(x, dtype=None, requires_grad=False):
+        return MirrorTensor(fill(_unwrap(x), dtype=dtype))
+
+    return create
+
+
+def _op(name: str):
+    """``jax_ref.ops.<name>`` on ``MirrorTensor``s, looked up when called (so the twin always runs the current
+    ``jax_ref.ops``)."""
+    def run(*args, **kwargs):
+        return _wrap(getattr(ops, name)(*_unwrap(args), **_unwrap(kwargs)))
+
+    run.__name__ = name
+    return run
+
+
+_F_NAMES = {name: _op(name) for name in F.__all__ if hasattr(ops, name)}
+_F_MIRROR = _Namespace("tinygrad_cnn.functional", _F_NAMES)
+_TENSOR = _constant(Tensor)
+_TG_NAMES = {
+    **{name: _constant(getattr(tg, name)) for name in ("arange", "eye", "full", "linspace", "ones", "rand", "randn",
+                                                       "zeros")},
+    "zeros_like": _like(jnp.zeros_like), "ones_like": _like(jnp.ones_like),
+    "concatenate": _mirrored(lambda tensors, axis=0: jnp.concatenate(list(tensors), axis=axis)),
+    "stack": _mirrored(lambda tensors, axis=0: jnp.stack(list(tensors), axis=axis)),
+    "where": _mirrored(jnp.where), "maximum": _mirrored(jnp.maximum), "minimum": _mirrored(jnp.minimum),
+    "functional": _F_MIRROR, "Tensor": _TENSOR,
+}
+_TG_NAMES["cat"] = _TG_NAMES["concatenate"]
+_TG_MIRROR = _Namespace("tinygrad_cnn", _TG_NAMES)
+# engine objects by identity -> their mirror
+_BY_ID = {id(F): _F_MIRROR, id(tg): _TG_MIRROR, id(Tensor): _TENSOR}
+_BY_ID.update({id(getattr(F, name)): value for name, value in _F_NAMES.items()})
+_BY_ID.update({id(getattr(tg, name)): value for name, value in _TG_NAMES.items() if hasattr(tg, name)
+               and not isinstance(value, _Namespace)})
+
+
+def _refused_function(name: str):
+    def refuse(*args, **kwargs):
+        raise MirrorError(f"calls {name}, which the twin does not mirror (inside call, use tinygrad_cnn.functional "
+                          f"functions, Tensor methods and the tensor creation functions of tinygrad_cnn)")
+
+    return refuse
+
+
+class _Context:
+    """What one custom layer's mirror needs: where it is (for errors), its module, the rebuilt functions."""
+
+    def __init__(self, layer):
+        cls = type(layer)
+        self.layer, self.module = layer, cls.__module__
+        self.where = f"custom layer {layer.name!r} of class {cls.__module__}.{cls.__qualname__}"
+        self.rebuilt: dict[int, types.FunctionType] = {}
+
+    def translate(self, value):
+        """The mirror of a value ``call`` reads (a global, a default, a closure cell or a non-weight attribute)."""
+        if isinstance(value, MirrorTensor):
+            return value
+        if isinstance(value, Tensor):  # a constant of the layer (its weights are found by the proxy first)
+            return MirrorTensor(jnp.asarray(value.data))
+        mirror = _BY_ID.get(id(value))
+        if mirror is not None:
+            return mirror
+        if isinstance(value, Layer):
+            raise MirrorError(f"holds the layer {type(value).__name__} {value.name!r} inside it: the engine does not "
+                              f"track a nested layer's weights, so neither training nor the twin would see them; "
+                              f"call the layers one after another in a graph model instead")
+        if isinstance(value, types.ModuleType):
+            name = value.__name__
+            return _Namespace(name, {}) if name == "tinygrad_cnn" or name.startswith("tinygrad_cnn.") else value
+        if isinstance(value, types.FunctionType):
+            module = getattr(value, "__module__", "") or ""
+            if module == activations.__name__:
+                return _mirrored(_penalties.activation(self.where, activations.serialize(value)))
+            if module.startswith("tinygrad_cnn"):
+                return _refused_function(f"{module}.{value.__qualname__}")
+            if module == self.module:
+                return self.rebuild(value)
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.translate(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self.translate(v) for k, v in value.items()}
+        return value
+
+    def rebuild(self, function):
+        """``function`` with its globals, defaults and closure cells translated (the same code object)."""
+        done = self.rebuilt.get(id(function))
+        if done is not None:
+            return done
+        scope = dict(function.__globals__)  # a copy: the user's module stays as it is
+        closure = None
+        if function.__closure__ is not None:
+            closure = tuple(types.CellType(self.translate(c.cell_contents)) if _filled(c) else c
+                            for c in function.__closure__)
+        new = types.FunctionType(function.__code__, scope, function.__name__, None, closure)
+        self.rebuilt[id(function)] = new
+        new.__defaults__ = self.translate(function.__defaults__)
+        new.__kwdefaults__ = self.translate(function.__kwdefaults__)
+        for name in _global_names(function.__code__):
+            if name in scope:
+                scope[name] = self.translate(scope[name])
+        return new
+
+
+def _filled(cell) -> bool:
+    try:
+        return cell.cell_contents is not _MISSING
+    except ValueError:  # an empty cell (a name the closure has not bound yet)
+        return False
+
+
+def _global_names(code) -> set[str]:
+    """The names a code object (and the functions, lambdas and comprehensions inside it) may load as globals."""
+    names, stack = set(), [code]
+    while stack:
+        c = stack.pop()
+        names.update(c.co_names)
+        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+    return names
+
+
+class _LayerProxy:
+    """``self`` inside the mirrored ``call``: weight attributes are the twin's parameters ``p`` (by weight
+    name), methods and properties run rebuilt and bound to the proxy, other attributes are the layer's."""
+
+    def __init__(self, context, params):
+        layer = context.layer
+        weights = {id(t): name for name, t in zip(layer.weight_names, layer.weights, strict=True)}
+        object.__setattr__(self, "_mirror", (context, weights, params))
+
+    def __getattribute__(self, name):
+        context = object.__getattribute__(self, "_mirror")[0]
+        layer = context.layer
+        value = vars(layer).get(name, _MISSING)
+        if value is not _MISSING:
+            return _attribute_value(self, value)
+        try:
+            attr = inspect.getattr_static(type(layer), name)
+        except AttributeError:
+            raise AttributeError(f"{context.where} has no attribute {name!r}") from None
+        if isinstance(attr, staticmethod):
+            return context.rebuild(attr.__func__)
+        if isinstance(attr, classmethod):
+            return types.MethodType(context.rebuild(attr.__func__), type(layer))
+        if isinstance(attr, property):
+            return context.rebuild(attr.fget)(self) if isinstance(attr.fget, types.FunctionType) else attr.fget(layer)
+        if isinstance(attr, types.FunctionType):
+            return types.MethodType(context.rebuild(attr), self)
+        return _attribute_value(self, getattr(layer, name))
+
+    def __setattr__(self, name, value):
+        raise MirrorError(f"assigns self.{name} inside call (state kept between calls is not mirrored; keep it in "
+                          f"weights updated outside call, or compute it in call)")
+
+
+def _attribute_value(proxy, value):
+    """An attribute of the layer as the mirrored ``call`` sees it: a weight is its parameter array (a
+    ``MirrorTensor``), containers element by element, anything else ``_Context.translate``'s mirror."""
+    context, weights, params = object.__getattribute__(proxy, "_mirror")
+    if isinstance(value, Tensor) and id(value) in weights:
+        return MirrorTensor(params[weights[id(value)]])
+    if isinstance(value, (list, tuple)):
+        return type(value)(_attribute_value(proxy, v) for v in value)
+    if isinstance(value, dict):
+        return {k: _attribute_value(proxy, v) for k, v in value.items()}
+    return context.translate(value)
+
+
+_MISSING = object()
+
+
+# -- the layer function ------------------------------------------------------------------------------------------
+
+def layer_function(layer):
+    """``fn(p, x, training, key) -> y``: the custom layer's own ``call`` on JAX (see the module docstring); ``p``
+    maps the layer's weight names to arrays; ``x`` is one array (a list for a layer with ``takes_list``)."""
+    context = _Context(layer)
+    call = context.rebuild(type(layer).call)
+    dtype = jnp.dtype(layer.dtype)
+
+    def _cast(v):  # the engine's Layer.__call__: a floating input is cast to the layer's dtype (Keras' policy)
+        v = jnp.asarray(v)
+        return MirrorTensor(v.astype(dtype) if jnp.issubdtype(v.dtype, jnp.floating) else v)
+
+    def fn(p, x, training, key):
+        proxy = _LayerProxy(context, p)
+        arg = [_cast(v) for v in x] if isinstance(x, (list, tuple)) else _cast(x)
+        try:
+            out = call(proxy, arg, training=bool(training))
+            if not isinstance(out, MirrorTensor):
+                raise MirrorError(f"returns {type(out).__name__}, not a tensor computed from its input")
+        except MirrorError as error:
+            raise NotImplementedError(f"jax_ref.from_engine: {context.where} cannot be mirrored: its call "
+                                      f"{error}") from None
+        return out.array
+
+    return fn
+
+
+def weight_options(layer) -> dict:
+    """``{weight name: (regularizer config, constraint config)}`` of the layer's weights (``add_weight``'s)."""
+    return {name: (None if reg is None else regularizers.serialize(reg),
+                   None if con is None else constraints.serialize(con))
+            for name, _, reg, con in layer._weights}
+
+
+def probe(fn, layer, params, node) -> None:
+    """Trace ``fn`` for the node's input shapes (batch 2) in inference and training mode with ``jax.eval_shape``
+    (no compute), so an operation without a mirror fails when the twin is built; the output shape must be the
+    engine's (``node.output.shape``)."""
+    def spec(t):
+        return jax.ShapeDtypeStruct(tuple(2 if s is None else s for s in t.shape), jnp.dtype(t.dtype))
+
+    x = [spec(t) for t in node.inputs] if layer.takes_list else spec(node.inputs[0])
+    expected = tuple(2 if s is None else s for s in node.output.shape)
+    for training in (False, True):
+        out = jax.eval_shape(lambda p, v, training=training: fn(p, v, training, None), params, x)
+        if tuple(out.shape) != expected:
+            raise ValueError(f"jax_ref.from_engine: custom layer {layer.name!r} of class {type(layer).__name__}: "
+                             f"its call gives shape {tuple(out.shape)} on the twin (training={training}) but "
+                             f"compute_output_shape says {expected} (batch read as 2); make them agree")
