@@ -6,9 +6,10 @@ so there is no second implementation to drift) with three things swapped for the
 - its **globals**: the function is rebuilt with ``types.FunctionType(code, globals)`` over a copy of its
   module's globals in which ``tinygrad_cnn.functional`` (``F``, or any ``F.<name>`` imported by name) is
   ``jax_ref.ops`` (which mirrors it name for name), ``tinygrad_cnn`` (``tg``) and the ``Tensor`` class are
-  a namespace of JAX equivalents (creation functions, ``concatenate``/``stack``/``where``/``maximum``/
-  ``minimum``), the engine's activation functions are the twin's; plain functions of the layer's own module
-  that ``call`` uses are rebuilt the same way (recursively), so helpers work too;
+  JAX equivalents (creation functions, ``concatenate``/``stack``/``where``/``maximum``/
+  ``minimum``; ``Tensor(data)`` a constant, ``isinstance(v, Tensor)`` true for tensors), the engine's
+  activation functions are the twin's; plain functions of the layer's own module that ``call`` uses are
+  rebuilt the same way (recursively), so helpers work too, and ``super()`` works on the proxy;
 - **self**: a proxy whose weight attributes (any attribute holding one of ``layer.weights``) are the twin's
   parameter arrays, so ``jax.grad`` differentiates with respect to them; its methods and properties run
   rebuilt the same way, bound to the proxy; every other attribute is the layer's own value (its config);
@@ -32,6 +33,7 @@ own layers; the mirroring is this project's.
 from __future__ import annotations
 
 import inspect
+import sys
 import types
 
 import jax
@@ -307,7 +309,24 @@ def _op(name: str):
 
 _F_NAMES = {name: _op(name) for name in F.__all__ if hasattr(ops, name)}
 _F_MIRROR = _Namespace("tinygrad_cnn.functional", _F_NAMES)
-_TENSOR = _constant(Tensor)
+
+
+class _TensorClass(type):
+    """The ``Tensor`` class as the mirrored ``call`` sees it: ``Tensor(data, ...)`` is a constant made by the
+    engine (its values and dtype), ``isinstance(v, Tensor)`` is true for ``MirrorTensor``s."""
+
+    def __call__(cls, data, requires_grad=False, dtype=None):
+        return MirrorTensor(jnp.asarray(Tensor(data, dtype=dtype).data))
+
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, MirrorTensor)
+
+
+class _MirrorTensorClass(metaclass=_TensorClass):
+    pass
+
+
+_TENSOR = _MirrorTensorClass
 _TG_NAMES = {
     **{name: _constant(getattr(tg, name)) for name in ("arange", "eye", "full", "linspace", "ones", "rand", "randn",
                                                        "zeros")},
@@ -340,7 +359,7 @@ class _Context:
     def __init__(self, layer):
         cls = type(layer)
         self.layer, self.module = layer, cls.__module__
-        self.where = f"custom layer {layer.name!r} of class {cls.__module__}.{cls.__qualname__}"
+        self.where = f"custom layer {layer.name!r} of class {cls.__name__} (module {cls.__module__})"
         self.rebuilt: dict[int, types.FunctionType] = {}
 
     def translate(self, value):
@@ -352,10 +371,6 @@ class _Context:
         mirror = _BY_ID.get(id(value))
         if mirror is not None:
             return mirror
-        if isinstance(value, Layer):
-            raise MirrorError(f"holds the layer {type(value).__name__} {value.name!r} inside it: the engine does not "
-                              f"track a nested layer's weights, so neither training nor the twin would see them; "
-                              f"call the layers one after another in a graph model instead")
         if isinstance(value, types.ModuleType):
             name = value.__name__
             return _Namespace(name, {}) if name == "tinygrad_cnn" or name.startswith("tinygrad_cnn.") else value
@@ -387,9 +402,12 @@ class _Context:
         self.rebuilt[id(function)] = new
         new.__defaults__ = self.translate(function.__defaults__)
         new.__kwdefaults__ = self.translate(function.__kwdefaults__)
-        for name in _global_names(function.__code__):
+        names = _global_names(function.__code__)
+        for name in names:
             if name in scope:
                 scope[name] = self.translate(scope[name])
+        if "super" in names:  # found before the builtin: super() works on the proxy
+            scope["super"] = _super
         return new
 
 
@@ -429,19 +447,54 @@ class _LayerProxy:
             attr = inspect.getattr_static(type(layer), name)
         except AttributeError:
             raise AttributeError(f"{context.where} has no attribute {name!r}") from None
-        if isinstance(attr, staticmethod):
-            return context.rebuild(attr.__func__)
-        if isinstance(attr, classmethod):
-            return types.MethodType(context.rebuild(attr.__func__), type(layer))
-        if isinstance(attr, property):
-            return context.rebuild(attr.fget)(self) if isinstance(attr.fget, types.FunctionType) else attr.fget(layer)
-        if isinstance(attr, types.FunctionType):
-            return types.MethodType(context.rebuild(attr), self)
-        return _attribute_value(self, getattr(layer, name))
+        return _class_attribute(self, attr)
 
     def __setattr__(self, name, value):
         raise MirrorError(f"assigns self.{name} inside call (state kept between calls is not mirrored; keep it in "
                           f"weights updated outside call, or compute it in call)")
+
+
+def _class_attribute(proxy, attr):
+    """A class attribute of the layer (from its class or a base) as seen through the proxy: methods and
+    properties rebuilt and bound to it, other values as ``_attribute_value``."""
+    context = object.__getattribute__(proxy, "_mirror")[0]
+    if isinstance(attr, staticmethod):
+        return context.rebuild(attr.__func__)
+    if isinstance(attr, classmethod):
+        return types.MethodType(context.rebuild(attr.__func__), type(context.layer))
+    if isinstance(attr, property):
+        if isinstance(attr.fget, types.FunctionType):
+            return context.rebuild(attr.fget)(proxy)
+        return _attribute_value(proxy, attr.fget(context.layer))
+    if isinstance(attr, types.FunctionType):
+        return types.MethodType(context.rebuild(attr), proxy)
+    return _attribute_value(proxy, attr)
+
+
+class _ProxySuper:
+    """``super()`` on the proxy: attributes of the classes after ``cls`` in the layer's MRO."""
+
+    def __init__(self, cls, proxy):
+        self._cls, self._proxy = cls, proxy
+
+    def __getattr__(self, name):
+        context = object.__getattribute__(self._proxy, "_mirror")[0]
+        mro = type(context.layer).__mro__
+        for klass in mro[mro.index(self._cls) + 1:]:
+            if name in vars(klass):
+                return _class_attribute(self._proxy, vars(klass)[name])
+        raise AttributeError(f"super() of {context.where} has no attribute {name!r}")
+
+
+def _super(*args):
+    """``super`` inside a rebuilt function: ``super()`` (the class and ``self`` read from the caller's frame, as
+    Python's own zero-argument form does) or ``super(cls, obj)``; on the proxy, a ``_ProxySuper``."""
+    if args:
+        cls, obj = args
+    else:
+        frame = sys._getframe(1)
+        cls, obj = frame.f_locals["__class__"], frame.f_locals[frame.f_code.co_varnames[0]]
+    return _ProxySuper(cls, obj) if isinstance(obj, _LayerProxy) else super(cls, obj)
 
 
 def _attribute_value(proxy, value):
@@ -450,6 +503,10 @@ def _attribute_value(proxy, value):
     context, weights, params = object.__getattribute__(proxy, "_mirror")
     if isinstance(value, Tensor) and id(value) in weights:
         return MirrorTensor(params[weights[id(value)]])
+    if isinstance(value, Layer):
+        raise MirrorError(f"uses the layer {type(value).__name__} {value.name!r} held inside it: the engine does not "
+                          f"track a nested layer's weights, so neither training nor the twin would see them; call "
+                          f"the layers one after another in a graph model instead")
     if isinstance(value, (list, tuple)):
         return type(value)(_attribute_value(proxy, v) for v in value)
     if isinstance(value, dict):

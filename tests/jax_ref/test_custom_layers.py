@@ -17,6 +17,8 @@ import pytest
 import jax_ref
 import tinygrad_cnn as tg
 from jax_ref import _custom
+from jax_ref import attribution as A
+from jax_ref.attribution.engine import engine_saliency
 from tinygrad_cnn import functional as F
 from tinygrad_cnn import nn
 
@@ -105,6 +107,15 @@ class TokenMix(nn.Layer):
         return {**super().get_config(), "train_scale": self.train_scale}
 
 
+@nn.register_serializable(package="CustomTwin")
+class DoubledDense(nn.Dense):
+    """A built-in layer subclassed: super().call (the Dense's own call, mirrored too) and isinstance on Tensor."""
+
+    def call(self, x, training=False):
+        assert isinstance(x, tg.Tensor)
+        return super().call(x, training) * 2.0
+
+
 def _randomise(model):
     model.set_weights([R.standard_normal(w.shape) * 0.5 for w in model.get_weights()])
     return model
@@ -116,7 +127,8 @@ def sequential():
         nn.Input((6, 6, 3)), PaddedConv(4, 3, padding=((1, 1), (2, 0)), kernel_regularizer=nn.regularizers.L2(0.01),
                                         name="pconv", dtype="float64"),
         TokenMix(name="mix", dtype="float64"), nn.Flatten(dtype="float64"), nn.Dense(6, dtype="float64"),
-        ScaledResidual(0.7, name="resid", dtype="float64"), nn.Dense(3, dtype="float64")], name="custom_seq"))
+        ScaledResidual(0.7, name="resid", dtype="float64"), DoubledDense(3, activation="tanh", name="doubled",
+                                                                       dtype="float64")], name="custom_seq"))
 
 
 def graph():
@@ -145,8 +157,8 @@ def test_twin_runs_the_layers_own_call_outputs_and_gradients_match(build, traini
     model = build()
     x, y = _data(model)
     twin = jax_ref.from_engine(model)
-    assert {info.name for info in twin.layers if info.custom} == {"resid", "mix", "pconv", "shared", "gmix",
-                                                                   "gconv"} & set(twin.layer_names)
+    assert {info.name for info in twin.layers if info.custom} == {"resid", "mix", "pconv", "doubled", "shared",
+                                                                   "gmix", "gconv"} & set(twin.layer_names)
     for mode in (False, True):
         assert _rel(twin.apply(twin.params, x, training=mode), model(x, training=mode).numpy()) < 1e-12
     report = jax_ref.compare_gradients(model, x, y, training=training)
@@ -157,8 +169,10 @@ def test_twin_runs_the_layers_own_call_outputs_and_gradients_match(build, traini
     if build is graph:
         assert {"shared.kernel", "shared:0 input", "shared:1 input", "gmix.gain", "gconv.kernel"} <= names
         assert report["shared:1 input"].kind == "ScaledResidual backward"
+        # attribution runs through the mirrored layers: saliency equals the engine's own input gradient
+        assert _rel(A.saliency(twin, x[:2]), engine_saliency(model, x[:2])) < 1e-12
     else:
-        assert {"resid.kernel", "mix input", "pconv.bias", "pconv.kernel"} <= names
+        assert {"resid.kernel", "mix input", "pconv.bias", "pconv.kernel", "doubled.kernel"} <= names
 
 
 def test_parity_train_and_saving_with_custom_layers(tmp_path):
@@ -203,16 +217,33 @@ class UnmirroredMethod(nn.Layer):
         return x.sort(axis=-1)
 
 
+class HoldsALayer(nn.Layer):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.inner = nn.Dense(4, name="inner")
+
+    def call(self, x, training=False):
+        return self.inner(x)
+
+
+class AssignsSelf(nn.Layer):
+    def call(self, x, training=False):
+        self.last = x
+        return x
+
+
 @pytest.mark.parametrize(("cls", "what"), [
     (UsesData, r"reads \.data"), (UsesUfunc, r"np\.tanh"), (BranchesOnValues, r"Python control flow"),
-    (UnmirroredMethod, r"Tensor\.sort")])
+    (UnmirroredMethod, r"Tensor\.sort"), (HoldsALayer, r"uses the layer Dense 'inner' held inside it"),
+    (AssignsSelf, r"assigns self\.last")])
 def test_calls_that_leave_jax_are_refused_naming_layer_class_and_operation(cls, what):
     """The engine runs these (the first two silently lose the gradient); the twin refuses them when built."""
     layer = cls(name=f"bad_{cls.__name__.lower()}")
     model = nn.Sequential([nn.Input((4,)), layer])
     model(np.ones((2, 4), np.float32))
     with pytest.raises(NotImplementedError, match=rf"custom layer 'bad_{cls.__name__.lower()}' of class "
-                                                  rf"{__name__}\.{cls.__name__} cannot be mirrored: its call .*{what}"):
+                                                  rf"{cls.__name__} \(module {__name__}\) cannot be mirrored: its "
+                                                  rf"call .*{what}"):
         jax_ref.from_engine(model)
 
 
