@@ -49,7 +49,7 @@ from tinygrad_cnn.nn import activations, constraints, regularizers
 from tinygrad_cnn.nn.layer import Layer
 from tinygrad_cnn.tensor import Tensor, _shape_args
 
-__all__ = ["METHODS", "MirrorError", "MirrorTensor", "is_custom", "layer_function", "probe", "weight_options"]
+__all__ = ["METHODS", "MirrorError", "MirrorTensor", "is_custom", "layer_function", "penalties", "probe"]
 
 
 class MirrorError(Exception):
@@ -540,16 +540,23 @@ def layer_function(layer):
         except MirrorError as error:
             raise NotImplementedError(f"jax_ref.from_engine: {context.where} cannot be mirrored: its call "
                                       f"{error}") from None
+        except Exception as error:  # a shape error, a JAX tracing error...: say in which layer's call
+            error.add_note(f"(raised in the JAX twin's run of the call of {context.where})")
+            raise
         return out.array
 
     return fn
 
 
-def weight_options(layer) -> dict:
-    """``{weight name: (regularizer config, constraint config)}`` of the layer's weights (``add_weight``'s)."""
-    return {name: (None if reg is None else regularizers.serialize(reg),
-                   None if con is None else constraints.serialize(con))
-            for name, _, reg, con in layer._weights}
+def penalties(layer) -> tuple[dict, dict | None]:
+    """``({weight name: (regularizer config, constraint config)}, activity regularizer config)``, read from the
+    layer's weights (``add_weight``'s arguments) and its ``activity_regularizer``, not from its ``get_config``
+    (a custom ``get_config`` need not list them)."""
+    weights = {name: (None if reg is None else regularizers.serialize(reg),
+                      None if con is None else constraints.serialize(con))
+               for name, _, reg, con in layer._weights}
+    activity = layer.activity_regularizer
+    return weights, None if activity is None else regularizers.serialize(activity)
 
 
 def probe(fn, layer, params, node) -> None:

@@ -39,14 +39,16 @@ class LayerInfo:
     """One layer of the twin: engine name and class, config, JAX function, weight names (trainable ones in
     ``weight_names``, state in ``state_names``; ``engine_weight_names`` in the engine's order), penalties."""
 
-    def __init__(self, name, class_name, config, weight_names, frozen_weights=(), fn=None, weight_options=None):
+    def __init__(self, name, class_name, config, weight_names, frozen_weights=(), fn=None, penalties=None):
         self.name, self.class_name, self.config = name, class_name, config
-        # a custom layer brings its function (its own call, ``jax_ref._custom``) and its weights' penalty and
-        # constraint configs ({weight: (regularizer, constraint)}); a built-in one is rebuilt from its config
+        # a custom layer brings its function (its own call, ``jax_ref._custom``) and its penalty configs
+        # (``_custom.penalties``: {weight: (regularizer, constraint)}, activity regularizer); a built-in one is
+        # rebuilt from its config
         self.custom = fn is not None
+        weight_options, activity = penalties if penalties is not None else (None, config.get("activity_regularizer"))
         self.fn = _layers.build(class_name, config) if fn is None else fn
-        self.stateful = class_name in _layers.STATE_WEIGHTS
-        state = set(_layers.STATE_WEIGHTS.get(class_name, ()))
+        self.stateful = not self.custom and class_name in _layers.STATE_WEIGHTS
+        state = set(_layers.STATE_WEIGHTS.get(class_name, ())) if self.stateful else set()
         self.engine_weight_names = list(weight_names)
         self.weight_names = [w for w in weight_names if w not in state]
         self.state_names = [w for w in weight_names if w in state]
@@ -64,7 +66,7 @@ class LayerInfo:
                 self.regularizers[w] = reg
             if con is not None:
                 self.constraints[w] = con
-        self.activity_regularizer = _penalties.regularizer(where, config.get("activity_regularizer"))
+        self.activity_regularizer = _penalties.regularizer(where, activity)
 
     def call(self, p, s, x, training, key):
         """``(y, s_new)``: the layer on ``x`` with parameters ``p`` and state ``s`` (stateless layers return ``s``)."""
@@ -272,7 +274,7 @@ def _engine_layer_info(layer) -> LayerInfo:
     frozen = [w for w, t in zip(layer.weight_names, layer.weights, strict=True) if not t.requires_grad]
     if _custom.is_custom(layer):  # a user's subclass: its own call, run on JAX
         return LayerInfo(layer.name, type(layer).__name__, layer.get_config(), layer.weight_names, frozen,
-                         fn=_custom.layer_function(layer), weight_options=_custom.weight_options(layer))
+                         fn=_custom.layer_function(layer), penalties=_custom.penalties(layer))
     return LayerInfo(layer.name, type(layer).__name__, layer.get_config(), layer.weight_names, frozen)
 
 
