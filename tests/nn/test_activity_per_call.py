@@ -42,6 +42,9 @@ def test_shared_layer_adds_one_activity_penalty_per_call_as_keras_and_the_twin()
     np.testing.assert_allclose([float(v.item()) for v in engine.losses], keras_losses, rtol=1e-12)
     engine(x)  # a second model call replaces the penalties, it does not add to them (Keras clears them)
     assert len(engine.losses) == len(dense.losses) == 2
+    with pytest.raises(ValueError, match="expected"):
+        engine(x[:, :3])  # a failed call leaves the penalties of the last call
+    assert [v.item() for v in engine.losses] == pytest.approx(keras_losses, rel=1e-12)
     dense(x)  # the layer called on its own is the outermost call: one penalty
     k_dense(x)
     assert len(dense.losses) == len(k_dense.losses) == 1

@@ -44,15 +44,21 @@ _IN_CALL = contextvars.ContextVar("tinygrad_cnn_in_layer_call", default=False)
 def outermost_call(layers):
     """Keras' call context for activity penalties: entered by the outermost call, it clears the activity
     penalties of ``layers`` (the layers the call runs) and lets every layer call inside it add its own; entered
-    inside another call, it does nothing (the penalties accumulate for the outermost call)."""
+    inside another call, it does nothing (the penalties accumulate for the outermost call). A call that fails
+    leaves the penalties of the call before it."""
     if _IN_CALL.get():
         yield
         return
+    before = [(layer, layer._activity_losses) for layer in layers]
     for layer in layers:
         layer._activity_losses = []
     token = _IN_CALL.set(True)
     try:
         yield
+    except BaseException:
+        for layer, losses in before:
+            layer._activity_losses = losses
+        raise
     finally:
         _IN_CALL.reset(token)
 
