@@ -7,7 +7,8 @@ engine (``train``, ``parity``) and data-parallel training over devices
 (``train(..., shard=True)``) and attribution (``jax_ref.attribution``).
 
 Modules, each importing only those below it (no cycles, imports at the top):
-``ops`` (on ``_conv``, ``_pool``, ``_padding``) < ``_penalties`` < ``_layers``
+``ops`` (on ``_conv``, ``_pool``, ``_padding``) < ``_penalties`` < ``_layers``,
+``_mirror_tensor`` < ``_custom`` (a user's layer: its own ``call`` run on JAX)
 < ``model`` (``from_engine``) < ``train`` (optax) < ``parity`` (engine side by
 side, and the engine objects the checks build) < ``compare``; ``attribution``
 sits on ``model``; ``launch`` (multi-process jobs: ``launch``, ``initialize``)

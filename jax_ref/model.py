@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_ref import _layers, _penalties
+from jax_ref import _custom, _layers, _penalties
 from jax_ref.losses import loss_function
 
 
@@ -39,11 +39,16 @@ class LayerInfo:
     """One layer of the twin: engine name and class, config, JAX function, weight names (trainable ones in
     ``weight_names``, state in ``state_names``; ``engine_weight_names`` in the engine's order), penalties."""
 
-    def __init__(self, name, class_name, config, weight_names, frozen_weights=()):
+    def __init__(self, name, class_name, config, weight_names, frozen_weights=(), fn=None, penalties=None):
         self.name, self.class_name, self.config = name, class_name, config
-        self.fn = _layers.build(class_name, config)
-        self.stateful = class_name in _layers.STATE_WEIGHTS
-        state = set(_layers.STATE_WEIGHTS.get(class_name, ()))
+        # a custom layer brings its function (its own call, ``jax_ref._custom``) and its penalty configs
+        # (``_custom.penalties``: {weight: (regularizer, constraint)}, activity regularizer); a built-in one is
+        # rebuilt from its config
+        self.custom = fn is not None
+        weight_options, activity = penalties if penalties is not None else (None, config.get("activity_regularizer"))
+        self.fn = _layers.build(class_name, config) if fn is None else fn
+        self.stateful = not self.custom and class_name in _layers.STATE_WEIGHTS
+        state = set(_layers.STATE_WEIGHTS.get(class_name, ())) if self.stateful else set()
         self.engine_weight_names = list(weight_names)
         self.weight_names = [w for w in weight_names if w not in state]
         self.state_names = [w for w in weight_names if w in state]
@@ -53,13 +58,15 @@ class LayerInfo:
         self.regularizers, self.constraints = {}, {}
         for w in self.weight_names:
             arg = _layers.weight_arg(class_name, w)
-            reg = _penalties.regularizer(where, config.get(f"{arg}_regularizer"))
-            con = _penalties.constraint(where, config.get(f"{arg}_constraint"))
+            reg_config, con_config = (weight_options[w] if weight_options is not None else
+                                      (config.get(f"{arg}_regularizer"), config.get(f"{arg}_constraint")))
+            reg = _penalties.regularizer(where, reg_config)
+            con = _penalties.constraint(where, con_config)
             if reg is not None:
                 self.regularizers[w] = reg
             if con is not None:
                 self.constraints[w] = con
-        self.activity_regularizer = _penalties.regularizer(where, config.get("activity_regularizer"))
+        self.activity_regularizer = _penalties.regularizer(where, activity)
 
     def call(self, p, s, x, training, key):
         """``(y, s_new)``: the layer on ``x`` with parameters ``p`` and state ``s`` (stateless layers return ``s``)."""
@@ -265,13 +272,17 @@ class JaxModel:
 
 def _engine_layer_info(layer) -> LayerInfo:
     frozen = [w for w, t in zip(layer.weight_names, layer.weights, strict=True) if not t.requires_grad]
+    if _custom.is_custom(layer):  # a user's subclass: its own call, run on JAX
+        return LayerInfo(layer.name, type(layer).__name__, layer.get_config(), layer.weight_names, frozen,
+                         fn=_custom.layer_function(layer), penalties=_custom.penalties(layer))
     return LayerInfo(layer.name, type(layer).__name__, layer.get_config(), layer.weight_names, frozen)
 
 
 def from_engine(model) -> JaxModel:
     """The JAX twin of an engine model (a built ``Model`` or ``Sequential``), walking its nodes in order.
 
-    Each layer is rebuilt from its own ``get_config`` and weights; ``twin.apply(params, state, x)`` computes
+    Each layer is rebuilt from its own ``get_config`` and weights; a custom layer (a user's ``Layer``
+    subclass) runs its own ``call`` on JAX (``jax_ref._custom``). ``twin.apply(params, state, x)`` computes
     the same function with ``jax.numpy``/``lax``, so ``jax.grad`` of it checks the engine's gradients.
 
     Args:
@@ -284,7 +295,8 @@ def from_engine(model) -> JaxModel:
     Raises:
         TypeError: ``model`` is not an engine model.
         ValueError: the model is not built yet.
-        NotImplementedError: a layer has no twin (the message names its class).
+        NotImplementedError: a layer has no twin, or a custom layer's call uses something the twin cannot
+            mirror (the message names the layer, its class and the operation).
     """
     if not hasattr(model, "get_config") or not hasattr(model, "layers"):
         raise TypeError(f"from_engine: model must be a tinygrad_cnn.nn.Model or Sequential; got "
@@ -319,6 +331,9 @@ def from_engine(model) -> JaxModel:
             params[info.name] = {w: jnp.asarray(arrays[w]) for w in info.weight_names}
         if info.state_names:
             state[info.name] = {w: jnp.asarray(arrays[w]) for w in info.state_names}
+    for node, info in zip(calls, (n.layer for n in nodes), strict=True):
+        if info.custom:  # trace it once now, so what cannot be mirrored fails here, naming the layer
+            _custom.probe(info.fn, node.layer, params.get(info.name, {}), node)
     shape = model.input_shape
     shape = [tuple(s) for s in shape] if isinstance(shape, list) else (None if shape is None else tuple(shape))
     return JaxModel(model, layers, nodes, input_names, [keys[id(t)] for t in model.outputs], params, state, shape)

@@ -88,6 +88,9 @@ def _plain(where: str, value):
 def _layer_class(entry: dict):
     layer_classes = registry.layer_classes()
     name, cls_name = entry.get("name") or entry.get("config", {}).get("name"), entry.get("class_name")
+    registered = registry.registered_class(entry.get("registered_name"))
+    if registered is not None:  # a user's layer, nn.register_serializable (Keras writes the same key)
+        return registered
     if cls_name in layer_classes:
         return layer_classes[cls_name]
     supported = ", ".join(layer_classes)
@@ -102,7 +105,9 @@ def _layer_from_keras(entry: dict) -> dict:
     cls = _layer_class(entry)
     config = _plain(f"load_model: Keras layer {entry.get('name') or entry['config'].get('name')!r}", entry["config"])
     where = f"load_model: Keras layer {config.get('name')!r} ({cls.__name__})"
-    return {"class_name": cls.__name__, "config": _strip(where, cls, config)}
+    out = {"class_name": cls.__name__, "config": _strip(where, cls, config)}
+    key = registry.registered_name(cls)
+    return out if key is None else {**out, "registered_name": key}
 
 
 def _refs(refs) -> list[list]:
@@ -213,7 +218,7 @@ def model_to_keras(model) -> dict:
             calls.append({"args": [args] if layer.takes_list else args, "kwargs": {}})
         entry = by_name[layer.name]
         layers.append({"module": "keras.layers", "class_name": entry["class_name"], "config": entry["config"],
-                       "registered_name": None, "name": layer.name, "inbound_nodes": calls})
+                       "registered_name": entry.get("registered_name"), "name": layer.name, "inbound_nodes": calls})
 
     def refs(items, single):
         return items[0] if single else items

@@ -6,7 +6,11 @@ bias). ``layer(x, training=False)`` builds on first use, checks the input
 against what the layer was built for, runs ``call`` and records the activity
 regularization penalty ``activity_regularizer(y) / batch_size`` (Keras' rule).
 ``layer.losses`` holds the weight penalties (recomputed from the current
-weights, so they are differentiable) plus the activity penalties of the last call.
+weights, so they are differentiable) plus the activity penalties of the last
+outermost call: as Keras' call context, the outermost call (a model's, or a
+layer's called on its own) clears the penalties of every layer it runs, and
+each layer call inside it adds its own, so a layer shared by two nodes of a
+model contributes one penalty per call.
 
 ``layer.trainable`` (Keras' flag) may be changed at any time: a weight's
 ``requires_grad`` is ``layer.trainable and w`` where ``w`` is the ``trainable``
@@ -17,6 +21,8 @@ follow it) while a weight added with ``trainable=False`` stays frozen.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 
 import numpy as np
@@ -26,9 +32,35 @@ from tinygrad_cnn.nn import _serial, activations, constraints, initializers, reg
 from tinygrad_cnn.nn.graph import Node, SymbolicTensor
 from tinygrad_cnn.tensor import Tensor, as_tensor
 
-__all__ = ["Layer", "assign_checked"]
+__all__ = ["Layer", "assign_checked", "outermost_call"]
 
 _DTYPES = ("float32", "float64")
+
+# True inside an outermost layer or model call (Keras' ``CallContext``): nested calls add activity penalties
+_IN_CALL = contextvars.ContextVar("tinygrad_cnn_in_layer_call", default=False)
+
+
+@contextlib.contextmanager
+def outermost_call(layers):
+    """Keras' call context for activity penalties: entered by the outermost call, it clears the activity
+    penalties of ``layers`` (the layers the call runs) and lets every layer call inside it add its own; entered
+    inside another call, it does nothing (the penalties accumulate for the outermost call). A call that fails
+    leaves the penalties of the call before it."""
+    if _IN_CALL.get():
+        yield
+        return
+    before = [(layer, layer._activity_losses) for layer in layers]
+    for layer in layers:
+        layer._activity_losses = []
+    token = _IN_CALL.set(True)
+    try:
+        yield
+    except BaseException:
+        for layer, losses in before:
+            layer._activity_losses = losses
+        raise
+    finally:
+        _IN_CALL.reset(token)
 
 
 class Layer:
@@ -162,13 +194,15 @@ class Layer:
             if any(isinstance(t, SymbolicTensor) for t in x):
                 return self._call_symbolic(list(x))
             x = [self._cast_input(as_tensor(t)) for t in x]
-            return self._run(x, [tuple(t.shape) for t in x], training)
+            with outermost_call((self,)):
+                return self._run(x, [tuple(t.shape) for t in x], training)
         if isinstance(x, SymbolicTensor):
             return self._call_symbolic(x)
         x = as_tensor(x)
         if not isinstance(x, Tensor):
             raise TypeError(f"{self._where()}: input must be a Tensor or an array; got {type(x).__name__}")
-        return self._run(self._cast_input(x), tuple(x.shape), training)
+        with outermost_call((self,)):
+            return self._run(self._cast_input(x), tuple(x.shape), training)
 
     def _cast_input(self, x: Tensor) -> Tensor:
         """Keras' dtype policy: a floating input of another dtype is cast to the layer's ``dtype`` (differentiably:
@@ -178,8 +212,8 @@ class Layer:
         return x
 
     def _run(self, x, shape, training):
-        """Build on first use (for ``shape``, batch axis read as None), check the input, call, record the activity
-        penalty."""
+        """Build on first use (for ``shape``, batch axis read as None), check the input, call, add the activity
+        penalty of this call (inside ``outermost_call``)."""
         if not self.built:
             self.check_build_shape(shape)
             self._build_shape = _batchless(shape)
@@ -190,7 +224,6 @@ class Layer:
                 out = self.call(x, training=bool(training))
         else:
             out = self.call(x, training=bool(training))
-        self._activity_losses = []
         if self.activity_regularizer is not None:
             penalty = self.activity_regularizer(out)
             if out.ndim > 0 and out.shape[0] > 0:
@@ -299,7 +332,8 @@ class Layer:
 
     @property
     def losses(self) -> list[Tensor]:
-        """Weight regularization penalties (from the current weights) and the last call's activity penalties."""
+        """Weight regularization penalties (from the current weights) and the activity penalties of the last
+        outermost call (one per call of this layer inside it)."""
         out = [reg(t) for _, t, reg, _ in self._weights if reg is not None]
         return out + list(self._activity_losses)
 

@@ -33,7 +33,7 @@ from tinygrad_cnn import observe, validation
 from tinygrad_cnn.nn import _serial, checkpoint, fusion, registry, saving
 from tinygrad_cnn.nn.core import InputLayer
 from tinygrad_cnn.nn.graph import SymbolicTensor, nodes_between
-from tinygrad_cnn.nn.layer import Layer, _fmt_shape, assign_checked
+from tinygrad_cnn.nn.layer import Layer, _fmt_shape, assign_checked, outermost_call
 from tinygrad_cnn.nn.training import ModelBase
 from tinygrad_cnn.tensor import Tensor, as_tensor
 
@@ -176,7 +176,8 @@ class Model(ModelBase):
                                  f"{len(t.shape)}) for {consumer}; got shape {tuple(v.shape)}")
         env = {id(t): v for t, v in zip(self.inputs, values, strict=True)}
         try:
-            self._run(env, training)
+            with outermost_call(self._layers):  # Keras: the model's call clears its layers' activity penalties
+                self._run(env, training)
         except ValueError as exc:
             if all(tuple(v.shape[1:]) == tuple(t.shape[1:]) for t, v in zip(self.inputs, values, strict=True)):
                 raise
@@ -304,7 +305,7 @@ class Model(ModelBase):
 
     @property
     def losses(self) -> list[Tensor]:
-        """Every layer's regularization penalties (weights now, activity of the last call)."""
+        """Every layer's regularization penalties (weights now, activity of the last call: one per layer call)."""
         return [loss for layer in self._layers for loss in layer.losses]
 
     def save_weights(self, path) -> None:

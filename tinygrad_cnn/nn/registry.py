@@ -14,7 +14,7 @@ from __future__ import annotations
 from tinygrad_cnn.nn import _serial
 from tinygrad_cnn.nn.layer import Layer
 
-__all__ = ["deserialize", "register_serializable", "registered_name"]
+__all__ = ["deserialize", "register_serializable", "registered_class", "registered_name"]
 
 _REGISTERED: dict[str, type] = {}
 
@@ -46,6 +46,11 @@ def registered_name(cls) -> str | None:
     """``"<package>><name>"`` if ``cls`` itself was registered (a subclass of it must register on its own)."""
     key = cls.__dict__.get("_registered_name")
     return key if key is not None and _REGISTERED.get(key) is cls else None
+
+
+def registered_class(key) -> type | None:
+    """The class registered under ``key`` (``"<package>><name>"``), or None."""
+    return _REGISTERED.get(key) if isinstance(key, str) else None
 
 
 def serialize(layer) -> dict:
