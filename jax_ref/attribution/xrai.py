@@ -102,11 +102,8 @@ def xrai_segments(image, data_format: str = "channels_last", scales=SCALES, sigm
     validation.float_array(fn, "image", im)
     validation.rank(fn, "image", im.shape, 3)
     fmt = validation.data_format(fn, data_format)
-    scales = _check_scales(fn, scales)
-    sigma = validation.number_in(fn, "sigma", sigma, 0.0, float("inf"))
-    min_size = validation.positive_int(fn, "min_size", min_size)
-    resize_image = validation.boolean(fn, "resize_image", resize_image)
-    dilation_rad = validation.positive_int(fn, "dilation_rad", dilation_rad, minimum=0)
+    scales, sigma, min_size, resize_image, dilation_rad = _segment_options(
+        fn, scales, sigma, min_size, resize_image, dilation_rad).values()
     im = np.moveaxis(im, 0, -1) if fmt == "channels_first" else im
     im = im.astype(np.float64)
     lo, hi = im.min(), im.max()
@@ -128,12 +125,28 @@ def xrai_segments(image, data_format: str = "channels_last", scales=SCALES, sigm
     return masks
 
 
-def _check_scales(fn: str, scales):
+def _segment_options(fn: str, scales, sigma, min_size, resize_image, dilation_rad) -> dict:
+    """``xrai_segments``' options, checked."""
     values = tuple(scales) if isinstance(scales, (tuple, list)) else None
-    if not values or not all(validation.is_int(s) or isinstance(s, float) for s in values) or \
-            not all(s > 0 for s in values):
+    if not values or not all(validation.is_int(v) or isinstance(v, float) for v in values) or \
+            not all(v > 0 for v in values):
         raise ValueError(f"{fn}: scales must be a non-empty tuple or list of positive numbers; got {scales!r}")
-    return values
+    return {"scales": values, "sigma": validation.number_in(fn, "sigma", sigma, 0.0, float("inf")),
+            "min_size": validation.positive_int(fn, "min_size", min_size),
+            "resize_image": validation.boolean(fn, "resize_image", resize_image),
+            "dilation_rad": validation.positive_int(fn, "dilation_rad", dilation_rad, minimum=0)}
+
+
+def _greedy_options(fn: str, area_threshold, min_pixel_diff, algorithm, flatten_xrai_segments) -> tuple:
+    """``xrai_regions``' options, checked."""
+    area_threshold = validation.number_in(fn, "area_threshold", area_threshold, 0.0, 1.0)
+    min_pixel_diff = validation.positive_int(fn, "min_pixel_diff", min_pixel_diff)
+    algorithm = validation.choice(fn, "algorithm", algorithm, ALGORITHMS)
+    flatten = validation.boolean(fn, "flatten_xrai_segments", flatten_xrai_segments)
+    if algorithm == "fast" and area_threshold != 1.0:
+        raise ValueError(f"{fn}: area_threshold={area_threshold} needs algorithm='full' ('fast' always covers "
+                         f"the whole image)")
+    return area_threshold, min_pixel_diff, algorithm, flatten
 
 
 def _densities(rows, a):
@@ -214,13 +227,8 @@ def xrai_regions(attribution, segments, area_threshold: float = 1.0, min_pixel_d
     if segs.dtype != bool or segs.ndim != 3 or segs.shape[1:] != a.shape or segs.shape[0] == 0:
         raise ValueError(f"{fn}: segments must be a boolean array (n, H, W) with n >= 1 and (H, W) = {a.shape} "
                          f"(the attribution's); got {segs.dtype} of shape {segs.shape}")
-    area_threshold = validation.number_in(fn, "area_threshold", area_threshold, 0.0, 1.0)
-    min_pixel_diff = validation.positive_int(fn, "min_pixel_diff", min_pixel_diff)
-    algorithm = validation.choice(fn, "algorithm", algorithm, ALGORITHMS)
-    flatten = validation.boolean(fn, "flatten_xrai_segments", flatten_xrai_segments)
-    if algorithm == "fast" and area_threshold != 1.0:
-        raise ValueError(f"{fn}: area_threshold={area_threshold} needs algorithm='full' ('fast' always covers "
-                         f"the whole image)")
+    area_threshold, min_pixel_diff, algorithm, flatten = _greedy_options(
+        fn, area_threshold, min_pixel_diff, algorithm, flatten_xrai_segments)
     flat = a.astype(np.float64).ravel()
     m = segs.reshape(len(segs), -1)
     m = m[m.any(axis=1)]  # an empty mask would be dropped on the first step anyway
@@ -305,14 +313,10 @@ def xrai(model, x, target=None, baselines=None, steps: int = 100, area_threshold
     net, params = _net.as_net(model)
     score = _net.check_score(fn, score)
     steps = validation.positive_int(fn, "steps", steps)
-    area_threshold = validation.number_in(fn, "area_threshold", area_threshold, 0.0, 1.0)
-    min_pixel_diff = validation.positive_int(fn, "min_pixel_diff", min_pixel_diff)
-    algorithm = validation.choice(fn, "algorithm", algorithm, ALGORITHMS)
-    if algorithm == "fast" and area_threshold != 1.0:
-        raise ValueError(f"{fn}: area_threshold={area_threshold} needs algorithm='full' ('fast' always covers "
-                         f"the whole image)")
+    greedy = _greedy_options(fn, area_threshold, min_pixel_diff, algorithm, flatten_xrai_segments)
+    flatten = greedy[-1]
+    segment_args = _segment_options(fn, scales, sigma, min_size, resize_image, dilation_rad)
     return_segments = validation.boolean(fn, "return_xrai_segments", return_xrai_segments)
-    flatten = validation.boolean(fn, "flatten_xrai_segments", flatten_xrai_segments)
     xb, single = _net.prepare(fn, net, x, params)
     if xb.ndim != 4:
         raise ValueError(f"{fn}: x must hold 2-D images (rank 3 per image, {net.data_format}); got image shape "
@@ -321,8 +325,6 @@ def xrai(model, x, target=None, baselines=None, steps: int = 100, area_threshold
     caxis = -1 if fmt == "channels_last" else 1
     spatial = tuple(xb.shape[1:3] if fmt == "channels_last" else xb.shape[2:])
     targets = _net.targets_for(fn, net, params, xb, target)
-    segment_args = {"scales": _check_scales(fn, scales), "sigma": sigma, "min_size": min_size,
-                    "resize_image": resize_image, "dilation_rad": dilation_rad}
 
     def check_segments(s, i):
         if s.dtype != bool or s.ndim != 3 or s.shape[1:] != spatial or not s.any():
@@ -348,7 +350,7 @@ def xrai(model, x, target=None, baselines=None, steps: int = 100, area_threshold
     masks, ranked = [], []
     for i in range(len(xb)):  # per image: the segmentation and the greedy growth are per image
         s = segs[i] if segs is not None else xrai_segments(xb[i], fmt, **segment_args)
-        m, r = xrai_regions(attr[i], s, area_threshold, min_pixel_diff, algorithm, flatten)
+        m, r = xrai_regions(attr[i], s, *greedy)
         masks.append(m)
         ranked.append(r)
     mask = masks[0] if single else np.stack(masks)

@@ -225,7 +225,7 @@ def test_vectorised_greedy_equals_pairs_loop():
     ({"base_attribution": np.zeros((SIZE, SIZE))}, "base_attribution must have the shape of x"),
     ({"segments": np.ones((2, SIZE, SIZE))}, "segments must be a boolean array"),
     ({"scales": ()}, "scales must be a non-empty tuple or list of positive numbers; got ()"),
-    ({"dilation_rad": -1}, "dilation_rad must be an integer >= 0; got -1"),
+    ({"dilation_rad": -1}, "xrai: dilation_rad must be an integer >= 0; got -1"),
     ({"flatten_xrai_segments": "yes"}, "flatten_xrai_segments must be True or False"),
 ])
 def test_bad_options_are_named(kwargs, match):
