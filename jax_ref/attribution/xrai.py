@@ -317,6 +317,8 @@ def xrai(model, x, target=None, baselines=None, steps: int = 100, area_threshold
     flatten = greedy[-1]
     segment_args = _segment_options(fn, scales, sigma, min_size, resize_image, dilation_rad)
     return_segments = validation.boolean(fn, "return_xrai_segments", return_xrai_segments)
+    if batch_size is not None:
+        validation.positive_int(fn, "batch_size", batch_size)
     xb, single = _net.prepare(fn, net, x, params)
     if xb.ndim != 4:
         raise ValueError(f"{fn}: x must hold 2-D images (rank 3 per image, {net.data_format}); got image shape "

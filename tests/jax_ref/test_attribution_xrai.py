@@ -227,6 +227,7 @@ def test_vectorised_greedy_equals_pairs_loop():
     ({"scales": ()}, "scales must be a non-empty tuple or list of positive numbers; got ()"),
     ({"dilation_rad": -1}, "xrai: dilation_rad must be an integer >= 0; got -1"),
     ({"flatten_xrai_segments": "yes"}, "flatten_xrai_segments must be True or False"),
+    ({"batch_size": 0, "base_attribution": X[0]}, "xrai: batch_size must be an integer >= 1; got 0"),
 ])
 def test_bad_options_are_named(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
