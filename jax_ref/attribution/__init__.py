@@ -1,8 +1,8 @@
 """What the network looks at: saliency, input x gradient, SmoothGrad (and ``noise_tunnel`` around any method),
 integrated gradients, guided backprop, deconvnet, occlusion, Grad-CAM, guided Grad-CAM, Grad-CAM++, Score-CAM,
-layer activations and gradients, feature maps, filters and activation maximisation, for a ``JaxModel`` or an
-engine model (``Sequential`` or a graph ``Model``, one input, one output; layers are named by node, so the
-CAM methods and feature maps reach every call of a graph).
+layer activations and gradients, XRAI regions, feature maps, filters and activation maximisation, for a
+``JaxModel`` or an engine model (``Sequential`` or a graph ``Model``, one input, one output; layers are named
+by node, so the CAM methods and feature maps reach every call of a graph).
 
 Every function returns raw NumPy arrays (no normalisation, no channel
 reduction: that is ``tinygrad_cnn.viz``'s job), shaped like ``x`` (one image
@@ -32,10 +32,11 @@ from jax_ref.attribution.metrics import deletion_curve, infidelity, insertion_cu
 from jax_ref.attribution.noise_tunnel import noise_tunnel
 from jax_ref.attribution.occlusion import occlusion, window_masks
 from jax_ref.attribution.score_cam import score_cam
+from jax_ref.attribution.xrai import xrai, xrai_regions, xrai_segments
 
 __all__ = [
     "activation_maximization", "completeness", "deconvnet", "deletion_curve", "feature_maps", "filters", "grad_cam",
     "grad_cam_plus_plus", "guided_backprop", "guided_grad_cam", "infidelity", "input_x_gradient", "insertion_curve",
     "integrated_gradients", "layer_activation", "layer_gradient", "noise_tunnel", "occlusion", "saliency",
-    "score_cam", "sensitivity_max", "smoothgrad", "window_masks",
+    "score_cam", "sensitivity_max", "smoothgrad", "window_masks", "xrai", "xrai_regions", "xrai_segments",
 ]

@@ -26,6 +26,7 @@ from scipy.stats import rankdata
 from jax_ref.attribution import gradients, guided, layers, metrics
 from jax_ref.attribution.occlusion import occlusion as _occlusion
 from jax_ref.attribution.score_cam import score_cam
+from jax_ref.attribution.xrai import xrai
 from tinygrad_cnn import data, nn, optim, validation
 from tinygrad_cnn import functional as F
 
@@ -34,10 +35,11 @@ __all__ = ["METHODS", "attribution_maps", "evaluate", "format_table", "mass_insi
 
 METHODS = ("saliency", "input_x_gradient", "smoothgrad", "smoothgrad_squared", "vargrad", "integrated_gradients",
            "guided_backprop", "deconvnet", "occlusion", "grad_cam", "guided_grad_cam", "grad_cam_plus_plus",
-           "score_cam")
+           "score_cam", "xrai")
 _PLAIN = {"saliency": gradients.saliency, "input_x_gradient": gradients.input_x_gradient,
           "guided_backprop": guided.guided_backprop, "deconvnet": guided.deconvnet}
 _CAMS = {"grad_cam": layers.grad_cam, "grad_cam_plus_plus": layers.grad_cam_plus_plus, "score_cam": score_cam}
+_XRAI = {"steps": 50, "resize_image": False, "min_size": 8, "dilation_rad": 1, "min_pixel_diff": 8}  # small images
 _CHUNK = 2048  # images in flight at once inside the batched methods
 
 
@@ -67,7 +69,8 @@ def _last_conv(model) -> str:
 def attribution_maps(model, x, method: str, target=None) -> np.ndarray:
     """``|a|`` per pixel ``(B, H, W)`` (channels_last ``x``) for one of ``METHODS`` with this module's settings:
     SmoothGrad n=50, noise 15%; integrated gradients 50 steps from zeros; occlusion window 4, stride 2,
-    baseline 0; the CAM methods at the last convolution (upsampled)."""
+    baseline 0; the CAM methods at the last convolution (upsampled); XRAI's gains clamped at 0, with IG of 50 steps
+    and Felzenszwalb at the image's own size (``_XRAI``: PAIR's defaults are sized for 224 x 224 images)."""
     method = validation.choice("attribution_maps", "method", method, METHODS)
     if method in _PLAIN:
         a = _PLAIN[method](model, x, target)
@@ -78,6 +81,8 @@ def attribution_maps(model, x, method: str, target=None) -> np.ndarray:
         a = gradients.smoothgrad(model, x, target, n=50, noise_level=0.15, kind=kind, batch_size=_CHUNK)
     elif method == "integrated_gradients":
         a = gradients.integrated_gradients(model, x, target, steps=50, batch_size=_CHUNK)
+    elif method == "xrai":  # the gains clamped at 0 (a negative region ranks last, not by |gain|)
+        return np.maximum(xrai(model, x, target, batch_size=_CHUNK, **_XRAI), 0.0)
     elif method == "occlusion":
         a = _occlusion(model, x, target, window=4, stride=2, batch_size=_CHUNK)
     else:
