@@ -163,7 +163,8 @@ def floor_step_fn(model, x, y=None, forward_only: bool = False):
     return step
 
 
-def torch_step_fn(model, x, y):
+def torch_net(model):
+    """The reference CNN in ``torch.nn`` (``channels_last``) with ``model``'s weights (Keras layouts transposed)."""
     import torch
 
     weights = model.get_weights()  # k1 b1 k2 b2 d1 db1 d2 db2 (Keras layouts)
@@ -178,10 +179,23 @@ def torch_step_fn(model, x, y):
         for lin, (k, b) in ((net[7], weights[4:6]), (net[9], weights[6:8])):
             lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(k.T)))
             lin.bias.copy_(torch.from_numpy(b))
-    net = net.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(net.parameters(), lr=LR)
-    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).contiguous(
+    return net.to(memory_format=torch.channels_last)
+
+
+def torch_input(x):
+    """NHWC array -> NCHW torch tensor in ``channels_last`` memory (the same bytes order as ``x``)."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).contiguous(
         memory_format=torch.channels_last)
+
+
+def torch_step_fn(model, x, y):
+    import torch
+
+    net = torch_net(model)
+    opt = torch.optim.SGD(net.parameters(), lr=LR)
+    xt = torch_input(x)
     yt = torch.from_numpy(y.astype(np.int64))
     loss_fn = torch.nn.CrossEntropyLoss()
 
