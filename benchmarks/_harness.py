@@ -4,8 +4,8 @@
   hits all alike; medians and minima in ms.
 * :func:`machine_info`: CPU model (``/proc/cpuinfo``), core count, BLAS kernel and threads (threadpoolctl), the
   1-minute load average, NumPy/PyTorch/JAX versions.
-* :func:`one_thread_env`: the environment of a child process in which every pool (OpenBLAS/MKL/OpenMP and XLA's
-  Eigen pool, which threadpoolctl cannot reach) starts with one thread.
+* :func:`threads_env`: the environment of a child process in which every pool (OpenBLAS/MKL/OpenMP and XLA's
+  Eigen pool, which threadpoolctl cannot reach) starts with n threads.
 * :func:`competing_load`: one CPU-bound process beside the benchmark, bounded in time, killed on exit.
 * :func:`step_memory`: the peak RSS of a process around a few steps, and tracemalloc's working set of one step.
 """
@@ -76,12 +76,14 @@ def cpu_model() -> str:
 
 
 def versions() -> dict:
-    """NumPy's, PyTorch's and JAX's versions (None for one that cannot be imported)."""
-    out = {"numpy": np.__version__}
-    for name in ("torch", "jax"):
+    """NumPy's, PyTorch's and JAX's installed versions (None for one not installed), read without importing them."""
+    from importlib import metadata
+
+    out = {}
+    for name in ("numpy", "torch", "jax"):
         try:
-            out[name] = __import__(name).__version__
-        except Exception:  # noqa: BLE001 (not installed, or broken: either way no version)
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
             out[name] = None
     return out
 
@@ -93,18 +95,19 @@ def machine_info() -> dict:
 
 
 # -- threads and load -----------------------------------------------------------------------------------------
-def one_thread_env(env=None) -> dict:
-    """``env`` (default ``os.environ``) for a child process whose every thread pool starts with one thread.
+def threads_env(n: int, env=None) -> dict:
+    """``env`` (default ``os.environ``) for a child process whose every thread pool starts with ``n`` threads.
 
-    OpenBLAS, MKL and OpenMP read their variables at load; XLA's CPU client takes its intra-op pool size from
-    ``XLA_FLAGS`` when the backend starts, and no runtime call changes it, so a one-thread JAX needs a fresh
-    process. The child still calls threadpoolctl and ``torch.set_num_threads(1)`` itself.
+    OpenBLAS, MKL and OpenMP read their variables when they load; XLA's CPU client reads ``XLA_FLAGS`` when the
+    backend starts (no runtime call changes it), so a one-thread JAX needs a fresh process. The child still caps
+    the pools at run time too (threadpoolctl, ``torch.set_num_threads``).
     """
     env = dict(os.environ if env is None else env)
     for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
-        env[key] = "1"
-    flags = env.get("XLA_FLAGS", "")
-    env["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1".strip()
+        env[key] = str(n)
+    if n == 1:  # XLA has a switch for one thread, no count: with n > 1 JAX keeps its own pool size
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
+                            "intra_op_parallelism_threads=1").strip()
     return env
 
 
