@@ -182,7 +182,8 @@ def main(argv=None) -> dict | None:
     from _workloads import WORKLOADS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="benchmark_results", help="directory for results.md/.json, scaling.png")
+    parser.add_argument("--out", default=os.path.join("benchmarks", "results"),
+                        help="directory for results.md, results.json, scaling.png (default benchmarks/results)")
     parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
     parser.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=list(FRAMEWORKS))
     parser.add_argument("--threads", nargs="+", type=_thread_setting, default=[None, 1],
