@@ -49,8 +49,8 @@ def blas_info() -> str:
         from threadpoolctl import threadpool_info
     except ImportError:
         return "threadpoolctl not installed"
-    return "; ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} "
-                     f"threads={i.get('num_threads')}" for i in threadpool_info())
+    return "; ".join(" ".join(str(i[k]) for k in ("internal_api", "prefix", "version", "architecture") if i.get(k))
+                     + f" threads={i.get('num_threads')}" for i in threadpool_info())
 
 
 def torch_available() -> str | None:

@@ -57,7 +57,7 @@ def memory_rows(report: dict) -> list[list[str]]:
         cells = []
         for fw in ("engine", "torch", "jax"):
             m = per.get(fw)
-            if m is None:
+            if m is None or "skipped" in m:
                 cells.append("-")
             elif "error" in m:
                 cells.append("failed")

@@ -29,12 +29,22 @@ def _largest_gap(first: dict, skip=("floor",)) -> float | None:
     return max(gaps) if ref is not None and gaps else None
 
 
+def _same_weights(build: Callable, _first: dict = {}):  # noqa: B006 (the cache is the point)
+    """A fresh ``build()`` with the weights (and BatchNormalization statistics) of the first model ``build`` gave in
+    this process: a model maker may draw its kernels from the initializers' global random state."""
+    model = build()
+    if build not in _first:
+        _first[build] = model.get_weights()
+    model.set_weights(_first[build])
+    return model
+
+
 @dataclass(frozen=True)
 class Training:
     """One training step (forward, softmax cross-entropy, backward, SGD update) of ``model()`` on ``batch(n)``.
 
-    ``makers[framework](model, x, y) -> step`` (the step returns its loss); every framework gets a fresh model
-    with the same weights and the same batch.
+    ``makers[framework](model, x, y) -> step`` (the step returns its loss); every framework gets a model of its
+    own (a step updates it) with the weights of the first one built, and the same batch.
     """
 
     name: str
@@ -49,7 +59,7 @@ class Training:
 
     def steps(self, batch: int, frameworks) -> dict:
         x, y = self.batch(batch)
-        return {fw: self.makers[fw](self.model(), x, y) for fw in frameworks if fw in self.makers}
+        return {fw: self.makers[fw](_same_weights(self.model), x, y) for fw in frameworks if fw in self.makers}
 
     def agreement(self, first: dict) -> float | None:
         return _largest_gap(first)
@@ -73,7 +83,7 @@ class Inference:
 
     def steps(self, batch: int, frameworks) -> dict:
         x, _ = self.batch(batch)
-        model = self.model()
+        model = _same_weights(self.model)
         makers = {"engine": lambda: (lambda: model.predict(x, batch_size=batch)),
                   "torch": lambda: _torch_eval(self.torch_net(model), bts.torch_input(x)),
                   "jax": lambda: _jax_eval(model, x),

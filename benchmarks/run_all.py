@@ -41,6 +41,7 @@ import _harness  # noqa: E402
 import _report  # noqa: E402
 
 FRAMEWORKS = ("engine", "torch", "jax", "floor")
+CHILD_TIMEOUT = 3600.0  # seconds for one (condition, workload) process
 
 
 def _threads_label(threads) -> str:
@@ -113,14 +114,16 @@ def memory(spec: dict) -> dict:
     frameworks, notes = available([spec["framework"]])
     if not frameworks:
         return {"error": "; ".join(notes)}
-    fn = workload.steps(spec["setting"], frameworks)[spec["framework"]]
-    return _harness.step_memory(fn, steps=1 if workload.kind == "gradcheck" else 3,
+    steps = workload.steps(spec["setting"], frameworks)
+    if spec["framework"] not in steps:
+        return {"skipped": f"{spec['workload']} {spec['setting']} has no {spec['framework']} step"}
+    return _harness.step_memory(steps[spec["framework"]], steps=1 if workload.kind == "gradcheck" else 3,
                                 traced=spec["framework"] == "engine",
                                 before_trace=bench_train_step._clear_engine_buffers)
 
 
 # -- the parent ------------------------------------------------------------------------------------------------
-def child(kind: str, spec: dict, env=None, timeout: float = 3600) -> dict:
+def child(kind: str, spec: dict, env=None, timeout: float = CHILD_TIMEOUT) -> dict:
     """Run :func:`measure` or :func:`memory` on ``spec`` in a fresh Python; its JSON result, or ``{"error": ...}``."""
     cmd = [sys.executable, os.path.abspath(__file__), f"--{kind}-child", json.dumps(spec)]
     try:
@@ -153,19 +156,22 @@ def run(args) -> dict:
     report["conditions"] = conds
     for i, cond in enumerate(conds):
         env = None if cond["threads"] is None else _harness.threads_env(cond["threads"])
-        load = _harness.competing_load() if cond["load"] else contextlib.nullcontext()
-        with load:
-            load_before = os.getloadavg()[0]
-            for name in args.workloads:
-                workload = WORKLOADS[name]
-                spec = {"workload": name, "settings": settings_for(workload, args, scaling=i == 0),
-                        "frameworks": args.frameworks, "threads": cond["threads"], "warmup": 1 if args.quick else 3,
-                        "repeats": max(2, repeats // 2) if workload.kind == "gradcheck" else repeats}
-                print(f"[{cond['label']}] {name} {spec['settings']} ...", file=sys.stderr, flush=True)
-                res = child("measure", spec, env)
-                report["runs"].append({"workload": name, "kind": workload.kind, "condition": cond["label"], **res})
-                report["notes"] += [n for n in res.get("notes", []) if n not in report["notes"]]
-            cond["load_1min"] = [load_before, os.getloadavg()[0]]
+        load_before = os.getloadavg()[0]
+        for name in args.workloads:
+            workload = WORKLOADS[name]
+            spec = {"workload": name, "settings": settings_for(workload, args, scaling=i == 0),
+                    "frameworks": args.frameworks, "threads": cond["threads"], "warmup": 1 if args.quick else 3,
+                    "repeats": max(2, repeats // 2) if workload.kind == "gradcheck" else repeats}
+            print(f"[{cond['label']}] {name} {spec['settings']} ...", file=sys.stderr, flush=True)
+            # a fresh competing process per child, outliving the child's timeout: the load cannot end mid-run
+            load = _harness.competing_load(CHILD_TIMEOUT + 60) if cond["load"] else contextlib.nullcontext()
+            with load as spinner:
+                res = child("measure", spec, env, CHILD_TIMEOUT)
+                if spinner is not None and spinner.poll() is not None:
+                    res = {"error": "the competing process ended before the measurement did"}
+            report["runs"].append({"workload": name, "kind": workload.kind, "condition": cond["label"], **res})
+            report["notes"] += [n for n in res.get("notes", []) if n not in report["notes"]]
+        cond["load_1min"] = [load_before, os.getloadavg()[0]]
     if not args.no_memory:
         for name in args.workloads:
             workload = WORKLOADS[name]

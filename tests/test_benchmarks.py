@@ -103,3 +103,15 @@ def test_floor_gemms_of_the_conv1d_model():
     assert gemms[2][1:] == ((4 * 10, 75), (75, 25), False)
     assert (f"{conv2} input gradient", (40, 25), (25, 75), False) in gemms
     assert len(gemms) == 4 * 3 - 1 and len(step_gemms(mnist1d_cnn.engine_model(), 4, forward_only=True)) == 4
+
+
+def test_every_framework_starts_from_the_same_weights():
+    import bench_train_step
+    import numpy as np
+    from _workloads import _same_weights
+
+    # the negative control: the reference CNN's maker draws its kernels from the initializers' global state
+    fresh = [bench_train_step.engine_model().get_weights() for _ in range(2)]
+    assert not all(np.array_equal(a, b) for a, b in zip(*fresh, strict=True))
+    first, second = (_same_weights(bench_train_step.engine_model).get_weights() for _ in range(2))
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
