@@ -58,7 +58,7 @@ def conditions(threads: list, load: bool) -> list[dict]:
 
 # -- in a child process --------------------------------------------------------------------------------------
 def available(frameworks) -> tuple[list, list]:
-    """``(the frameworks of ``frameworks`` that can run here, notes on those that cannot)``."""
+    """``(keep, notes)``: the frameworks among ``frameworks`` that can run here, and a note on each that cannot."""
     keep, notes = [], []
     for fw in frameworks:
         if fw == "torch":
