@@ -88,7 +88,8 @@ def markdown(report: dict) -> str:
     out += [f"Machine: {machine['cpu']}, {machine['cpus']} CPUs; numpy {v['numpy']}, torch {v['torch']}, "
             f"jax {v['jax']}; Python {machine['python']}; started {report['started']}.",
             f"1-minute load average: {machine['load_1min']:.1f} before, {report['load_1min_after']:.1f} after.", "",
-            "Conditions (each workload in a fresh process per condition; frameworks interleaved step by step):"]
+            "Conditions (each workload in a fresh process per condition; frameworks interleaved step by step; "
+            "\"under load\": with one CPU-bound process that this script starts beside whatever else runs):"]
     for c in report["conditions"]:
         load = c.get("load_1min", [math.nan, math.nan])
         out.append(f"- **{c['label']}**: BLAS {blas.get(c['label'], '?')}; 1-min load {load[0]:.1f} -> {load[1]:.1f}")
@@ -143,7 +144,9 @@ def scaling_figure(report: dict):
         ax.grid(True, which="both", alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), frameon=False)
-    fig.suptitle(f"time per training step against batch size, {first}, no competing load")
+    load = report["conditions"][0].get("load_1min", [math.nan, math.nan])
+    fig.suptitle(f"time per training step against batch size: {first}, no competing process started "
+                 f"(machine's 1-min load {load[0]:.1f} -> {load[1]:.1f})")
     fig.tight_layout(rect=(0, 0.16, 1, 1))
     return fig
 
