@@ -35,10 +35,11 @@ import json
 import os
 import subprocess
 import sys
-import time
-import tracemalloc
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _harness import blas_info, step_memory, time_interleaved, torch_available  # noqa: E402, F401  (shared; re-exported)
 
 # Three frameworks share this process and 2 cores: OpenMP's default active wait (torch's pool spins after each
 # parallel region) starves OpenBLAS's second thread on the engine's next step (measured: engine median 1124 ms
@@ -111,37 +112,46 @@ def jax_step_fn(model, x, y):
     return step
 
 
-def step_gemms(model, batch: int) -> list[tuple[str, tuple[int, int], tuple[int, int], bool]]:
+def step_gemms(model, batch: int, forward_only: bool = False) -> list[tuple[str, tuple, tuple, bool]]:
     """The GEMMs of one training step of ``model`` at batch ``batch``, as ``(what, a_shape, b_shape, a_transposed)``.
 
-    A conv with kernel k1 x ... x C_in x C_out (one group) over an input with O output positions per example is,
-    as im2col, forward ``cols (N O, K) @ W (K, C_out)`` with ``K = k1 ... C_in``; its weight gradient
-    ``cols^T (K, N O) @ g (N O, C_out)``; its input gradient ``g (N O, C_out) @ W^T (C_out, K)`` (the col2im scatter
-    that follows is not a GEMM). A dense layer (D_in, D_out) is the same with O = 1, K = D_in. The first layer's
-    input needs no gradient, so it has no input-gradient GEMM.
+    A conv with kernel k1 x ... x C_in x C_out (one group; Conv1D, Conv2D or Conv3D, any strides and padding)
+    over an input with O output positions per example is, as im2col, forward ``cols (N O, K) @ W (K, C_out)``
+    with ``K = k1 ... C_in``; its weight gradient ``cols^T (K, N O) @ g (N O, C_out)``; its input gradient
+    ``g (N O, C_out) @ W^T (C_out, K)`` (the col2im scatter that follows is not a GEMM). A dense layer
+    (D_in, D_out) is the same with O = 1 (or the positions of its input's middle axes), K = D_in. A layer that
+    reads a model input needs no input gradient, so it has no input-gradient GEMM. Shapes come from each layer's
+    one call in the model's graph (``layer.input`` / ``layer.output``), so Sequential and graph models (skip
+    connections, BatchNormalization between the convs: not GEMMs) alike. ``forward_only``: the forward GEMMs
+    only (inference). Raises ``ValueError`` for a grouped conv (not one GEMM).
     """
     from tinygrad_cnn import nn
 
-    gemms, shape, first = [], (batch,) + tuple(model.input_shape[1:]), True
+    model_inputs = {id(t) for t in model.inputs}
+    gemms = []
     for layer in model.layers:
-        out = (batch,) + tuple(layer.compute_output_shape(shape)[1:])
-        if isinstance(layer, (nn.Conv1D, nn.Conv2D, nn.Conv3D, nn.Dense)):
-            kernel = layer.kernel.shape
-            rows, k, c_out = int(np.prod(out[:-1])), int(np.prod(kernel[:-1])), kernel[-1]
-            gemms.append((f"{layer.name} forward", (rows, k), (k, c_out), False))
-            gemms.append((f"{layer.name} weight gradient", (k, rows), (rows, c_out), True))
-            if not first:
-                gemms.append((f"{layer.name} input gradient", (rows, c_out), (c_out, k), False))
-            first = False
-        shape = out
+        if not isinstance(layer, (nn.Conv1D, nn.Conv2D, nn.Conv3D, nn.Dense)):
+            continue
+        if getattr(layer, "groups", 1) != 1:
+            raise ValueError(f"step_gemms: layer {layer.name!r} has groups={layer.groups}; only groups=1 (one GEMM "
+                             f"per conv) is modelled")
+        kernel, out = layer.kernel.shape, layer.output.shape
+        rows, k, c_out = batch * int(np.prod(out[1:-1])), int(np.prod(kernel[:-1])), kernel[-1]
+        gemms.append((f"{layer.name} forward", (rows, k), (k, c_out), False))
+        if forward_only:
+            continue
+        gemms.append((f"{layer.name} weight gradient", (k, rows), (rows, c_out), True))
+        if id(layer.input) not in model_inputs:
+            gemms.append((f"{layer.name} input gradient", (rows, c_out), (c_out, k), False))
     return gemms
 
 
-def floor_step_fn(model, x, y):
-    """The step's GEMMs (:func:`step_gemms`) on random float32 operands of their exact shapes, one after another."""
+def floor_step_fn(model, x, y=None, forward_only: bool = False):
+    """The step's GEMMs (:func:`step_gemms`) on random operands of their exact shapes and ``x``'s dtype, one after
+    another (``y`` is unused: the signature of the other step makers)."""
     rng = np.random.default_rng(0)
     operands = []
-    for _, a_shape, b_shape, a_transposed in step_gemms(model, x.shape[0]):
+    for _, a_shape, b_shape, a_transposed in step_gemms(model, x.shape[0], forward_only):
         a = rng.standard_normal(a_shape[::-1] if a_transposed else a_shape).astype(x.dtype)
         operands.append((a.T if a_transposed else a, rng.standard_normal(b_shape).astype(x.dtype),
                          np.empty((a_shape[0], b_shape[1]), x.dtype)))
@@ -153,7 +163,8 @@ def floor_step_fn(model, x, y):
     return step
 
 
-def torch_step_fn(model, x, y):
+def torch_net(model):
+    """The reference CNN in ``torch.nn`` (``channels_last``) with ``model``'s weights (Keras layouts transposed)."""
     import torch
 
     weights = model.get_weights()  # k1 b1 k2 b2 d1 db1 d2 db2 (Keras layouts)
@@ -168,10 +179,23 @@ def torch_step_fn(model, x, y):
         for lin, (k, b) in ((net[7], weights[4:6]), (net[9], weights[6:8])):
             lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(k.T)))
             lin.bias.copy_(torch.from_numpy(b))
-    net = net.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(net.parameters(), lr=LR)
-    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).contiguous(
+    return net.to(memory_format=torch.channels_last)
+
+
+def torch_input(x):
+    """NHWC array -> NCHW torch tensor in ``channels_last`` memory (the same bytes order as ``x``)."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).contiguous(
         memory_format=torch.channels_last)
+
+
+def torch_step_fn(model, x, y):
+    import torch
+
+    net = torch_net(model)
+    opt = torch.optim.SGD(net.parameters(), lr=LR)
+    xt = torch_input(x)
     yt = torch.from_numpy(y.astype(np.int64))
     loss_fn = torch.nn.CrossEntropyLoss()
 
@@ -195,31 +219,7 @@ def _torch_flatten_cls():
     return NhwcFlatten
 
 
-def torch_available() -> str | None:
-    try:
-        import torch
-    except Exception as exc:  # noqa: BLE001 (any import failure means: no torch)
-        return f"torch not importable ({type(exc).__name__}: {exc}); PyTorch columns skipped"
-    torch.set_num_threads(os.cpu_count() or 1)
-    return None
-
-
 MAKERS = {"engine": engine_step_fn, "jax": jax_step_fn, "torch": torch_step_fn, "floor": floor_step_fn}
-
-
-# -- timing -----------------------------------------------------------------------------------------------
-def time_interleaved(steps: dict, repeats: int, warmup: int = 3) -> dict:
-    for fn in steps.values():
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, fn in steps.items():
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
-    return ({name: float(np.median(ts) * 1e3) for name, ts in times.items()},
-            {name: float(np.min(ts) * 1e3) for name, ts in times.items()})
 
 
 def check_losses_agree(steps: dict) -> dict:
@@ -228,14 +228,6 @@ def check_losses_agree(steps: dict) -> dict:
 
 
 # -- memory ------------------------------------------------------------------------------------------------
-def _status_kb(key: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
-
-
 def memory_child(framework: str, batch: int, steps: int = 3) -> dict:
     """Run in a fresh process: peak RSS in all, and the step's rise of the peak above the RSS before it."""
     if framework == "torch":
@@ -243,27 +235,15 @@ def memory_child(framework: str, batch: int, steps: int = 3) -> dict:
     model = engine_model()
     x, y = make_batch(batch)
     fn = MAKERS[framework](model, x, y)
-    fn()  # compile / first-touch
-    before = _status_kb("VmRSS")
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset VmHWM to the current RSS
-        reset = True
-    except OSError:
-        reset = False
-    for _ in range(steps):
-        fn()
-    peak = _status_kb("VmHWM")
-    out = {"peak_rss_mb": peak / 1024, "step_rise_mb": (peak - before) / 1024 if reset else None}
-    if framework == "engine":
-        from tinygrad_cnn.ops import buffers
+    return step_memory(fn, steps, traced=framework == "engine", before_trace=_clear_engine_buffers)
 
-        buffers.clear()  # the cached buffers are allocated again inside the traced step: its whole working set
-        tracemalloc.start()
-        fn()
-        out["tracemalloc_peak_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
-        tracemalloc.stop()
-    return out
+
+def _clear_engine_buffers():
+    """Empty the engine's buffer cache: inside the traced step its buffers are allocated again, so the traced
+    peak is the step's whole working set."""
+    from tinygrad_cnn.ops import buffers
+
+    buffers.clear()
 
 
 def memory(framework: str, batch: int) -> dict | None:
@@ -289,15 +269,6 @@ def engine_profile(batch: int, steps: int = 5) -> tuple[str, dict]:
                       "vjp_calls": s.vjp_calls / steps, "vjp_ms": s.vjp_s * 1e3 / steps}
                for name, s in prof.stats.items()}
     return prof.table(steps), figures
-
-
-def blas_info() -> str:
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "threadpoolctl not installed"
-    return "; ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} "
-                     f"threads={i.get('num_threads')}" for i in threadpool_info())
 
 
 def keep_freed_memory() -> bool:
