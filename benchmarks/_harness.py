@@ -53,13 +53,13 @@ def blas_info() -> str:
                      + f" threads={i.get('num_threads')}" for i in threadpool_info())
 
 
-def torch_available() -> str | None:
-    """None when torch imports (its intra-op pool then set to every core), else a note saying why not."""
+def torch_available(threads: int | None = None) -> str | None:
+    """None when torch imports (its intra-op pool then set to ``threads``, default every core), else a note why not."""
     try:
         import torch
     except Exception as exc:  # noqa: BLE001 (any import failure means: no torch)
         return f"torch not importable ({type(exc).__name__}: {exc}); PyTorch columns skipped"
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads or os.cpu_count() or 1)
     return None
 
 

@@ -319,7 +319,7 @@ def run(args):
     """The interleaved timing, memory and profile runs of :func:`main`."""
     frameworks = list(args.frameworks)
     if "torch" in frameworks:
-        note = torch_available()
+        note = torch_available(args.threads)  # one pool size for every framework
         if note:
             print(note)
             frameworks.remove("torch")

@@ -25,7 +25,7 @@ from tinygrad_cnn.ops import (  # noqa: A004  (NumPy's module functions, any and
     var,
 )
 from tinygrad_cnn.ops.indexing import where
-from tinygrad_cnn.threads import get_num_threads, num_threads, set_num_threads
+from tinygrad_cnn.threads import ThreadTuner, get_num_threads, num_threads, set_num_threads
 from tinygrad_cnn.trace import trace
 from tinygrad_cnn.transforms import (  # grad: JAX's transform for a function, torch.autograd.grad for Tensors
     grad,
@@ -56,6 +56,6 @@ __all__ = [
     "all", "any", "argmax", "argmin", "argsort", "cumprod", "cumsum", "maximum", "minimum", "prod", "sort", "std",
     "take_along_axis", "var", "where",
 ]
-__all__ += ["get_num_threads", "num_threads", "set_num_threads"]
+__all__ += ["ThreadTuner", "get_num_threads", "num_threads", "set_num_threads"]
 __all__ += ["arange", "cat", "concatenate", "eye", "full", "linspace", "ones", "ones_like", "rand", "randn", "stack",
             "zeros", "zeros_like"]

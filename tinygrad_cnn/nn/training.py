@@ -35,6 +35,7 @@ from tinygrad_cnn.nn import data_adapter as da
 from tinygrad_cnn.nn.callbacks import CallbackList, History
 from tinygrad_cnn.nn.compile_utils import get_loss, get_metric, weighted_loss
 from tinygrad_cnn.ops.random import rng as make_rng
+from tinygrad_cnn.threads import ThreadTuner
 
 __all__ = ["History", "ModelBase", "get_loss", "get_metric", "weighted_loss"]
 
@@ -344,13 +345,14 @@ class ModelBase:
             callbacks.set_model(self)
             self.stop_training = False
             callbacks.on_train_begin()
-            training_logs = {}
+            training_logs, tuner = {}, ThreadTuner()
             for epoch in range(initial_epoch, epochs):
                 callbacks.on_epoch_begin(epoch)
                 sums, seen = {"loss": 0.0, **{name: 0.0 for name, _ in self.metrics}}, 0
                 for step, (xb, yb, wb) in epoch_iterator.epoch():
                     callbacks.on_train_batch_begin(step)
-                    loss, out = self.train_step(xb, yb, opt, wb)
+                    with tuner.step(len(xb)):
+                        loss, out = self.train_step(xb, yb, opt, wb)
                     seen += len(xb)
                     sums["loss"] += loss * len(xb)
                     for name, fn in self.metrics:
@@ -381,11 +383,12 @@ class ModelBase:
     def _evaluate(self, data, steps, callbacks) -> dict:
         """Mean loss (with penalties, weighted as in fit) and metrics over ``data``, with the ``on_test_*`` hooks."""
         callbacks.on_test_begin()
-        sums, seen = {"loss": 0.0, **{name: 0.0 for name, _ in self.metrics}}, 0
+        sums, seen, tuner = {"loss": 0.0, **{name: 0.0 for name, _ in self.metrics}}, 0, ThreadTuner()
         with no_grad():
             for step, (xb, yb, wb) in da.Epochs(data, steps).epoch():
                 callbacks.on_test_batch_begin(step)
-                out = self(xb, training=False)
+                with tuner.step(len(xb)):
+                    out = self(xb, training=False)
                 sums["loss"] += float(self._total_loss(out, yb, wb).item()) * len(xb)
                 for name, fn in self.metrics:
                     sums[name] += fn(out.data, yb) * len(xb)
@@ -460,11 +463,13 @@ class ModelBase:
         callbacks = CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
                                  steps=steps or data.num_batches)
         callbacks.on_predict_begin()
-        outs = []
+        outs, tuner = [], ThreadTuner()
         with no_grad():
             for step, (xb, _, _) in da.Epochs(data, steps).epoch():
                 callbacks.on_predict_batch_begin(step)
-                outs.append(self(self._inputs(xb), training=False).data)
+                xb = self._inputs(xb)
+                with tuner.step(len(xb)):
+                    outs.append(self(xb, training=False).data)
                 callbacks.on_predict_batch_end(step, {"outputs": outs[-1]})
         callbacks.on_predict_end()
         if not outs:
