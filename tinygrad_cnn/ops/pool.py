@@ -125,15 +125,13 @@ def scatter_taps(g, idx, geo, x_shape):
     return unpad_spatial(dxp, geo.pads, x_shape)
 
 
-def tap_shares(g, idx, taps, gate=None):
-    """``S[t] = g * [idx == t]`` (times the boolean ``gate`` when given), shape ``(taps, *g.shape)``: each
-    window's cotangent at its winning tap, one contiguous block per tap."""
+def tap_shares(g, idx, taps):
+    """``S[t] = g * [idx == t]``, shape ``(taps, *g.shape)``: each window's cotangent at its winning tap, one
+    contiguous block per tap (an ``idx`` outside ``[0, taps)`` sends the window's cotangent nowhere)."""
     shares = buffers.empty((taps,) + g.shape, g.dtype)
     mask = buffers.empty(idx.shape, bool)
     for t, share in enumerate(shares):
         np.equal(idx, t, out=mask)
-        if gate is not None:
-            np.logical_and(mask, gate, out=mask)
         np.multiply(g, mask, out=share)
     return shares
 
