@@ -11,11 +11,11 @@ Why one primitive: the conv's GEMM rows can be ordered pool-tap-major, row
 contiguous blocks of the GEMM's output (no strided gather), the vjp writes the
 winners' cotangent into the same contiguous blocks (no strided scatter), and
 relu folds into the pool: ``max_pool(relu(y)) = relu(max_pool(y))`` (relu is monotone),
-so relu runs on the pooled cells (``prod(P)`` times fewer than the conv's outputs), and
-the winner of a window is positive iff the pooled value is, so the cotangent that
-reaches the conv is ``g * [z > 0]`` at the winning tap and 0 elsewhere (relu'(0) = 0):
-the forward records a window whose maximum is not positive as won by no tap
-(:func:`retire_dead_windows`), and the vjp needs no relu mask at all.
+and the pool's running maximum simply starts at 0 instead of at the first tap
+(:func:`tinygrad_cnn.ops.pool.first_max` with ``initial=0``): no relu pass over the conv's
+output. The winner of a window is positive iff the pooled value is, so the cotangent that
+reaches the conv is ``g * [z > 0]`` at the winning tap and 0 elsewhere (relu'(0) = 0); a
+window whose maximum is not positive is won by no tap, so the vjp needs no relu mask at all.
 
 Gradients, with ``G`` that pool-tap-major cotangent of the conv output: the kernel
 and bias gradients are ONE GEMM ``[columns | 1]^T G`` (the columns carry a ones
@@ -78,16 +78,6 @@ def _pool_major(xp, pool, pooled, geo):
     return np.moveaxis(view, tuple(2 + 2 * i for i in range(d)), tuple(range(d)))
 
 
-def retire_dead_windows(idx, pooled, taps) -> None:
-    """Set ``idx`` to ``taps`` (no tap) where the pooled pre-activation is ``<= 0``: relu kills those windows.
-
-    The winner of a window is positive iff its maximum is, and relu'(0) = 0, so a window whose maximum is not
-    positive passes no cotangent on; with no tap to win, every tap's share of it is 0 (:func:`tap_shares`,
-    :func:`tinygrad_cnn.ops.pool.gather_taps` match no tap), and the vjp needs no relu mask.
-    """
-    np.copyto(idx, idx.dtype.type(taps), where=np.less_equal(pooled, 0, out=buffers.empty(pooled.shape, bool)))
-
-
 class ConvReluMaxPool(Function):
     """z = max_pool(relu(conv(x, w) + b)) for pool windows ``pool`` that do not overlap (see the module docstring).
 
@@ -111,9 +101,8 @@ class ConvReluMaxPool(Function):
         if b is not None and not fold:
             y += b
         taps = math.prod(pool)
-        z, idx = first_max(list(y.reshape(taps, y.shape[0] // taps, w.shape[-1])))
-        retire_dead_windows(idx, z, taps)
-        np.maximum(z, 0, out=z)  # relu after the pool: max over a window commutes with the monotone relu
+        # relu(max_t y_t) = max(0, max_t y_t); a window whose maximum is not positive is won by no tap
+        z, idx = first_max(list(y.reshape(taps, y.shape[0] // taps, w.shape[-1])), initial=0)
         ctx.save_for_backward(cols if ctx.needs_input_grad[1] or (fold and ctx.needs_input_grad[2]) else None,
                               idx)
         return z.reshape((x.shape[0],) + pooled + (w.shape[-1],))

@@ -88,12 +88,22 @@ def max_pool_forward(x, geo):
     return first_max(tap_arrays(xp, _out(x.shape, geo), geo))
 
 
-def first_max(taps):
-    """``best = max_t taps[t]`` elementwise and ``idx`` = the first ``t`` that attains it (uint8 below 256 taps)."""
-    best = _copy(taps[0])
-    idx = buffers.zeros(best.shape, np.uint8 if len(taps) < 256 else np.int32)
+def first_max(taps, initial=None):
+    """``best = max_t taps[t]`` elementwise and ``idx`` = the first ``t`` that attains it (uint8 below 256 taps).
+
+    With ``initial`` (a scalar), ``best = max(initial, max_t taps[t])`` and ``idx = len(taps)`` (no tap) where
+    no tap is strictly greater than ``initial``: ``initial=0`` is relu of the maximum, in the same passes. A NaN
+    tap makes ``best`` NaN (``np.maximum`` propagates it) but never wins ``idx``.
+    """
+    idx_dtype = np.uint8 if len(taps) < 256 else np.int32
+    if initial is None:
+        best, start = _copy(taps[0]), 1
+        idx = buffers.zeros(best.shape, idx_dtype)
+    else:
+        best, start = buffers.full(taps[0].shape, initial, taps[0].dtype), 0
+        idx = buffers.full(best.shape, len(taps), idx_dtype)
     greater, step = buffers.empty(best.shape, bool), buffers.empty(idx.shape, idx.dtype)
-    for t, view in enumerate(taps[1:], start=1):
+    for t, view in enumerate(taps[start:], start=start):
         np.greater(view, best, out=greater)  # strictly greater: the first maximum keeps its place
         np.maximum(best, view, out=best)
         np.subtract(idx.dtype.type(t), idx, out=step)  # idx += greater * (t - idx), modular in uint8
