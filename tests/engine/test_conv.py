@@ -152,6 +152,24 @@ def test_gradcheck_through_conv():
                      [x], params={"kernel": k, "bias": b})
 
 
+
+@pytest.mark.parametrize("ksize, padding, dilation", [((3, 3), "same", (1, 1)), ((2, 4), "same", (2, 1)),
+                                                      ((3,), "causal", (2,))])
+def test_input_gradient_by_shifted_adds_matches_jax(ksize, padding, dilation):
+    """Stride 1, output grid = input grid, C_out >= C_in: the input gradient adds every tap at one flat offset
+    (``conv._add_shifted``); the cells that would wrap into the next row, image or past the ends must add 0."""
+    d = len(ksize)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3,) + (5, 4)[:d] + (2,))
+    w = rng.standard_normal(ksize + (2, 3))
+    ct = rng.standard_normal(x.shape[:-1] + (3,))
+    tx = tg.Tensor(x, requires_grad=True)
+    y = F.conv(tx, tg.Tensor(w), padding=padding, dilation_rate=dilation)
+    y.backward(ct)
+    pads = [tg.conv_padding(n, k, 1, padding, r) for n, k, r in zip(x.shape[1:-1], ksize, dilation, strict=True)]
+    _, vjp = jax.vjp(lambda x: jax_conv(x, w, None, (1,) * d, pads, dilation, 1, "channels_last"), x)
+    assert y.shape == ct.shape and rel_err(tx.grad, vjp(ct)[0]) < 1e-12
+
 def test_negative_control_wrong_orientation_is_caught():
     """A convolution (flipped kernel) instead of a cross-correlation differs from JAX: the check can fail."""
     rng = np.random.default_rng(2)

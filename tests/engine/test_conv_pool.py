@@ -153,11 +153,12 @@ def test_negative_control_a_vjp_without_the_relu_fold_is_caught(monkeypatch):
     x = np.random.default_rng(5).standard_normal((3, 9, 9, 2))
     y = np.array([0, 1, 2])
     plain, _ = _value_and_grads(model, x, y, fused=False)
-    original = conv_pool.tap_shares
+    original = conv_pool.first_max
 
-    def without_fold(g, idx, taps, gate=None):  # forgets relu: dead windows pass their cotangent on
-        return original(g, idx, taps)
-    monkeypatch.setattr(conv_pool, "tap_shares", without_fold)
+    def relu_after(taps, initial=None):  # right values, but dead windows keep a winner and pass their cotangent on
+        z, idx = original(taps)
+        return np.maximum(z, initial, out=z), idx
+    monkeypatch.setattr(conv_pool, "first_max", relu_after)
     fused, _ = _value_and_grads(model, x, y)
     assert not all(np.allclose(a, b, rtol=1e-9, atol=1e-12) for a, b in zip(fused, plain, strict=True))
 
@@ -169,3 +170,16 @@ def test_an_empty_batch_goes_through_the_fused_pair_and_flatten():
     out.sum().backward()
     assert out.shape == (0, 3) and x.grad.shape == x.shape
     assert not np.any(model.weights[0].grad)  # no examples, no gradient
+
+
+def test_a_nan_in_a_window_makes_its_pooled_value_nan_as_in_the_pair():
+    model = _model("2d")
+    x = np.random.default_rng(6).standard_normal((1, 9, 9, 2))
+    x[0, 4, 4, 0] = np.nan  # reaches every conv output whose window covers it, then their pool windows
+    fused_layer = model.layers[1]
+    with tg.no_grad():
+        fused = fusion.conv_relu_max_pool(model.layers[0], fused_layer, tg.Tensor(x)).data
+        plain = fused_layer(model.layers[0](tg.Tensor(x))).data
+    assert np.isnan(fused).any()
+    np.testing.assert_array_equal(np.isnan(fused), np.isnan(plain))
+    np.testing.assert_allclose(fused[~np.isnan(fused)], plain[~np.isnan(plain)], rtol=1e-12)

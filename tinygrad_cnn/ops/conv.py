@@ -228,6 +228,8 @@ def conv_input_adjoint(g, w, geo, x_shape):
     Otherwise, per kernel tap ``k``: one GEMM ``g @ w_k^T`` (batched over groups) into one reused
     ``(M, C_in)`` buffer, then one strided add of the cells that land inside the input (see
     :func:`tap_overlaps`), straight into ``dx``: no padded copy, no column matrix ``T`` times the input.
+    A tap that reaches every input cell once (:func:`_covering_tap`, one group) runs first and its GEMM
+    writes ``dx`` directly (no zero fill).
     """
     groups, d = geo.groups, len(geo.ksize)
     out = g.shape[1:-1]
@@ -240,14 +242,55 @@ def conv_input_adjoint(g, w, geo, x_shape):
     gm = np.ascontiguousarray(np.moveaxis(g.reshape(math.prod(g.shape[:-1]), groups, co), 1, 0),
                               dtype=dtype)  # (G, M, C_out/G)
     slab = buffers.empty((groups,) + g.shape[:-1] + (cg,), dtype)  # one tap's (G, N, *O, Cg), reused
-    dx = buffers.zeros(x_shape, dtype)
+    overlaps = list(tap_overlaps(out, x_shape[1:1 + d], geo))
+    first = _covering_tap(overlaps, out, x_shape[1:1 + d]) if groups == 1 else None
+    if first is None:
+        dx = buffers.zeros(x_shape, dtype)
+    else:  # that tap's GEMM writes dx itself: no zero fill, one strided add fewer
+        dx = buffers.empty(x_shape, dtype)
+        np.matmul(gm[0], wt[first, 0], out=matrix(dx))
     dx_groups = dx.reshape(x_shape[:-1] + (groups, cg))
     slab_groups = np.moveaxis(slab, 0, -2)  # (N, *O, G, Cg) view
-    for t, (o_index, x_index) in enumerate(tap_overlaps(out, x_shape[1:1 + d], geo)):
-        if o_index is not None:
+    shifted = groups == 1 and all(s == 1 for s in geo.strides) and tuple(out) == tuple(x_shape[1:1 + d])
+    for t, (o_index, x_index) in enumerate(overlaps):
+        if o_index is not None and t != first:
             np.matmul(gm, wt[t], out=slab.reshape(groups, math.prod(slab.shape[1:-1]), cg))
-            dx_groups[x_index] += slab_groups[o_index]
+            if shifted:
+                _add_shifted(dx, slab[0], o_index, x_index)
+            else:
+                dx_groups[x_index] += slab_groups[o_index]
     return dx
+
+
+def _add_shifted(dx, part, o_index, x_index):
+    """``dx[x_index] += part[o_index]`` for a stride-1 tap over an output grid the size of the input's, where
+    every cell moves by the same offset: the cells of ``part`` outside ``o_index`` are set to 0 and the whole
+    of ``part`` is added to ``dx`` at one constant offset of the flattened arrays, one contiguous add (NumPy
+    runs a strided add that crops the second-to-last axis about 5x slower). Zeroed cells land on other cells
+    or past the ends and add nothing; ``part`` is overwritten."""
+    spatial = part.shape[1:-1]
+    shift = 0
+    for i, (o, xi, n) in enumerate(zip(o_index[1:], x_index[1:], spatial, strict=True)):
+        lead = (slice(None),) * (1 + i)
+        part[lead + (slice(0, o.start),)] = 0
+        part[lead + (slice(o.stop, n),)] = 0
+        shift += (xi.start - o.start) * (dx.strides[1 + i] // dx.itemsize)
+    d, p = dx.reshape(-1), part.reshape(-1)
+    d, p = (d[shift:], p[:p.size - shift]) if shift >= 0 else (d[:shift], p[-shift:])
+    np.add(d, p, out=d)
+
+
+def _covering_tap(overlaps, out, spatial):
+    """The first kernel tap whose output cells map one-to-one onto every input cell (the centre tap of a
+    stride-1 "same" conv), or None: its ``g @ w_k^T`` is the whole input gradient's first term, in place."""
+    if tuple(out) != tuple(spatial):
+        return None
+    for t, (o_index, x_index) in enumerate(overlaps):
+        if o_index is not None and all(
+                (o.start, o.stop) == (0, n) and (xi.start, xi.stop, xi.step) == (0, n, 1)
+                for o, xi, n in zip(o_index[1:], x_index[1:], spatial, strict=True)):
+            return t
+    return None
 
 
 def conv_kernel_grad(x, g, geo, w_shape, cols=None):

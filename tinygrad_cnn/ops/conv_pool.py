@@ -10,9 +10,12 @@ Why one primitive: the conv's GEMM rows can be ordered pool-tap-major, row
 ``(p, n, q)`` for the conv output cell ``o = q*P + p``. The pool then reads ``prod(P)``
 contiguous blocks of the GEMM's output (no strided gather), the vjp writes the
 winners' cotangent into the same contiguous blocks (no strided scatter), and
-relu folds into the pool: the winner of a window is positive iff the pooled value
-is, so the cotangent that reaches the conv is ``g * [z > 0]`` at the winning tap
-and 0 elsewhere, with no relu mask of the conv's output (relu'(0) = 0).
+relu folds into the pool: ``max_pool(relu(y)) = relu(max_pool(y))`` (relu is monotone),
+and the pool's running maximum simply starts at 0 instead of at the first tap
+(:func:`tinygrad_cnn.ops.pool.first_max` with ``initial=0``): no relu pass over the conv's
+output. The winner of a window is positive iff the pooled value is, so the cotangent that
+reaches the conv is ``g * [z > 0]`` at the winning tap and 0 elsewhere (relu'(0) = 0); a
+window whose maximum is not positive is won by no tap, so the vjp needs no relu mask at all.
 
 Gradients, with ``G`` that pool-tap-major cotangent of the conv output: the kernel
 and bias gradients are ONE GEMM ``[columns | 1]^T G`` (the columns carry a ones
@@ -32,7 +35,7 @@ import numpy as np
 from tinygrad_cnn.conv_arithmetic import ConvGeometry, PoolGeometry
 from tinygrad_cnn.function import Function
 from tinygrad_cnn.modes import is_grad_enabled
-from tinygrad_cnn.ops import buffers, elementwise
+from tinygrad_cnn.ops import buffers
 from tinygrad_cnn.ops.conv import (
     ChannelSum,
     ConvKernelGrad,
@@ -78,7 +81,8 @@ def _pool_major(xp, pool, pooled, geo):
 class ConvReluMaxPool(Function):
     """z = max_pool(relu(conv(x, w) + b)) for pool windows ``pool`` that do not overlap (see the module docstring).
 
-    vjp: G = g * [z > 0] at each window's first maximum (0 elsewhere) in the conv's output layout, then
+    vjp: G = g * [z > 0] at each window's first maximum (0 elsewhere; the forward's ``idx`` names no tap for
+    a window with z = 0) in the conv's output layout, then
     dx = ConvTranspose(G, w), dw = ConvKernelGrad(x, G), db = sum of G. ``kink_state``: the relu sign
     pattern of the conv's output and the pool's winners.
     """
@@ -96,10 +100,11 @@ class ConvReluMaxPool(Function):
         y = np.matmul(cols, wm, out=buffers.empty((cols.shape[0], w.shape[-1]), np.result_type(cols, wm)))
         if b is not None and not fold:
             y += b
-        np.maximum(y, 0, out=y)
-        z, idx = first_max(list(y.reshape(math.prod(pool), y.shape[0] // math.prod(pool), w.shape[-1])))
+        taps = math.prod(pool)
+        # relu(max_t y_t) = max(0, max_t y_t); a window whose maximum is not positive is won by no tap
+        z, idx = first_max(list(y.reshape(taps, y.shape[0] // taps, w.shape[-1])), initial=0)
         ctx.save_for_backward(cols if ctx.needs_input_grad[1] or (fold and ctx.needs_input_grad[2]) else None,
-                              idx, z)
+                              idx)
         return z.reshape((x.shape[0],) + pooled + (w.shape[-1],))
 
     @staticmethod
@@ -108,11 +113,9 @@ class ConvReluMaxPool(Function):
             return _vjp_by_primitives(ctx, g)
         x, w = ctx.inputs[:2]
         geo, pool = ctx.params["geo"], ctx.params["pool"]
-        cols, idx, z = ctx.saved
+        cols, idx = ctx.saved
         c_out = w.shape[-1]
-        g2 = matrix(g.data)
-        positive = np.greater(z, 0, out=buffers.empty(z.shape, bool))  # relu folded into the pool
-        winners = tap_shares(g2, idx, math.prod(pool), gate=positive)  # G, pool-tap-major
+        winners = tap_shares(matrix(g.data), idx, math.prod(pool))  # G, pool-tap-major (relu in idx)
         gm = winners.reshape(math.prod(winners.shape[:-1]), c_out)
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:  # G in the conv's output layout (one strided copy), then the conv's adjoint
@@ -146,10 +149,9 @@ def _vjp_by_primitives(ctx, g):
     """The same vjp recorded with differentiable primitives (for ``create_graph``)."""
     x, w = ctx.inputs[:2]
     geo, pool = ctx.params["geo"], ctx.params["pool"]
-    _, idx, z = ctx.saved
+    idx = ctx.saved[1]
     y_shape = (x.shape[0],) + pooled_sizes(x.shape, geo, pool)[0] + (w.shape[-1],)
-    gated = elementwise.Mul.apply(g, constant((z > 0).reshape(g.shape)))
-    gy = MaxPoolScatter.apply(gated, idx=idx.reshape(g.shape), geo=_pool_geometry(pool), x_shape=y_shape)
+    gy = MaxPoolScatter.apply(g, idx=idx.reshape(g.shape), geo=_pool_geometry(pool), x_shape=y_shape)
     gx = ConvTranspose.apply(gy, w, geo=geo, x_shape=x.shape) if ctx.needs_input_grad[0] else None
     gw = ConvKernelGrad.apply(x, gy, geo=geo, w_shape=w.shape) if ctx.needs_input_grad[1] else None
     if len(ctx.inputs) == 3:

@@ -88,12 +88,22 @@ def max_pool_forward(x, geo):
     return first_max(tap_arrays(xp, _out(x.shape, geo), geo))
 
 
-def first_max(taps):
-    """``best = max_t taps[t]`` elementwise and ``idx`` = the first ``t`` that attains it (uint8 below 256 taps)."""
-    best = _copy(taps[0])
-    idx = buffers.zeros(best.shape, np.uint8 if len(taps) < 256 else np.int32)
+def first_max(taps, initial=None):
+    """``best = max_t taps[t]`` elementwise and ``idx`` = the first ``t`` that attains it (uint8 below 256 taps).
+
+    With ``initial`` (a scalar), ``best = max(initial, max_t taps[t])`` and ``idx = len(taps)`` (no tap) where
+    no tap is strictly greater than ``initial``: ``initial=0`` is relu of the maximum, in the same passes. A NaN
+    tap makes ``best`` NaN (``np.maximum`` propagates it) but never wins ``idx``.
+    """
+    idx_dtype = np.uint8 if len(taps) < 256 else np.int32
+    if initial is None:
+        best, start = _copy(taps[0]), 1
+        idx = buffers.zeros(best.shape, idx_dtype)
+    else:
+        best, start = buffers.full(taps[0].shape, initial, taps[0].dtype), 0
+        idx = buffers.full(best.shape, len(taps), idx_dtype)
     greater, step = buffers.empty(best.shape, bool), buffers.empty(idx.shape, idx.dtype)
-    for t, view in enumerate(taps[1:], start=1):
+    for t, view in enumerate(taps[start:], start=start):
         np.greater(view, best, out=greater)  # strictly greater: the first maximum keeps its place
         np.maximum(best, view, out=best)
         np.subtract(idx.dtype.type(t), idx, out=step)  # idx += greater * (t - idx), modular in uint8
@@ -125,15 +135,13 @@ def scatter_taps(g, idx, geo, x_shape):
     return unpad_spatial(dxp, geo.pads, x_shape)
 
 
-def tap_shares(g, idx, taps, gate=None):
-    """``S[t] = g * [idx == t]`` (times the boolean ``gate`` when given), shape ``(taps, *g.shape)``: each
-    window's cotangent at its winning tap, one contiguous block per tap."""
+def tap_shares(g, idx, taps):
+    """``S[t] = g * [idx == t]``, shape ``(taps, *g.shape)``: each window's cotangent at its winning tap, one
+    contiguous block per tap (an ``idx`` outside ``[0, taps)`` sends the window's cotangent nowhere)."""
     shares = buffers.empty((taps,) + g.shape, g.dtype)
     mask = buffers.empty(idx.shape, bool)
     for t, share in enumerate(shares):
         np.equal(idx, t, out=mask)
-        if gate is not None:
-            np.logical_and(mask, gate, out=mask)
         np.multiply(g, mask, out=share)
     return shares
 
