@@ -59,6 +59,58 @@ def _constant_over(w_shape, axes) -> bool:
     return all(w_shape[a] == 1 for a in axes)
 
 
+_WIDE_ROW = 1024  # elements per row of the wide view (see _Groups)
+
+
+class _Groups:
+    """The reduction over ``axes`` of arrays of ``shape``: sums per group and per-group affine maps.
+
+    Channels-last (every axis but the last reduced, batch normalization's usual layout) has a fast layout: an
+    array is ``R`` rows of ``C`` channels, a sum over the groups is the BLAS product ``ones(R) @ a`` (NumPy's
+    strided reduction over the rows is many times slower), and ``a * s + t`` with per-channel ``s``, ``t``
+    runs on a wide view ``(R / k, k C)`` against ``s``, ``t`` tiled k times (NumPy's broadcasting over short
+    rows of C is several times slower). Any other layout uses NumPy's reductions and broadcasting as they are.
+    """
+
+    def __init__(self, shape, axes):
+        self.axes = axes
+        self.n = math.prod(shape[a] for a in axes)
+        self.rows = self.n if axes == tuple(range(len(shape) - 1)) else 0  # channels-last: R rows
+        self.channels = shape[-1]
+        self.k = next(k for k in range(max(1, _WIDE_ROW // self.channels), 0, -1) if self.rows % k == 0) \
+            if self.rows else 1
+
+    def sum(self, a: np.ndarray) -> np.ndarray:
+        """``a`` summed over the groups, reduced axes kept (size 1)."""
+        if not self.rows:
+            return np.sum(a, axis=self.axes, keepdims=True)
+        return (np.ones(self.rows, a.dtype) @ a.reshape(self.rows, self.channels)).reshape(
+            (1,) * (a.ndim - 1) + (self.channels,))
+
+    def affine(self, a: np.ndarray, scale, shift, out: np.ndarray) -> np.ndarray:
+        """``out = a * scale + shift`` (``scale``/``shift``: arrays broadcasting against ``a``, or None)."""
+        if self.rows and all(v is None or v.size == self.channels for v in (scale, shift)):
+            wide = (self.rows // self.k, self.k * self.channels)
+            a, out_w = a.reshape(wide), out.reshape(wide)
+            scale, shift = (None if v is None else np.tile(v.reshape(-1), self.k) for v in (scale, shift))
+        else:
+            out_w = out
+        if scale is None:
+            np.copyto(out_w, a)
+        else:
+            np.multiply(a, scale, out=out_w)
+        if shift is not None:
+            out_w += shift
+        return out
+
+
+def _statistics(x: np.ndarray, groups: _Groups) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and the biased variance ``mean((x - mean)^2)`` of ``x`` per group (two passes, no cancellation)."""
+    mean = groups.sum(x) / groups.n
+    d = groups.affine(x, None, -mean, buffers.empty(x.shape, x.dtype))
+    return mean, groups.sum(np.multiply(d, d, out=d)) / groups.n
+
+
 class Normalize(Function):
     """``y = gamma * (x - mu) / sqrt(s2 + epsilon) + beta``, ``mu``/``s2`` the mean and biased variance of x over
     ``axes`` (see the module docstring for the vjp and its derivation).
@@ -70,17 +122,16 @@ class Normalize(Function):
 
     @staticmethod
     def forward(ctx, x, *affine, axes, epsilon, scale, center, mean, variance):
+        groups = _Groups(x.shape, axes)
         inv_std = 1.0 / np.sqrt(variance + np.asarray(epsilon, variance.dtype))
         dtype = np.result_type(x, *affine)
-        x_hat = np.subtract(x, mean, out=buffers.empty(x.shape, dtype))
-        x_hat *= inv_std
+        x_hat = groups.affine(x, None, -mean, buffers.empty(x.shape, dtype))  # centred first: exact cancellation
+        groups.affine(x_hat, inv_std, None, out=x_hat)
         gamma = affine[0] if scale else None
         beta = affine[-1] if center else None
-        y = x_hat if gamma is None and beta is None else np.multiply(
-            x_hat, 1 if gamma is None else gamma, out=buffers.empty(x.shape, dtype))
-        if beta is not None:
-            y += beta
-        ctx.save_for_backward(x_hat, inv_std)
+        y = x_hat if gamma is None and beta is None else groups.affine(x_hat, gamma, beta,
+                                                                       buffers.empty(x.shape, dtype))
+        ctx.save_for_backward(x_hat, inv_std, groups)
         return y
 
     @staticmethod
@@ -98,33 +149,31 @@ class Normalize(Function):
 
 def _closed_form(ctx, g: np.ndarray) -> list:
     """The cotangents of x, gamma, beta (those present; None where not needed) as arrays, from the saved
-    ``x_hat`` and ``1 / sigma``: ``dx = a h + b x_hat + c`` with per-group factors a, b, c."""
+    ``x_hat`` and ``1 / sigma``: ``dx = a h + b x_hat + c`` with per-group factors ``a``, ``b``, ``c``."""
     axes, scale, center = ctx.params["axes"], ctx.params["scale"], ctx.params["center"]
-    x_hat, inv_std = ctx.saved
-    x = ctx.inputs[0]
-    gamma = ctx.inputs[1] if scale else None
-    beta = ctx.inputs[-1] if center else None
-    n = math.prod(x.shape[a] for a in axes)
-    g_x_hat = np.multiply(g, x_hat, out=buffers.empty(x.shape, x_hat.dtype))
+    x_hat, inv_std, groups = ctx.saved
+    shape = ctx.inputs[0].shape
+    gamma = ctx.inputs[1].data if scale else None
+    beta_shape = ctx.inputs[-1].shape if center else None
+    g_x_hat = np.multiply(g, x_hat, out=buffers.empty(shape, x_hat.dtype))
+    s_g, s_gx = groups.sum(g), groups.sum(g_x_hat)  # per group: sum(g), sum(g x_hat)
     grads = [None]
     if ctx.needs_input_grad[0]:
         if gamma is None or _constant_over(gamma.shape, axes):  # h = g; a = gamma / sigma per group
-            a = inv_std if gamma is None else gamma.data * inv_std
-            s_h, s_hx = np.sum(g, axis=axes, keepdims=True), np.sum(g_x_hat, axis=axes, keepdims=True)
-            h = g
+            h, a, s_h, s_hx = g, inv_std if gamma is None else gamma * inv_std, s_g, s_gx
         else:  # h = g gamma varies inside a group (layer normalization's per-feature gamma); a = 1 / sigma
-            a = inv_std
-            h = np.multiply(g, gamma.data, out=buffers.empty(x.shape, g.dtype))
-            s_h = np.sum(h, axis=axes, keepdims=True)
-            s_hx = np.sum(np.multiply(h, x_hat, out=buffers.empty(x.shape, h.dtype)), axis=axes, keepdims=True)
-        dx = np.multiply(h, a, out=buffers.empty(x.shape, h.dtype))
-        dx -= a * (s_h / n)
-        dx -= np.multiply(x_hat, a * (s_hx / n), out=buffers.empty(x.shape, h.dtype))
+            h, a = np.multiply(g, gamma, out=buffers.empty(shape, g.dtype)), inv_std
+            s_h = groups.sum(h)
+            s_hx = groups.sum(np.multiply(h, x_hat, out=buffers.empty(shape, h.dtype)))
+        dx = groups.affine(x_hat, a * (-s_hx / groups.n), a * (-s_h / groups.n), buffers.empty(shape, h.dtype))
+        dx += groups.affine(h, a, None, buffers.empty(shape, h.dtype))
         grads[0] = dx
-    if gamma is not None:
-        grads.append(_sum_to(g_x_hat, gamma.shape) if ctx.needs_input_grad[1] else None)
-    if beta is not None:
-        grads.append(_sum_to(g, beta.shape) if ctx.needs_input_grad[-1] else None)
+    if scale:  # the sums over the axes gamma was broadcast along, from the group sums where they contain A
+        grads.append((_sum_to(s_gx, gamma.shape) if _constant_over(gamma.shape, axes)
+                      else _sum_to(g_x_hat, gamma.shape)) if ctx.needs_input_grad[1] else None)
+    if center:
+        grads.append((_sum_to(s_g, beta_shape) if _constant_over(beta_shape, axes)
+                      else _sum_to(g, beta_shape)) if ctx.needs_input_grad[-1] else None)
     return grads
 
 
@@ -179,9 +228,7 @@ def normalize(x, axis, gamma=None, beta=None, epsilon: float = 1e-3):
             raise ValueError(f"normalize: {name} of shape {w.shape} must have x's rank {x.ndim} and broadcast "
                              f"against x of shape {x.shape}")
         affine.append(w)
-    mean = np.mean(x.data, axis=axes, keepdims=True)
-    d = np.subtract(x.data, mean, out=buffers.empty(x.shape, x.dtype))
-    variance = np.mean(np.multiply(d, d, out=d), axis=axes, keepdims=True)
+    mean, variance = _statistics(x.data, _Groups(x.shape, axes))
     y = Normalize.apply(x, *affine, axes=axes, epsilon=float(epsilon), scale=gamma is not None,
                         center=beta is not None, mean=mean, variance=variance)
     return y, constant(mean), constant(variance)
