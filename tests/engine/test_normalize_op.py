@@ -85,6 +85,14 @@ def test_forward_and_vjp_match_jax(case, check_vjp):
     check_vjp(_engine_fn(case), _jax_fn(case), *_arrays(case), tol=1e-10)
 
 
+def test_relu_inside_matches_jax_and_finite_differences(check_vjp):
+    case = CASES[0]
+    fused = lambda *a: ops.normalize(a[0], case[2], a[1], a[2], EPS, relu=True)[0]  # noqa: E731
+    check_vjp(fused, lambda *a: jnp.maximum(_jax_fn(case)(*a), 0.0), *_arrays(case), tol=1e-10)
+    report = gradcheck(fused, _arrays(case))
+    assert report.passed, report
+
+
 def test_statistics_returned_are_the_biased_moments_and_float32_stays_float32():
     x = _x((8, 3, 3, 4)).astype(np.float32)
     gamma, beta = (tg.Tensor(_param((1, 1, 1, 4)).astype(np.float32), requires_grad=True) for _ in range(2))

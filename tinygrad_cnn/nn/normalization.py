@@ -147,13 +147,21 @@ class BatchNormalization(_Normalization):
         self.built = True
 
     def call(self, x, training=False):
+        if training and self.trainable:
+            return self.normalize_batch(x)
+        axis = self.axis % x.ndim
+        gamma, beta = (self._feature_shaped(w, x.ndim, axis) for w in (self.gamma, self.beta))
+        mu, s2 = (self._feature_shaped(w, x.ndim, axis) for w in (self.moving_mean, self.moving_variance))
+        return normalize(x - mu, s2, gamma, beta, self.epsilon)
+
+    def normalize_batch(self, x, relu: bool = False):
+        """Training mode: normalize ``x`` with its own statistics (``relu=True``: then ``max(., 0)``, in the same
+        primitive; what a graph model runs for this layer followed by a plain ``ReLU``, ``nn.fusion``) and
+        update the moving statistics."""
         axis = self.axis % x.ndim
         reduce_axes = tuple(i for i in range(x.ndim) if i != axis)
         gamma, beta = (self._feature_shaped(w, x.ndim, axis) for w in (self.gamma, self.beta))
-        if not (training and self.trainable):
-            mu, s2 = (self._feature_shaped(w, x.ndim, axis) for w in (self.moving_mean, self.moving_variance))
-            return normalize(x - mu, s2, gamma, beta, self.epsilon)
-        y, mu, s2 = ops.normalize(x, reduce_axes, gamma, beta, self.epsilon)
+        y, mu, s2 = ops.normalize(x, reduce_axes, gamma, beta, self.epsilon, relu=relu)
         with no_grad():  # the moving statistics follow the batch, outside any graph (after y: a failed call
             m = self.momentum  # leaves them as they were)
             self.moving_mean.copy_(m * self.moving_mean.data + (1.0 - m) * mu.data.reshape(-1))

@@ -117,11 +117,12 @@ class Normalize(Function):
 
     Inputs: ``x``, then ``gamma`` if ``scale``, then ``beta`` if ``center`` (each of x's rank, broadcasting
     against it). ``mean`` and ``variance`` (params) are x's statistics over ``axes`` with kept axes, computed by
-    :func:`normalize` (which returns them for the moving averages) from the same array.
+    :func:`normalize` (which returns them for the moving averages) from the same array. ``relu``: the output
+    is ``max(y, 0)`` and the vjp first masks g by ``y > 0`` (relu'(0) = 0).
     """
 
     @staticmethod
-    def forward(ctx, x, *affine, axes, epsilon, scale, center, mean, variance):
+    def forward(ctx, x, *affine, axes, epsilon, scale, center, mean, variance, relu=False):
         groups = _Groups(x.shape, axes)
         inv_std = 1.0 / np.sqrt(variance + np.asarray(epsilon, variance.dtype))
         dtype = np.result_type(x, *affine)
@@ -129,13 +130,18 @@ class Normalize(Function):
         groups.affine(x_hat, inv_std, None, out=x_hat)
         gamma = affine[0] if scale else None
         beta = affine[-1] if center else None
-        y = x_hat if gamma is None and beta is None else groups.affine(x_hat, gamma, beta,
-                                                                       buffers.empty(x.shape, dtype))
-        ctx.save_for_backward(x_hat, inv_std, groups)
+        y = x_hat if gamma is None and beta is None and not relu else groups.affine(
+            x_hat, gamma, beta, buffers.empty(x.shape, dtype))
+        if relu:
+            np.maximum(y, 0, out=y)
+        ctx.save_for_backward(x_hat, inv_std, groups, y if relu else None)
         return y
 
     @staticmethod
     def vjp(ctx, g):
+        y = ctx.saved[3]
+        if y is not None:  # relu: the cotangent passes where the output is positive (relu'(0) = 0)
+            g = g * constant(np.greater(y, 0).astype(g.dtype))
         closed = _closed_form(ctx, g.data)
         if not is_grad_enabled():
             return tuple(None if a is None else constant(a) for a in closed)
@@ -146,12 +152,20 @@ class Normalize(Function):
         return tuple(None if a is None else constant(a) + (t - constant(t.data))
                      for a, t in zip(closed, recorded, strict=True))
 
+    @staticmethod
+    def kink_state(x, *affine, axes, epsilon, scale, center, mean, variance, relu=False):
+        """With ``relu``: the sign pattern of the normalized output before the relu."""
+        if not relu:
+            return np.zeros(0, np.int64)
+        z = (x - mean) / np.sqrt(variance + epsilon) * (affine[0] if scale else 1) + (affine[-1] if center else 0)
+        return z > 0
+
 
 def _closed_form(ctx, g: np.ndarray) -> list:
     """The cotangents of x, gamma, beta (those present; None where not needed) as arrays, from the saved
     ``x_hat`` and ``1 / sigma``: ``dx = a h + b x_hat + c`` with per-group factors ``a``, ``b``, ``c``."""
     axes, scale, center = ctx.params["axes"], ctx.params["scale"], ctx.params["center"]
-    x_hat, inv_std, groups = ctx.saved
+    x_hat, inv_std, groups = ctx.saved[:3]
     shape = ctx.inputs[0].shape
     gamma = ctx.inputs[1].data if scale else None
     beta_shape = ctx.inputs[-1].shape if center else None
@@ -197,8 +211,9 @@ def _vjp_by_tensor_ops(ctx, g):
     return tuple(grads)
 
 
-def normalize(x, axis, gamma=None, beta=None, epsilon: float = 1e-3):
-    """``(y, mean, variance)``: ``y = gamma * (x - mean) / sqrt(variance + epsilon) + beta`` as one primitive
+def normalize(x, axis, gamma=None, beta=None, epsilon: float = 1e-3, relu: bool = False):
+    """``(y, mean, variance)``: ``y = gamma * (x - mean) / sqrt(variance + epsilon) + beta`` (``relu=True``:
+    ``max(y, 0)``, batch normalization then ReLU as one pass) as one primitive
     (:class:`Normalize`), with ``mean`` and ``variance`` (biased) the statistics of ``x`` over ``axis`` (an int
     or a tuple of ints), returned as constants with the reduced axes kept (size 1).
 
@@ -207,6 +222,8 @@ def normalize(x, axis, gamma=None, beta=None, epsilon: float = 1e-3):
         axis: the reduction axes (batch normalization: every axis but the channels).
         gamma, beta: Tensors of x's rank that broadcast against x, or None (scale 1, shift 0).
         epsilon: float >= 0 added to the variance.
+        relu: bool: apply ``max(., 0)`` to the result inside the primitive (its vjp masks the cotangent by
+            ``y > 0`` first, relu'(0) = 0).
 
     Raises:
         ValueError: an axis out of range or repeated, an empty reduction, a negative epsilon, or a
@@ -228,7 +245,8 @@ def normalize(x, axis, gamma=None, beta=None, epsilon: float = 1e-3):
             raise ValueError(f"normalize: {name} of shape {w.shape} must have x's rank {x.ndim} and broadcast "
                              f"against x of shape {x.shape}")
         affine.append(w)
+    relu = validation.boolean("normalize", "relu", relu)
     mean, variance = _statistics(x.data, _Groups(x.shape, axes))
     y = Normalize.apply(x, *affine, axes=axes, epsilon=float(epsilon), scale=gamma is not None,
-                        center=beta is not None, mean=mean, variance=variance)
+                        center=beta is not None, mean=mean, variance=variance, relu=relu)
     return y, constant(mean), constant(variance)
