@@ -201,3 +201,9 @@ def test_one_node_per_normalization():
 def test_bad_arguments(call, error, match):
     with pytest.raises(error, match=match):
         call(tg.Tensor(np.ones((2, 2, 2, 3))))
+
+
+def test_a_gamma_varying_along_a_reduced_axis_is_not_taken_for_a_per_channel_one(check_vjp):
+    """x (N, 4, 4, 4) over (0, 1, 2) with gamma (1, 4, 1, 1): as many entries as channels, on another axis."""
+    case = ("gamma_on_a_reduced_axis", _x((3, 4, 4, 4)), (0, 1, 2), (1, 4, 1, 1), (1, 1, 1, 4))
+    check_vjp(_engine_fn(case), _jax_fn(case), *_arrays(case), tol=1e-10)

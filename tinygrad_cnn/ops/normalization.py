@@ -89,7 +89,8 @@ class _Groups:
 
     def affine(self, a: np.ndarray, scale, shift, out: np.ndarray) -> np.ndarray:
         """``out = a * scale + shift`` (``scale``/``shift``: arrays broadcasting against ``a``, or None)."""
-        if self.rows and all(v is None or v.size == self.channels for v in (scale, shift)):
+        if self.rows and all(v is None or (v.size == self.channels and v.shape[-1] == self.channels)
+                             for v in (scale, shift)):  # per-channel vectors (1, ..., 1, C)
             wide = (self.rows // self.k, self.k * self.channels)
             a, out_w = a.reshape(wide), out.reshape(wide)
             scale, shift = (None if v is None else np.tile(v.reshape(-1), self.k) for v in (scale, shift))
