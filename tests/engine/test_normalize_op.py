@@ -85,11 +85,17 @@ def test_forward_and_vjp_match_jax(case, check_vjp):
     check_vjp(_engine_fn(case), _jax_fn(case), *_arrays(case), tol=1e-10)
 
 
-def test_relu_inside_matches_jax_and_finite_differences(check_vjp):
+def test_relu_inside_matches_jax_to_second_order_and_finite_differences(check_vjp):
     case = CASES[0]
     fused = lambda *a: ops.normalize(a[0], case[2], a[1], a[2], EPS, relu=True)[0]  # noqa: E731
-    check_vjp(fused, lambda *a: jnp.maximum(_jax_fn(case)(*a), 0.0), *_arrays(case), tol=1e-10)
-    report = gradcheck(fused, _arrays(case))
+    reference = lambda *a: jnp.maximum(_jax_fn(case)(*a), 0.0)  # noqa: E731
+    arrays = _arrays(case)
+    check_vjp(fused, reference, *arrays, tol=1e-10)
+    v = R.standard_normal(case[1].shape)
+    u = [R.standard_normal(a.shape) for a in arrays]
+    for ours, theirs in zip(_hvp_engine(fused, arrays, v, u), _hvp_jax(reference, arrays, v, u), strict=True):
+        assert max_rel_error(ours, theirs) < 1e-9
+    report = gradcheck(fused, arrays)
     assert report.passed, report
 
 
@@ -105,17 +111,16 @@ def test_statistics_returned_are_the_biased_moments_and_float32_stays_float32():
     assert {y.dtype, xt.grad.dtype, gamma.grad.dtype, beta.grad.dtype} == {np.dtype(np.float32)}
 
 
-def _hvp_engine(case, arrays, v, u):
+def _hvp_engine(fn, arrays, v, u):
     """u^T (d/dz of v^T J(z)): the engine's grad of the recorded (create_graph) vjp, z = all float inputs."""
     leaves = [tg.Tensor(a, requires_grad=True) for a in arrays]
-    y = _engine_fn(case)(*leaves)
+    y = fn(*leaves)
     first = tg.grad((y * constant(v)).sum(), leaves, create_graph=True)
     inner = sum((g * constant(w)).sum() for g, w in zip(first, u, strict=True))
     return [g.data for g in tg.grad(inner, leaves)]
 
 
-def _hvp_jax(case, arrays, v, u):
-    f = _jax_fn(case)
+def _hvp_jax(f, arrays, v, u):
 
     @jax.jit  # one compilation instead of op-by-op dispatch
     def hvp(z, v, u):
@@ -133,7 +138,8 @@ def test_hessian_vector_products_match_jax(case):
     arrays = _arrays(case)
     v = R.standard_normal(case[1].shape)
     u = [R.standard_normal(a.shape) for a in arrays]
-    for ours, theirs in zip(_hvp_engine(case, arrays, v, u), _hvp_jax(case, arrays, v, u), strict=True):
+    for ours, theirs in zip(_hvp_engine(_engine_fn(case), arrays, v, u), _hvp_jax(_jax_fn(case), arrays, v, u),
+                            strict=True):
         assert max_rel_error(ours, theirs) < 1e-9
 
 
@@ -177,7 +183,7 @@ def test_negative_control_a_wrong_second_order_vjp_is_caught(monkeypatch, check_
     arrays = _arrays(case)
     v = R.standard_normal(case[1].shape)
     u = [R.standard_normal(a.shape) for a in arrays]
-    ours, theirs = _hvp_engine(case, arrays, v, u), _hvp_jax(case, arrays, v, u)
+    ours, theirs = _hvp_engine(_engine_fn(case), arrays, v, u), _hvp_jax(_jax_fn(case), arrays, v, u)
     assert max_rel_error(ours[0], theirs[0]) > 1e-3
     assert not gradcheck(_engine_fn(case), arrays, order=2).passed
 

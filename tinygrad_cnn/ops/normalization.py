@@ -141,11 +141,13 @@ class Normalize(Function):
     @staticmethod
     def vjp(ctx, g):
         y = ctx.saved[3]
-        if y is not None:  # relu: the cotangent passes where the output is positive (relu'(0) = 0)
-            g = g * constant(np.greater(y, 0).astype(g.dtype))
-        closed = _closed_form(ctx, g.data)
+        positive = None if y is None else np.greater(y, 0)  # relu: g passes where y > 0 (relu'(0) = 0)
+        closed = _closed_form(ctx, g.data if positive is None else np.multiply(
+            g.data, positive, out=buffers.empty(g.shape, g.dtype)))
         if not is_grad_enabled():
             return tuple(None if a is None else constant(a) for a in closed)
+        if positive is not None:
+            g = g * constant(positive.astype(g.dtype))
         # recorded (create_graph): the closed form's values, so that a recorded and an unrecorded backward give
         # the same bits, plus the Tensor-op formula minus its own value (exactly 0), which carries the
         # derivatives: c + (t - stop_gradient(t))
