@@ -93,3 +93,24 @@ def test_frozen_batchnorm_folds_in_training_as_keras_runs_it_in_inference():
     with nn.fusion.disabled():
         want = model(xs, training=True).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_batchnorm_relu_runs_as_one_primitive_in_training_with_the_same_values_gradients_and_statistics():
+    model = _model()
+    assert {model._nodes[[id(n) for n in model._nodes].index(k)].layer.name: r.layer.name
+            for k, r in model._bn_relus.items()} == {"a_bn": "a_relu"}
+    twin = _model()
+    twin.set_weights(model.get_weights())
+    xs = R.standard_normal((5, 6, 6, 3))
+    v = R.standard_normal((5, 3))
+    results = []
+    for m, context in ((model, profiler.profile()), (twin, nn.fusion.disabled())):
+        with context as prof:
+            x = tg.Tensor(xs, requires_grad=True)
+            y = m(x, training=True)
+            grads = tg.grad(y, [x] + m.parameters(), grad_output=v)
+        results.append(([y.numpy()] + [g.numpy() for g in grads], m.get_weights(), prof))
+    (fused, fused_w, prof), (plain, plain_w, _) = results
+    for got, want in zip(fused + fused_w, plain + plain_w, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)  # moving statistics updated alike
+    assert "Relu" not in prof.stats and prof.stats["Normalize"].forward_calls == 4

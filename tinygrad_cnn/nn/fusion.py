@@ -15,6 +15,10 @@ or ceiling), the relu runs inside the conv primitive too. The folded kernel and 
 so gradients reach the input, the kernel, gamma and beta exactly as without folding (to rounding). In training
 the batch statistics depend on the batch, so nothing folds.
 
+BatchNormalization + ReLU in training: a BatchNormalization on its batch statistics whose only reader is a plain
+``ReLU`` runs as one :class:`tinygrad_cnn.ops.normalization.Normalize` with ``relu=True`` (one pass less each
+way, and one graph node instead of two); the moving statistics are updated as by the layer alone.
+
 Anything else runs layer by layer; so does everything inside ``with fusion.disabled():``. Calling the layers
 yourself (``layer(x)``) never fuses, so every layer's own output stays available that way.
 """
@@ -102,6 +106,25 @@ def foldable_batchnorms(nodes, outputs) -> dict:
             relu = only.get(id(bn))
             folds[id(node)] = (bn, relu if relu is not None and _is_plain_relu(relu.layer) else None)
     return folds
+
+
+def batchnorm_relus(nodes, outputs) -> dict:
+    """``{id(BatchNormalization node): ReLU node}`` for the BatchNormalizations whose only reader is a plain ReLU
+    (in training they run as one primitive, see the module docstring)."""
+    only = _only_readers(nodes, outputs)
+    return {id(node): only[id(node)] for node in nodes
+            if isinstance(node.layer, BatchNormalization) and node.layer.activity_regularizer is None
+            and id(node) in only and _is_plain_relu(only[id(node)].layer)}
+
+
+def batchnorm_relu(bn, x):
+    """``relu(BN(x))`` as one primitive when the BatchNormalization normalizes with the batch's statistics
+    (training, layer trainable); ``None`` otherwise (its moving statistics: layer by layer or folded)."""
+    if not bn.built:
+        return None
+    bn.check_input_shape(x.shape)
+    bn._activity_losses = []
+    return bn.normalize_batch(x, relu=True)
 
 
 def conv_batchnorm(conv, bn, x, relu: bool = False):

@@ -109,6 +109,7 @@ class Model(ModelBase):
         self._layers = [layer for layer in self._all_layers if not isinstance(layer, InputLayer)]
         self._fused = fusion.fusable_pairs(self._nodes, self.outputs)
         self._folds = fusion.foldable_batchnorms(self._nodes, self.outputs)
+        self._bn_relus = fusion.batchnorm_relus(self._nodes, self.outputs)
         self.built = True
 
     # -- structure ---------------------------------------------------------------------------------------
@@ -232,8 +233,8 @@ class Model(ModelBase):
     def _run_fused(self, node, x, training: bool):
         """``(last node, its value, the nodes it covers)`` when ``node`` starts a fused run (``nn.fusion``: conv +
         relu + max-pool; conv + BatchNormalization [+ ReLU] folded when the BatchNormalization uses its moving
-        statistics), else None. ``x`` is cast to the conv's dtype; observers' events (anomaly mode) name every
-        layer of the run."""
+        statistics; BatchNormalization + ReLU in training), else None. ``x`` is cast to the first layer's dtype;
+        observers' events (anomaly mode) name every layer of the run."""
         pool = self._fused.get(id(node))
         if pool is not None:
             run = [pool]
@@ -244,6 +245,9 @@ class Model(ModelBase):
                 return None
             run = [bn] + ([relu] if relu is not None else [])
             compute = lambda xc: fusion.conv_batchnorm(node.layer, bn.layer, xc, relu=relu is not None)  # noqa: E731
+        elif id(node) in self._bn_relus and training and node.layer.trainable:
+            run = [self._bn_relus[id(node)]]
+            compute = lambda xc: fusion.batchnorm_relu(node.layer, xc)  # noqa: E731
         else:
             return None
         if any(n.layer.dtype != node.layer.dtype for n in run):

@@ -6,9 +6,11 @@ per feature:
 
     y = (x - mu) / sqrt(s2 + epsilon) * gamma + beta
 
-written with the engine's Tensor ops, so the gradient flows through mu and s2 too (every output depends on
-every input of its group) and second derivatives work. Keras' defaults: ``epsilon=1e-3``, ``gamma`` ones and
-``beta`` zeros; ``center=False`` drops ``beta``, ``scale=False`` drops ``gamma``.
+computed from the batch as one primitive, ``ops.normalize`` (its closed-form vjp takes the gradient through mu
+and s2 too: every output depends on every input of its group; second derivatives work). Batch normalization on
+its moving statistics is plain Tensor ops (and folds into a preceding conv, ``nn.fusion``). Keras' defaults:
+``epsilon=1e-3``, ``gamma`` ones and ``beta`` zeros; ``center=False`` drops ``beta``, ``scale=False`` drops
+``gamma``.
 
 ``BatchNormalization(axis=-1, momentum=0.99)``: statistics over every axis but ``axis`` (the batch and the
 spatial axes). In training (``training=True`` and the layer trainable) it uses the batch's statistics and
@@ -28,19 +30,10 @@ from tinygrad_cnn.nn.layer import Layer, _fmt_shape
 __all__ = ["BatchNormalization", "GroupNormalization", "LayerNormalization"]
 
 
-def moments(x, axes: tuple):
-    """``(d, mu, s2)``: the centred input ``d = x - mu``, the mean ``mu`` and the biased variance
-    ``s2 = mean(d^2)`` of ``x`` over ``axes`` (kept as size-1 axes). ``d`` is returned so that the normalization
-    reuses it (one subtraction over the activations, forward and backward, instead of three)."""
-    mu = ops.mean(x, axes, keepdims=True)
-    d = x - mu
-    return d, mu, ops.mean(d * d, axes, keepdims=True)
-
-
 def normalize(d, s2, gamma, beta, epsilon: float):
-    """``d / sqrt(s2 + epsilon) * gamma + beta`` for a centred ``d = x - mu`` (``gamma``/``beta`` None: left
-    out). The factor ``gamma / sqrt(s2 + epsilon)`` is formed first, on the statistics' (small) shape, so the
-    activations see one multiplication."""
+    """``d / sqrt(s2 + epsilon) * gamma + beta`` for a centred ``d = x - mu`` and given statistics (inference
+    on the moving statistics; ``gamma``/``beta`` None: left out). The factor ``gamma / sqrt(s2 + epsilon)`` is
+    formed first, on the statistics' (small) shape, so the activations see one multiplication."""
     scale = ops.pow(s2 + epsilon, -0.5)
     if gamma is not None:
         scale = scale * gamma
@@ -154,14 +147,21 @@ class BatchNormalization(_Normalization):
         self.built = True
 
     def call(self, x, training=False):
+        if training and self.trainable:
+            return self.normalize_batch(x)
+        axis = self.axis % x.ndim
+        gamma, beta = (self._feature_shaped(w, x.ndim, axis) for w in (self.gamma, self.beta))
+        mu, s2 = (self._feature_shaped(w, x.ndim, axis) for w in (self.moving_mean, self.moving_variance))
+        return normalize(x - mu, s2, gamma, beta, self.epsilon)
+
+    def normalize_batch(self, x, relu: bool = False):
+        """Training mode: normalize ``x`` with its own statistics (``relu=True``: then ``max(., 0)``, in the same
+        primitive; what a graph model runs for this layer followed by a plain ``ReLU``, ``nn.fusion``) and
+        update the moving statistics."""
         axis = self.axis % x.ndim
         reduce_axes = tuple(i for i in range(x.ndim) if i != axis)
         gamma, beta = (self._feature_shaped(w, x.ndim, axis) for w in (self.gamma, self.beta))
-        if not (training and self.trainable):
-            mu, s2 = (self._feature_shaped(w, x.ndim, axis) for w in (self.moving_mean, self.moving_variance))
-            return normalize(x - mu, s2, gamma, beta, self.epsilon)
-        d, mu, s2 = moments(x, reduce_axes)
-        y = normalize(d, s2, gamma, beta, self.epsilon)
+        y, mu, s2 = ops.normalize(x, reduce_axes, gamma, beta, self.epsilon, relu=relu)
         with no_grad():  # the moving statistics follow the batch, outside any graph (after y: a failed call
             m = self.momentum  # leaves them as they were)
             self.moving_mean.copy_(m * self.moving_mean.data + (1.0 - m) * mu.data.reshape(-1))
@@ -214,8 +214,7 @@ class LayerNormalization(_Normalization):
         axes = self._axes(x.ndim)
         shape = tuple(x.shape[i] if i in axes else 1 for i in range(x.ndim))
         gamma, beta = (None if w is None else ops.reshape(w, shape) for w in (self.gamma, self.beta))
-        d, _, s2 = moments(x, axes)
-        return normalize(d, s2, gamma, beta, self.epsilon)
+        return ops.normalize(x, axes, gamma, beta, self.epsilon)[0]
 
     def get_config(self):
         return {**super().get_config(), "axis": list(self.axis) if isinstance(self.axis, tuple) else self.axis}
@@ -260,13 +259,13 @@ class GroupNormalization(_Normalization):
     def call(self, x, training=False):
         axis = self.axis % x.ndim
         split = x.shape[:axis] + (self.groups, x.shape[axis] // self.groups) + x.shape[axis + 1:]
-        xg = ops.reshape(x, split)
-        d, _, s2 = moments(xg, tuple(i for i in range(1, xg.ndim) if i != axis))
-        y = ops.reshape(normalize(d, s2, None, None, self.epsilon), x.shape)
-        gamma, beta = (self._feature_shaped(w, x.ndim, axis) for w in (self.gamma, self.beta))
-        if gamma is not None:
-            y = y * gamma
-        return y if beta is None else y + beta
+        # gamma and beta per feature, shaped as the split input's (groups, features per group) axes
+        gamma, beta = (None if w is None else ops.reshape(w, tuple(n if i in (axis, axis + 1) else 1
+                                                                   for i, n in enumerate(split)))
+                       for w in (self.gamma, self.beta))
+        y = ops.normalize(ops.reshape(x, split), tuple(i for i in range(1, len(split)) if i != axis), gamma, beta,
+                          self.epsilon)[0]
+        return ops.reshape(y, x.shape)
 
     def get_config(self):
         return {**super().get_config(), "groups": self.groups, "axis": self.axis}

@@ -54,6 +54,7 @@ from tinygrad_cnn.ops.movement import (
     transpose,
     unbroadcast,
 )
+from tinygrad_cnn.ops.normalization import normalize
 from tinygrad_cnn.ops.reduce import Max as _Max
 from tinygrad_cnn.ops.reduce import Min as _Min
 from tinygrad_cnn.ops.reduce import Sum as _Sum
@@ -88,7 +89,7 @@ from tinygrad_cnn.tensor import as_tensor
 
 __all__ = [
     "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "constant", "div", "exp", "getitem",
-    "leaky_relu", "log", "matmul", "max", "mean", "min", "mul", "neg", "pad", "pow", "relu", "reshape",
+    "leaky_relu", "log", "matmul", "max", "mean", "min", "mul", "neg", "normalize", "pad", "pow", "relu", "reshape",
     "sigmoid", "softplus", "sqrt", "stack", "sub", "sum", "tanh", "transpose", "unbroadcast", "where",
     # reductions and indexing along an axis
     "all", "any", "argmax", "argmin", "argsort", "cumprod", "cumsum", "gather", "maximum", "minimum", "one_hot",
