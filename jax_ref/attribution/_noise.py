@@ -33,10 +33,12 @@ _kept: OrderedDict = OrderedDict()
 _lock = threading.Lock()
 
 
-@functools.partial(jax.jit, static_argnames=("shape", "dtype"))
-def _draw(seed, shape, dtype):
+@functools.partial(jax.jit, static_argnames=("shape", "dtype", "impl", "partitionable"))
+def _draw(seed, shape, dtype, impl, partitionable):
+    """The uniform draw (``impl`` and ``partitionable``, the PRNG settings, are static: a change retraces)."""
+    del partitionable  # read from the config while tracing
     lo = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype))
-    return _sharding.replicate(jax.random.uniform(jax.random.PRNGKey(seed), shape, dtype, lo, 1.0))
+    return _sharding.replicate(jax.random.uniform(jax.random.PRNGKey(seed, impl=impl), shape, dtype, lo, 1.0))
 
 
 def to_normal(u):
@@ -49,14 +51,14 @@ def uniform_for_normal(seed: int, shape: tuple, dtype) -> jax.Array:
     """The uniform draw in ``(-1, 1)`` behind ``normal(PRNGKey(seed), shape, dtype)`` (see the module docstring);
     ``seed`` an int in [0, 2**32)."""
     dtype = np.dtype(dtype)
-    key = (seed, shape, dtype, jax.config.jax_default_prng_impl, jax.config.jax_threefry_partitionable,
-           _sharding.device_count())
+    settings = (jax.config.jax_default_prng_impl, jax.config.jax_threefry_partitionable)
+    key = (seed, shape, dtype, *settings, _sharding.device_count())
     with _lock:
         u = _kept.get(key)
         if u is not None:
             _kept.move_to_end(key)
             return u
-    u = _draw(np.uint32(seed), shape=shape, dtype=dtype)
+    u = _draw(np.uint32(seed), shape=shape, dtype=dtype, impl=settings[0], partitionable=settings[1])
     if u.nbytes <= MAX_BYTES:
         with _lock:
             _kept[key] = u
