@@ -42,7 +42,9 @@ from jax.sharding import PartitionSpec as P
 __all__ = ["Staged", "constrain", "device_count", "replicate"]
 
 
+@functools.lru_cache(maxsize=None)
 def device_count() -> int:
+    """The number of devices (looked up once: it is fixed from the backend's start; 2 us a call otherwise)."""
     return len(jax.devices())
 
 
