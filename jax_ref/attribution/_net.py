@@ -138,10 +138,9 @@ def architecture_key(model) -> tuple:
     """What a model's net depends on, as a comparable value: for an engine model its config (layers, their
     hyperparameters and the graph, as JSON), input shape and every weight's ``(layer, name, shape, dtype)``; for
     a ``JaxModel`` (fixed at ``from_engine``) its nodes and the shapes and dtypes of its parameters."""
-    if isinstance(model, JaxModel):
-        leaves = jax.tree_util.tree_leaves_with_path((model.params, model.state))
-        return (tuple(model.node_names), tuple((jax.tree_util.keystr(path), tuple(np.shape(a)), str(a.dtype))
-                                               for path, a in leaves))
+    if isinstance(model, JaxModel):  # on every call: the tree structure (paths) and leaf shapes, no strings
+        leaves, tree = jax.tree_util.tree_flatten((model.params, model.state))
+        return tuple(model.node_names), tree, tuple((a.shape, a.dtype) for a in leaves)
     weights = tuple((layer.name, name, tuple(t.shape), str(t.dtype)) for layer in model.layers
                     for name, t in zip(layer.weight_names, layer.weights, strict=True))
     config = json.dumps(model.get_config(), sort_keys=True, default=repr)

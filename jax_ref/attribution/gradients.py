@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_ref.attribution import _net, _sharding
+from jax_ref.attribution import _net, _noise, _sharding
 from tinygrad_cnn import validation
 
 __all__ = ["completeness", "input_x_gradient", "integrated_gradients", "saliency", "smoothgrad"]
@@ -74,14 +74,14 @@ def input_x_gradient(model, x, target=None, score: str = "logit"):
     return input_gradient("input_x_gradient", model, x, target, score, times_input=True)
 
 
-def noisy_copies(xb, n: int, seed, level):
-    """``(n * B, ...)``: ``x_b + eps`` with ``eps ~ N(0, sigma_b^2)``, ``sigma_b = level * (max(x_b) - min(x_b))``,
-    all the noise from one key, ``normal(PRNGKey(seed), (n, B) + image shape)``; sample-major."""
+def add_noise(xb, eps, level):
+    """``(n * B, ...)``: ``x_b + sigma_b eps_k,b`` for the standard normal ``eps`` ``(n, B) + image shape``,
+    ``sigma_b = level * (max(x_b) - min(x_b))``; sample-major. SmoothGrad's ``eps`` is
+    ``normal(PRNGKey(seed), (n, B) + image shape)``, its costly part drawn once and kept (see ``_noise``)."""
     b, rest = xb.shape[0], xb.shape[1:]
     flat = xb.reshape(b, -1)
     sigma = (level * (flat.max(axis=1) - flat.min(axis=1))).reshape((1, b) + (1,) * len(rest))
-    eps = jax.random.normal(jax.random.PRNGKey(seed), (n,) + xb.shape, xb.dtype)
-    return (xb[None] + sigma.astype(xb.dtype) * eps).reshape((n * b,) + rest)
+    return (xb[None] + sigma.astype(xb.dtype) * eps).reshape((-1,) + rest)
 
 
 def reduce_samples(g, kind: str):
@@ -99,9 +99,9 @@ def check_seed(fn_name: str, seed) -> int:
 def _smoothgrad_fn(net, score, n, kind):
     grads = _input_grads(net, score)
 
-    def prepare(params, xb, targets, seed, level):
+    def prepare(params, xb, targets, u, level):
         targets = _net.resolve_targets(net, params, xb, targets)
-        return noisy_copies(xb, n, seed, level), jnp.tile(targets, n), None
+        return add_noise(xb, _noise.to_normal(u), level), jnp.tile(targets, n), None
 
     def finish(params, ctx, g):
         return reduce_samples(g.reshape((n, -1) + g.shape[1:]), kind)
@@ -148,7 +148,8 @@ def smoothgrad(model, x, target=None, n: int = 50, noise_level: float = 0.15, ki
     xb, single = _net.prepare(fn_name, net, x, params)
     targets = _net.targets_for(fn_name, net, params, xb, target)
     fn = net.jit(("smoothgrad", score, n, kind), lambda: _smoothgrad_fn(net, score, n, kind))
-    out = fn(params, xb, targets, np.uint32(seed), np.asarray(noise_level, xb.dtype), batch_size=batch_size)
+    u = _noise.uniform_for_normal(seed, (n,) + xb.shape, xb.dtype)
+    out = fn(params, xb, targets, u, np.asarray(noise_level, xb.dtype), batch_size=batch_size)
     return _net.finish(out, single)
 
 

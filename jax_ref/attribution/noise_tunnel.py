@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_ref.attribution import _net
-from jax_ref.attribution.gradients import KINDS, check_seed, noisy_copies, reduce_samples
+from jax_ref.attribution import _net, _noise
+from jax_ref.attribution.gradients import KINDS, add_noise, check_seed, reduce_samples
 from tinygrad_cnn import validation
 
 __all__ = ["noise_tunnel"]
@@ -44,13 +44,13 @@ def noise_tunnel(method, model, x, target=None, n: int = 50, noise_level: float 
     targets = _net.targets_for(fn, net, params, xb, target)
 
     def build():
-        def copies(params, xb, targets, seed, level):
+        def copies(params, xb, targets, u, level):
             t = _net.resolve_targets(net, params, xb, targets)
-            return noisy_copies(xb, n, seed, level), jnp.tile(t, n)
+            return add_noise(xb, _noise.to_normal(u), level), jnp.tile(t, n)
         return jax.jit(copies)
 
-    noisy, tiled = net.jit(("noise_tunnel", n), build)(params, xb, targets, np.uint32(seed),
-                                                       np.asarray(noise_level, xb.dtype))
+    u = _noise.uniform_for_normal(seed, (n,) + xb.shape, xb.dtype)
+    noisy, tiled = net.jit(("noise_tunnel", n), build)(params, xb, targets, u, np.asarray(noise_level, xb.dtype))
     maps = np.asarray(method(model, np.asarray(noisy), target=np.asarray(tiled), **method_args))
     out = np.asarray(reduce_samples(maps.reshape((n, xb.shape[0]) + maps.shape[1:]), kind))
     return out[0] if single else out
