@@ -18,6 +18,12 @@ Every other layer (linear ones: convolutions, Dense, BatchNormalization in infer
 Add; and the activations captum has no rule for: gelu, swish, PReLU, relu6, global max pooling...) keeps its
 own gradient. The score is summed over both halves, as captum does (``[S(x); S(x')]`` for the target), and
 the attribution is ``(x - x') * dS/dx`` from the image half (captum's default ``multiply_by_inputs=True``).
+
+Where captum differs: when a max pool reads the output of a hooked nonlinearity module (``ReLU -> MaxPool2d``,
+the usual order), captum's ReLU backward hook records the gradient at its output before the pool's hook
+rewrites it, so the pool's rule is lost there (captum then equals this function with the pool's plain
+gradient) and its attributions no longer sum to ``S(x) - S(x')``. Ours apply the rule wherever the pool is.
+The tests compare with captum on models without that pattern, and show the lost completeness on one with it.
 """
 
 from __future__ import annotations
