@@ -1,8 +1,9 @@
 """DeepLIFT (rescale rule), GradientSHAP and blur IG against their definitions (float64): DeepLIFT's
-completeness and a one-hidden-layer net by hand, GradientSHAP from its draws and the plain gradient, blur IG
-against PAIR saliency's loop written out with scipy; Sequential, graph and residual models, both data formats,
-one image and a batch, seeding and ``batch_size``; captum's numbers when captum is installed (a PyTorch copy of
-the model, the same draws fed in)."""
+completeness (every activation of captum's table, max pooling, a residual network) and a one-hidden-layer net
+by hand, GradientSHAP from its draws and the plain gradient, blur IG against PAIR saliency's loop written out
+with scipy; graph models, both data formats, one image and a batch, seeding and ``batch_size``; Score-CAM's
+``batch_size``; bad input; captum's numbers when captum is installed (a PyTorch copy of the model, the same
+draws fed in)."""
 
 from __future__ import annotations
 
@@ -81,6 +82,22 @@ def test_deep_lift_on_a_one_hidden_layer_net_by_hand():
     np.testing.assert_allclose(A.deep_lift(net, x, target=1, baseline=x), 0, atol=1e-15)
 
 
+def test_deep_lift_rescales_every_activation_of_captums_table():
+    nn.set_random_seed(4)
+    layers = [nn.Input((5,)), nn.Dense(7, activation="softplus", dtype=F64), nn.Dense(6, dtype=F64),
+              nn.ELU(dtype=F64), nn.Dense(6, activation="sigmoid", dtype=F64), nn.Dense(6, dtype=F64),
+              nn.LeakyReLU(negative_slope=0.2, dtype=F64), nn.Dense(3, dtype=F64)]
+    x, x0 = R.standard_normal((4, 5)), R.standard_normal((4, 5))
+    net = _with_biases(nn.Sequential(layers))
+    gap, scale = _gap(net, x, A.deep_lift(net, x, target=0, baseline=x0), 0, x0)
+    assert gap <= 1e-12 * scale and scale > 1e-2
+    # gelu is not in captum's table: it keeps its gradient and the sum misses (the rules are not applied blindly)
+    nn.set_random_seed(4)
+    gelu = _with_biases(nn.Sequential([nn.Input((5,)), nn.Dense(7, activation="gelu", dtype=F64),
+                                       nn.Dense(3, dtype=F64)]))
+    assert _gap(gelu, x, A.deep_lift(gelu, x, target=0, baseline=x0), 0, x0)[0] > 1e-4
+
+
 def test_deep_lift_on_graph_and_residual_models_and_channels_first():
     seq = A.deep_lift(MODEL, X, target=3, baseline=BASE)
     np.testing.assert_allclose(A.deep_lift(cnn(graph=True), X, target=3, baseline=BASE), seq, rtol=1e-12,
@@ -106,12 +123,8 @@ def test_gradient_shap_is_its_formula_seeded_and_batched():
     np.testing.assert_allclose(again, got, rtol=1e-12, atol=1e-15)
     other = A.gradient_shap(MODEL, X, target=2, baselines=bases, n_samples=6, stdevs=0.1, seed=4)
     assert np.abs(other - got).max() > 1e-4  # the seed is in force
-    # one image; channels_first gives the same numbers (the draws are per cell of the same layout)
     one = A.gradient_shap(MODEL, X[0], target=2, baselines=bases[0], n_samples=3, seed=1)
-    cf = A.gradient_shap(FIRST, X[0].transpose(2, 0, 1), target=2, baselines=bases[0].transpose(2, 0, 1),
-                         n_samples=3, seed=1)
-    np.testing.assert_allclose(cf.transpose(1, 2, 0), one, rtol=1e-12, atol=1e-15)
-    assert one.shape == X[0].shape and np.isfinite(A.gradient_shap(RESNET, RES_X[:2], target=0, n_samples=2)).all()
+    assert one.shape == X[0].shape and np.isfinite(one).all()
 
 
 def _pair_blur_ig(model, x, target, max_sigma, steps, grad_step=0.01):
@@ -135,7 +148,6 @@ def test_blur_ig_is_pairs_path_integral():
     blurred = ndimage.gaussian_filter(X, sigma=[0, 3.0, 3.0, 0], mode="constant")
     delta = MODEL.predict(X)[:, 1] - MODEL.predict(blurred)[:, 1]
     np.testing.assert_allclose(got.sum(axis=(1, 2, 3)), delta, rtol=0.05, atol=2e-3)
-    assert np.isfinite(A.blur_ig(RESNET, RES_X[:2], target=0, max_sigma=2.0, steps=4)).all()
 
 
 def test_score_cam_batch_size_changes_nothing():
