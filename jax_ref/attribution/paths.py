@@ -6,10 +6,11 @@ all at once when None), from the same batched input gradient.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import ndimage
 
 from jax_ref.attribution import _net, _sharding
 from jax_ref.attribution.gradients import _batch_size, _input_grads, check_seed
@@ -109,11 +110,28 @@ def blur_sigmas(max_sigma: float, steps: int, sqrt: bool) -> np.ndarray:
     return np.sqrt(sigmas) if sqrt else sigmas
 
 
-def blur_matrix(n: int, sigma: float) -> np.ndarray:
-    """``(n, n)``: ``M @ v`` is ``scipy.ndimage.gaussian_filter1d(v, sigma, mode="constant")`` (zeros outside,
-    kernel truncated at 4 sigma), the identity for ``sigma = 0`` (PAIR's ``gaussian_blur``)."""
-    eye = np.eye(n)
-    return eye if sigma == 0 else ndimage.gaussian_filter1d(eye, sigma, axis=0, mode="constant")
+def blur_matrices(n: int, sigmas) -> np.ndarray:
+    """``(S, n, n)``: ``M_s @ v`` is ``scipy.ndimage.gaussian_filter1d(v, sigma_s, mode="constant")`` (zeros
+    outside, scipy's kernel ``exp(-d^2 / (2 sigma^2))`` normalised over ``|d| <= r = int(4 sigma + 0.5)``), the
+    identity for ``sigma = 0`` (PAIR's ``gaussian_blur``)."""
+    sig = np.asarray(sigmas, np.float64).reshape(-1, 1, 1)
+    radius = np.floor(4.0 * sig + 0.5)
+    safe = np.where(sig > 0, sig, 1.0)
+    d = np.arange(n)[None, :] - np.arange(n)[:, None]
+    reach = np.arange(-radius.max(), radius.max() + 1)  # the whole kernel, also beyond the image
+    norm = (np.exp(-0.5 * (reach / safe) ** 2) * (np.abs(reach) <= radius)).sum(axis=-1, keepdims=True)
+    kernel = np.exp(-0.5 * (d / safe) ** 2) * (np.abs(d) <= radius) / norm
+    return np.where(sig > 0, kernel, np.eye(n))
+
+
+@functools.lru_cache(maxsize=16)
+def _path_matrices(sizes: tuple, max_sigma: float, steps: int, grad_step: float, sqrt: bool, dtype: str):
+    """The blur matrices of the path's steps and of the steps ``grad_step`` ahead, per spatial axis, and the
+    weights ``(sigma_{i+1} - sigma_i) / grad_step`` (cached: the same for every call with these options)."""
+    sigmas = blur_sigmas(max_sigma, steps, sqrt)
+    mats, ahead = (tuple(jnp.asarray(blur_matrices(n, sigmas[:-1] + shift), dtype) for n in sizes)
+                   for shift in (0.0, grad_step))
+    return mats, ahead, jnp.asarray(np.diff(sigmas) / grad_step, dtype)
 
 
 def _blur(xb, mats, axes):
@@ -187,10 +205,8 @@ def blur_ig(model, x, target=None, max_sigma: float = 50.0, steps: int = 100, gr
     xb, single = _net.prepare(fn, net, x, params)
     targets = _net.targets_for(fn, net, params, xb, target)
     axes = spatial_axes(xb.ndim, net.data_format)
-    sigmas = blur_sigmas(max_sigma, steps, sqrt)
-    mats, ahead = ([np.stack([blur_matrix(xb.shape[a], s + shift) for s in sigmas[:-1]]).astype(xb.dtype)
-                    for a in axes] for shift in (0.0, grad_step))
-    weights = (np.diff(sigmas) / grad_step).astype(xb.dtype)
+    mats, ahead, weights = _path_matrices(tuple(xb.shape[a] for a in axes), max_sigma, steps, grad_step, sqrt,
+                                          np.dtype(xb.dtype).str)
     run = net.jit((fn, score, axes), lambda: _blur_ig_fn(net, score, axes))
     return _net.finish(run(params, xb, targets, mats, ahead, weights, batch_size=batch_size), single)
 
