@@ -69,8 +69,9 @@ def gradient_shap(model, x, target=None, baselines=None, n_samples: int = 5, std
     (x_k - b_k))/dx`` over ``n = n_samples`` samples per image, with ``x_k = x + eps_k``, ``eps_k ~ N(0, stdevs^2)``
     per cell (an absolute standard deviation, as captum's), ``b_k`` drawn uniformly from the ``K`` baselines
     and ``a_k ~ U(0, 1)``; the draws are ``shap_draws`` (seeded: same seed and shapes, same result). The
-    interpolated point is computed as captum's, ``a x_k + (1 - a) b_k``. In expectation the attributions sum
-    to ``S(x) - E_b[S(b)]`` for ``stdevs = 0`` when the gradient is linear along the paths.
+    interpolated point is computed as captum's, ``a x_k + (1 - a) b_k``. With ``stdevs = 0`` the expectation
+    over ``a`` is integrated gradients from ``b``, so in expectation the attributions sum to ``S(x) - E_b[S(b)]``
+    (a Monte-Carlo estimate of it: the error falls as ``1 / sqrt(n)``).
 
     captum draws from NumPy's and torch's global generators, one sample layout ``(B, n)``; fed the same draws
     it gives the same numbers (the tests check it).
