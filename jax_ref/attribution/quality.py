@@ -198,7 +198,9 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m jax_ref.attribution.quality [--quick]
+if __name__ == "__main__":  # python -m jax_ref.attribution.quality [--quick] [--n-test N]
     quick = "--quick" in sys.argv
     kwargs = {"n_train": 300, "n_test": 32, "size": 16, "epochs": 3, "width": 4} if quick else {}
+    if "--n-test" in sys.argv:
+        kwargs["n_test"] = int(sys.argv[sys.argv.index("--n-test") + 1])
     print(format_table(quality_table(**kwargs)))
