@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_ref import _layers
+from jax_ref import _layers, _penalties
 from jax_ref.attribution._maxpool import max_pool_stage
 from jax_ref.model import JaxModel, from_engine
 from tinygrad_cnn import validation
@@ -51,8 +51,10 @@ class Net:
     (``taps``: ``{node: array}`` added to those nodes' outputs; ``relu``: a function used instead of ``max(h, 0)``
     wherever the model applies a plain ReLU, see ``relu_layers``), ``apply(params, x) -> logits``, the node
     ``names`` in graph order, the ``layer_names`` and the ``relu_layers`` (the layers ending in a plain ReLU:
-    ``activation="relu"``, ``Activation("relu")``, ``ReLU()`` with its default config), plus a cache of jitted
-    functions."""
+    ``activation="relu"``, ``Activation("relu")``, ``ReLU()`` with its default config), the ``activations`` (every
+    layer ending in an elementwise activation, see ``split_activation``) and the ``max_pools``, plus a cache of
+    jitted functions. ``forward(..., calls={layer: f(p, s, x, training, key) -> (y, s)})`` replaces those
+    layers' functions in the same walk (how DeepLift puts its rules in)."""
 
     forward: object
     names: tuple
@@ -60,6 +62,8 @@ class Net:
     data_format: str
     image_shape: tuple | None  # the per-image shape the model was built for
     relu_layers: tuple = ()
+    activations: dict = field(default_factory=dict)  # {layer: (pre, activation name, activation)}
+    max_pools: dict = field(default_factory=dict)  # {MaxPooling layer: its call in the walk}
     _jits: dict = field(default_factory=dict)
 
     def apply(self, params, x):
@@ -87,17 +91,35 @@ def _fast_pools(jax_model) -> dict:
     return fns
 
 
-def _before_relu(info):
-    """``f(p, x, training, key)``: the layer without its final plain ReLU, or None if it does not end in one."""
-    config = info.config
-    if info.class_name in ("Activation", "ReLU"):
-        plain = config.get("activation") == "relu" or (
-            info.class_name == "ReLU" and config.get("max_value") is None
-            and not config.get("negative_slope") and not config.get("threshold"))
-        return (lambda p, x, training, key: x) if plain else None
-    if config.get("activation") == "relu" and info.class_name in _layers.BUILDERS:
-        return _layers.build(info.class_name, {**config, "activation": "linear"})
-    return None
+def _identity(p, x, training, key):
+    return x
+
+
+def _weightless(info):
+    fn = _layers.build(info.class_name, info.config)
+    return lambda h: fn({}, h, False, None)
+
+
+def split_activation(info):
+    """``(pre, name, act)`` with the layer equal to ``act(pre(p, x, training, key))``, ``act`` its final
+    elementwise activation (``name``: ``"relu"``, ``"leaky_relu"``, ``"elu"`` or a Keras activation name), or
+    None if it has none. ``ReLU()`` is ``"relu"`` with its default config, ``"leaky_relu"`` with only a
+    ``negative_slope``; ``LeakyReLU`` and ``ELU`` layers are theirs; ``Activation(a)`` and a layer's
+    ``activation=a`` are ``a`` (``"linear"`` and ``"softmax"``, not elementwise, are not activations here)."""
+    config, kind = info.config, info.class_name
+    if kind == "ReLU":
+        if config.get("max_value") is not None or config.get("threshold"):
+            return None
+        return (_identity, "leaky_relu", _weightless(info)) if config.get("negative_slope") else (
+            _identity, "relu", jax.nn.relu)
+    if kind in ("LeakyReLU", "ELU"):
+        return _identity, {"LeakyReLU": "leaky_relu", "ELU": "elu"}[kind], _weightless(info)
+    name = config.get("activation")
+    if name in (None, "linear", "softmax", "log_softmax") or kind not in _layers.BUILDERS:
+        return None
+    act = _penalties.activation(f"{kind} {info.name!r}", name)
+    return (_identity if kind == "Activation" else _layers.build(kind, {**config, "activation": "linear"}),
+            name, act)
 
 
 def _build(jax_model) -> Net:
@@ -105,13 +127,17 @@ def _build(jax_model) -> Net:
         raise ValueError(f"attribution: the model must have one input and one output (an image in, class scores "
                          f"out); this one has inputs {jax_model.input_names} and outputs {jax_model.output_nodes}")
     fns = _fast_pools(jax_model)
-    before_relu = {info.name: f for info in jax_model.layers if (f := _before_relu(info)) is not None}
+    activations = {info.name: split for info in jax_model.layers if (split := split_activation(info)) is not None}
+    before_relu = {name: pre for name, (pre, act, _) in activations.items() if act == "relu"}
 
-    def forward(params, x, taps=None, wrap=None, relu=None):  # the twin's walk in inference mode, params as state
+    def forward(params, x, taps=None, wrap=None, relu=None, calls=None):  # the twin's walk in inference mode
+        overrides = calls
         calls = fns
         if relu is not None:
             calls = {**fns, **{name: lambda p, s, x, training, key, f=f: (relu(f(p, x, training, key)), s)
                                for name, f in before_relu.items()}}
+        if overrides:
+            calls = {**calls, **overrides}
         if wrap is not None:
             calls = {info.name: wrap(info.name, calls.get(info.name, info.call)) for info in jax_model.layers}
         outs, _, outputs, _ = jax_model.run(params, params, jnp.asarray(x), training=False, taps=taps, fns=calls)
@@ -121,7 +147,9 @@ def _build(jax_model) -> Net:
     shape = jax_model.input_shape
     return Net(forward, tuple(jax_model.node_names), tuple(jax_model.layer_names),
                _engine_format(getattr(engine, "layers", [])), None if shape is None else tuple(shape[1:]),
-               tuple(before_relu))
+               tuple(before_relu), activations,
+               {info.name: fns.get(info.name, info.call) for info in jax_model.layers
+                if info.class_name.startswith("MaxPooling")})
 
 
 def _engine_params(model):

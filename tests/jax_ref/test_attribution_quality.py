@@ -35,9 +35,10 @@ def test_randomisation_sanity_check_tiny():
     model, _ = Q.train_shapes_cnn(n_train=256, size=16, epochs=3, width=4)
     result = Q.quality_table(n_test=16, size=16, model=model, methods=("saliency", "grad_cam"))
     assert 0.0 <= result["chance_mass"] <= 1.0
-    for method, mass, point, deletion, insertion, rho_random, rho_control in result["rows"]:
+    for method, mass, point, deletion, insertion, infid, sens, rho_random, rho_control in result["rows"]:
         assert 0.0 <= mass <= 1.0 and 0.0 <= point <= 1.0, method
         assert 0.0 <= deletion <= 1.0 and 0.0 <= insertion <= 1.0, method
+        assert infid >= 0.0 and sens >= 0.0, method
         assert rho_control > 0.95, (method, rho_control)  # a tiny perturbation keeps the map
         assert rho_random < 0.5, (method, rho_random)  # a re-initialised model does not
     assert "| saliency |" in Q.format_table(result)
