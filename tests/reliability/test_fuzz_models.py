@@ -11,6 +11,7 @@ loss, every weight's gradient and every layer input's gradient are compared with
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 from fuzzing import CASES, LONG, examples
 from hypothesis import assume, given
@@ -98,7 +99,7 @@ def test_random_model_matches_twin(spec, seed, batch):
     assert report.passed, f"{[layer.get_config() for layer in model.layers]}\n{report}"
     # the forward pass, whole output, engine vs twin
     twin = jax_ref.from_engine(model)
-    out = np.asarray(twin.apply(twin.params, x))
+    out = np.asarray(jax.jit(twin.apply)(twin.params, x))  # one XLA compilation, not one per primitive
     np.testing.assert_allclose(model(x).data, out, rtol=1e-10, atol=1e-12)
     # Sequential's own run (fused pairs included) gives the gradients of the layer-by-layer run checked above
     fused = tg.grad(F.cross_entropy(model(x), y), model.weights)
