@@ -15,6 +15,8 @@ AB = ("a, b: Tensors of the same dtype, broadcast together as NumPy does; the\n"
       "    result has the broadcast shape, and each input's vjp is summed back to its own shape (``unbroadcast``).")
 AXES = "axis: None (default: every axis), an int or a tuple of ints; negative axes count from the end."
 KEEPDIMS = "keepdims: bool, default False: keep each reduced axis with size 1 (the result broadcasts against x)."
+PAIR = "a, b: Tensors or numbers (a number takes the other operand's dtype), broadcast together as NumPy does."
+DDOF = "ddof: number, keyword-only, default 0: the divisor is N - ddof (1 gives the unbiased estimate)."
 ONE_AXIS = "axis: int, or None (default) for the flattened x; a negative axis counts from the end."
 
 
