@@ -2,9 +2,10 @@
 
 Walks the ``__all__`` of the public modules (and the public methods a user calls on a class, such as
 ``Model.fit``) and fails for any public function or class without a docstring, or, for a callable with
-parameters, a docstring that mentions none of its parameter names. The docstrings are Google style
-(``Args:``/``Returns:``/``Raises:``); this test checks only that they exist and speak of the arguments,
-not their wording.
+parameters, a docstring without a Google-style ``Args:`` section that names every parameter (the project's
+standard: a docstring per public function stating its arguments and its math). Names not yet documented so
+are listed in ``ARGS_PENDING``, which may only shrink. This test checks that the sections exist and are
+complete, not their wording.
 """
 
 from __future__ import annotations
@@ -16,13 +17,44 @@ import re
 MODULES = [
     "tinygrad_cnn", "tinygrad_cnn.nn", "tinygrad_cnn.nn.callbacks", "tinygrad_cnn.functional",
     "tinygrad_cnn.optim", "tinygrad_cnn.optim.schedules", "tinygrad_cnn.viz",
-    "jax_ref", "jax_ref.attribution",
+    "jax_ref", "jax_ref.attribution", "tinygrad_cnn.ops", "jax_ref.ops",
 ]
 
 # Public names allowed a docstring that names none of their parameters, because the name says it all.
 # Empty today: every public callable with parameters speaks of at least one of them. Add a name here only with
 # a comment saying why its docstring cannot usefully name its arguments.
 PARAM_RULE_EXEMPT: set[str] = set()
+
+# Public callables with parameters whose docstring has no ``Args:`` section yet: documented in a later commit.
+# The list may only shrink (``test_args_pending_lists_only_real_gaps`` fails for a name that no longer needs to
+# be here). They are kept here rather than documented now because other work is editing their files:
+ARGS_PENDING = {
+    # jax_ref/attribution/ (the attribution methods and metrics)
+    "jax_ref.attribution.activation_maximization", "jax_ref.attribution.deconvnet",
+    "jax_ref.attribution.deletion_curve", "jax_ref.attribution.grad_cam_plus_plus",
+    "jax_ref.attribution.guided_backprop", "jax_ref.attribution.guided_grad_cam", "jax_ref.attribution.infidelity",
+    "jax_ref.attribution.input_x_gradient", "jax_ref.attribution.insertion_curve",
+    "jax_ref.attribution.layer_activation", "jax_ref.attribution.layer_gradient",
+    "jax_ref.attribution.noise_tunnel", "jax_ref.attribution.score_cam", "jax_ref.attribution.sensitivity_max",
+    # tinygrad_cnn/optim/
+    "tinygrad_cnn.optim.check_learning_rate", "tinygrad_cnn.optim.schedules.Schedule",
+    "tinygrad_cnn.optim.schedules.Schedule.evaluate",
+}
+ARGS_PENDING |= {  # not yet reached in this pass (their files are free to edit)
+    "jax_ref.JaxModel", "jax_ref.ParityResult", "jax_ref.TrainResult", "tinygrad_cnn.ThreadTuner.step",
+    "tinygrad_cnn.conv_output_size", "tinygrad_cnn.conv_padding", "tinygrad_cnn.nn.Concatenate",
+    "tinygrad_cnn.nn.Cropping1D", "tinygrad_cnn.nn.Cropping2D", "tinygrad_cnn.nn.ELU",
+    "tinygrad_cnn.nn.GaussianDropout", "tinygrad_cnn.nn.GaussianNoise", "tinygrad_cnn.nn.Lambda",
+    "tinygrad_cnn.nn.LeakyReLU", "tinygrad_cnn.nn.Permute", "tinygrad_cnn.nn.RepeatVector",
+    "tinygrad_cnn.nn.Rescaling", "tinygrad_cnn.nn.Reshape", "tinygrad_cnn.nn.Softmax", "tinygrad_cnn.nn.UpSampling1D",
+    "tinygrad_cnn.nn.UpSampling2D", "tinygrad_cnn.nn.UpSampling3D", "tinygrad_cnn.nn.ZeroPadding1D",
+    "tinygrad_cnn.nn.ZeroPadding2D", "tinygrad_cnn.nn.ZeroPadding3D", "tinygrad_cnn.nn.callbacks.CallbackList",
+    "tinygrad_cnn.nn.callbacks.MonitorCallback", "tinygrad_cnn.nn.reference_cnn",
+    "tinygrad_cnn.nn.register_serializable", "tinygrad_cnn.nn.serialize", "tinygrad_cnn.nn.small_resnet",
+    "tinygrad_cnn.num_threads", "tinygrad_cnn.receptive_field", "tinygrad_cnn.set_grad_enabled", "tinygrad_cnn.trace",
+    "tinygrad_cnn.viz.Explorer", "tinygrad_cnn.viz.Explorer.save", "tinygrad_cnn.viz.conv_sliding",
+    "tinygrad_cnn.viz.correlate_valid", "tinygrad_cnn.viz.layer_names", "tinygrad_cnn.viz.layered_layout",
+}
 
 # What a newcomer meets first (issue #18): these must carry a Google-style ``Args:`` section.
 MUST_HAVE_ARGS = [
@@ -129,6 +161,26 @@ def test_an_args_section_describes_every_parameter():
     assert not gaps, "\n".join(gaps)
 
 
+def _args_missing(rows=None) -> list[str]:
+    """Public callables with parameters whose docstring has no ``Args:`` section, outside ``ARGS_PENDING``."""
+    return [f"{label}: no Args: section for {params}"
+            for label, _, obj, params in (_documented() if rows is None else rows)
+            if params and label not in ARGS_PENDING and "Args:" not in (_own_doc(obj) or "")]
+
+
+def test_every_public_callable_with_parameters_has_an_args_section():
+    missing = _args_missing()
+    assert not missing, f"{len(missing)} public callables lack an Args: section:\n" + "\n".join(missing)
+
+
+def test_args_pending_lists_only_real_gaps():
+    """The allow-list may only shrink: a name documented since (or renamed away) must leave it."""
+    rows = {label: (obj, params) for label, _, obj, params in _documented()}
+    stale = sorted(name for name in ARGS_PENDING
+                   if name not in rows or not rows[name][1] or "Args:" in (_own_doc(rows[name][0]) or ""))
+    assert not stale, f"remove from ARGS_PENDING (documented or gone): {stale}"
+
+
 def test_what_a_newcomer_meets_first_has_an_args_section():
     by_label = {label: obj for label, _, obj, _ in _documented()}
     missing = [label for label in MUST_HAVE_ARGS if "Args:" not in (_own_doc(by_label[label]) or "")]
@@ -159,6 +211,16 @@ def test_the_check_catches_a_missing_and_an_unrelated_docstring():
         """
 
     assert _args_gaps([("stale", "stale", stale, _params(stale))]) == ["stale: Args: does not describe ['axis']"]
+
+    def no_args(x, axis):
+        """Sum ``x`` over ``axis``."""
+
+    def nothing_to_say():
+        """A callable without parameters needs no Args: section."""
+
+    rows = [(name, name, fn, _params(fn)) for name, fn in
+            (("no_args", no_args), ("nothing_to_say", nothing_to_say), ("stale", stale))]
+    assert _args_missing(rows) == ["no_args: no Args: section for ['x', 'axis']"]
 
 
 def test_help_of_conv2d_shows_its_arguments():
