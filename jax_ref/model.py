@@ -97,11 +97,13 @@ class JaxModel:
     ``input_names`` / ``output_nodes``: the model's inputs (InputLayer names) and the nodes giving its outputs.
     ``params`` / ``state``: the two pytrees (jnp arrays, the engine's dtype). ``jit_apply`` is ``apply`` compiled.
 
-    Attributes:
+    Built by ``from_engine``; each argument becomes the attribute of its name.
+
+    Args:
         engine_model: the engine ``Model`` mirrored.
-        layers, nodes: as above.
+        layers, nodes: ``LayerInfo`` per layer and ``NodeInfo`` per call, as above.
         input_names, output_keys: the inputs' names and the keys of the nodes that give the outputs.
-        params, state: as above.
+        params, state: the two pytrees, as above.
         input_shape: the input shape without the batch axis.
     """
 

@@ -219,6 +219,7 @@ class ZeroPadding1D(_ZeroPadding):
 
     Args:
         padding: int (default 1) or a ``(before, after)`` pair of steps.
+        data_format: ``"channels_last"`` (default None: channels_last) or ``"channels_first"``.
         **kwargs: the base ``Layer`` arguments.
     """
 
