@@ -227,3 +227,38 @@ def test_help_of_conv2d_shows_its_arguments():
     text = pydoc.render_doc(nn.Conv2D, renderer=pydoc.plaintext)
     for needle in ("filters", "kernel_size", "padding", "Args:", "ceil(W / S)"):
         assert needle in text, needle
+
+
+def test_help_of_a_one_line_op_shows_its_math_and_arguments():
+    """``ops._docs.documented`` and ``jax_ref._docs.take_engine_args`` build docstrings that ``help()`` renders."""
+    import pydoc
+
+    import jax_ref.ops
+    import tinygrad_cnn.ops as ops
+
+    text = pydoc.render_doc(ops.log1p, renderer=pydoc.plaintext)
+    for needle in ("log1p(x)", "y = log(1 + x)", "vjp: g / (1 + x)", "Args:", "x: Tensor"):
+        assert needle in text, needle
+    twin = pydoc.render_doc(jax_ref.ops.softplus, renderer=pydoc.plaintext)
+    assert "logaddexp(x, 0)" in twin and "Args:" in twin and "x: Tensor or array-like" in twin
+
+
+def test_the_twin_refuses_an_engine_section_that_misses_a_parameter():
+    """Negative control of ``take_engine_args``: it checks the engine's section names every twin parameter."""
+    import pytest
+
+    from jax_ref._docs import take_engine_args
+
+    def engine(x, axis):
+        """Sum.
+
+        Args:
+            x: the input.
+        """
+
+    def twin(x, axis):
+        """Sum on JAX."""
+
+    with pytest.raises(ValueError, match=r"\['axis'\]"):
+        take_engine_args(twin, engine)
+    assert twin.__doc__ == "Sum on JAX."  # left as it was
