@@ -88,7 +88,7 @@ def tanh(x):
 
 
 def leaky_relu(x, negative_slope: float = 0.2):
-    """x for x >= 0, negative_slope * x otherwise (Keras' default slope 0.2).
+    """x for x >= 0, negative_slope * x otherwise (Keras' default slope 0.2); slope 1 at x = 0 (as JAX).
 
     Args:
         x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
@@ -150,7 +150,7 @@ def selu(x):
 
 
 def celu(x, alpha: float = 1.0):
-    """x for x > 0, alpha (e^{x/alpha} - 1) otherwise; alpha > 0.
+    """x for x > 0, alpha (e^{x/alpha} - 1) otherwise; alpha > 0; celu'(0) = 1 (as JAX).
 
     Args:
         x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
@@ -172,7 +172,8 @@ def softsign(x):
 
 
 def hard_sigmoid(x):
-    """relu6(x + 3) / 6 (Keras 3's definition; Keras 2 used clip(0.2 x + 0.5, 0, 1)).
+    """relu6(x + 3) / 6 (Keras 3's definition; Keras 2 used clip(0.2 x + 0.5, 0, 1)); gradient 0 at x = +-3
+    (as JAX).
 
     Args:
         x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
@@ -181,7 +182,7 @@ def hard_sigmoid(x):
 
 
 def hard_silu(x):
-    """x hard_sigmoid(x) = x relu6(x + 3) / 6.
+    """x hard_sigmoid(x) = x relu6(x + 3) / 6; gradient 0 at x = -3 and 1 at x = 3 (as JAX).
 
     Args:
         x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
@@ -227,7 +228,8 @@ def log_sigmoid(x):
 
 def prelu(x, alpha):
     """x for x >= 0, alpha x otherwise; ``alpha`` (a Tensor, array or number) broadcasts against x and gets a
-    gradient when it requires one (PReLU's learned slopes). The output has x's shape.
+    gradient when it requires one (PReLU's learned slopes). The output has x's shape; the slope at x = 0 is 1
+    (the x >= 0 side, as ``jax.nn.leaky_relu``).
 
     Args:
         x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
