@@ -96,6 +96,15 @@ class JaxModel:
     ``layers``: ``LayerInfo`` per layer (order of first use). ``nodes``: ``NodeInfo`` per call, in graph order.
     ``input_names`` / ``output_nodes``: the model's inputs (InputLayer names) and the nodes giving its outputs.
     ``params`` / ``state``: the two pytrees (jnp arrays, the engine's dtype). ``jit_apply`` is ``apply`` compiled.
+
+    Built by ``from_engine``; each argument becomes the attribute of its name.
+
+    Args:
+        engine_model: the engine ``Model`` mirrored.
+        layers, nodes: ``LayerInfo`` per layer and ``NodeInfo`` per call, as above.
+        input_names, output_keys: the inputs' names and the keys of the nodes that give the outputs.
+        params, state: the two pytrees, as above.
+        input_shape: the input shape without the batch axis.
     """
 
     def __init__(self, engine_model, layers, nodes, input_names, output_keys, params, state, input_shape):

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_ref._conv import conv, conv1d, conv2d, conv3d, conv_transpose, depthwise_conv2d
+from jax_ref._docs import take_engine_args
 from jax_ref._pool import (
     adaptive_avg_pool,
     adaptive_max_pool,
@@ -211,3 +212,13 @@ def resize(x, size, interpolation="bilinear", data_format="channels_last"):
         validation.choice("resize", "interpolation", interpolation, ("nearest", "bilinear"))]
     shape = (x.shape[0], *size, x.shape[-1]) if fmt == "channels_last" else x.shape[:2] + size
     return jax.image.resize(x, shape, method=method, antialias=False)
+
+
+def _document():
+    from tinygrad_cnn import functional
+
+    for name in __all__:
+        take_engine_args(globals()[name], getattr(functional, name))
+
+
+_document()

@@ -2,13 +2,15 @@
 
 Walks the ``__all__`` of the public modules (and the public methods a user calls on a class, such as
 ``Model.fit``) and fails for any public function or class without a docstring, or, for a callable with
-parameters, a docstring that mentions none of its parameter names. The docstrings are Google style
-(``Args:``/``Returns:``/``Raises:``); this test checks only that they exist and speak of the arguments,
-not their wording.
+parameters, a docstring without a Google-style ``Args:`` section that names every parameter (the project's
+standard: a docstring per public function stating its arguments and its math). Names not yet documented so
+are listed in ``ARGS_PENDING``, which may only shrink. This test checks that the sections exist and are
+complete, not their wording.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import re
@@ -16,13 +18,29 @@ import re
 MODULES = [
     "tinygrad_cnn", "tinygrad_cnn.nn", "tinygrad_cnn.nn.callbacks", "tinygrad_cnn.functional",
     "tinygrad_cnn.optim", "tinygrad_cnn.optim.schedules", "tinygrad_cnn.viz",
-    "jax_ref", "jax_ref.attribution",
+    "jax_ref", "jax_ref.attribution", "tinygrad_cnn.ops", "jax_ref.ops",
 ]
 
 # Public names allowed a docstring that names none of their parameters, because the name says it all.
 # Empty today: every public callable with parameters speaks of at least one of them. Add a name here only with
 # a comment saying why its docstring cannot usefully name its arguments.
 PARAM_RULE_EXEMPT: set[str] = set()
+
+# Public callables with parameters whose docstring has no ``Args:`` section yet: documented in a later commit.
+# The list may only shrink (``test_args_pending_lists_only_real_gaps`` fails for a name that no longer needs to
+# be here). They are kept here rather than documented now because other work is editing their files:
+ARGS_PENDING = {
+    # jax_ref/attribution/ (the attribution methods and metrics)
+    "jax_ref.attribution.activation_maximization", "jax_ref.attribution.deconvnet",
+    "jax_ref.attribution.deletion_curve", "jax_ref.attribution.grad_cam_plus_plus",
+    "jax_ref.attribution.guided_backprop", "jax_ref.attribution.guided_grad_cam", "jax_ref.attribution.infidelity",
+    "jax_ref.attribution.input_x_gradient", "jax_ref.attribution.insertion_curve",
+    "jax_ref.attribution.layer_activation", "jax_ref.attribution.layer_gradient",
+    "jax_ref.attribution.noise_tunnel", "jax_ref.attribution.score_cam", "jax_ref.attribution.sensitivity_max",
+    # tinygrad_cnn/optim/
+    "tinygrad_cnn.optim.check_learning_rate", "tinygrad_cnn.optim.schedules.Schedule",
+    "tinygrad_cnn.optim.schedules.Schedule.evaluate",
+}
 
 # What a newcomer meets first (issue #18): these must carry a Google-style ``Args:`` section.
 MUST_HAVE_ARGS = [
@@ -105,14 +123,23 @@ def _problems() -> list[str]:
     return [p for p in found if p]
 
 
+def _section(obj) -> str | None:
+    """The header of the docstring's argument section: ``Args:``, or for a dataclass (whose constructor takes its
+    fields) Google style's ``Attributes:``; None if it has neither."""
+    doc = _own_doc(obj) or ""
+    if "Args:" in doc:
+        return "Args:"
+    return "Attributes:" if dataclasses.is_dataclass(obj) and "Attributes:" in doc else None
+
+
 def _args_gaps(rows=None) -> list[str]:
     """A docstring with an ``Args:`` section must name every parameter in it (so it cannot fall out of date)."""
     gaps = []
     for label, _, obj, params in _documented() if rows is None else rows:
-        doc = _own_doc(obj) or ""
-        if "Args:" not in doc:
+        section = _section(obj)
+        if section is None:
             continue
-        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", doc.split("Args:", 1)[1]))
+        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", (_own_doc(obj) or "").split(section, 1)[1]))
         missing = [p for p in params if p not in words]
         if missing:
             gaps.append(f"{label}: Args: does not describe {missing}")
@@ -127,6 +154,26 @@ def test_every_public_name_has_a_docstring_naming_its_arguments():
 def test_an_args_section_describes_every_parameter():
     gaps = _args_gaps()
     assert not gaps, "\n".join(gaps)
+
+
+def _args_missing(rows=None) -> list[str]:
+    """Public callables with parameters whose docstring has no ``Args:`` section, outside ``ARGS_PENDING``."""
+    return [f"{label}: no Args: section for {params}"
+            for label, _, obj, params in (_documented() if rows is None else rows)
+            if params and label not in ARGS_PENDING and _section(obj) is None]
+
+
+def test_every_public_callable_with_parameters_has_an_args_section():
+    missing = _args_missing()
+    assert not missing, f"{len(missing)} public callables lack an Args: section:\n" + "\n".join(missing)
+
+
+def test_args_pending_lists_only_real_gaps():
+    """The allow-list may only shrink: a name documented since (or renamed away) must leave it."""
+    rows = {label: (obj, params) for label, _, obj, params in _documented()}
+    stale = sorted(name for name in ARGS_PENDING
+                   if name not in rows or not rows[name][1] or _section(rows[name][0]) is not None)
+    assert not stale, f"remove from ARGS_PENDING (documented or gone): {stale}"
 
 
 def test_what_a_newcomer_meets_first_has_an_args_section():
@@ -160,6 +207,16 @@ def test_the_check_catches_a_missing_and_an_unrelated_docstring():
 
     assert _args_gaps([("stale", "stale", stale, _params(stale))]) == ["stale: Args: does not describe ['axis']"]
 
+    def no_args(x, axis):
+        """Sum ``x`` over ``axis``."""
+
+    def nothing_to_say():
+        """A callable without parameters needs no Args: section."""
+
+    rows = [(name, name, fn, _params(fn)) for name, fn in
+            (("no_args", no_args), ("nothing_to_say", nothing_to_say), ("stale", stale))]
+    assert _args_missing(rows) == ["no_args: no Args: section for ['x', 'axis']"]
+
 
 def test_help_of_conv2d_shows_its_arguments():
     """``help(nn.Conv2D)`` shows the constructor's arguments with their defaults and meaning."""
@@ -170,3 +227,38 @@ def test_help_of_conv2d_shows_its_arguments():
     text = pydoc.render_doc(nn.Conv2D, renderer=pydoc.plaintext)
     for needle in ("filters", "kernel_size", "padding", "Args:", "ceil(W / S)"):
         assert needle in text, needle
+
+
+def test_help_of_a_one_line_op_shows_its_math_and_arguments():
+    """``ops._docs.documented`` and ``jax_ref._docs.take_engine_args`` build docstrings that ``help()`` renders."""
+    import pydoc
+
+    import jax_ref.ops
+    import tinygrad_cnn.ops as ops
+
+    text = pydoc.render_doc(ops.log1p, renderer=pydoc.plaintext)
+    for needle in ("log1p(x)", "y = log(1 + x)", "vjp: g / (1 + x)", "Args:", "x: Tensor"):
+        assert needle in text, needle
+    twin = pydoc.render_doc(jax_ref.ops.softplus, renderer=pydoc.plaintext)
+    assert "logaddexp(x, 0)" in twin and "Args:" in twin and "x: Tensor or array-like" in twin
+
+
+def test_the_twin_refuses_an_engine_section_that_misses_a_parameter():
+    """Negative control of ``take_engine_args``: it checks the engine's section names every twin parameter."""
+    import pytest
+
+    from jax_ref._docs import take_engine_args
+
+    def engine(x, axis):
+        """Sum.
+
+        Args:
+            x: the input.
+        """
+
+    def twin(x, axis):
+        """Sum on JAX."""
+
+    with pytest.raises(ValueError, match=r"\['axis'\]"):
+        take_engine_args(twin, engine)
+    assert twin.__doc__ == "Sum on JAX."  # left as it was

@@ -64,6 +64,14 @@ def conv_padding(size: int, kernel_size: int, strides: int = 1, padding="valid",
     with ``before = total // 2`` (the odd cell goes after, TensorFlow's rule);
     ``"causal"`` -> ``(F_eff - 1, 0)``; an int ``p`` -> ``(p, p)``; a pair is returned as is.
     ``F_eff = dilation_rate * (kernel_size - 1) + 1``.
+
+    Args:
+        size: int, the input's cells along the axis.
+        kernel_size: int F.
+        strides: int S, default 1.
+        padding: ``"valid"`` (default), ``"same"``, ``"causal"``, an int or a ``(before, after)`` pair.
+        dilation_rate: int d, default 1.
+        fn: str, the caller's name used in error messages (default this function's).
     """
     validation.positive_int(fn, "strides", strides)
     validation.positive_int(fn, "dilation_rate", dilation_rate)
@@ -91,6 +99,14 @@ def conv_output_size(size: int, kernel_size: int, strides: int = 1, padding="val
 
     >>> conv_output_size(28, 3, padding="same"), conv_output_size(28, 3), conv_output_size(7, 3, strides=2)
     (28, 26, 3)
+
+    Args:
+        size: int W, the input's cells along the axis.
+        kernel_size: int F.
+        strides: int S, default 1.
+        padding: ``"valid"`` (default), ``"same"``, ``"causal"``, an int or a ``(before, after)`` pair.
+        dilation_rate: int d, default 1.
+        fn: str, the caller's name used in error messages (default this function's).
     """
     validation.positive_int(fn, "size", size)
     pair = conv_padding(size, kernel_size, strides, padding, dilation_rate, fn=fn)
@@ -327,6 +343,11 @@ def receptive_fields(layers) -> list[int]:
 
 
 def receptive_field(layers) -> int:
-    """Receptive field of the last layer of ``layers`` (see :func:`receptive_fields`); 1 for no layers."""
+    """Receptive field of the last layer of ``layers`` (see :func:`receptive_fields`); 1 for no layers.
+
+    Args:
+        layers: one ``(kernel, stride, dilation)`` per layer, first layer first (a bare int is a kernel with
+            stride 1), as :func:`receptive_fields` takes.
+    """
     fields = receptive_fields(layers)
     return fields[-1] if fields else 1

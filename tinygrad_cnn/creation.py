@@ -33,7 +33,14 @@ def _leaf(data: np.ndarray, requires_grad: bool, fn: str) -> Tensor:
 
 
 def full(shape, fill_value, dtype=np.float32, requires_grad: bool = False) -> Tensor:
-    """Every element ``fill_value``; ``shape`` an int or a tuple (NumPy's and PyTorch's ``full``)."""
+    """Every element ``fill_value``; ``shape`` an int or a tuple (NumPy's and PyTorch's ``full``).
+
+    Args:
+        shape: int or tuple of non-negative ints.
+        fill_value: number, the value of every element (cast to ``dtype``).
+        dtype: NumPy dtype, default float32.
+        requires_grad: bool, default False: make it a leaf that receives ``.grad`` (needs a floating dtype).
+    """
     return _leaf(np.full(_shape("full", (shape,)), fill_value, dtype=dtype), requires_grad, "full")
 
 
@@ -64,18 +71,38 @@ def _like(x) -> np.ndarray:
 
 
 def zeros_like(x, dtype=None, requires_grad: bool = False) -> Tensor:
-    """Zeros of ``x``'s shape and (unless ``dtype`` is given) its dtype; ``x`` a Tensor or an array."""
+    """Zeros of ``x``'s shape and (unless ``dtype`` is given) its dtype; ``x`` a Tensor or an array.
+
+    Args:
+        x: Tensor or array-like whose shape (and dtype) is copied.
+        dtype: NumPy dtype, default None (x's).
+        requires_grad: bool, default False: make it a leaf that receives ``.grad`` (needs a floating dtype).
+    """
     return _leaf(np.zeros_like(_like(x), dtype=dtype), requires_grad, "zeros_like")
 
 
 def ones_like(x, dtype=None, requires_grad: bool = False) -> Tensor:
-    """Ones of ``x``'s shape and (unless ``dtype`` is given) its dtype; ``x`` a Tensor or an array."""
+    """Ones of ``x``'s shape and (unless ``dtype`` is given) its dtype; ``x`` a Tensor or an array.
+
+    Args:
+        x: Tensor or array-like whose shape (and dtype) is copied.
+        dtype: NumPy dtype, default None (x's).
+        requires_grad: bool, default False: make it a leaf that receives ``.grad`` (needs a floating dtype).
+    """
     return _leaf(np.ones_like(_like(x), dtype=dtype), requires_grad, "ones_like")
 
 
 def arange(start, stop=None, step=1, dtype=np.float32, requires_grad: bool = False) -> Tensor:
     """NumPy's ``np.arange(start, stop, step, dtype)``: start, start + step, ... up to but excluding stop
-    (``arange(n)`` is 0, 1, ..., n - 1); ceil((stop - start) / step) elements, computed by NumPy in ``dtype``."""
+    (``arange(n)`` is 0, 1, ..., n - 1); ceil((stop - start) / step) elements, computed by NumPy in ``dtype``.
+
+    Args:
+        start: number; with ``stop`` None it is the stop and the range starts at 0.
+        stop: number or None (default).
+        step: nonzero number, default 1.
+        dtype: NumPy dtype, default float32.
+        requires_grad: bool, default False: make it a leaf that receives ``.grad`` (needs a floating dtype).
+    """
     if step == 0:
         raise ValueError("arange: step=0 must be non-zero")
     return _leaf(np.arange(start, stop, step, dtype=dtype), requires_grad, "arange")
@@ -84,7 +111,15 @@ def arange(start, stop=None, step=1, dtype=np.float32, requires_grad: bool = Fal
 def linspace(start, stop, num: int = 50, endpoint: bool = True, dtype=np.float32,
              requires_grad: bool = False) -> Tensor:
     """NumPy's ``np.linspace``: ``num`` evenly spaced values from start to stop (included if ``endpoint``),
-    start + i (stop - start) / (num - 1 if endpoint else num), computed in float64 and rounded to ``dtype``."""
+    start + i (stop - start) / (num - 1 if endpoint else num), computed in float64 and rounded to ``dtype``.
+
+    Args:
+        start, stop: numbers, the first and (with ``endpoint``) last value.
+        num: non-negative int, default 50: the number of values.
+        endpoint: bool, default True: include ``stop``.
+        dtype: NumPy dtype, default float32.
+        requires_grad: bool, default False: make it a leaf that receives ``.grad`` (needs a floating dtype).
+    """
     num = validation.positive_int("linspace", "num", num, minimum=0)
     endpoint = validation.boolean("linspace", "endpoint", endpoint)
     return _leaf(np.linspace(start, stop, num, endpoint=endpoint, dtype=dtype), requires_grad, "linspace")
@@ -92,7 +127,15 @@ def linspace(start, stop, num: int = 50, endpoint: bool = True, dtype=np.float32
 
 def eye(N: int, M: int | None = None, k: int = 0, dtype=np.float32, requires_grad: bool = False) -> Tensor:  # noqa: N803
     """NumPy's ``np.eye``: an N x M (M = N by default) matrix with ones on diagonal ``k`` (0 the main one,
-    k > 0 above it, k < 0 below it) and zeros elsewhere."""
+    k > 0 above it, k < 0 below it) and zeros elsewhere.
+
+    Args:
+        N: non-negative int, the number of rows.
+        M: non-negative int or None (default: N), the number of columns.
+        k: int, default 0: the diagonal's offset.
+        dtype: NumPy dtype, default float32.
+        requires_grad: bool, default False: make it a leaf that receives ``.grad`` (needs a floating dtype).
+    """
     n = validation.positive_int("eye", "N", N, minimum=0)
     m = n if M is None else validation.positive_int("eye", "M", M, minimum=0)
     if not validation.is_int(k):
@@ -107,7 +150,14 @@ def _random_dtype(fn: str, dtype) -> np.dtype:
 def rand(*shape, seed=None, dtype=np.float32, requires_grad: bool = False) -> Tensor:
     """Uniform draws on [0, 1): ``Generator.random(shape, dtype)`` of ``seed`` (an int, a Generator, or None
     for fresh entropy; inside ``ops.random.fixed_seed`` None is pinned). float32 is drawn as float32, so no
-    value rounds up to 1."""
+    value rounds up to 1.
+
+    Args:
+        *shape: the shape, as ints (``rand(2, 3)``) or one tuple (``rand((2, 3))``).
+        seed: keyword-only int, ``np.random.Generator`` or None (default: fresh entropy).
+        dtype: keyword-only, float32 (default) or float64.
+        requires_grad: bool, default False: make it a leaf that receives ``.grad`` (needs a floating dtype).
+    """
     dtype = _random_dtype("rand", dtype)
     draws = _random.rng(validation.seed("rand", "seed", seed), "rand").random(_shape("rand", shape), dtype=dtype)
     return _leaf(draws, requires_grad, "rand")
@@ -115,7 +165,14 @@ def rand(*shape, seed=None, dtype=np.float32, requires_grad: bool = False) -> Te
 
 def randn(*shape, seed=None, dtype=np.float32, requires_grad: bool = False) -> Tensor:
     """Standard normal draws (mean 0, variance 1): ``Generator.standard_normal(shape, dtype)`` of ``seed``
-    (an int, a Generator, or None; see ``rand``)."""
+    (an int, a Generator, or None; see ``rand``).
+
+    Args:
+        *shape: the shape, as ints (``rand(2, 3)``) or one tuple (``rand((2, 3))``).
+        seed: keyword-only int, ``np.random.Generator`` or None (default: fresh entropy).
+        dtype: keyword-only, float32 (default) or float64.
+        requires_grad: bool, default False: make it a leaf that receives ``.grad`` (needs a floating dtype).
+    """
     dtype = _random_dtype("randn", dtype)
     rng = _random.rng(validation.seed("randn", "seed", seed), "randn")
     return _leaf(rng.standard_normal(_shape("randn", shape), dtype=dtype), requires_grad, "randn")

@@ -51,27 +51,49 @@ __all__ = [
 
 
 def relu(x):
-    """max(x, 0); relu'(0) = 0."""
+    """max(x, 0); relu'(0) = 0 (as ``jax.nn.relu``).
+
+    Args:
+        x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
+    """
     return ops.relu(as_float_tensor("relu", "x", x))
 
 
 def softplus(x):
-    """log(1 + e^x) = logaddexp(x, 0); its derivative is the logistic sigmoid."""
+    """softplus(x) = log(1 + e^x), computed as logaddexp(x, 0) = max(x, 0) + log1p(e^-|x|) (finite for
+    |x| = 1000); its derivative is the logistic sigmoid.
+
+    Args:
+        x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
+    """
     return ops.softplus(as_float_tensor("softplus", "x", x))
 
 
 def sigmoid(x):
-    """1 / (1 + e^-x)."""
+    """1 / (1 + e^-x) (e^x / (1 + e^x) for x < 0: no overflow); vjp: g y (1 - y).
+
+    Args:
+        x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
+    """
     return ops.sigmoid(as_float_tensor("sigmoid", "x", x))
 
 
 def tanh(x):
-    """(e^x - e^-x) / (e^x + e^-x)."""
+    """(e^x - e^-x) / (e^x + e^-x); vjp: g (1 - y)(1 + y).
+
+    Args:
+        x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
+    """
     return ops.tanh(as_float_tensor("tanh", "x", x))
 
 
 def leaky_relu(x, negative_slope: float = 0.2):
-    """x for x >= 0, negative_slope * x otherwise (Keras' default slope 0.2)."""
+    """x for x >= 0, negative_slope * x otherwise (Keras' default slope 0.2); slope 1 at x = 0 (as JAX).
+
+    Args:
+        x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
+        negative_slope: float >= 0, default 0.2 (Keras' default): the slope s for x < 0.
+    """
     validation.number_in("leaky_relu", "negative_slope", negative_slope, 0.0, float("inf"))
     return ops.leaky_relu(as_float_tensor("leaky_relu", "x", x), negative_slope)
 
@@ -79,34 +101,61 @@ def leaky_relu(x, negative_slope: float = 0.2):
 def gelu(x, approximate: bool = False):
     """x Phi(x) (Phi the standard normal CDF) = x/2 erfc(-x/sqrt 2); with ``approximate=True`` the tanh form
     x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). The default is exact, as Keras' and PyTorch's gelu
-    (``jax.nn.gelu`` defaults to the tanh form)."""
+    (``jax.nn.gelu`` defaults to the tanh form).
+
+    Args:
+        x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
+        approximate: bool, default False: the exact erfc form; True the tanh form.
+    """
     approximate = validation.boolean("gelu", "approximate", approximate)
     return ops.gelu(as_float_tensor("gelu", "x", x), approximate)
 
 
 def silu(x):
-    """x sigmoid(x)."""
+    """x sigmoid(x).
+
+    Args:
+        x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
+    """
     return ops.silu(as_float_tensor("silu", "x", x))
 
 
 def swish(x):
-    """x sigmoid(x) (Keras' other name for silu)."""
+    """x sigmoid(x) (Keras' other name for silu).
+
+    Args:
+        x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
+    """
     return ops.silu(as_float_tensor("swish", "x", x))
 
 
 def elu(x, alpha: float = 1.0):
-    """x for x > 0, alpha (e^x - 1) otherwise; elu'(0) = alpha."""
+    """x for x > 0, alpha (e^x - 1) otherwise; elu'(0) = alpha.
+
+    Args:
+        x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
+        alpha: float, default 1.0: the negative branch saturates at -alpha.
+    """
     alpha = validation.number_in("elu", "alpha", alpha, -float("inf"), float("inf"))
     return ops.elu(as_float_tensor("elu", "x", x), alpha)
 
 
 def selu(x):
-    """scale * elu(x, alpha), alpha = 1.67326324..., scale = 1.05070098... (self-normalizing constants)."""
+    """scale * elu(x, alpha), alpha = 1.67326324..., scale = 1.05070098... (self-normalizing constants).
+
+    Args:
+        x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
+    """
     return ops.selu(as_float_tensor("selu", "x", x))
 
 
 def celu(x, alpha: float = 1.0):
-    """x for x > 0, alpha (e^{x/alpha} - 1) otherwise; alpha > 0."""
+    """x for x > 0, alpha (e^{x/alpha} - 1) otherwise; alpha > 0; celu'(0) = 1 (as JAX).
+
+    Args:
+        x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
+        alpha: float > 0, default 1.0: the negative branch's scale (it saturates at -alpha).
+    """
     alpha = validation.number_in("celu", "alpha", alpha, 0.0, float("inf"))
     if alpha == 0.0:
         raise ValueError("celu: alpha must be > 0 (x is divided by it); got 0.0")
@@ -114,43 +163,78 @@ def celu(x, alpha: float = 1.0):
 
 
 def softsign(x):
-    """x / (1 + |x|)."""
+    """x / (1 + |x|); derivative 1 / (1 + |x|)^2.
+
+    Args:
+        x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
+    """
     return ops.softsign(as_float_tensor("softsign", "x", x))
 
 
 def hard_sigmoid(x):
-    """relu6(x + 3) / 6 (Keras 3's definition; Keras 2 used clip(0.2 x + 0.5, 0, 1))."""
+    """relu6(x + 3) / 6 (Keras 3's definition; Keras 2 used clip(0.2 x + 0.5, 0, 1)); gradient 0 at x = +-3
+    (as JAX).
+
+    Args:
+        x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
+    """
     return ops.hard_sigmoid(as_float_tensor("hard_sigmoid", "x", x))
 
 
 def hard_silu(x):
-    """x hard_sigmoid(x) = x relu6(x + 3) / 6."""
+    """x hard_sigmoid(x) = x relu6(x + 3) / 6; gradient 0 at x = -3 and 1 at x = 3 (as JAX).
+
+    Args:
+        x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
+    """
     return ops.hard_silu(as_float_tensor("hard_silu", "x", x))
 
 
 def hard_swish(x):
-    """x hard_sigmoid(x) (Keras' other name for hard_silu)."""
+    """x hard_sigmoid(x) (Keras' other name for hard_silu).
+
+    Args:
+        x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
+    """
     return ops.hard_silu(as_float_tensor("hard_swish", "x", x))
 
 
 def mish(x):
-    """x tanh(softplus(x))."""
+    """x tanh(softplus(x)), softplus = logaddexp(x, 0).
+
+    Args:
+        x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
+    """
     return ops.mish(as_float_tensor("mish", "x", x))
 
 
 def relu6(x):
-    """min(max(x, 0), 6); relu6'(0) = relu6'(6) = 0."""
+    """min(max(x, 0), 6); relu6'(0) = relu6'(6) = 0.
+
+    Args:
+        x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
+    """
     return ops.relu6(as_float_tensor("relu6", "x", x))
 
 
 def log_sigmoid(x):
-    """log sigmoid(x) = -softplus(-x), finite for |x| = 1000."""
+    """log sigmoid(x) = -softplus(-x), finite for |x| = 1000.
+
+    Args:
+        x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
+    """
     return ops.log_sigmoid(as_float_tensor("log_sigmoid", "x", x))
 
 
 def prelu(x, alpha):
     """x for x >= 0, alpha x otherwise; ``alpha`` (a Tensor, array or number) broadcasts against x and gets a
-    gradient when it requires one (PReLU's learned slopes). The output has x's shape."""
+    gradient when it requires one (PReLU's learned slopes). The output has x's shape; the slope at x = 0 is 1
+    (the x >= 0 side, as ``jax.nn.leaky_relu``).
+
+    Args:
+        x: Tensor or array-like of any shape, floating dtype (an array is wrapped; an integer one is refused).
+        alpha: Tensor, array or number of slopes for x < 0 that broadcasts to x's shape (e.g. one per channel).
+    """
     x = as_float_tensor("prelu", "x", x)
     alpha = as_tensor(alpha, like=x) if isinstance(alpha, (int, float)) else as_float_tensor("prelu", "alpha", alpha)
     try:
@@ -442,6 +526,15 @@ def max_unpool(x, indices, pool_size, strides=None, padding="valid", data_format
     ``(W - 1) * strides - before - after + pool_size`` (PyTorch's default). Where several inputs name the same
     cell (overlapping windows) the last one in row-major order is kept, as PyTorch's CPU loop does.
     Gradient: ``dx[n, o, c] = g[n, indices[n, o, c], c]`` for the kept elements, 0 for the others.
+
+    Args:
+        x: pooled values ``(batch, *spatial, channels)`` (``channels_last``) or channels first.
+        indices: int array or Tensor shaped like x, from ``max_pool(..., return_indices=True)``.
+        pool_size: int or one int per spatial axis, the window the pool used.
+        strides: int, tuple or None (default: ``pool_size``).
+        padding: ``"valid"`` (default) or explicit ints/``(before, after)`` pairs, as the pool used.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        output_size: None (default: the formula above) or the output's spatial sizes.
     """
     fn = "max_unpool"
     x = as_float_tensor(fn, "x", x)

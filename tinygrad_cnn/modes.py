@@ -21,7 +21,11 @@ def is_grad_enabled() -> bool:
 
 
 class set_grad_enabled(contextlib.ContextDecorator):
-    """Context manager and decorator that records the graph if ``enabled``, and not otherwise (as PyTorch's)."""
+    """Context manager and decorator that records the graph if ``enabled``, and not otherwise (as PyTorch's).
+
+    Args:
+        enabled: bool: True records the graph (as ``enable_grad``), False not (as ``no_grad``).
+    """
 
     def __init__(self, enabled: bool):
         self._enabled = bool(enabled)

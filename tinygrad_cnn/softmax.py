@@ -31,7 +31,13 @@ def _max_shift(x: Tensor, axis: int) -> np.ndarray:
 
 def logsumexp(x, axis: int = -1, keepdims: bool = False):
     """log sum_i e^{x_i}, computed as m + log sum_i e^{x_i - m} with m = max x (a constant), so no overflow.
-    Over an empty axis it is log 0 = -inf, as ``jax.nn.logsumexp``."""
+    Over an empty axis it is log 0 = -inf, as ``jax.nn.logsumexp``. vjp: g softmax(x) along ``axis``.
+
+    Args:
+        x: Tensor or array-like of floating dtype, at least one axis.
+        axis: int, default -1: the one axis summed over.
+        keepdims: bool, default False: keep it with size 1.
+    """
     x = as_float_tensor("logsumexp", "x", x)
     axis = _axis("logsumexp", x, axis)
     m = _max_shift(x, axis)

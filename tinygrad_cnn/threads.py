@@ -72,7 +72,11 @@ def get_num_threads() -> int:
 
 @contextlib.contextmanager
 def num_threads(n: int):
-    """Within the block, cap every BLAS and OpenMP pool at ``n`` threads (tuning off); restore everything after."""
+    """Within the block, cap every BLAS and OpenMP pool at ``n`` threads (tuning off); restore everything after.
+
+    Args:
+        n: positive int, the thread cap inside the block.
+    """
     global _policy
     limiter = threadpool_limits(limits=_check("num_threads", n))
     previous, _policy = _policy, n
@@ -150,6 +154,9 @@ class ThreadTuner:
         """Run the block (one step over ``size`` examples) at the count the tuner chooses, timed per example.
 
         The pools' counts are restored after the block; a step that raises is not recorded.
+
+        Args:
+            size: positive int, default 1: the examples in the step (the time is divided by it).
         """
         if _policy != "auto" or not self._controller.lib_controllers:
             yield

@@ -162,6 +162,13 @@ def trace(output: Tensor, names=None, file=None, grad_output=None, max_elements:
     ``grad_output`` seeds dL/d output (default 1 for one element). The graph
     is kept and no ``.grad`` is changed. Each leaf's ``step.grad`` equals
     what ``backward`` would accumulate into its ``.grad``.
+
+    Args:
+        output: Tensor whose backward pass is traced.
+        names: dict ``{name: Tensor}`` or None (default).
+        file: a text stream, None (default: stdout) or False (print nothing).
+        grad_output: the seed dL/d output, default None (1 for a one-element output).
+        max_elements: int, default 8: arrays with more elements are printed abbreviated.
     """
     if not isinstance(output, Tensor):
         raise TypeError(f"trace: output must be a Tensor; got {type(output).__name__}")

@@ -69,7 +69,11 @@ LAYER_CLASSES = registry.layer_classes()
 
 def serialize(layer) -> dict:
     """``{"class_name": "Conv2D", "config": layer.get_config()}``: everything needed to rebuild the layer (plus
-    ``"registered_name"`` for a class registered with ``register_serializable``)."""
+    ``"registered_name"`` for a class registered with ``register_serializable``).
+
+    Args:
+        layer: a ``Layer`` (built or not).
+    """
     return registry.serialize(layer)
 
 

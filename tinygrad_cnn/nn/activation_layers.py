@@ -25,7 +25,12 @@ __all__ = ["ELU", "LeakyReLU", "PReLU", "Rescaling", "Softmax"]
 
 
 class LeakyReLU(Layer):
-    """x for x >= 0, ``negative_slope`` x otherwise (Keras 3's default slope 0.3)."""
+    """x for x >= 0, ``negative_slope`` x otherwise (Keras 3's default slope 0.3).
+
+    Args:
+        negative_slope: float >= 0, default 0.3: the slope for x < 0 (slope 1 at x = 0, as ``jax.nn``).
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     def __init__(self, negative_slope=0.3, **kwargs):
         super().__init__(**kwargs)
@@ -40,7 +45,12 @@ class LeakyReLU(Layer):
 
 
 class ELU(Layer):
-    """x for x > 0, ``alpha`` (e^x - 1) otherwise."""
+    """x for x > 0, ``alpha`` (e^x - 1) otherwise.
+
+    Args:
+        alpha: float, default 1.0: the negative branch saturates at -alpha; elu'(0) = alpha.
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     def __init__(self, alpha=1.0, **kwargs):
         super().__init__(**kwargs)
@@ -54,7 +64,12 @@ class ELU(Layer):
 
 
 class Softmax(Layer):
-    """e^x_i / sum_j e^x_j over ``axis`` (an int, or a list of axes normalised together)."""
+    """e^x_i / sum_j e^x_j over ``axis`` (an int, or a list of axes normalised together).
+
+    Args:
+        axis: int or list of ints, default -1.
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
@@ -154,7 +169,13 @@ def _numbers(where: str, arg: str, value):
 
 
 class Rescaling(Layer):
-    """``y = x * scale + offset`` (e.g. ``Rescaling(1 / 255)`` for pixel values); dy/dx = scale."""
+    """``y = x * scale + offset`` (e.g. ``Rescaling(1 / 255)`` for pixel values); dy/dx = scale.
+
+    Args:
+        scale: number (or array broadcasting against the input).
+        offset: number (or array), default 0.0.
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     def __init__(self, scale, offset=0.0, **kwargs):
         super().__init__(**kwargs)

@@ -34,7 +34,16 @@ def functional_name(function) -> str | None:
 
 
 class Lambda(Layer):
-    """``y = function(x, **arguments)`` (see the module docstring)."""
+    """``y = function(x, **arguments)`` (see the module docstring).
+
+    Args:
+        function: callable ``(x, **arguments) -> Tensor`` of engine ops (its gradient comes from them).
+        output_shape: None (default: inferred by a trial call), a shape without the batch axis, or a callable
+            ``input_shape -> output_shape``.
+        mask: None (default); masking is not supported.
+        arguments: dict of extra keyword arguments passed to ``function``, default None.
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):
         super().__init__(**kwargs)

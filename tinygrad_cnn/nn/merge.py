@@ -130,7 +130,12 @@ class Minimum(_Merge):
 
 class Concatenate(_Merge):
     """y = the inputs joined along ``axis`` (default -1, the channels).   Gradients: g cut back into the inputs'
-    extents along ``axis``."""
+    extents along ``axis``.
+
+    Args:
+        axis: int, default -1 (the channels); negative counts from the end.
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     min_inputs = 1
 

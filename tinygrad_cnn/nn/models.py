@@ -16,6 +16,10 @@ def reference_cnn(input_shape=(28, 28, 1), classes: int = 10) -> Sequential:
 
     Conv2D(32, 3, same, relu) -> MaxPooling2D(2) -> Conv2D(64, 3, same, relu) -> MaxPooling2D(2) -> Flatten
     -> Dense(128, relu) -> Dense(classes) logits. About 1.63 GFLOP per training step at batch 64 on 28x28x1.
+
+    Args:
+        input_shape: shape without the batch axis, default (28, 28, 1) (channels last).
+        classes: int, default 10: the logits' width.
     """
     model = Sequential([
         Input(tuple(input_shape)),
@@ -49,6 +53,13 @@ def small_resnet(input_shape=(8, 8, 1), classes: int = 10, widths=(16, 32, 64), 
     halves the spatial size (stride 2) and its shortcut is Conv2D(1x1, stride 2) -> BN (the identity elsewhere).
     Head: GlobalAveragePooling2D -> Dense(classes) logits. Layer names:
     ``stem_conv``, ``s<stage>b<block>_{a,b,proj}_{conv,bn}``.
+
+    Args:
+        input_shape: shape without the batch axis, default (8, 8, 1) (channels last).
+        classes: int, default 10: the logits' width.
+        widths: tuple of ints, default (16, 32, 64): the filters of each stage.
+        blocks_per_stage: int, default 2.
+        name: str, default ``"small_resnet"``: the model's name.
     """
     inputs = Input(tuple(input_shape), name=f"{name}_input")
     x = _conv_bn(inputs, widths[0], 3, 1, "stem", relu=True)

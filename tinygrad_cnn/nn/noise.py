@@ -120,7 +120,13 @@ class _Noise(Layer):
 
 
 class GaussianNoise(_Noise):
-    """``y = x + stddev * z``, z standard normal, while training (``0 <= stddev <= 1``, as Keras checks)."""
+    """``y = x + stddev * z``, z standard normal, while training (``0 <= stddev <= 1``, as Keras checks).
+
+    Args:
+        stddev: float in [0, 1], the noise's standard deviation.
+        seed: non-negative int or None (default).
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     amount_arg = "stddev"
 
@@ -133,7 +139,13 @@ class GaussianNoise(_Noise):
 
 class GaussianDropout(_Noise):
     """``y = x * (1 + sqrt(rate / (1 - rate)) z)``, z standard normal, while training (``0 <= rate < 1``: rate 1
-    would be an infinite standard deviation)."""
+    would be an infinite standard deviation).
+
+    Args:
+        rate: float in [0, 1): the equivalent drop probability.
+        seed: non-negative int or None (default).
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(rate, seed=seed, **kwargs)

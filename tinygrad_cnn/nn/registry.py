@@ -22,7 +22,12 @@ _REGISTERED: dict[str, type] = {}
 def register_serializable(package: str = "Custom", name: str | None = None):
     """Decorator: register a ``Layer`` subclass under ``"<package>><name>"`` (``name`` defaults to the class
     name) so its layers serialise and deserialise. Registering the same name for a different class (another
-    module or qualified name) raises a ``ValueError``; re-running a class definition replaces it."""
+    module or qualified name) raises a ``ValueError``; re-running a class definition replaces it.
+
+    Args:
+        package: str, default ``"Custom"`` (Keras' default): the key's prefix.
+        name: str or None (default: the class' ``__name__``).
+    """
     for arg, value in (("package", package), ("name", name)):
         if value is not None and (not isinstance(value, str) or not value or ">" in value):
             raise ValueError(f"register_serializable: {arg} must be a non-empty string without '>'; got {value!r}")

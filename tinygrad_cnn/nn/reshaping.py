@@ -31,7 +31,12 @@ def _check_rank(layer: Layer, shape, rank: int, layout: str) -> None:
 
 
 class Reshape(Layer):
-    """``(batch, *in) -> (batch, *target_shape)``, row-major; one entry of ``target_shape`` may be -1 (inferred)."""
+    """``(batch, *in) -> (batch, *target_shape)``, row-major; one entry of ``target_shape`` may be -1 (inferred).
+
+    Args:
+        target_shape: tuple of ints, the output shape without the batch axis (one -1 inferred).
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
@@ -77,7 +82,12 @@ class Reshape(Layer):
 
 
 class Permute(Layer):
-    """Permute the non-batch axes: output axis i (1-based) is input axis ``dims[i - 1]``."""
+    """Permute the non-batch axes: output axis i (1-based) is input axis ``dims[i - 1]``.
+
+    Args:
+        dims: tuple of the ints 1..rank in some order (1-based; the batch axis 0 stays).
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     def __init__(self, dims, **kwargs):
         super().__init__(**kwargs)
@@ -102,7 +112,12 @@ class Permute(Layer):
 
 
 class RepeatVector(Layer):
-    """``(batch, features) -> (batch, n, features)``: the input repeated ``n`` times along a new axis 1."""
+    """``(batch, features) -> (batch, n, features)``: the input repeated ``n`` times along a new axis 1.
+
+    Args:
+        n: positive int, the number of copies.
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     def __init__(self, n, **kwargs):
         super().__init__(**kwargs)
@@ -200,19 +215,37 @@ class _ZeroPadding(_Spatial):
 
 
 class ZeroPadding1D(_ZeroPadding):
-    """Zeros added before and after the steps of (batch, steps, channels): ``padding`` an int or a pair."""
+    """Zeros added before and after the steps of (batch, steps, channels): ``padding`` an int or a pair.
+
+    Args:
+        padding: int (default 1) or a ``(before, after)`` pair of steps.
+        data_format: ``"channels_last"`` (default None: channels_last) or ``"channels_first"``.
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     rank = 1
 
 
 class ZeroPadding2D(_ZeroPadding):
-    """Zeros around the rows and columns: ``padding`` an int, (rows, cols) or ((top, bottom), (left, right))."""
+    """Zeros around the rows and columns: ``padding`` an int, (rows, cols) or ((top, bottom), (left, right)).
+
+    Args:
+        padding: int (default 1), (rows, cols) or ((top, bottom), (left, right)).
+        data_format: ``"channels_last"`` (default None: channels_last) or ``"channels_first"``.
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     rank = 2
 
 
 class ZeroPadding3D(_ZeroPadding):
-    """Zeros around the three spatial axes: ``padding`` an int, three ints or three (before, after) pairs."""
+    """Zeros around the three spatial axes: ``padding`` an int, three ints or three (before, after) pairs.
+
+    Args:
+        padding: int (default 1), three ints or three ``(before, after)`` pairs.
+        data_format: ``"channels_last"`` (default None: channels_last) or ``"channels_first"``.
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     rank = 3
 
@@ -244,7 +277,12 @@ class _Cropping(_Spatial):
 
 
 class Cropping1D(_Cropping):
-    """Cut ``cropping = (before, after)`` steps off (batch, steps, channels) inputs (Keras' default (1, 1))."""
+    """Cut ``cropping = (before, after)`` steps off (batch, steps, channels) inputs (Keras' default (1, 1)).
+
+    Args:
+        cropping: int or ``(before, after)`` pair of steps, default (1, 1).
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     rank = 1
 
@@ -256,7 +294,13 @@ class Cropping1D(_Cropping):
 
 
 class Cropping2D(_Cropping):
-    """Cut rows and columns off: ``cropping`` an int, (rows, cols) or ((top, bottom), (left, right))."""
+    """Cut rows and columns off: ``cropping`` an int, (rows, cols) or ((top, bottom), (left, right)).
+
+    Args:
+        cropping: int, (rows, cols) or ((top, bottom), (left, right)), default no cropping.
+        data_format: ``"channels_last"`` (default None: channels_last) or ``"channels_first"``.
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     rank = 2
 
@@ -311,7 +355,13 @@ class _UpSampling(_Spatial):
 class UpSampling1D(_UpSampling):
     """Repeat each step ``size`` times: (batch, steps, channels) -> (batch, steps * size, channels);
     ``interpolation="bilinear"`` (linear along the steps) is this project's extension (Keras' UpSampling1D only
-    repeats)."""
+    repeats).
+
+    Args:
+        size: positive int, default 2: the factor along the steps.
+        interpolation: ``"nearest"`` (default) or ``"bilinear"``.
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     rank = 1
 
@@ -325,7 +375,14 @@ class UpSampling1D(_UpSampling):
 
 class UpSampling2D(_UpSampling):
     """Rows and columns times ``size``: ``interpolation="nearest"`` repeats cells, ``"bilinear"`` interpolates
-    (``F.resize``, half-pixel centres, as Keras' ``ops.image.resize``)."""
+    (``F.resize``, half-pixel centres, as Keras' ``ops.image.resize``).
+
+    Args:
+        size: int or (rows, cols) of positive ints, default 2.
+        data_format: ``"channels_last"`` (default None: channels_last) or ``"channels_first"``.
+        interpolation: ``"nearest"`` (default) or ``"bilinear"``.
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     rank = 2
 
@@ -335,7 +392,14 @@ class UpSampling2D(_UpSampling):
 
 class UpSampling3D(_UpSampling):
     """Each spatial axis times ``size`` by repeating cells; ``interpolation="bilinear"`` (linear along each axis)
-    is this project's extension (Keras' UpSampling3D only repeats)."""
+    is this project's extension (Keras' UpSampling3D only repeats).
+
+    Args:
+        size: int or three positive ints, default (2, 2, 2).
+        data_format: ``"channels_last"`` (default None: channels_last) or ``"channels_first"``.
+        interpolation: ``"nearest"`` (default) or ``"bilinear"``.
+        **kwargs: the base ``Layer`` arguments.
+    """
 
     rank = 3
 

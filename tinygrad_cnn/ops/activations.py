@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from tinygrad_cnn.function import Function
+from tinygrad_cnn.ops._docs import X, documented
 from tinygrad_cnn.ops.elementwise import Abs, Sigmoid, Softplus, Tanh, _binary, _const, where
 from tinygrad_cnn.ops.movement import unbroadcast
 from tinygrad_cnn.ops.unary import Erfc
@@ -90,29 +91,37 @@ class Prelu(Function):
         return x >= 0
 
 
+@documented(X, "alpha: float, default 1.0: the negative branch saturates at -alpha.")
 def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
-    """x for x > 0, alpha (e^x - 1) otherwise."""
+    """x for x > 0, alpha (e^x - 1) otherwise; elu'(0) = alpha (the x <= 0 side, as ``jax.nn.elu``)."""
     return Elu.apply(x, alpha=float(alpha), beta=1.0)
 
 
+@documented(X, "alpha: float, default 1.0 (nonzero): the negative branch saturates at -alpha, its scale.")
 def celu(x: Tensor, alpha: float = 1.0) -> Tensor:
     """x for x > 0, alpha (e^{x / alpha} - 1) otherwise (continuously differentiable: slope 1 at 0)."""
     return Elu.apply(x, alpha=float(alpha), beta=1.0 / float(alpha))
 
 
+@documented(X)
 def selu(x: Tensor) -> Tensor:
     """scale * elu(x, alpha) with the self-normalizing constants alpha = 1.6732..., scale = 1.0507..."""
     return elu(x, SELU_ALPHA) * SELU_SCALE
 
 
+@documented(X, math=Relu6.__doc__)
 def relu6(x: Tensor) -> Tensor:
     return Relu6.apply(x)
 
 
+@documented(X, "alpha: Tensor of learned slopes for x < 0, broadcast against x (e.g. one per channel);\n"
+            "    it gets a gradient, summed back to its shape.", math=Prelu.__doc__)
 def prelu(x: Tensor, alpha: Tensor) -> Tensor:
     return Prelu.apply(x, alpha)
 
 
+@documented(X, "approximate: bool, default False: the exact erfc form; True the tanh form (Keras' and PyTorch's\n"
+            "    ``approximate='tanh'``; ``jax.nn.gelu`` defaults to True).")
 def gelu(x: Tensor, approximate: bool = False) -> Tensor:
     """x Phi(x), Phi the standard normal CDF: exactly ``x/2 erfc(-x/sqrt 2)`` (erfc keeps the left tail's relative
     accuracy), or with ``approximate`` the tanh form ``x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``."""
@@ -122,31 +131,37 @@ def gelu(x: Tensor, approximate: bool = False) -> Tensor:
     return x * Erfc.apply(x * -SQRT_HALF) * 0.5
 
 
+@documented(X)
 def silu(x: Tensor) -> Tensor:
     """x sigmoid(x) (also called swish)."""
     return x * Sigmoid.apply(x)
 
 
+@documented(X)
 def softsign(x: Tensor) -> Tensor:
     """x / (1 + |x|); its second derivative jumps at 0 (abs' kink_state flags it)."""
     return x / (Abs.apply(x) + 1.0)
 
 
+@documented(X)
 def hard_sigmoid(x: Tensor) -> Tensor:
     """relu6(x + 3) / 6: 0 for x <= -3, 1 for x >= 3, x/6 + 1/2 between (Keras 3, jax.nn, PyTorch's hardsigmoid)."""
     return Relu6.apply(x + 3.0) / 6.0
 
 
+@documented(X)
 def hard_silu(x: Tensor) -> Tensor:
     """x hard_sigmoid(x) (also called hard_swish): 0 for x <= -3, x for x >= 3, x (x + 3) / 6 between."""
     return x * hard_sigmoid(x)
 
 
+@documented(X)
 def mish(x: Tensor) -> Tensor:
     """x tanh(softplus(x)), softplus = logaddexp(x, 0) (finite for |x| = 1000)."""
     return x * Tanh.apply(Softplus.apply(x))
 
 
+@documented(X)
 def log_sigmoid(x: Tensor) -> Tensor:
     """log(1 / (1 + e^-x)) = -softplus(-x) (finite for |x| = 1000; its derivative is sigmoid(-x))."""
     return -Softplus.apply(-x)

@@ -10,6 +10,7 @@ import numpy as np
 
 from tinygrad_cnn.function import Function
 from tinygrad_cnn.modes import no_grad
+from tinygrad_cnn.ops._docs import AB, X, documented
 from tinygrad_cnn.ops.movement import unbroadcast
 from tinygrad_cnn.tensor import Tensor
 
@@ -316,18 +317,23 @@ class AsType(Function):
         return (astype(g, ctx.inputs[0].dtype),)
 
 
+@documented(X, "p: a Python number, the constant exponent (no gradient).", math=PowScalar.__doc__)
 def pow_scalar(x: Tensor, p) -> Tensor:
     return PowScalar.apply(x, p=p)
 
 
+@documented(X, math=Log.__doc__)
 def log(x: Tensor) -> Tensor:
     return Log.apply(x)
 
 
+@documented(X, math=Sigmoid.__doc__)
 def sigmoid(x: Tensor) -> Tensor:
     return Sigmoid.apply(x)
 
 
+@documented("condition: array-like of bools (a constant, no gradient), broadcast against a and b.", AB,
+            math=Where.__doc__)
 def where(condition, a: Tensor, b: Tensor) -> Tensor:
     condition = np.asarray(condition, dtype=bool)
     try:
@@ -342,7 +348,12 @@ def astype(x: Tensor, dtype) -> Tensor:
     """``x`` cast to ``dtype``: a float dtype keeps the graph; an integer or bool dtype gives a constant (outside the
     graph, ``requires_grad=False``), so no gradient flows through the cast: JAX's semantics, where the derivative
     of an integer cast is zero (``jax.grad`` returns zeros, ``tinygrad_cnn.grad`` too). Complex, string and object
-    dtypes are refused: the engine cannot differentiate them."""
+    dtypes are refused: the engine cannot differentiate them.
+
+    Args:
+        x: Tensor of any shape.
+        dtype: a NumPy dtype or its name (``np.float64``, ``"float32"``, ``"int32"``, ``bool``).
+    """
     try:
         dtype = np.dtype(dtype)
     except TypeError as exc:

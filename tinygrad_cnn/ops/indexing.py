@@ -38,7 +38,13 @@ def _along_axis(fn: str, x: Tensor, idx: np.ndarray, axis: int, grid, negative: 
 def take_along_axis(x, indices, axis):
     """y[..., i, ...] = x[..., indices[..., i, ...], ...] along ``axis``, as ``np.take_along_axis``: ``indices``
     has x's rank and broadcasts against x on the other axes; negative indices count from the end; axis=None
-    takes from the flattened x with 1-D indices.   vjp: g scatter-added back (repeated indices add up)."""
+    takes from the flattened x with 1-D indices.   vjp: g scatter-added back (repeated indices add up).
+
+    Args:
+        x: Tensor of any shape.
+        indices: integer array or Tensor of x's rank (1-D when ``axis`` is None).
+        axis: int, or None for the flattened x.
+    """
     x = as_tensor(x)
     idx = _index_array("take_along_axis", indices)
     a = single_axis("take_along_axis", axis, x.ndim)
@@ -58,7 +64,13 @@ def gather(x, dim, index):
     """PyTorch's ``torch.gather(x, dim, index)``: y[i][j][k] = x[index[i][j][k]][j][k] for dim = 0 (likewise
     for other dims). ``index`` has x's rank, ``index.shape[d] <= x.shape[d]`` on every other axis (no
     broadcasting) and 0 <= index < x.shape[dim]; y has index's shape.   vjp: g scatter-added into zeros like
-    x (repeated indices add up), as ``torch.gather``'s backward."""
+    x (repeated indices add up), as ``torch.gather``'s backward.
+
+    Args:
+        x: Tensor of any shape.
+        dim: int, the axis to gather along (negative counts from the end).
+        index: integer array or Tensor of x's rank.
+    """
     x = as_tensor(x)
     idx = _index_array("gather", index)
     a = single_axis("gather", dim, x.ndim, allow_none=False)
@@ -79,7 +91,13 @@ def _argsort(fn: str, data: np.ndarray, axis: int, descending) -> np.ndarray:
 def argsort(x, axis=-1, descending: bool = False):
     """Indices that sort ``x`` along ``axis`` (None: the flattened x), stable: equal elements keep their order,
     ascending or descending (as ``jnp.argsort(stable=True)``; NaN last ascending, first descending). An integer
-    Tensor outside the graph."""
+    Tensor outside the graph.
+
+    Args:
+        x: Tensor (or array-like) of any shape.
+        axis: int, default -1, or None for the flattened x.
+        descending: bool, default False.
+    """
     data = as_tensor(x).data
     a = single_axis("argsort", axis, data.ndim)
     if a is None:
@@ -91,7 +109,13 @@ def sort(x, axis=-1, descending: bool = False):
     """``x`` sorted along ``axis`` (None: the flattened x), as ``np.sort`` (values only; ``argsort`` gives the
     indices): take_along_axis(x, argsort(x, axis, descending), axis). vjp: g routed back through that
     permutation; at ties each output position sends its cotangent to the element ``argsort`` put there (stable
-    order, also when descending)."""
+    order, also when descending).
+
+    Args:
+        x: Tensor of any shape.
+        axis: int, default -1, or None for the flattened x.
+        descending: bool, default False: largest first.
+    """
     x = as_tensor(x)
     a = single_axis("sort", axis, x.ndim)
     if a is None:
@@ -102,7 +126,14 @@ def sort(x, axis=-1, descending: bool = False):
 def topk(x, k, axis=-1, largest: bool = True):
     """The ``k`` largest (``largest=False``: smallest) elements along ``axis`` and their indices, as
     ``(values, indices)``, largest first (smallest first); ties in stable order, the lower index first (as
-    ``jax.lax.top_k``). Values carry the gradient (scatter-added back); indices are an integer Tensor."""
+    ``jax.lax.top_k``). Values carry the gradient (scatter-added back); indices are an integer Tensor.
+
+    Args:
+        x: Tensor of any shape.
+        k: int, 0 <= k <= x.shape[axis].
+        axis: int, default -1.
+        largest: bool, default True; False takes the k smallest.
+    """
     x = as_tensor(x)
     a = single_axis("topk", axis, x.ndim, allow_none=False)
     validation.positive_int("topk", "k", k, minimum=0)
@@ -115,7 +146,13 @@ def topk(x, k, axis=-1, largest: bool = True):
 
 def one_hot(labels, num_classes: int, dtype=np.float32):
     """Integer class ids (any shape) as one-hot rows, shape ``labels.shape + (num_classes,)``, a constant of
-    ``dtype`` (float32 by default; ``jax.nn.one_hot`` gives zeros for an out-of-range id, this raises)."""
+    ``dtype`` (float32 by default; ``jax.nn.one_hot`` gives zeros for an out-of-range id, this raises).
+
+    Args:
+        labels: integer array or Tensor of class ids in [0, num_classes), any shape.
+        num_classes: positive int, the length of each row.
+        dtype: NumPy dtype of the result, default ``np.float32``.
+    """
     y = _index_array("one_hot", labels)
     n = validation.positive_int("one_hot", "num_classes", num_classes)
     if y.size and (y.min() < 0 or y.max() >= n):
@@ -130,5 +167,11 @@ def one_hot(labels, num_classes: int, dtype=np.float32):
 
 def where(condition, x, y):
     """x where ``condition`` holds, else y, with broadcasting, as ``np.where(condition, x, y)``: ``ops.where`` on
-    x and y made Tensors (numbers take the other operand's dtype).   vjp: g to the chosen branch, 0 to the other."""
+    x and y made Tensors (numbers take the other operand's dtype).   vjp: g to the chosen branch, 0 to the other.
+
+    Args:
+        condition: array-like of bools (a constant, no gradient).
+        x, y: Tensors or numbers broadcast against condition and each other: the values where condition holds,
+            and where it does not.
+    """
     return elementwise.where(condition, *pair(x, y))

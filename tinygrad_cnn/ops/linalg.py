@@ -48,4 +48,13 @@ class MatMul(Function):
 
 
 def matmul(a, b):
+    """a @ b with NumPy's ``matmul`` rules.
+
+    vjp: (g @ b^T, a^T @ g); a 1-D operand is promoted to a matrix (a row for a, a column for b) and the
+    promoted axis removed again, and the batch axes, broadcast as NumPy, are summed back to each input's shape.
+
+    Args:
+        a: Tensor of shape ``(..., n, k)`` or ``(k,)``.
+        b: Tensor of shape ``(..., k, m)`` or ``(k,)``, of a's dtype; the batch axes ``...`` broadcast.
+    """
     return MatMul.apply(a, b)

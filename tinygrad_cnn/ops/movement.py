@@ -11,7 +11,11 @@ from tinygrad_cnn.tensor import Tensor
 
 
 def constant(array: np.ndarray) -> Tensor:
-    """A Tensor outside the graph."""
+    """A Tensor outside the graph (``requires_grad=False``): no gradient flows into it.
+
+    Args:
+        array: a NumPy array (or array-like), wrapped as it is.
+    """
     return Tensor._from_op(array, None)
 
 
@@ -156,6 +160,13 @@ class Concatenate(Function):
 
 
 def reshape(x: Tensor, shape) -> Tensor:
+    """y = x with shape ``shape`` (same elements, row-major, as ``np.reshape``).   vjp: g reshaped to x's shape.
+
+    Args:
+        x: Tensor of any shape.
+        shape: sequence of non-negative ints with the same product as x.shape; one -1 is inferred. The same shape
+            returns x itself (nothing recorded).
+    """
     shape = tuple(shape)
     if not all(validation.is_int(n) and n >= -1 for n in shape) or sum(n == -1 for n in shape) > 1:
         raise ValueError(f"reshape: shape={shape!r} must hold non-negative ints and at most one -1 (input shape "
@@ -168,7 +179,13 @@ def reshape(x: Tensor, shape) -> Tensor:
 
 def transpose(x: Tensor, axes=None) -> Tensor:
     """``x`` with its axes permuted as NumPy's ``transpose`` (``None`` reverses them; negative axes count from the
-    end). The axes are normalised to ``range(x.ndim)`` here, once, so the vjp's inverse permutation is right."""
+    end). The axes are normalised to ``range(x.ndim)`` here, once, so the vjp's inverse permutation is right.
+    y.shape[i] = x.shape[axes[i]].   vjp: g permuted by the inverse permutation.
+
+    Args:
+        x: Tensor of any shape.
+        axes: None (default: reverse the axes) or a permutation of ``range(x.ndim)``.
+    """
     if axes is None:
         return Transpose.apply(x, axes=None)
     axes = tuple(axes)
@@ -180,6 +197,13 @@ def transpose(x: Tensor, axes=None) -> Tensor:
 
 
 def broadcast_to(x: Tensor, shape) -> Tensor:
+    """y = x broadcast to ``shape`` (NumPy's rules: new leading axes, size-1 axes repeated).   vjp: g summed back to
+    x's shape (``unbroadcast``).
+
+    Args:
+        x: Tensor whose shape broadcasts to ``shape``.
+        shape: sequence of non-negative ints; x's own shape returns x itself.
+    """
     shape = tuple(shape)
     if not all(validation.is_int(n) and n >= 0 for n in shape):
         raise ValueError(f"broadcast_to: shape={shape!r} must hold non-negative ints (input shape {x.shape})")
@@ -195,6 +219,10 @@ def unbroadcast(g: Tensor, shape) -> Tensor:
     If ``x`` of shape ``shape`` was broadcast to ``g.shape``, every copy of an element received part of the
     cotangent, so dL/dx is the sum over the leading axes that were added and over the axes where ``shape`` has
     size 1 (one ``SumTo`` primitive; nothing is recorded when the shapes already agree).
+
+    Args:
+        g: Tensor, the cotangent of the broadcast result.
+        shape: the shape before broadcasting (it broadcasts to ``g.shape``).
     """
     shape = tuple(shape)
     return g if g.shape == shape else SumTo.apply(g, shape=shape)
@@ -248,6 +276,12 @@ def pad(x: Tensor, pad_width, mode: str = "constant", constant_values=0.0) -> Te
     ``jnp.pad`` reject them): the array is padded with the positive widths,
     then the negative ones remove that many elements from their side. An
     axis with a negative width must keep at least one element.
+
+    Args:
+        x: Tensor of any shape.
+        pad_width: int, ``(before, after)``, or one ``(before, after)`` pair per axis of x.
+        mode: one of ``PAD_MODES``: ``"constant"`` (default), ``"edge"``, ``"reflect"``, ``"symmetric"``, ``"wrap"``.
+        constant_values: number, default 0.0: the fill of ``"constant"`` mode.
     """
     mode = validation.choice("pad", "mode", mode, PAD_MODES)
     if isinstance(constant_values, (bool, np.bool_)) or not isinstance(constant_values, (int, float, np.number)):
@@ -294,6 +328,12 @@ def _normalize_index(index) -> tuple:
 
 
 def getitem(x: Tensor, index) -> Tensor:
+    """y = x[index] (NumPy basic or advanced indexing).   vjp: g scattered into zeros like x, repeats adding up.
+
+    Args:
+        x: Tensor of any shape.
+        index: what NumPy accepts: ints, slices, None, Ellipsis, integer or boolean arrays (or Tensors), or a tuple.
+    """
     return GetItem.apply(x, index=_normalize_index(index))
 
 
@@ -316,7 +356,13 @@ def concatenate(tensors, axis: int = 0) -> Tensor:
 
 
 def stack(tensors, axis: int = 0) -> Tensor:
-    """Join Tensors of equal shape along a new axis (each one reshaped to have it, then concatenated)."""
+    """Join Tensors of equal shape along a new axis (each one reshaped to have it, then concatenated), as
+    ``np.stack``.   vjp: g cut back along ``axis``, each piece reshaped to its input's shape.
+
+    Args:
+        tensors: a non-empty sequence of Tensors of one shape.
+        axis: int, default 0: the new axis' position in the result (in ``[-ndim - 1, ndim]``).
+    """
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: needs at least one Tensor; got an empty sequence")

@@ -12,6 +12,7 @@ import numpy as np
 from tinygrad_cnn import validation
 from tinygrad_cnn.function import Function
 from tinygrad_cnn.ops import movement
+from tinygrad_cnn.ops._docs import AXES, DDOF, KEEPDIMS, ONE_AXIS, PAIR, X, documented
 from tinygrad_cnn.ops._util import normalize_axes
 from tinygrad_cnn.ops.elementwise import Sqrt, _binary, where
 from tinygrad_cnn.ops.movement import unbroadcast
@@ -195,8 +196,12 @@ def single_axis(fn: str, axis, ndim: int, allow_none: bool = True):
     return normalize_axes(int(axis), ndim, fn)[0]
 
 
+@documented(X, AXES, KEEPDIMS)
 def prod(x, axis=None, keepdims: bool = False):
-    """Product over ``axis`` (None, an int or a tuple; 1 over no elements), as ``np.prod``; see ``Prod``."""
+    """Product over ``axis`` (None, an int or a tuple; 1 over no elements), as ``np.prod``.
+
+    vjp: dL/dx_i = g prod_{j != i} x_j, computed without division (exact when x has zeros, as JAX).
+    """
     x = as_tensor(x)
     return Prod.apply(x, axes=normalize_axes(axis, x.ndim, "prod"), keepdims=bool(keepdims))
 
@@ -209,17 +214,26 @@ def _cumulative(fn: str, function, x, axis):
     return function.apply(x, axis=a)
 
 
+@documented(X, ONE_AXIS)
 def cumsum(x, axis=None):
-    """Cumulative sum along ``axis`` (None: over the flattened array, as ``np.cumsum``); see ``Cumsum``."""
+    """Cumulative sum y_k = sum_{j <= k} x_j along ``axis`` (None: over the flattened array, as ``np.cumsum``).
+
+    vjp: dL/dx_i = sum_{k >= i} g_k, the reversed cumulative sum of g.
+    """
     return _cumulative("cumsum", Cumsum, x, axis)
 
 
+@documented(X, ONE_AXIS)
 def cumprod(x, axis=None):
-    """Cumulative product along ``axis`` (None: over the flattened array, as ``np.cumprod``); see ``Cumprod``."""
+    """Cumulative product y_k = prod_{j <= k} x_j along ``axis`` (None: the flattened array, as ``np.cumprod``).
+
+    vjp: dL/dx_i = sum_{k >= i} g_k prod_{j <= k, j != i} x_j, without division (exact at zeros; see ``Cumprod``).
+    """
     return _cumulative("cumprod", Cumprod, x, axis)
 
 
 # -- mean and variance --------------------------------------------------------------------------------------------
+@documented(X, AXES, KEEPDIMS)
 def mean(x, axis=None, keepdims: bool = False):
     """Sum over ``axis`` divided by the number of summed elements, n.   vjp: g / n broadcast back.
 
@@ -234,6 +248,7 @@ def mean(x, axis=None, keepdims: bool = False):
     return Sum.apply(x, axes=axes, keepdims=bool(keepdims)) * (1.0 / count)
 
 
+@documented(X, AXES, DDOF, KEEPDIMS)
 def var(x, axis=None, *, ddof=0, keepdims: bool = False):
     """Variance over ``axis``: sum_i (x_i - mean x)^2 / (N - ddof), N the number of reduced elements (a
     composite of mean, subtract, multiply, sum and divide, so its vjp is 2 (x_i - mean x) / (N - ddof) g and
@@ -255,6 +270,7 @@ def var(x, axis=None, *, ddof=0, keepdims: bool = False):
     return where(np.False_, result, movement.constant(np.asarray(np.nan, x.dtype)))
 
 
+@documented(X, AXES, DDOF, KEEPDIMS)
 def std(x, axis=None, *, ddof=0, keepdims: bool = False):
     """sqrt(var(x, axis, ddof)) (see ``var``). At zero variance the value is 0 and the gradient NaN
     (sqrt'(0) = inf times 0), exactly as ``jnp.std``."""
@@ -309,11 +325,13 @@ def pair(a, b):
     return as_tensor(a, like=like), as_tensor(b, like=like)
 
 
+@documented(PAIR, math=Maximum.__doc__)
 def maximum(a, b):
     """Elementwise larger of ``a`` and ``b`` with broadcasting, as ``np.maximum``; ties split the gradient."""
     return Maximum.apply(*pair(a, b))
 
 
+@documented(PAIR, math=Minimum.__doc__)
 def minimum(a, b):
     """Elementwise smaller of ``a`` and ``b`` with broadcasting, as ``np.minimum``; ties split the gradient."""
     return Minimum.apply(*pair(a, b))
@@ -329,17 +347,20 @@ def _arg_extremum(fn: str, pick, x, axis, keepdims):
     return movement.constant(np.asarray(pick(x.data, axis=a, keepdims=bool(keepdims))))
 
 
+@documented(X, ONE_AXIS, KEEPDIMS)
 def argmax(x, axis=None, keepdims: bool = False):
     """Index of the largest element along ``axis`` (the first one at ties; axis=None: of the flattened array,
     as ``np.argmax``), an integer Tensor outside the graph (no gradient)."""
     return _arg_extremum("argmax", np.argmax, x, axis, keepdims)
 
 
+@documented(X, ONE_AXIS, KEEPDIMS)
 def argmin(x, axis=None, keepdims: bool = False):
     """Index of the smallest element along ``axis`` (the first one at ties), as ``np.argmin``; no gradient."""
     return _arg_extremum("argmin", np.argmin, x, axis, keepdims)
 
 
+@documented("x: Tensor (or array-like) of any shape and dtype.", AXES, KEEPDIMS)
 def any(x, axis=None, keepdims: bool = False):  # noqa: A001
     """Whether any element over ``axis`` is nonzero (False over no elements), a boolean Tensor; no gradient."""
     x = as_tensor(x)
@@ -347,6 +368,7 @@ def any(x, axis=None, keepdims: bool = False):  # noqa: A001
                                                keepdims=bool(keepdims))))
 
 
+@documented("x: Tensor (or array-like) of any shape and dtype.", AXES, KEEPDIMS)
 def all(x, axis=None, keepdims: bool = False):  # noqa: A001
     """Whether every element over ``axis`` is nonzero (True over no elements), a boolean Tensor; no gradient."""
     x = as_tensor(x)

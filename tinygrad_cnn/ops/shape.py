@@ -44,6 +44,10 @@ def squeeze(x: Tensor, axis=None) -> Tensor:
 
     y = reshape(x, x.shape without those axes); vjp: g reshaped back. NumPy
     raises for a given axis whose size is not 1; PyTorch leaves it alone.
+
+    Args:
+        x: Tensor of any shape.
+        axis: None (default: every size-1 axis), an int or a tuple of ints; negative axes count from the end.
     """
     if axis is None:
         axes = tuple(a for a, n in enumerate(x.shape) if n == 1)
@@ -61,6 +65,11 @@ def expand_dims(x: Tensor, axis) -> Tensor:
     ``x.ndim + len(axis)`` (so ``axis=-1`` appends one). PyTorch's ``unsqueeze(dim)`` is the one-int case.
 
     y = reshape(x, shape with the new 1s); vjp: g reshaped back.
+
+    Args:
+        x: Tensor of any shape.
+        axis: int or tuple of ints, positions in the result (in [-(ndim + len(axis)), ndim + len(axis)));
+            no repeats.
     """
     count = len(axis) if isinstance(axis, (tuple, list)) else 1
     axes = _distinct_axes("expand_dims", axis, x.ndim + count)
@@ -73,6 +82,10 @@ def flip(x: Tensor, axis=None) -> Tensor:
 
     y[..., i, ...] = x[..., n - 1 - i, ...]: the view x[..., ::-1, ...];
     vjp: g flipped the same way (getitem's scatter into reversed positions).
+
+    Args:
+        x: Tensor of any shape.
+        axis: None (default: every axis), an int or a tuple of ints.
     """
     axes = range(x.ndim) if axis is None else _distinct_axes("flip", axis, x.ndim)
     if not axes:
@@ -94,6 +107,11 @@ def roll(x: Tensor, shift, axis=None) -> Tensor:
     and ``axis`` may be sequences (broadcast against each other); shifts of
     the same axis add up (NumPy's ``np.roll``). Each axis' roll joins two
     slices, x[n - s:] then x[:n - s] (s = shift mod n); vjp: g rolled by -shift.
+
+    Args:
+        x: Tensor of any shape.
+        shift: int or sequence of ints, the number of places (negative: backwards).
+        axis: None (default: the flattened x), an int or a sequence of ints matching ``shift``.
     """
     if axis is None:
         return reshape(roll(reshape(x, (-1,)), shift, 0), x.shape)
@@ -124,6 +142,11 @@ def repeat(x: Tensor, repeats, axis=None) -> Tensor:
     r = [0]*repeats[0] + [1]*repeats[1] + ...; vjp: each run of g added into
     its element). PyTorch's ``repeat_interleave`` is this; PyTorch's
     ``Tensor.repeat`` is ``tile``.
+
+    Args:
+        x: Tensor of any shape.
+        repeats: a non-negative int, or one non-negative int per element along ``axis``.
+        axis: int, or None (default) for the flattened x.
     """
     if axis is None:
         x, axis = reshape(x, (-1,)), 0
@@ -148,6 +171,10 @@ def tile(x: Tensor, reps) -> Tensor:
 
     y[k * n + j] = x[j] on each axis: x given a new axis of size 1 before each
     axis, broadcast to ``reps`` and merged; vjp: g summed over the copies.
+
+    Args:
+        x: Tensor of any shape.
+        reps: int or sequence of non-negative ints, the copies along each axis.
     """
     reps = (reps,) if validation.is_int(reps) else tuple(reps)
     if not all(validation.is_int(r) and r >= 0 for r in reps):
@@ -165,6 +192,10 @@ def expand(x: Tensor, shape) -> Tensor:
 
     New leading axes (of any size >= 0) may be added; -1 is allowed only on the
     input's own axes. vjp: g summed over the broadcast axes.
+
+    Args:
+        x: Tensor of any shape.
+        shape: sequence of ints, the target shape; -1 keeps x's size on that (trailing-aligned) axis.
     """
     shape = tuple(shape)
     lead = len(shape) - x.ndim
@@ -186,6 +217,11 @@ def split(x: Tensor, indices_or_sections, axis: int = 0) -> list[Tensor]:
     ``split(x, np.cumsum(sizes)[:-1], axis)``, and its ``split(size)`` (every
     piece that size, the last smaller) is ``split(x, range(size, n, size))``.
     Each piece is a basic slice; its vjp puts g into zeros at the slice.
+
+    Args:
+        x: Tensor of any shape.
+        indices_or_sections: int k (k equal sections) or a sequence of increasing cut indices.
+        axis: int, default 0.
     """
     axis = normalize_axis("split", axis, x.ndim)
     n = x.shape[axis]
@@ -208,6 +244,11 @@ def chunk(x: Tensor, chunks: int, axis: int = 0) -> list[Tensor]:
     """PyTorch's ``chunk``: pieces of ceil(n / chunks) elements along ``axis``, the last one smaller, so there
     may be fewer than ``chunks`` (5 elements in 4 chunks give sizes 2, 2, 1); a size-0 axis gives ``chunks``
     empty pieces. (NumPy's ``np.array_split`` instead makes exactly ``chunks`` pieces, the first ones longer.)
+
+    Args:
+        x: Tensor of any shape.
+        chunks: positive int, the largest number of pieces.
+        axis: int, default 0.
     """
     chunks = validation.positive_int("chunk", "chunks", chunks)
     n = x.shape[normalize_axis("chunk", axis, x.ndim)]
@@ -217,7 +258,13 @@ def chunk(x: Tensor, chunks: int, axis: int = 0) -> list[Tensor]:
 
 def moveaxis(x: Tensor, source, destination) -> Tensor:
     """NumPy's ``np.moveaxis``: the axes ``source`` (an int or a sequence) end up at positions ``destination``,
-    the others keep their order. A transpose; vjp: g transposed back."""
+    the others keep their order. A transpose; vjp: g transposed back.
+
+    Args:
+        x: Tensor of any shape.
+        source: int or sequence of distinct ints, the axes to move.
+        destination: int or sequence of ints of the same length, their new positions.
+    """
     src = _distinct_axes("moveaxis", source, x.ndim, "source")
     dst = _distinct_axes("moveaxis", destination, x.ndim, "destination")
     if len(src) != len(dst):
@@ -231,7 +278,12 @@ def moveaxis(x: Tensor, source, destination) -> Tensor:
 
 def swapaxes(x: Tensor, axis1: int, axis2: int) -> Tensor:
     """Exchange two axes (NumPy's ``swapaxes``; PyTorch's ``transpose(dim0, dim1)``). A transpose; vjp: the
-    same swap of g."""
+    same swap of g.
+
+    Args:
+        x: Tensor of any shape.
+        axis1, axis2: ints, the two axes (negative counts from the end).
+    """
     a, b = normalize_axis("swapaxes", axis1, x.ndim, "axis1"), normalize_axis("swapaxes", axis2, x.ndim, "axis2")
     order = list(range(x.ndim))
     order[a], order[b] = b, a

@@ -8,7 +8,13 @@ from tinygrad_cnn.viz._base import new_figure
 
 
 def correlate_valid(x: np.ndarray, kernel: np.ndarray, stride: int = 1) -> np.ndarray:
-    """out[i, j] = sum_{u, v} x[i*s + u, j*s + v] * k[u, v] (what a conv layer computes, no flip)."""
+    """out[i, j] = sum_{u, v} x[i*s + u, j*s + v] * k[u, v] (what a conv layer computes, no flip).
+
+    Args:
+        x: 2-D array ``(H, W)``.
+        kernel: 2-D array k of shape ``(kh, kw)``, at most x's size.
+        stride: int s, default 1.
+    """
     windows = np.lib.stride_tricks.sliding_window_view(x, kernel.shape)[::stride, ::stride]
     return np.einsum("ijuv,uv->ij", windows, kernel)
 
@@ -34,6 +40,14 @@ def conv_sliding(x, kernel, position=(0, 0), stride: int = 1, output=None, title
     that caused it (the border the valid windows never centre on stays blank). The kernel and the map have
     colour bars. ``x`` is 2-D ``(H, W)``, ``kernel`` 2-D ``(kh, kw)``; ``output`` defaults to the valid
     cross-correlation with ``stride``.
+
+    Args:
+        x: 2-D array ``(H, W)``, the input.
+        kernel: 2-D array ``(kh, kw)``.
+        position: ``(i, j)``, default (0, 0): the output cell shown.
+        stride: int, default 1.
+        output: 2-D array or None (default: ``correlate_valid(x, kernel, stride)``).
+        title: str or None (default): the figure's title.
     """
     from matplotlib.patches import Rectangle
 

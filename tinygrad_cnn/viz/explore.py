@@ -43,13 +43,23 @@ PROSE = re.compile(r"\s\((?:=|as\b)|,\s(?:so|each|with|computed|the|factored|as)
 class Explorer:
     """The page ``explore`` made: ``html`` (the whole page), ``path`` (where it was written, or None) and
     ``data`` (what the page embeds: nodes, views and steps). In Jupyter it displays inline (an iframe whose
-    ``srcdoc`` is the page, so its script runs); ``save(path)`` writes it."""
+    ``srcdoc`` is the page, so its script runs); ``save(path)`` writes it.
+
+    Args:
+        page: str, the HTML page.
+        data: dict, what the page embeds.
+        path: ``Path`` or None (default): where it was written.
+    """
 
     def __init__(self, page: str, data: dict, path: Path | None = None):
         self.html, self.data, self.path = page, data, path
 
     def save(self, path) -> Path:
-        """Write the page to ``path`` (creating folders) and return the path."""
+        """Write the page to ``path`` (creating folders) and return the path.
+
+        Args:
+            path: str or ``Path`` of the HTML file.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.html, encoding="utf-8")
@@ -270,7 +280,13 @@ def explore(output: Tensor, names=None, path=None, collapse: bool | None = None,
 def layer_names(model, x, training: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
     """Run a ``Sequential`` model's layers one by one on ``x`` (unfused) and name what they recorded, for
     ``explore``'s layers: returns ``(output, names)`` with ``names[layer.name]`` = the layer's output and
-    ``names["layer/weight"]`` = each of its weights (Keras' weight names), ``names["input"]`` = ``x``."""
+    ``names["layer/weight"]`` = each of its weights (Keras' weight names), ``names["input"]`` = ``x``.
+
+    Args:
+        model: a built ``Sequential``.
+        x: its input batch (a Tensor or an array).
+        training: bool, default False: run the layers in training mode (dropout, batch statistics).
+    """
     from tinygrad_cnn.nn import Sequential
 
     if not isinstance(model, Sequential):

@@ -32,6 +32,10 @@ def layered_layout(order: list, inputs: dict) -> tuple[dict, list]:
     column it crosses, placed in that column's ordering like a node (a Sugiyama-style layout), so consecutive
     points are one column apart and no segment meets a box. Within a column, rows are centred on 0 and ordered
     from the output back by the mean row of what each item points to (fewer crossings).
+
+    Args:
+        order: list of hashable keys, inputs before their users.
+        inputs: dict ``{key: list of input keys}``.
     """
     column: dict = {}
     for key in order:

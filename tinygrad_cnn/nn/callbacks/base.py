@@ -87,7 +87,15 @@ class Callback:
 class CallbackList(Callback):
     """``CallbackList(callbacks=None, add_history=False, add_progbar=False, model=None, **params)``: calls every
     hook on each callback in order. ``add_history`` appends a ``History`` unless one is given, ``add_progbar`` a
-    ``ProgbarLogger`` (Keras' order: both after the user's callbacks)."""
+    ``ProgbarLogger`` (Keras' order: both after the user's callbacks).
+
+    Args:
+        callbacks: a sequence of ``Callback`` objects or None (default).
+        add_history: bool, default False.
+        add_progbar: bool, default False.
+        model: the ``Model`` given to every callback (``set_model``), default None.
+        **params: the run's parameters given to every callback (``set_params``: epochs, steps, verbose).
+    """
 
     def __init__(self, callbacks=None, add_history=False, add_progbar=False, model=None, **params):
         super().__init__()

@@ -42,7 +42,15 @@ def _count(where: str, arg: str, value) -> int:
 
 
 class MonitorCallback(Callback):
-    """Base class of the callbacks that track the best value of ``monitor`` (see the module docstring)."""
+    """Base class of the callbacks that track the best value of ``monitor`` (see the module docstring).
+
+    Args:
+        monitor: str, default ``"val_loss"``: the logged quantity.
+        mode: ``"auto"`` (default: min for the losses and falling metrics, max otherwise; see the module
+            docstring), ``"min"`` or ``"max"``.
+        baseline: number or None (default): a value to beat before anything counts as an improvement.
+        min_delta: number >= 0, default 0: the smallest change that counts as an improvement.
+    """
 
     def __init__(self, monitor="val_loss", mode="auto", baseline=None, min_delta=0):
         super().__init__()
