@@ -93,7 +93,7 @@ class _Groups:
                              for v in (scale, shift)):  # per-channel vectors (1, ..., 1, C)
             wide = (self.rows // self.k, self.k * self.channels)
             a, out_w = a.reshape(wide), out.reshape(wide)
-            scale, shift = (None if v is None else np.tile(v.reshape(-1), self.k) for v in (scale, shift))
+            scale, shift = (None if v is None else np.concatenate((v.reshape(-1),) * self.k) for v in (scale, shift))
         else:
             out_w = out
         if scale is None:
