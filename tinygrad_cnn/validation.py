@@ -35,8 +35,9 @@ def _fmt(choices: Iterable[str]) -> str:
 
 
 def is_int(value) -> bool:
-    """True for Python and NumPy integers, never for bools."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    """True for Python and NumPy integers, never for bools (a plain ``int`` skips the ABC check: hot paths
+    validate shapes and axes on every call)."""
+    return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
 
 
 def positive_int(fn: str, arg: str, value, minimum: int = 1) -> int:

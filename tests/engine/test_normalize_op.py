@@ -39,6 +39,7 @@ def _feature(x_shape, axes):
 # (name, x, reduction axes, gamma shape or None, beta shape or None)
 CASES = [
     ("bn_nhwc", _x((4, 3, 3, 5)), (0, 1, 2), _feature((4, 3, 3, 5), (0, 1, 2)), _feature((4, 3, 3, 5), (0, 1, 2))),
+    ("bn_nhwc_per_channel_vectors", _x((4, 3, 3, 5)), (0, 1, 2), (5,), (5,)),  # gamma, beta as (C,)
     ("bn_axis1", _x((4, 5, 6)), (0, 2), (1, 5, 1), (1, 5, 1)),
     ("bn_1d_conv_zero_var", _x((5, 7, 3), True), (0, 1), (1, 1, 3), (1, 1, 3)),
     ("bn_3d_conv_no_center", _x((2, 3, 2, 3, 4)), (0, 1, 2, 3), (1, 1, 1, 1, 4), None),
@@ -197,8 +198,10 @@ def test_one_node_per_normalization():
 @pytest.mark.parametrize("call, error, match", [
     (lambda x: ops.normalize(x, (4,)), ValueError, r"normalize: axis 4 is out of range for an array of rank 4"),
     (lambda x: ops.normalize(x, ()), ValueError, r"axis=\(\) of an input of shape \(2, 2, 2, 3\) reduces over no"),
-    (lambda x: ops.normalize(x, (0,), gamma=np.ones(3)), ValueError,
-     r"gamma of shape \(3,\) must have x's rank 4 and broadcast against x of shape \(2, 2, 2, 3\)"),
+    (lambda x: ops.normalize(x, (0,), gamma=np.ones(2)), ValueError,
+     r"gamma of shape \(2,\) must have x's rank 4 and broadcast against x of shape \(2, 2, 2, 3\), or be of "
+     r"shape \(3,\)"),
+    (lambda x: ops.normalize(x, (0,), gamma=np.ones((2, 3))), ValueError, r"gamma of shape \(2, 3\) must have"),
     (lambda x: ops.normalize(x, (0,), beta=np.ones((1, 1, 1, 2))), ValueError, r"beta of shape \(1, 1, 1, 2\)"),
     (lambda x: ops.normalize(x, (0,), epsilon=-1.0), ValueError, r"epsilon must be in \[0.0, inf\); got -1.0"),
     (lambda x: ops.normalize(tg.Tensor(np.ones((2, 3), np.int64)), (0,)), TypeError,
@@ -213,3 +216,22 @@ def test_a_gamma_varying_along_a_reduced_axis_is_not_taken_for_a_per_channel_one
     """x (N, 4, 4, 4) over (0, 1, 2) with gamma (1, 4, 1, 1): as many entries as channels, on another axis."""
     case = ("gamma_on_a_reduced_axis", _x((3, 4, 4, 4)), (0, 1, 2), (1, 4, 1, 1), (1, 1, 1, 4))
     check_vjp(_engine_fn(case), _jax_fn(case), *_arrays(case), tol=1e-10)
+
+
+def test_per_channel_vectors_give_the_bits_of_full_rank_ones_to_second_order():
+    """gamma/beta as (C,) (what BatchNormalization passes channels-last, no reshape node) against the same values
+    as (1, 1, 1, C): identical output, gradients and Hessian-vector products; the gradients keep the (C,) shape."""
+    x, axes = _x((4, 3, 3, 5)), (0, 1, 2)
+    gamma, beta = _param((5,)), _param((5,))
+    fn = lambda x, g, b: ops.normalize(x, axes, g, b, EPS, relu=True)[0]  # noqa: E731
+    v = R.standard_normal(x.shape)
+    u = [R.standard_normal(x.shape), R.standard_normal(5), R.standard_normal(5)]
+    full = [gamma.reshape(1, 1, 1, 5), beta.reshape(1, 1, 1, 5)]
+    u_full = [u[0], u[1].reshape(1, 1, 1, 5), u[2].reshape(1, 1, 1, 5)]
+    ours = _hvp_engine(fn, [x, gamma, beta], v, u)
+    theirs = _hvp_engine(fn, [x] + full, v, u_full)
+    for a, b in zip(ours, theirs, strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b).reshape(np.shape(a)))
+    xt, gt, bt = (tg.Tensor(a, requires_grad=True) for a in (x, gamma, beta))
+    (fn(xt, gt, bt) * tg.Tensor(v)).sum().backward()
+    assert gt.grad.shape == bt.grad.shape == (5,)

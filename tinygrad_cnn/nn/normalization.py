@@ -160,7 +160,8 @@ class BatchNormalization(_Normalization):
         update the moving statistics."""
         axis = self.axis % x.ndim
         reduce_axes = tuple(i for i in range(x.ndim) if i != axis)
-        gamma, beta = (self._feature_shaped(w, x.ndim, axis) for w in (self.gamma, self.beta))
+        gamma, beta = ((self.gamma, self.beta) if axis == x.ndim - 1  # channels-last: (C,) as they are
+                       else (self._feature_shaped(w, x.ndim, axis) for w in (self.gamma, self.beta)))
         y, mu, s2 = ops.normalize(x, reduce_axes, gamma, beta, self.epsilon, relu=relu)
         with no_grad():  # the moving statistics follow the batch, outside any graph (after y: a failed call
             m = self.momentum  # leaves them as they were)

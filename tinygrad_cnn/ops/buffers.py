@@ -66,10 +66,10 @@ def _make_room(needed: int) -> bool:
 def empty(shape, dtype) -> np.ndarray:
     """An uninitialised C-contiguous array of ``shape`` and ``dtype``, from the cache when one is free."""
     dtype = np.dtype(dtype)
-    shape = tuple(int(n) for n in shape)
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < min_bytes:
         return np.empty(shape, dtype)
+    shape = tuple(int(n) for n in shape)
     with _lock:
         bucket = _cache.get(nbytes, [])
         i = _free_index(bucket)

@@ -55,6 +55,11 @@ def _sum_to(a: np.ndarray, shape) -> np.ndarray:
     return np.sum(a, axis=axes, keepdims=True) if axes else a.copy()
 
 
+def _full_rank(w_shape, ndim: int) -> tuple:
+    """``w_shape`` with leading 1s up to ``ndim`` axes (how NumPy broadcasting aligns it)."""
+    return (1,) * (ndim - len(w_shape)) + tuple(w_shape)
+
+
 def _constant_over(w_shape, axes) -> bool:
     return all(w_shape[a] == 1 for a in axes)
 
@@ -87,13 +92,20 @@ class _Groups:
         return (np.ones(self.rows, a.dtype) @ a.reshape(self.rows, self.channels)).reshape(
             (1,) * (a.ndim - 1) + (self.channels,))
 
+    def _tiled(self, v: np.ndarray) -> np.ndarray:
+        """A per-channel vector repeated ``k`` times, one row of the wide view (one broadcast copy: ``np.tile``
+        costs about 3x more in Python overhead at these sizes)."""
+        row = np.empty((self.k, self.channels), v.dtype)
+        row[...] = v.reshape(-1)
+        return row.reshape(-1)
+
     def affine(self, a: np.ndarray, scale, shift, out: np.ndarray) -> np.ndarray:
         """``out = a * scale + shift`` (``scale``/``shift``: arrays broadcasting against ``a``, or None)."""
         if self.rows and all(v is None or (v.size == self.channels and v.shape[-1] == self.channels)
                              for v in (scale, shift)):  # per-channel vectors (1, ..., 1, C)
             wide = (self.rows // self.k, self.k * self.channels)
             a, out_w = a.reshape(wide), out.reshape(wide)
-            scale, shift = (None if v is None else np.tile(v.reshape(-1), self.k) for v in (scale, shift))
+            scale, shift = (None if v is None else self._tiled(v) for v in (scale, shift))
         else:
             out_w = out
         if scale is None:
@@ -171,12 +183,13 @@ def _closed_form(ctx, g: np.ndarray) -> list:
     x_hat, inv_std, groups = ctx.saved[:3]
     shape = ctx.inputs[0].shape
     gamma = ctx.inputs[1].data if scale else None
-    beta_shape = ctx.inputs[-1].shape if center else None
+    gamma_shape = _full_rank(gamma.shape, len(shape)) if scale else None
+    beta_shape = _full_rank(ctx.inputs[-1].shape, len(shape)) if center else None
     g_x_hat = np.multiply(g, x_hat, out=buffers.empty(shape, x_hat.dtype))
     s_g, s_gx = groups.sum(g), groups.sum(g_x_hat)  # per group: sum(g), sum(g x_hat)
     grads = [None]
     if ctx.needs_input_grad[0]:
-        if gamma is None or _constant_over(gamma.shape, axes):  # h = g; a = gamma / sigma per group
+        if gamma is None or _constant_over(gamma_shape, axes):  # h = g; a = gamma / sigma per group
             h, a, s_h, s_hx = g, inv_std if gamma is None else gamma * inv_std, s_g, s_gx
         else:  # h = g gamma varies inside a group (layer normalization's per-feature gamma); a = 1 / sigma
             h, a = np.multiply(g, gamma, out=buffers.empty(shape, g.dtype)), inv_std
@@ -186,11 +199,12 @@ def _closed_form(ctx, g: np.ndarray) -> list:
         dx += groups.affine(h, a, None, buffers.empty(shape, h.dtype))
         grads[0] = dx
     if scale:  # the sums over the axes gamma was broadcast along, from the group sums where they contain A
-        grads.append((_sum_to(s_gx, gamma.shape) if _constant_over(gamma.shape, axes)
-                      else _sum_to(g_x_hat, gamma.shape)) if ctx.needs_input_grad[1] else None)
+        grads.append((_sum_to(s_gx, gamma_shape) if _constant_over(gamma_shape, axes)
+                      else _sum_to(g_x_hat, gamma_shape)).reshape(gamma.shape) if ctx.needs_input_grad[1] else None)
     if center:
         grads.append((_sum_to(s_g, beta_shape) if _constant_over(beta_shape, axes)
-                      else _sum_to(g, beta_shape)) if ctx.needs_input_grad[-1] else None)
+                      else _sum_to(g, beta_shape)).reshape(ctx.inputs[-1].shape) if ctx.needs_input_grad[-1]
+                     else None)
     return grads
 
 
@@ -223,7 +237,8 @@ def normalize(x, axis, gamma=None, beta=None, epsilon: float = 1e-3, relu: bool 
     Args:
         x: float Tensor.
         axis: the reduction axes (batch normalization: every axis but the channels).
-        gamma, beta: Tensors of x's rank that broadcast against x, or None (scale 1, shift 0).
+        gamma, beta: Tensors of x's rank that broadcast against x, or of shape ``(C,)`` with ``C`` x's last axis
+            (one value per channel, channels-last: no reshape node), or None (scale 1, shift 0).
         epsilon: float >= 0 added to the variance.
         relu: bool: apply ``max(., 0)`` to the result inside the primitive (its vjp masks the cotangent by
             ``y > 0`` first, relu'(0) = 0).
@@ -244,9 +259,11 @@ def normalize(x, axis, gamma=None, beta=None, epsilon: float = 1e-3, relu: bool 
         if w is None:
             continue
         w = as_tensor(w, like=x)
-        if w.ndim != x.ndim or any(m not in (1, n) for m, n in zip(w.shape, x.shape, strict=True)):
+        per_channel = w.shape == x.shape[-1:]
+        if not per_channel and (w.ndim != x.ndim or any(m not in (1, n) for m, n in zip(w.shape, x.shape,
+                                                                                          strict=True))):
             raise ValueError(f"normalize: {name} of shape {w.shape} must have x's rank {x.ndim} and broadcast "
-                             f"against x of shape {x.shape}")
+                             f"against x of shape {x.shape}, or be of shape {x.shape[-1:]} (one per channel)")
         affine.append(w)
     relu = validation.boolean("normalize", "relu", relu)
     mean, variance = _statistics(x.data, _Groups(x.shape, axes))
