@@ -28,6 +28,7 @@ later calls with that shape only look it up.
 from __future__ import annotations
 
 import json
+import operator
 from dataclasses import dataclass, field
 
 import jax
@@ -175,27 +176,45 @@ def architecture_key(model) -> tuple:
     return config, str(getattr(model, "input_shape", None)), weights
 
 
+def _unchanged_jax_params(model: JaxModel, seen) -> bool:
+    """Whether the JaxModel holds exactly the arrays it held when ``seen = (nodes, tree, leaves)`` was taken
+    (the same tree and the same array objects: jax arrays are immutable, so its net and params still hold)."""
+    leaves, tree = jax.tree_util.tree_flatten((model.params, model.state))
+    nodes, seen_tree, seen_leaves = seen
+    return (tree == seen_tree and len(leaves) == len(seen_leaves) and all(map(operator.is_, leaves, seen_leaves))
+            and len(model.nodes) == len(nodes) and all(map(operator.is_, model.nodes, nodes)))
+
+
 def as_net(model):
     """``(net, params)`` for a JaxModel or an engine model (see the module docstring)."""
     is_jax = isinstance(model, JaxModel)
     if not is_jax and not (hasattr(model, "layers") and hasattr(model, "get_config")):
         raise TypeError(f"attribution: model must be a jax_ref JaxModel or an engine Model/Sequential; got "
                         f"{type(model).__name__}")
-    key = architecture_key(model)
     cached = model.__dict__.get(_ATTR)  # kept on the model: it lives exactly as long as the model does
+    if is_jax and cached is not None and cached[2] is not None and _unchanged_jax_params(model, cached[2]):
+        return cached[1], cached[3]  # the common case: the same arrays as last time (no key, no new dict)
+    key = architecture_key(model)
     if cached is not None and cached[0] == key:
         net = cached[1]
     else:
         net = _build(model if is_jax else from_engine(model))
-        model.__dict__[_ATTR] = (key, net)
-    return net, (_jax_params(model) if is_jax else _engine_params(model))
+    params = _jax_params(model) if is_jax else _engine_params(model)
+    seen = None
+    if is_jax:
+        leaves, tree = jax.tree_util.tree_flatten((model.params, model.state))
+        seen = (tuple(model.nodes), tree, leaves)
+    model.__dict__[_ATTR] = (key, net, seen, params)
+    return net, params
 
 
 def prepare(fn: str, net: Net, x, params=None):
     """``(batch, single)``: ``x`` as a float jnp batch in the weights' dtype (float32 weights compute in
     float32, float64 weights in float64), and whether a batch axis was added."""
-    x = np.asarray(x)
-    validation.float_array(fn, "x", x)
+    if type(x) is not np.ndarray:
+        x = np.asarray(x)
+    if x.dtype.kind != "f":  # every NumPy floating dtype is kind "f": the check itself only for the others
+        validation.float_array(fn, "x", x)
     if net.image_shape is not None:
         rank = len(net.image_shape)
         if x.ndim not in (rank, rank + 1):
@@ -274,12 +293,20 @@ def targets_for(fn: str, net: Net, params, xb, target) -> np.ndarray | None:
     array, so each case compiles without a runtime branch and no separate forward pass is dispatched)."""
     if target is None:
         return None
+    if type(target) is int:  # the common case: one lookup of the (read-only) array made for it last time
+        kept = net._jits.get(("target", target, xb.shape, xb.dtype))
+        if kept is not None:
+            return kept
     stage_shapes(fn, net, params, xb)
     n_classes = net.jit(("classes", xb.shape[1:], xb.dtype), lambda: jax.eval_shape(net.apply, params, xb).shape[-1])
-    if validation.is_int(target):  # the common case, without NumPy round trips
+    if validation.is_int(target):  # without NumPy round trips
         if not 0 <= target < n_classes:
             raise ValueError(f"{fn}: target {int(target)} is outside the model's classes 0..{n_classes - 1}")
-        return np.full(xb.shape[0], target, np.int32)
+        t = np.full(xb.shape[0], target, np.int32)
+        if type(target) is int:
+            t.flags.writeable = False
+            net._jits[("target", target, xb.shape, xb.dtype)] = t
+        return t
     t = np.asarray(target)
     if not np.issubdtype(t.dtype, np.integer) or t.ndim > 1 or (t.ndim == 1 and t.shape[0] != xb.shape[0]):
         raise ValueError(f"{fn}: target must be None, an int class id or {xb.shape[0]} ids (one per image); "

@@ -109,6 +109,17 @@ def _smoothgrad_fn(net, score, n, kind):
     return _sharding.Staged(prepare, grads, finish)
 
 
+def _smoothgrad_options(fn_name, net, score, n, noise_level, kind, seed, batch_size):
+    """``(compiled, n, batch_size)`` for SmoothGrad's options, each checked (``noise_level`` and ``seed`` too)."""
+    score = _net.check_score(fn_name, score)
+    n = validation.positive_int(fn_name, "n", n)
+    validation.number_in(fn_name, "noise_level", noise_level, 0.0, float("inf"))
+    kind = validation.choice(fn_name, "kind", kind, KINDS)
+    batch_size = _batch_size(fn_name, batch_size)
+    check_seed(fn_name, seed)
+    return net.jit(("smoothgrad", score, n, kind), lambda: _smoothgrad_fn(net, score, n, kind)), n, batch_size
+
+
 def smoothgrad(model, x, target=None, n: int = 50, noise_level: float = 0.15, kind: str = "mean", seed: int = 0,
                batch_size: int | None = None, score: str = "logit"):
     """SmoothGrad: statistics of the gradient over ``n`` noisy copies of each image.
@@ -139,15 +150,22 @@ def smoothgrad(model, x, target=None, n: int = 50, noise_level: float = 0.15, ki
     """
     fn_name = "smoothgrad"
     net, params = _net.as_net(model)
-    score = _net.check_score(fn_name, score)
-    n = validation.positive_int(fn_name, "n", n)
-    noise_level = validation.number_in(fn_name, "noise_level", noise_level, 0.0, float("inf"))
-    kind = validation.choice(fn_name, "kind", kind, KINDS)
-    batch_size = _batch_size(fn_name, batch_size)
-    check_seed(fn_name, seed)
+    # the common call looks its checked options and compiled function up (only options that passed every check
+    # are kept; the types in the key keep True from passing as 1), then checks the per-call numbers alone
+    simple = (type(n) is int and type(score) is str and type(kind) is str and type(batch_size) in (type(None), int))
+    kept = net._jits.get(("smoothgrad call", score, n, kind, batch_size)) if simple else None
+    if kept is None:
+        kept = _smoothgrad_options(fn_name, net, score, n, noise_level, kind, seed, batch_size)
+        if simple:
+            net._jits["smoothgrad call", score, n, kind, batch_size] = kept
+    else:
+        if not (type(noise_level) is float and 0.0 <= noise_level < float("inf")):
+            noise_level = validation.number_in(fn_name, "noise_level", noise_level, 0.0, float("inf"))
+        if not (type(seed) is int and 0 <= seed < 2**32):
+            check_seed(fn_name, seed)
+    fn, n, batch_size = kept
     xb, single = _net.prepare(fn_name, net, x, params)
     targets = _net.targets_for(fn_name, net, params, xb, target)
-    fn = net.jit(("smoothgrad", score, n, kind), lambda: _smoothgrad_fn(net, score, n, kind))
     u = _noise.uniform_for_normal(seed, (n,) + xb.shape, xb.dtype)
     out = fn(params, xb, targets, u, np.asarray(noise_level, xb.dtype), batch_size=batch_size)
     return _net.finish(out, single)

@@ -114,6 +114,29 @@ def occlusion(model, x, target=None, window=4, stride=2, baseline=0.0, batch_siz
     """
     fn = "occlusion"
     net, params = _net.as_net(model)
+    # the common call (int window / stride / batch_size, a number as baseline) looks its checked options up;
+    # only options that passed every check are kept, and the types in the key keep True from passing as 1
+    simple = (type(window) is int and type(stride) is int and type(baseline) in (int, float)
+              and type(score) is str and type(batch_size) in (type(None), int)
+              and type(data_format) in (type(None), str))
+    if simple:
+        xb, single = _net.prepare(fn, net, x, params)
+        key = ("occlusion call", score, data_format, window, stride, repr(baseline), batch_size, xb.shape, xb.dtype)
+        kept = net._jits.get(key)
+        if kept is None:
+            kept = net._jits[key] = _checked(fn, net, params, xb, score, data_format, window, stride, baseline,
+                                             batch_size)[:3]
+    else:
+        kept = _checked(fn, net, params, None, score, data_format, window, stride, baseline, batch_size, x)
+        xb, single = kept[-2:]
+    run, base, batch_size = kept[:3]
+    targets = _net.targets_for(fn, net, params, xb, target)
+    return _net.finish(run(params, xb, base, targets, batch_size=batch_size), single)
+
+
+def _checked(fn, net, params, xb, score, data_format, window, stride, baseline, batch_size, x=None):
+    """``(run, base, batch_size, xb, single)``: occlusion's options checked, in the order of the checks (``xb``
+    None: ``x`` prepared after the format and ``batch_size`` checks, as they come first)."""
     score = _net.check_score(fn, score)
     fmt = validation.data_format(fn, data_format or net.data_format)
     if fmt != net.data_format:
@@ -121,7 +144,9 @@ def occlusion(model, x, target=None, window=4, stride=2, baseline=0.0, batch_siz
                          f"so, and x goes to the model as it is); leave data_format unset, or transpose the images "
                          f"and use a {fmt} model")
     batch_size = None if batch_size is None else validation.positive_int(fn, "batch_size", batch_size)
-    xb, single = _net.prepare(fn, net, x, params)
+    single = None
+    if xb is None:
+        xb, single = _net.prepare(fn, net, x, params)
     spatial = tuple(xb.shape[a] for a in _spatial_axes(xb.ndim, fmt))
     window = validation.int_tuple(fn, "window", window, len(spatial))
     stride = validation.int_tuple(fn, "stride", stride, len(spatial))
@@ -138,6 +163,6 @@ def occlusion(model, x, target=None, window=4, stride=2, baseline=0.0, batch_siz
     if not fits:
         raise ValueError(f"{fn}: baseline of shape {np.shape(baseline)} does not broadcast to the input batch "
                          f"{tuple(xb.shape)}")
-    targets = _net.targets_for(fn, net, params, xb, target)
+    base.flags.writeable = False
     run = net.jit(("occlusion", score, fmt, window, stride), lambda: _occlusion_fn(net, score, fmt, window, stride))
-    return _net.finish(run(params, xb, base, targets, batch_size=batch_size), single)
+    return run, base, batch_size, xb, single

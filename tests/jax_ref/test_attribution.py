@@ -257,3 +257,27 @@ def test_max_pool_gradient_is_reduce_windows(shape, config):
 def test_bad_input(model, images, call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call(model, images)
+
+
+def test_kept_call_options_never_pass_a_bad_call_or_a_changed_model(model, images):
+    """The per-call fast paths (options kept per call signature, the net and params kept while the JaxModel holds
+    the same arrays) give the same errors and see a model changed in place."""
+    jm = twin(model)
+    A.occlusion(jm, images, window=2, stride=1, batch_size=4)  # kept under (..., 2, 1, ..., 4, ...)
+    for bad, message in ((dict(window=True), "window"), (dict(batch_size=True), "batch_size"),
+                         (dict(score="logits"), "did you mean 'logit'")):
+        with pytest.raises((ValueError, TypeError), match=message):
+            A.occlusion(jm, images, **{"window": 2, "stride": 1, "batch_size": 4, **bad})
+    A.smoothgrad(jm, images, n=3)  # kept under ("logit", 3, "mean", None): the per-call numbers still checked
+    for bad, message in ((dict(noise_level=-0.1), "noise_level"), (dict(noise_level=float("nan")), "noise_level"),
+                         (dict(seed=-1), "seed"), (dict(seed=True), "seed"), (dict(n=True), "n must")):
+        with pytest.raises((ValueError, TypeError), match=message):
+            A.smoothgrad(jm, images, **{"n": 3, **bad})
+    before = A.saliency(jm, images, target=1)
+    kernel = jm.params[model.layers[-1].name]["kernel"]
+    try:
+        jm.params[model.layers[-1].name]["kernel"] = 2 * kernel  # in place: the same dicts, another array
+        np.testing.assert_allclose(A.saliency(jm, images, target=1), 2 * before, rtol=1e-12, atol=1e-15)
+    finally:
+        jm.params[model.layers[-1].name]["kernel"] = kernel
+    np.testing.assert_array_equal(A.saliency(jm, images, target=1), before)
