@@ -63,6 +63,25 @@ def torch_available(threads: int | None = None) -> str | None:
     return None
 
 
+def torch_sgd_step(net, xt, y: np.ndarray, lr: float):
+    """One PyTorch training step of ``net`` on the batch ``xt`` (a torch tensor) with integer labels ``y``:
+    softmax cross-entropy (mean over the batch), backward, plain SGD at learning rate ``lr``; returns the step
+    as a function of no arguments that gives the loss."""
+    import torch
+
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    yt = torch.from_numpy(y.astype(np.int64))
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(net(xt), yt)
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step
+
+
 def cpu_model() -> str:
     """The CPU's ``model name`` from /proc/cpuinfo (``platform.processor()`` where there is none)."""
     try:

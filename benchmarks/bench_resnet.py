@@ -42,6 +42,7 @@ from bench_train_step import (  # noqa: E402  (the shared helpers)
     engine_step_fn,
     time_interleaved,
     torch_available,
+    torch_sgd_step,
 )
 
 
@@ -146,20 +147,9 @@ def _torch_input(x):
 
 
 def torch_resnet_step_fn(model, x, y):
-    import torch
 
     net = torch_resnet(model).train()
-    opt = torch.optim.SGD(net.parameters(), lr=LR)
-    xt, yt = _torch_input(x), torch.from_numpy(y.astype(np.int64))
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(net(xt), yt)
-        loss.backward()
-        opt.step()
-        return loss.item()
-    return step
+    return torch_sgd_step(net, _torch_input(x), y, LR)
 
 
 def inference_fns(model, x, with_torch: bool) -> dict:

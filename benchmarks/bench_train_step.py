@@ -39,7 +39,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import blas_info, step_memory, time_interleaved, torch_available  # noqa: E402, F401  (shared; re-exported)
+from _harness import blas_info, step_memory, time_interleaved, torch_available, torch_sgd_step  # noqa: E402, F401  (shared; re-exported)
 
 # Three frameworks share this process and 2 cores: OpenMP's default active wait (torch's pool spins after each
 # parallel region) starves OpenBLAS's second thread on the engine's next step (measured: engine median 1124 ms
@@ -191,21 +191,9 @@ def torch_input(x):
 
 
 def torch_step_fn(model, x, y):
-    import torch
 
     net = torch_net(model)
-    opt = torch.optim.SGD(net.parameters(), lr=LR)
-    xt = torch_input(x)
-    yt = torch.from_numpy(y.astype(np.int64))
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(net(xt), yt)
-        loss.backward()
-        opt.step()
-        return loss.item()
-    return step
+    return torch_sgd_step(net, torch_input(x), y, LR)
 
 
 def _torch_flatten_cls():

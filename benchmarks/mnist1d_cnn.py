@@ -11,6 +11,7 @@ workloads' (softmax cross-entropy, plain SGD), made by ``bench_train_step.engine
 from __future__ import annotations
 
 import numpy as np
+from _harness import torch_sgd_step
 from bench_train_step import LR
 
 
@@ -73,15 +74,4 @@ def torch_step_fn(model, x, y):
     import torch
 
     net = torch_net(model)
-    opt = torch.optim.SGD(net.parameters(), lr=LR)
-    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1)))
-    yt = torch.from_numpy(y.astype(np.int64))
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(net(xt), yt)
-        loss.backward()
-        opt.step()
-        return loss.item()
-    return step
+    return torch_sgd_step(net, torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1))), y, LR)
