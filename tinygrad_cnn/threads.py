@@ -2,8 +2,8 @@
 
 The engine's time goes to NumPy's BLAS (OpenBLAS, MKL or BLIS), which starts one thread per core. On a quiet
 machine every core helps a large GEMM; on a busy one a GEMM split over every core waits for its slowest,
-descheduled thread (measured on 2 cores at load 16-20: the reference CNN's step 1,194 ms with two threads,
-46 ms with one). No fixed count is right for both, so the default policy, ``"auto"``, measures:
+descheduled thread (measured on 2 cores at load 16-20: the reference CNN's batch-16 step 1,194 ms with two
+threads, 46 ms with one). No fixed count is right for both, so the default policy, ``"auto"``, measures:
 ``fit``, ``evaluate`` and ``predict`` time their own steps at each candidate count and keep the fastest
 (:class:`ThreadTuner`). ``set_num_threads(n)`` fixes the count instead (and so does a thread-count environment
 variable set before the start, e.g. ``OMP_NUM_THREADS``); ``with num_threads(n):`` fixes it for a block.
@@ -117,7 +117,7 @@ class ThreadTuner:
                 counts.append(counts[-1] // 2)
         self.counts = [_check("ThreadTuner", n) for n in counts]
         top = self.counts[0]
-        self._trials, self._explore, self._max_explore, self._clock = trials, explore, max_explore, clock
+        self._explore, self._max_explore, self._clock = explore, max_explore, clock
         self._times = {n: deque(maxlen=5) for n in self.counts}
         self._schedule = [None] + [n for _ in range(trials) for n in self.counts]  # None: the untimed warm-up
         self._interval, self._since, self._turn = explore, 0, 0

@@ -37,3 +37,11 @@ POOL_ARGS = """\
         padding: ``"valid"`` (default) or ``"same"`` (windows over the border see only real cells:
             max ignores the padding, the average divides by the count of real cells, as Keras).
         data_format: ``"channels_last"`` (default) or ``"channels_first"``."""
+
+INPUT_ARGS = """\
+        shape: tuple, the shape of one example (batch axis excluded), e.g. ``(28, 28, 1)``; None entries are
+            unknown sizes.
+        batch_size: int or None (default): a fixed batch size.
+        dtype: the input's dtype, default float32.
+        batch_shape: tuple including the batch axis (instead of ``shape`` and ``batch_size``).
+        name: str or None (default: a unique ``input_layer`` name)."""

@@ -7,7 +7,7 @@ import numpy as np
 from tinygrad_cnn import functional as F
 from tinygrad_cnn import ops, validation
 from tinygrad_cnn.nn import activations, constraints, initializers, regularizers
-from tinygrad_cnn.nn._docs import LAYER_KWARGS, WEIGHT_ARGS
+from tinygrad_cnn.nn._docs import INPUT_ARGS, LAYER_KWARGS, WEIGHT_ARGS
 from tinygrad_cnn.nn.graph import Node, SymbolicTensor
 from tinygrad_cnn.nn.layer import Layer
 from tinygrad_cnn.ops.random import dropout_mask
@@ -236,15 +236,11 @@ class ReLU(Layer):
 
 
 class InputLayer(Layer):
-    """The input placeholder: fixes the input shape of a Sequential model (batch axis excluded from ``shape``).
+    __doc__ = """The input placeholder: fixes the input shape of a Sequential model (batch axis excluded from
+    ``shape``).
 
     Args:
-        shape: tuple, the shape of one example (batch axis excluded), e.g. ``(28, 28, 1)``; None entries are
-            unknown sizes.
-        batch_size: int or None (default): a fixed batch size.
-        dtype: the input's dtype, default float32.
-        batch_shape: tuple including the batch axis (instead of ``shape`` and ``batch_size``).
-        name: str or None (default: a unique ``input_layer`` name).
+""" + INPUT_ARGS + """
         **kwargs: the base ``Layer`` arguments.
     """
 
@@ -271,20 +267,17 @@ class InputLayer(Layer):
 
 
 def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None):  # noqa: N802 (Keras' name)
-    """The symbolic input of a graph model (Keras' ``keras.Input``): ``x = Input((28, 28, 1))``, then
+    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape, name=name)
+    return layer.output
+
+
+Input.__doc__ = """The symbolic input of a graph model (Keras' ``keras.Input``): ``x = Input((28, 28, 1))``, then
     ``y = layer(x)`` ... and ``Model(x, y)``; also the first element of ``Sequential([Input(...), ...])``.
     ``shape`` excludes the batch axis (``batch_shape`` includes it).
 
     Args:
-        shape: tuple, the shape of one example (batch axis excluded), e.g. ``(28, 28, 1)``; None entries are
-            unknown sizes.
-        batch_size: int or None (default): a fixed batch size.
-        dtype: the input's dtype, default float32.
-        batch_shape: tuple including the batch axis (instead of ``shape`` and ``batch_size``).
-        name: str or None (default: a unique ``input_layer`` name).
+""" + INPUT_ARGS + """
 
     Returns:
         A symbolic tensor (a placeholder: calling layers on it records the graph, it holds no data).
     """
-    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape, name=name)
-    return layer.output
