@@ -51,15 +51,19 @@ LR = 0.01
 
 
 # -- the model and its weights --------------------------------------------------------------------------
-def engine_model(seed: int = 0):
-    from tinygrad_cnn import nn
-
-    model = nn.reference_cnn()
+def with_nonzero_biases(model, seed: int = 0):
+    """``model`` with ``0.01 N(0, 1)`` (from ``seed``) added to every 1-D weight: nonzero biases, so that a wrong
+    bias path cannot hide behind the zero initializer."""
     rng = np.random.default_rng(seed)
-    # nonzero biases so that a wrong bias path cannot hide
     model.set_weights([w + (0.01 * rng.standard_normal(w.shape)).astype(w.dtype) if w.ndim == 1 else w
                        for w in model.get_weights()])
     return model
+
+
+def engine_model(seed: int = 0):
+    from tinygrad_cnn import nn
+
+    return with_nonzero_biases(nn.reference_cnn(), seed)
 
 
 def make_batch(batch: int, seed: int = 1):

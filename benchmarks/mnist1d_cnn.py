@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 from _harness import torch_sgd_step
-from bench_train_step import LR
+from bench_train_step import LR, with_nonzero_biases
 
 
 def engine_model(seed: int = 0):
@@ -29,10 +29,7 @@ def engine_model(seed: int = 0):
         nn.Flatten(),
         nn.Dense(10),
     ], name="mnist1d_cnn")
-    rng = np.random.default_rng(seed)
-    model.set_weights([w + (0.01 * rng.standard_normal(w.shape)).astype(w.dtype) if w.ndim == 1 else w
-                       for w in model.get_weights()])
-    return model
+    return with_nonzero_biases(model, seed)
 
 
 def make_batch(batch: int, seed: int = 1):
