@@ -165,3 +165,13 @@ def test_batch_normalization_in_a_residual_graph_trains():
 def test_bad_arguments(bad, match):
     with pytest.raises((ValueError, TypeError), match=match):
         bad()
+
+
+def test_batchnorm_training_on_an_empty_batch_is_refused_naming_the_layer_and_keeps_its_statistics():
+    layer = nn.BatchNormalization(name="bn_empty")
+    layer(np.ones((2, 3), np.float32), training=True)
+    before = [w.copy() for w in layer.get_weights()]
+    with pytest.raises(ValueError, match=r"bn_empty.*at least one value per channel.*\(0, 3\)"):
+        layer(np.zeros((0, 3), np.float32), training=True)
+    assert all(np.array_equal(a, b) for a, b in zip(before, layer.get_weights(), strict=True))
+    assert layer(np.zeros((0, 3), np.float32), training=False).shape == (0, 3)  # inference: the moving statistics

@@ -160,6 +160,9 @@ class BatchNormalization(_Normalization):
         update the moving statistics."""
         axis = self.axis % x.ndim
         reduce_axes = tuple(i for i in range(x.ndim) if i != axis)
+        if any(x.shape[i] == 0 for i in reduce_axes):  # JAX would give NaN statistics and NaN moving averages
+            raise ValueError(f"{self._where()}: training mode needs at least one value per channel for the batch "
+                             f"statistics; got an input of shape {tuple(x.shape)}")
         gamma, beta = ((self.gamma, self.beta) if axis == x.ndim - 1  # channels-last: (C,) as they are
                        else (self._feature_shaped(w, x.ndim, axis) for w in (self.gamma, self.beta)))
         y, mu, s2 = ops.normalize(x, reduce_axes, gamma, beta, self.epsilon, relu=relu)
